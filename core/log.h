@@ -1,0 +1,42 @@
+/*
+ * log.h - one line per event, key=value pairs (or JSON lines), to stderr.
+ *
+ * The level comes from DSPARK_LOG_LEVEL (debug, info, warn, error; default
+ * info) and the format from DSPARK_LOG_FORMAT (text or json; default text).
+ * Messages must never contain secrets: callers redact before logging.
+ *
+ * Context ids (job, stage, task, attempt) are per thread and are added to
+ * every line while set, so a line in a worker always says what it belongs to.
+ */
+#ifndef DSP_LOG_H
+#define DSP_LOG_H
+
+typedef enum { DSP_LOG_DEBUG = 0, DSP_LOG_INFO, DSP_LOG_WARN, DSP_LOG_ERROR } dsp_log_level;
+
+/* Read DSPARK_LOG_LEVEL and DSPARK_LOG_FORMAT; safe to call more than once. */
+void dsp_log_init(void);
+void dsp_log_set_level(dsp_log_level level);
+void dsp_log_set_json(int on);
+int dsp_log_enabled(dsp_log_level level);
+
+/* Per-thread context; NULL clears a field. */
+void dsp_log_context(const char *job, const char *stage, const char *task, const char *attempt);
+
+/*
+ * Log an event. `event` is a short snake_case name ("retry", "task_commit");
+ * `fmt` formats the rest of the line as key=value pairs, for example
+ *   dsp_log(DSP_LOG_WARN, "retry", "op=%s key=%s attempt=%d", ...).
+ * Values with spaces should be quoted by the caller with dsp_log_quote().
+ */
+void dsp_log(dsp_log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Quote a value for a key=value line into buf (always NUL-terminated). */
+const char *dsp_log_quote(const char *value, char *buf, unsigned size);
+
+#define DSP_DEBUG(ev, ...) do { if (dsp_log_enabled(DSP_LOG_DEBUG)) dsp_log(DSP_LOG_DEBUG, ev, __VA_ARGS__); } while (0)
+#define DSP_INFO(ev, ...) dsp_log(DSP_LOG_INFO, ev, __VA_ARGS__)
+#define DSP_WARN(ev, ...) dsp_log(DSP_LOG_WARN, ev, __VA_ARGS__)
+#define DSP_ERROR(ev, ...) dsp_log(DSP_LOG_ERROR, ev, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * main.c - the `dspark` command line: dispatch to a subcommand.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "cli.h"
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("dspark %s\n", DSP_VERSION);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const dsp_command commands[] = {
+    {"run", dsp_cmd_run, "plan a job and run it with local worker processes"},
+    {"submit", dsp_cmd_submit, "publish a job to a store for workers to run"},
+    {"worker", dsp_cmd_worker, "run tasks of the jobs in a store"},
+    {"status", dsp_cmd_status, "show a job's progress, counters and errors"},
+    {"wait", dsp_cmd_wait, "wait for a job to finish; the exit code says how"},
+    {"cancel", dsp_cmd_cancel, "cancel a job"},
+    {"gc", dsp_cmd_gc, "delete a finished job's intermediate files"},
+    {"explain", dsp_cmd_explain, "show the stages, tasks and request cost of a job"},
+    {"ops", dsp_cmd_ops, "list operators and their options"},
+    {"ls", dsp_cmd_ls, "list objects under a URI"},
+    {"cat", dsp_cmd_cat, "write an object (or a byte range) to stdout"},
+    {"cp", dsp_cmd_cp, "copy between local files and stores"},
+    {"rm", dsp_cmd_rm, "delete objects"},
+    {"doctor", dsp_cmd_doctor, "check that a store supports what DSpark needs"},
+    {"version", cmd_version, "print the version"},
+    {"help", cmd_help, "show this help"},
+};
+
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("usage: dspark COMMAND [OPTIONS]\n\n"
+           "DSpark curates LLM pre-training data on object storage.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-9s %s\n", commands[i].name, commands[i].summary);
+    printf("\nRun 'dspark COMMAND --help' for a command's options.\n"
+           "Environment: DSPARK_STORE (default --store), DSPARK_LOG_LEVEL, DSPARK_LOG_FORMAT,\n"
+           "DSPARK_FAULTS (fault injection), and the usual AWS_* variables for S3.\n");
+    return 0;
+}
+
+const char *dsp_cli_default_store(void)
+{
+    const char *s = getenv("DSPARK_STORE");
+    return s && *s ? s : NULL;
+}
+
+int main(int argc, char **argv)
+{
+    dsp_log_init();
+    if (argc < 2) {
+        cmd_help(0, NULL);
+        return DSP_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h"))
+        return cmd_help(0, NULL);
+    if (!strcmp(name, "--version"))
+        return cmd_version(0, NULL);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].name, name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "dspark: unknown command '%s'; run 'dspark help' for the list\n", name);
+    return DSP_EXIT_USAGE;
+}

@@ -1,0 +1,61 @@
+/*
+ * fault.h - fault injection for every store backend.
+ *
+ * Enabled by DSPARK_FAULTS (or dsp_store_config.faults). Each backend asks
+ * dsp_fault_pick() once per attempt of each request and turns the answer
+ * into the failure a real server or network would produce, so the retry and
+ * "re-read and decide" paths run exactly as they would in production.
+ *
+ * Spec: rules separated by ';', each a comma-separated list of
+ *   op=get|head|put|cput|list|delete|copy|mpu|any (several joined with '+')
+ *   error=503|500|reset|timeout|truncate|cput500|nocond|403
+ *   rate=0.2                  probability per attempt
+ *   seed=N                    optional, for reproducible runs
+ * e.g. DSPARK_FAULTS="op=any,error=503,rate=0.2;op=get,error=reset,rate=0.01"
+ *
+ * cput500 performs the conditional PUT and then reports HTTP 500 (what
+ * Ceph RGW 16 may answer to a conditional PUT that raced), so the caller
+ * must re-read to learn whether it won. nocond makes conditional PUTs
+ * behave like a store without conditional writes (the condition is
+ * ignored), which `dspark doctor` and `dspark run` must detect.
+ */
+#ifndef DSP_FAULT_H
+#define DSP_FAULT_H
+
+#include "../core/err.h"
+
+typedef struct dsp_fault dsp_fault;
+
+typedef enum {
+    DSP_FOP_GET = 0,
+    DSP_FOP_HEAD,
+    DSP_FOP_PUT,      /* unconditional PUT */
+    DSP_FOP_CPUT,     /* conditional PUT */
+    DSP_FOP_LIST,
+    DSP_FOP_DELETE,
+    DSP_FOP_COPY,
+    DSP_FOP_MPU,      /* multipart create, part upload, complete, abort */
+    DSP_FOP_COUNT
+} dsp_fault_op;
+
+typedef enum {
+    DSP_FAULT_NONE = 0,
+    DSP_FAULT_503,      /* answer 503 SlowDown without doing the request */
+    DSP_FAULT_500,      /* answer 500 InternalError without doing it */
+    DSP_FAULT_RESET,    /* connection reset before a response */
+    DSP_FAULT_TIMEOUT,  /* request timed out */
+    DSP_FAULT_TRUNCATE, /* do it, but cut the response body short */
+    DSP_FAULT_CPUT500,  /* do the conditional PUT, then answer 500 */
+    DSP_FAULT_NOCOND,   /* ignore the PUT's condition */
+    DSP_FAULT_403       /* answer 403 AccessDenied (permanent) */
+} dsp_fault_kind;
+
+dsp_status dsp_fault_parse(const char *spec, dsp_fault **out, dsp_err *err);
+void dsp_fault_free(dsp_fault *f);
+/* Decide the fate of one attempt; f may be NULL (never fails). Thread-safe. */
+dsp_fault_kind dsp_fault_pick(dsp_fault *f, dsp_fault_op op);
+const char *dsp_fault_kind_name(dsp_fault_kind k);
+/* Injected faults so far, for tests and logs. */
+unsigned long dsp_fault_count(const dsp_fault *f);
+
+#endif

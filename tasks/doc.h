@@ -1,0 +1,93 @@
+/*
+ * doc.h - documents and batches of documents: the unit the data path moves.
+ *
+ * A document is one JSON object (one JSONL line, or a WARC record converted
+ * to one). The hot path never builds a JSON tree: `line` keeps the original
+ * object text, and only the fields an operator asks for are located and
+ * decoded. When an operator changes the text or adds fields, the writer
+ * re-emits the line with the new text value and the extra members appended,
+ * and every other member passes through byte for byte.
+ *
+ * Memory: a batch owns one arena; everything a document points to (line,
+ * decoded text, added fields) lives in the arena or in the reader's buffer
+ * and is released together when the batch is reset, so no allocation
+ * happens per record once the arena has grown to its working size.
+ */
+#ifndef DSP_DOC_H
+#define DSP_DOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../core/err.h"
+
+/* Bump allocator, reset per batch. */
+typedef struct dsp_arena_block dsp_arena_block;
+typedef struct {
+    dsp_arena_block *head;
+    size_t block_size;
+} dsp_arena;
+
+void dsp_arena_init(dsp_arena *a, size_t block_size);
+void *dsp_arena_alloc(dsp_arena *a, size_t n);   /* 8-byte aligned */
+char *dsp_arena_strndup(dsp_arena *a, const char *s, size_t n);
+void dsp_arena_reset(dsp_arena *a);               /* keeps the largest block */
+void dsp_arena_free(dsp_arena *a);
+
+typedef struct {
+    const char *line;   /* the JSON object, without the newline */
+    size_t line_len;
+
+    char *text;         /* decoded text field (UTF-8, NUL-terminated), or NULL */
+    size_t text_len;
+    int text_changed;   /* set by an operator that rewrote text */
+
+    /* Members to append to the object, already JSON-encoded, for example
+     * "\"lang\":\"en\",\"lang_score\":0.98" (no leading comma). */
+    char *extra;
+    size_t extra_len;
+
+    const char *source;   /* key of the input object this came from */
+    uint64_t offset;      /* byte offset of the record in the (decompressed) input */
+    uint64_t seq;         /* position of the record in the task's input order */
+} dsp_doc;
+
+typedef struct {
+    dsp_doc *docs;
+    size_t n, cap;
+    dsp_arena arena;
+    const char *text_field; /* name of the text member, usually "text" */
+} dsp_batch;
+
+void dsp_batch_init(dsp_batch *b, const char *text_field);
+void dsp_batch_reset(dsp_batch *b);
+void dsp_batch_free(dsp_batch *b);
+/* Append a document whose line is copied into the arena; returns it. */
+dsp_doc *dsp_batch_push(dsp_batch *b, const char *line, size_t len, const char *source,
+                        uint64_t offset);
+/* Remove documents whose keep[i] is 0, keeping order. */
+void dsp_batch_compact(dsp_batch *b, const unsigned char *keep);
+
+/*
+ * Find a top-level member of a JSON object line. On success sets *val to the
+ * first byte of the raw JSON value and *len to its length, and returns 1;
+ * returns 0 when absent. Nested objects and strings are skipped correctly.
+ */
+int dsp_json_find(const char *line, size_t line_len, const char *name, const char **val,
+                  size_t *len);
+/* Decode a raw JSON string value (with quotes) into UTF-8, allocated in the
+ * arena. Returns NULL on an invalid string (bad escape, unpaired surrogate
+ * is replaced by U+FFFD instead). */
+char *dsp_json_decode_string(dsp_arena *a, const char *raw, size_t raw_len, size_t *out_len);
+/* Append s as a JSON string (with quotes) to the buffer. */
+void dsp_json_encode_string(dsp_buf *out, const char *s, size_t len);
+
+/* Add a member to the document's extra members; value_json is raw JSON. */
+void dsp_doc_add_field(dsp_batch *b, dsp_doc *d, const char *name, const char *value_json);
+/* Replace the document's text (copied into the arena) and mark it changed. */
+void dsp_doc_set_text(dsp_batch *b, dsp_doc *d, const char *text, size_t len);
+/* Serialize a document as one JSON line (no newline) into out. */
+void dsp_doc_serialize(const dsp_batch *b, const dsp_doc *d, dsp_buf *out);
+
+#endif

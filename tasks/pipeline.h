@@ -1,0 +1,77 @@
+/*
+ * pipeline.h - run a fused stage of narrow operators over a task's inputs.
+ *
+ * This is the entry point the runtime calls for a map task: read each input
+ * range (format detected from the first bytes unless forced), run the
+ * batches through the operators in order, and write the surviving documents
+ * as compressed JSONL shards under out_prefix, plus a rejects file for bad
+ * records. Output names are deterministic: <out_prefix>/part-NNNNN.<ext>
+ * with NNNNN counting from 0 within the task.
+ *
+ * Counters reconcile: records read = records written + removed by each
+ * operator + rejected.
+ */
+#ifndef DSP_PIPELINE_H
+#define DSP_PIPELINE_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "../storage/store.h"
+#include "op.h"
+
+typedef enum {
+    DSP_FMT_AUTO = 0,
+    DSP_FMT_JSONL,      /* plain, gzip or zstd: detected from the first bytes */
+    DSP_FMT_WARC        /* WARC/WET, plain or gzip */
+} dsp_input_format;
+
+typedef struct {
+    const char *uri_root; /* store root of the input, e.g. "s3://bucket" or "file:///data" */
+    const char *key;      /* key within that store */
+    uint64_t offset;      /* byte range of a plain JSONL file; 0 and -1 for whole */
+    int64_t length;       /* -1 = to the end */
+} dsp_input_range;
+
+typedef struct {
+    char *key;            /* key within the output store */
+    uint64_t size;
+    uint64_t records;
+    char sha256[65];
+} dsp_output_file;
+
+typedef struct {
+    const cJSON *steps;      /* array of {"op": NAME, ...options}; narrow ops only */
+    dsp_input_format format;
+    const char *text_field;  /* default "text" */
+    const char *id_field;    /* default "id" */
+    int64_t max_record_bytes;/* default 64 MiB */
+
+    dsp_store *out_store;
+    const char *out_prefix;  /* e.g. jobs/J/attempts/s0/t00003/a-xyz */
+    const char *out_format;  /* "jsonl.zst" (default) or "jsonl.gz" */
+    int level;               /* compression level; 0 = default (zstd 3, gzip 6) */
+    int64_t target_shard_bytes; /* compressed bytes per shard; default 128 MiB */
+
+    int allow_exec;
+    volatile int *cancel;    /* when set non-zero, stop with DSP_ECANCELLED */
+} dsp_pipeline_config;
+
+typedef struct {
+    uint64_t records_in, records_out, records_rejected;
+    uint64_t bytes_in;          /* bytes read from the store (compressed) */
+    uint64_t bytes_in_raw;      /* decompressed input bytes */
+    uint64_t bytes_out;         /* compressed bytes written */
+    uint64_t warc_skipped;      /* WARC records skipped (non-HTML, non-200, request, ...) */
+    dsp_output_file *files;     /* data shards in order */
+    size_t nfiles;
+    dsp_output_file rejects;    /* key NULL when there were no rejects */
+    cJSON *op_counters;         /* array, one object per step, in step order */
+    double cpu_seconds;
+} dsp_pipeline_result;
+
+dsp_status dsp_pipeline_run(const dsp_pipeline_config *cfg, const dsp_input_range *inputs,
+                            size_t ninputs, dsp_pipeline_result *res, dsp_err *err);
+void dsp_pipeline_result_free(dsp_pipeline_result *res);
+
+#endif
