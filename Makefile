@@ -54,24 +54,28 @@ $(1)/tests/%: $(1)/obj/tests/unit/%.o $(patsubst %.c,$(1)/obj/%.o,$(TEST_SUPPORT
 	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 endef
 
-$(eval $(call build_rules,build,$(OPT)))
-$(eval $(call build_rules,build-asan,-O1 $(SAN)))
+# Build directories; set BUILD=build-x to keep a separate tree.
+BUILD ?= build
+BUILD_ASAN ?= build-asan
 
-TEST_BINS := $(patsubst tests/unit/%.c,build/tests/%,$(TEST_SRCS))
-ASAN_TEST_BINS := $(patsubst tests/unit/%.c,build-asan/tests/%,$(TEST_SRCS))
+$(eval $(call build_rules,$(BUILD),$(OPT)))
+$(eval $(call build_rules,$(BUILD_ASAN),-O1 $(SAN)))
+
+TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+ASAN_TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD_ASAN)/tests/%,$(TEST_SRCS))
 
 .PHONY: all asan test test-asan deps check demo clean
 .SECONDARY:
 
-all: build/dspark $(TEST_BINS)
+all: $(BUILD)/dspark $(TEST_BINS)
 
-asan: build-asan/dspark $(ASAN_TEST_BINS)
+asan: $(BUILD_ASAN)/dspark $(ASAN_TEST_BINS)
 
 test: all
-	tests/run.sh build
+	tests/run.sh $(BUILD)
 
 test-asan: asan
-	DSPARK_TEST_UNIT_ONLY=1 tests/run.sh build-asan
+	DSPARK_TEST_UNIT_ONLY=1 tests/run.sh $(BUILD_ASAN)
 
 deps:
 	scripts/install-deps.sh
@@ -81,8 +85,8 @@ check: deps
 	$(MAKE) test-asan
 
 demo: deps
-	$(MAKE) build/dspark
+	$(MAKE) $(BUILD)/dspark
 	scripts/demo.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf $(BUILD) $(BUILD_ASAN)
