@@ -1,0 +1,109 @@
+/*
+ * op_text.c - the shared word split and character counts (see op_text.h).
+ * ASCII bytes are classified by a table lookup, and only lead bytes that
+ * may start a Unicode space are decoded further.
+ */
+#include <string.h>
+
+#include "op_text.h"
+
+static const unsigned char text_ascii_space[256] = {
+    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
+    [0x1C] = 1, [0x1D] = 1, [0x1E] = 1, [0x1F] = 1,
+};
+
+size_t dsp_text_space_len(const char *s, size_t len, size_t i)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned char c = u[i];
+
+    if (c < 0x80)
+        return text_ascii_space[c];
+    if (c == 0xC2 && i + 1 < len)
+        return (u[i + 1] == 0x85 || u[i + 1] == 0xA0) ? 2 : 0;
+    if (i + 2 >= len)
+        return 0;
+    unsigned char c1 = u[i + 1], c2 = u[i + 2];
+    if (c == 0xE1)
+        return (c1 == 0x9A && c2 == 0x80) ? 3 : 0;                 /* U+1680 */
+    if (c == 0xE2 && c1 == 0x80)
+        return (c2 <= 0x8A || c2 == 0xA8 || c2 == 0xA9 || c2 == 0xAF) ? 3 : 0;
+    if (c == 0xE2 && c1 == 0x81)
+        return c2 == 0x9F ? 3 : 0;                                  /* U+205F */
+    if (c == 0xE3)
+        return (c1 == 0x80 && c2 == 0x80) ? 3 : 0;                 /* U+3000 */
+    return 0;
+}
+
+int dsp_text_next_word(const char *s, size_t len, size_t *pos, size_t *start, size_t *wlen)
+{
+    size_t i = *pos, n;
+
+    while (i < len && (n = dsp_text_space_len(s, len, i)) > 0)
+        i += n;
+    if (i >= len) {
+        *pos = len;
+        return 0;
+    }
+    size_t b = i;
+    while (i < len && dsp_text_space_len(s, len, i) == 0)
+        i++;
+    *start = b;
+    *wlen = i - b;
+    *pos = i;
+    return 1;
+}
+
+size_t dsp_text_count_words(const char *s, size_t len)
+{
+    size_t pos = 0, start, wlen, n = 0;
+
+    while (dsp_text_next_word(s, len, &pos, &start, &wlen))
+        n++;
+    return n;
+}
+
+size_t dsp_text_count_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
+size_t dsp_text_count_lines(const char *s, size_t len)
+{
+    if (len == 0)
+        return 0;
+    size_t n = 0;
+    const char *p = s, *end = s + len;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    return s[len - 1] == '\n' ? n : n + 1;
+}
+
+const char *dsp_op_doc_text(dsp_batch *b, dsp_doc *d, size_t *len)
+{
+    if (d->text) {
+        *len = d->text_len;
+        return d->text;
+    }
+    const char *field = b->text_field ? b->text_field : "text";
+    const char *raw;
+    size_t raw_len, out_len = 0;
+    char *text = NULL;
+    if (dsp_json_find(d->line, d->line_len, field, &raw, &raw_len) && raw_len >= 2 &&
+        raw[0] == '"')
+        text = dsp_json_decode_string(&b->arena, raw, raw_len, &out_len);
+    if (!text) {
+        *len = 0;
+        return "";
+    }
+    d->text = text;
+    d->text_len = out_len;
+    *len = out_len;
+    return text;
+}

@@ -1,0 +1,42 @@
+/*
+ * op_text.h - text helpers shared by the operators: one definition of a
+ * word, and counting of characters and lines.
+ *
+ * A word is a maximal run of characters that are not whitespace, the same
+ * split as Python's str.split() with no argument. Whitespace is ASCII \t \n \v \f \r, space, 0x1C-0x1F,
+ * and the Unicode spaces U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
+ * U+2029, U+202F, U+205F and U+3000. Text without spaces between words
+ * (Chinese, Japanese, Thai) therefore counts one word per run.
+ */
+#ifndef DSP_OP_TEXT_H
+#define DSP_OP_TEXT_H
+
+#include <stddef.h>
+
+#include "doc.h"
+
+/* Length in bytes of the whitespace character at s[i], or 0 when s[i] does
+ * not start one. */
+size_t dsp_text_space_len(const char *s, size_t len, size_t i);
+
+/* Find the next word at or after *pos. Returns 1 and sets *start, *wlen and
+ * *pos (past the word), or returns 0 when no word is left. */
+int dsp_text_next_word(const char *s, size_t len, size_t *pos, size_t *start, size_t *wlen);
+
+size_t dsp_text_count_words(const char *s, size_t len);
+
+/* Unicode code points in valid UTF-8 (bytes that are not continuation
+ * bytes, so invalid input gives an estimate). */
+size_t dsp_text_count_chars(const char *s, size_t len);
+
+/* Lines separated by \n; a trailing \n does not start a new line, and empty
+ * text has 0 lines. */
+size_t dsp_text_count_lines(const char *s, size_t len);
+
+/* The document's text: d->text when the pipeline already decoded it, else
+ * the batch's text member located in the line and decoded into the arena
+ * (and stored in d->text). A missing or non-string member, or one that does
+ * not decode, gives "" with length 0. */
+const char *dsp_op_doc_text(dsp_batch *b, dsp_doc *d, size_t *len);
+
+#endif
