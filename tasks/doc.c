@@ -1,0 +1,677 @@
+/*
+ * doc.c - arenas, batches and the minimal JSON handling of documents.
+ *
+ * The data path never builds a JSON tree. dsp_json_find() walks the
+ * top-level members of one object and returns the raw bytes of a value,
+ * dsp_json_decode_string() turns a raw string into UTF-8, and
+ * dsp_doc_serialize() re-emits a line: unchanged lines are copied byte for
+ * byte, changed ones keep every member except the rewritten text and any
+ * member that an operator re-added, which are replaced in place or appended.
+ *
+ * Guarantees: strings produced here are valid UTF-8 (invalid input bytes
+ * become U+FFFD), and after the arena reaches its working size a batch
+ * allocates nothing per record.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/util.h"
+#include "doc.h"
+
+/* ---- arena ---- */
+
+struct dsp_arena_block {
+    dsp_arena_block *next;
+    size_t size; /* usable bytes in data */
+    size_t used;
+    _Alignas(8) char data[];
+};
+
+#define ARENA_DEFAULT_BLOCK (1u << 20)
+
+void dsp_arena_init(dsp_arena *a, size_t block_size)
+{
+    a->head = NULL;
+    a->block_size = block_size ? block_size : ARENA_DEFAULT_BLOCK;
+}
+
+static dsp_arena_block *arena_new_block(size_t size)
+{
+    dsp_arena_block *blk = dsp_xmalloc(sizeof *blk + size);
+    blk->next = NULL;
+    blk->size = size;
+    blk->used = 0;
+    return blk;
+}
+
+void *dsp_arena_alloc(dsp_arena *a, size_t n)
+{
+    size_t need = (n + 7) & ~(size_t)7;
+    if (need == 0)
+        need = 8;
+    dsp_arena_block *blk = a->head;
+    if (!blk || blk->size - blk->used < need) {
+        size_t size = need > a->block_size ? need : a->block_size;
+        blk = arena_new_block(size);
+        blk->next = a->head;
+        a->head = blk;
+    }
+    void *p = blk->data + blk->used;
+    blk->used += need;
+    return p;
+}
+
+char *dsp_arena_strndup(dsp_arena *a, const char *s, size_t n)
+{
+    char *p = dsp_arena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+/*
+ * Keep one block. When the batch used more than the largest block holds,
+ * replace it with one block of the total size, so that the next batch of
+ * the same shape fits without allocating.
+ */
+void dsp_arena_reset(dsp_arena *a)
+{
+    dsp_arena_block *largest = NULL;
+    size_t total = 0;
+    for (dsp_arena_block *blk = a->head; blk; blk = blk->next) {
+        total += blk->used;
+        if (!largest || blk->size > largest->size)
+            largest = blk;
+    }
+    dsp_arena_block *blk = a->head;
+    while (blk) {
+        dsp_arena_block *next = blk->next;
+        if (blk != largest)
+            free(blk);
+        blk = next;
+    }
+    a->head = largest;
+    if (!largest)
+        return;
+    if (total > largest->size) {
+        free(largest);
+        a->head = arena_new_block(total);
+        return;
+    }
+    largest->next = NULL;
+    largest->used = 0;
+}
+
+void dsp_arena_free(dsp_arena *a)
+{
+    dsp_arena_block *blk = a->head;
+    while (blk) {
+        dsp_arena_block *next = blk->next;
+        free(blk);
+        blk = next;
+    }
+    a->head = NULL;
+}
+
+/* ---- batch ---- */
+
+void dsp_batch_init(dsp_batch *b, const char *text_field)
+{
+    b->docs = NULL;
+    b->n = 0;
+    b->cap = 0;
+    dsp_arena_init(&b->arena, 0);
+    b->text_field = text_field ? text_field : "text";
+}
+
+void dsp_batch_reset(dsp_batch *b)
+{
+    b->n = 0;
+    dsp_arena_reset(&b->arena);
+}
+
+void dsp_batch_free(dsp_batch *b)
+{
+    free(b->docs);
+    b->docs = NULL;
+    b->n = b->cap = 0;
+    dsp_arena_free(&b->arena);
+}
+
+dsp_doc *dsp_batch_push(dsp_batch *b, const char *line, size_t len, const char *source,
+                        uint64_t offset)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 1024;
+        b->docs = dsp_xrealloc(b->docs, b->cap * sizeof *b->docs);
+    }
+    dsp_doc *d = &b->docs[b->n++];
+    memset(d, 0, sizeof *d);
+    d->line = dsp_arena_strndup(&b->arena, line, len);
+    d->line_len = len;
+    d->source = source;
+    d->offset = offset;
+    return d;
+}
+
+void dsp_batch_compact(dsp_batch *b, const unsigned char *keep)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!keep[i])
+            continue;
+        if (w != i)
+            b->docs[w] = b->docs[i];
+        w++;
+    }
+    b->n = w;
+}
+
+/* ---- JSON scanning ---- */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* p points at an opening quote; returns the byte after the closing quote,
+ * or NULL when the string is not terminated. */
+static const char *skip_string(const char *p, const char *end)
+{
+    p++;
+    while (p < end) {
+        const char *q = p;
+        while (q < end && *q != '"' && *q != '\\')
+            q++;
+        if (q >= end)
+            return NULL;
+        if (*q == '"')
+            return q + 1;
+        p = q + 2; /* backslash and the escaped byte */
+    }
+    return NULL;
+}
+
+/* Skip one value of any kind; returns the byte after it or NULL. */
+static const char *skip_value(const char *p, const char *end)
+{
+    if (p >= end)
+        return NULL;
+    if (*p == '"')
+        return skip_string(p, end);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (p < end) {
+            char c = *p;
+            if (c == '"') {
+                p = skip_string(p, end);
+                if (!p)
+                    return NULL;
+                continue;
+            }
+            if (c == '{' || c == '[')
+                depth++;
+            else if (c == '}' || c == ']') {
+                depth--;
+                if (depth == 0)
+                    return p + 1;
+            }
+            p++;
+        }
+        return NULL;
+    }
+    const char *start = p;
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+           *p != '\n' && *p != '\r')
+        p++;
+    return p > start ? p : NULL;
+}
+
+/*
+ * Member iterator over "key":value pairs separated by commas, starting after
+ * the '{' (or at the start of an extra-members list). Returns 1 and fills
+ * the member, 0 at the end of the list, -1 on malformed input.
+ */
+typedef struct {
+    const char *p, *end;
+    int first;
+} member_iter;
+
+typedef struct {
+    const char *key; /* raw, without quotes */
+    size_t key_len;
+    const char *val;
+    size_t val_len;
+    const char *start; /* first byte of the member (the key's quote) */
+} member;
+
+static int member_next(member_iter *it, member *m)
+{
+    const char *p = skip_ws(it->p, it->end);
+    if (p >= it->end || *p == '}')
+        return 0;
+    if (!it->first) {
+        if (*p != ',')
+            return -1;
+        p = skip_ws(p + 1, it->end);
+    }
+    if (p >= it->end || *p != '"')
+        return -1;
+    m->start = p;
+    const char *kend = skip_string(p, it->end);
+    if (!kend)
+        return -1;
+    m->key = p + 1;
+    m->key_len = (size_t)(kend - 1 - m->key);
+    p = skip_ws(kend, it->end);
+    if (p >= it->end || *p != ':')
+        return -1;
+    p = skip_ws(p + 1, it->end);
+    const char *vend = skip_value(p, it->end);
+    if (!vend)
+        return -1;
+    m->val = p;
+    m->val_len = (size_t)(vend - p);
+    it->p = vend;
+    it->first = 0;
+    return 1;
+}
+
+/* Compare a raw key (possibly with escapes) with a plain name. Keys with
+ * escapes are rare, so they take a slow path through the string decoder. */
+static int key_equals(const char *raw, size_t raw_len, const char *name, size_t name_len)
+{
+    if (!memchr(raw, '\\', raw_len))
+        return raw_len == name_len && memcmp(raw, name, name_len) == 0;
+    char quoted[512];
+    if (raw_len + 2 > sizeof quoted)
+        return 0;
+    quoted[0] = '"';
+    memcpy(quoted + 1, raw, raw_len);
+    quoted[raw_len + 1] = '"';
+    dsp_arena scratch;
+    dsp_arena_init(&scratch, 4096);
+    size_t decoded_len = 0;
+    char *decoded = dsp_json_decode_string(&scratch, quoted, raw_len + 2, &decoded_len);
+    int eq = decoded && decoded_len == name_len && memcmp(decoded, name, name_len) == 0;
+    dsp_arena_free(&scratch);
+    return eq;
+}
+
+static int object_iter_init(member_iter *it, const char *line, size_t line_len)
+{
+    const char *end = line + line_len;
+    const char *p = skip_ws(line, end);
+    if (p >= end || *p != '{')
+        return -1;
+    it->p = p + 1;
+    it->end = end;
+    it->first = 1;
+    return 0;
+}
+
+int dsp_json_find(const char *line, size_t line_len, const char *name, const char **val,
+                  size_t *len)
+{
+    member_iter it;
+    if (object_iter_init(&it, line, line_len) != 0)
+        return 0;
+    size_t name_len = strlen(name);
+    member m;
+    while (member_next(&it, &m) == 1) {
+        if (key_equals(m.key, m.key_len, name, name_len)) {
+            *val = m.val;
+            *len = m.val_len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- UTF-8 ---- */
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
+static size_t utf8_seq_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t avail = (size_t)(end - p);
+    if (c >= 0xC2 && c <= 0xDF)
+        return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (avail < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && p[1] < 0xA0)
+            return 0; /* overlong */
+        if (c == 0xED && p[1] >= 0xA0)
+            return 0; /* UTF-16 surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (avail < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+            (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90)
+            return 0; /* overlong */
+        if (c == 0xF4 && p[1] >= 0x90)
+            return 0; /* above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+static size_t utf8_put(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+static const char REPLACEMENT[3] = {(char)0xEF, (char)0xBF, (char)0xBD}; /* U+FFFD */
+
+static int hex4(const char *p, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (uint32_t)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * The output buffer is sized at 3 bytes per input byte: escapes never grow,
+ * and the only growth is one invalid byte becoming U+FFFD (3 bytes).
+ */
+char *dsp_json_decode_string(dsp_arena *a, const char *raw, size_t raw_len, size_t *out_len)
+{
+    if (raw_len < 2 || raw[0] != '"' || raw[raw_len - 1] != '"')
+        return NULL;
+    const char *p = raw + 1;
+    const char *end = raw + raw_len - 1;
+    size_t body = (size_t)(end - p);
+
+    /* Fast path: no escapes, no control bytes and valid UTF-8. */
+    int simple = 1;
+    for (const unsigned char *q = (const unsigned char *)p; q < (const unsigned char *)end;) {
+        if (*q == '\\' || *q < 0x20) {
+            simple = 0;
+            break;
+        }
+        if (*q < 0x80) {
+            q++;
+            continue;
+        }
+        size_t n = utf8_seq_len(q, (const unsigned char *)end);
+        if (!n) {
+            simple = 0;
+            break;
+        }
+        q += n;
+    }
+    if (simple) {
+        if (out_len)
+            *out_len = body;
+        return dsp_arena_strndup(a, p, body);
+    }
+
+    char *out = dsp_arena_alloc(a, body * 3 + 1);
+    size_t o = 0;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\\') {
+            if (p + 1 >= end)
+                return NULL;
+            char e = p[1];
+            p += 2;
+            switch (e) {
+            case '"': out[o++] = '"'; break;
+            case '\\': out[o++] = '\\'; break;
+            case '/': out[o++] = '/'; break;
+            case 'b': out[o++] = '\b'; break;
+            case 'f': out[o++] = '\f'; break;
+            case 'n': out[o++] = '\n'; break;
+            case 'r': out[o++] = '\r'; break;
+            case 't': out[o++] = '\t'; break;
+            case 'u': {
+                uint32_t cp;
+                if (end - p < 4 || hex4(p, &cp) != 0)
+                    return NULL;
+                p += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    uint32_t lo;
+                    if (end - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo) == 0 &&
+                        lo >= 0xDC00 && lo <= 0xDFFF) {
+                        p += 6;
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    } else {
+                        cp = 0xFFFD; /* unpaired high surrogate */
+                    }
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    cp = 0xFFFD; /* unpaired low surrogate */
+                }
+                o += utf8_put(out + o, cp);
+                break;
+            }
+            default:
+                return NULL;
+            }
+            continue;
+        }
+        if (c < 0x20)
+            return NULL; /* raw control characters are not allowed in JSON strings */
+        if (c < 0x80) {
+            out[o++] = (char)c;
+            p++;
+            continue;
+        }
+        size_t n = utf8_seq_len((const unsigned char *)p, (const unsigned char *)end);
+        if (n) {
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(out + o, REPLACEMENT, 3);
+            o += 3;
+            p++;
+        }
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    return out;
+}
+
+/* ---- JSON encoding ---- */
+
+/* Write s as a JSON string with quotes into dst, which must have room for
+ * 6 bytes per input byte plus 2; returns the bytes written. */
+static size_t json_escape(char *dst, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + len;
+    size_t o = 0;
+    dst[o++] = '"';
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run) {
+            memcpy(dst + o, run, (size_t)(p - run));
+            o += (size_t)(p - run);
+        }
+        if (p >= end)
+            break;
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            size_t n = utf8_seq_len(p, end);
+            if (n) {
+                memcpy(dst + o, p, n);
+                o += n;
+                p += n;
+            } else {
+                memcpy(dst + o, REPLACEMENT, 3);
+                o += 3;
+                p++;
+            }
+            continue;
+        }
+        dst[o++] = '\\';
+        switch (c) {
+        case '"': dst[o++] = '"'; break;
+        case '\\': dst[o++] = '\\'; break;
+        case '\n': dst[o++] = 'n'; break;
+        case '\r': dst[o++] = 'r'; break;
+        case '\t': dst[o++] = 't'; break;
+        case '\b': dst[o++] = 'b'; break;
+        case '\f': dst[o++] = 'f'; break;
+        default:
+            dst[o++] = 'u';
+            dst[o++] = '0';
+            dst[o++] = '0';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        }
+        p++;
+    }
+    dst[o++] = '"';
+    return o;
+}
+
+void dsp_json_encode_string(dsp_buf *out, const char *s, size_t len)
+{
+    dsp_buf_reserve(out, len * 6 + 2);
+    out->len += json_escape(out->data + out->len, s, len);
+    out->data[out->len] = '\0';
+}
+
+/* ---- documents ---- */
+
+void dsp_doc_add_field(dsp_batch *b, dsp_doc *d, const char *name, const char *value_json)
+{
+    size_t name_len = strlen(name);
+    size_t value_len = strlen(value_json);
+    size_t cap = d->extra_len + 1 + name_len * 6 + 2 + 1 + value_len + 1;
+    char *buf = dsp_arena_alloc(&b->arena, cap);
+    size_t o = 0;
+    if (d->extra_len) {
+        memcpy(buf, d->extra, d->extra_len);
+        o = d->extra_len;
+        buf[o++] = ',';
+    }
+    o += json_escape(buf + o, name, name_len);
+    buf[o++] = ':';
+    memcpy(buf + o, value_json, value_len);
+    o += value_len;
+    buf[o] = '\0';
+    d->extra = buf;
+    d->extra_len = o;
+}
+
+void dsp_doc_set_text(dsp_batch *b, dsp_doc *d, const char *text, size_t len)
+{
+    d->text = dsp_arena_strndup(&b->arena, text, len);
+    d->text_len = len;
+    d->text_changed = 1;
+}
+
+/* Whether the extra-members list has a member with this raw key. */
+static int extra_has_key(const dsp_doc *d, const char *raw_key, size_t raw_len)
+{
+    if (!d->extra_len)
+        return 0;
+    member_iter it = {d->extra, d->extra + d->extra_len, 1};
+    member m;
+    while (member_next(&it, &m) == 1) {
+        if (m.key_len == raw_len && memcmp(m.key, raw_key, raw_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Serialize: the original line when nothing changed; otherwise the original
+ * members in order, the text value replaced when it changed, members that
+ * the extra list redefines dropped, then the extra members (and the text
+ * member, when it was changed but absent from the line).
+ */
+void dsp_doc_serialize(const dsp_batch *b, const dsp_doc *d, dsp_buf *out)
+{
+    if (!d->text_changed && d->extra_len == 0) {
+        dsp_buf_append(out, d->line, d->line_len);
+        return;
+    }
+    const char *text_field = b->text_field ? b->text_field : "text";
+    size_t text_field_len = strlen(text_field);
+    int wrote_text = 0;
+    int count = 0;
+
+    dsp_buf_append_char(out, '{');
+    member_iter it;
+    if (object_iter_init(&it, d->line, d->line_len) == 0) {
+        member m;
+        while (member_next(&it, &m) == 1) {
+            int is_text = key_equals(m.key, m.key_len, text_field, text_field_len);
+            if (is_text && wrote_text)
+                continue; /* a duplicate text member */
+            if (!is_text && extra_has_key(d, m.key, m.key_len))
+                continue;
+            if (count++)
+                dsp_buf_append_char(out, ',');
+            if (is_text && d->text_changed) {
+                dsp_buf_append(out, m.start, (size_t)(m.key + m.key_len + 1 - m.start));
+                dsp_buf_append_char(out, ':');
+                dsp_json_encode_string(out, d->text ? d->text : "", d->text ? d->text_len : 0);
+                wrote_text = 1;
+                continue;
+            }
+            if (is_text)
+                wrote_text = 1;
+            dsp_buf_append(out, m.start, (size_t)(m.val + m.val_len - m.start));
+        }
+    }
+    if (d->text_changed && !wrote_text) {
+        if (count++)
+            dsp_buf_append_char(out, ',');
+        dsp_json_encode_string(out, text_field, text_field_len);
+        dsp_buf_append_char(out, ':');
+        dsp_json_encode_string(out, d->text ? d->text : "", d->text ? d->text_len : 0);
+    }
+    if (d->extra_len) {
+        if (count++)
+            dsp_buf_append_char(out, ',');
+        dsp_buf_append(out, d->extra, d->extra_len);
+    }
+    dsp_buf_append_char(out, '}');
+}
