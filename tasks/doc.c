@@ -2,11 +2,11 @@
  * doc.c - arenas, batches and the minimal JSON handling of documents.
  *
  * The data path never builds a JSON tree. dsp_json_find() walks the
- * top-level members of one object and returns the raw bytes of a value,
- * dsp_json_decode_string() turns a raw string into UTF-8, and
- * dsp_doc_serialize() re-emits a line: unchanged lines are copied byte for
- * byte, changed ones keep every member except the rewritten text and any
- * member that an operator re-added, which are replaced in place or appended.
+ * top-level members of one object and returns the raw bytes of a value, and
+ * dsp_json_decode_string() turns a raw string into UTF-8.
+ * dsp_doc_serialize() copies unchanged lines byte for byte. In a changed
+ * line it keeps every member in order, replaces the text value in place and
+ * drops the members that an operator added again, which are appended.
  *
  * Guarantees: strings produced here are valid UTF-8 (invalid input bytes
  * become U+FFFD), and after the arena reaches its working size a batch
@@ -621,10 +621,10 @@ static int extra_has_key(const dsp_doc *d, const char *raw_key, size_t raw_len)
 }
 
 /*
- * Serialize: the original line when nothing changed; otherwise the original
- * members in order, the text value replaced when it changed, members that
- * the extra list redefines dropped, then the extra members (and the text
- * member, when it was changed but absent from the line).
+ * Write the original line when nothing changed. Otherwise write the original
+ * members in order with the text value replaced, skip members that the
+ * extra list defines again, and append the extra members. A changed text
+ * without a text member in the line is appended as a new member.
  */
 void dsp_doc_serialize(const dsp_batch *b, const dsp_doc *d, dsp_buf *out)
 {

@@ -69,11 +69,14 @@ static void test_json_find(void)
     CHECK(n == strlen("\"top \\\"level\\\"\""));
     CHECK(strncmp(v, "\"top \\\"level\\\"\"", n) == 0);
     REQUIRE(dsp_json_find(line, strlen(line), "n", &v, &n));
-    CHECK(n == 6 && strncmp(v, "-1.5e3", 6) == 0);
+    CHECK_EQ_INT(n, 6);
+    CHECK(strncmp(v, "-1.5e3", 6) == 0);
     REQUIRE(dsp_json_find(line, strlen(line), "meta", &v, &n));
-    CHECK(v[0] == '{' && v[n - 1] == '}');
+    CHECK(v[0] == '{');
+    CHECK(v[n - 1] == '}');
     REQUIRE(dsp_json_find(line, strlen(line), "text2", &v, &n));
-    CHECK(n == 4 && strncmp(v, "true", 4) == 0);
+    CHECK_EQ_INT(n, 4);
+    CHECK(strncmp(v, "true", 4) == 0);
     CHECK(dsp_json_find(line, strlen(line), "a", &v, &n) == 0);
     CHECK(dsp_json_find(line, strlen(line), "missing", &v, &n) == 0);
     CHECK(dsp_json_find("[1,2]", 5, "text", &v, &n) == 0);
@@ -102,7 +105,8 @@ static void test_decode_string(void)
     s = dsp_json_decode_string(&a, raw, strlen(raw), &n);
     REQUIRE(s != NULL);
     CHECK_EQ_INT(n, 2);
-    CHECK(s[0] == '\0' && s[1] == 'z');
+    CHECK(s[0] == '\0');
+    CHECK(s[1] == 'z');
 
     raw = "\"bad\xff\xfe byte\"";
     s = dsp_json_decode_string(&a, raw, strlen(raw), &n);
@@ -169,7 +173,8 @@ static void test_serialize_changed(void)
     CHECK_EQ_STR(out.data, "{\"id\":\"d1\",\"text\":\"new \\\"text\\\"\\n\",\"meta\":{\"lang\":\"x\"},"
                            "\"lang\":\"en\",\"lang_score\":0.98}");
 
-    /* Text set on a document without a text member; extra on an empty object. */
+    /* Text set on a document without a text member, then an extra member
+     * added to an empty object. */
     dsp_doc *e = dsp_batch_push(&b, "{\"id\":1}", 8, "k", 0);
     dsp_doc_set_text(&b, e, "t", 1);
     dsp_buf_reset(&out);
