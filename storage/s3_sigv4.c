@@ -117,7 +117,7 @@ static void sigv4_append_trimmed(dsp_buf *out, const char *v)
     }
 }
 
-/* Sorted, lower-cased copy of the headers; the caller frees the array. */
+/* Sorted, lower-cased copy of the headers. The caller frees the array. */
 static sigv4_hdr *sigv4_sorted_headers(const dsp_sigv4_request *req)
 {
     sigv4_hdr *h = dsp_xcalloc(req->nheaders ? req->nheaders : 1, sizeof *h);

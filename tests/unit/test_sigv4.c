@@ -1,10 +1,12 @@
 /*
- * test_sigv4.c - the SigV4 signer against published vectors: the AWS
- * "Signature Version 4 test suite" (get-vanilla, post-vanilla,
- * get-vanilla-query-order-key-case; credentials AKIDEXAMPLE, service
- * "service", 20150830T123600Z) and the four worked examples of the S3 API
- * reference page "Signature Calculations for the Authorization Header:
- * Transferring Payload in a Single Chunk" (examplebucket, 20130524).
+ * test_sigv4.c - the SigV4 signer against published vectors.
+ *
+ * Three cases come from the AWS "Signature Version 4 test suite"
+ * (get-vanilla, post-vanilla, get-vanilla-query-order-key-case) with the
+ * credentials AKIDEXAMPLE, service "service" and date 20150830T123600Z.
+ * Four come from the worked examples of the S3 API reference page
+ * "Signature Calculations for the Authorization Header: Transferring
+ * Payload in a Single Chunk" (examplebucket, 20130524).
  */
 #include <string.h>
 
