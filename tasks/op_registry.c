@@ -20,13 +20,29 @@
 #include "op_text.h"
 
 
+extern const dsp_op_def dsp_op_normalize_def;
+extern const dsp_op_def dsp_op_langid_def;
+extern const dsp_op_def dsp_op_gopher_quality_def;
+extern const dsp_op_def dsp_op_gopher_repetition_def;
+extern const dsp_op_def dsp_op_c4_quality_def;
+extern const dsp_op_def dsp_op_fineweb_quality_def;
 extern const dsp_op_def dsp_op_length_def;
+extern const dsp_op_def dsp_op_field_def;
 extern const dsp_op_def dsp_op_stats_def;
+extern const dsp_op_def dsp_op_sample_def;
 
 /* In the order `dspark ops` lists them. */
 static const dsp_op_def *const op_registry[] = {
+    &dsp_op_normalize_def,
+    &dsp_op_langid_def,
+    &dsp_op_gopher_quality_def,
+    &dsp_op_gopher_repetition_def,
+    &dsp_op_c4_quality_def,
+    &dsp_op_fineweb_quality_def,
     &dsp_op_length_def,
+    &dsp_op_field_def,
     &dsp_op_stats_def,
+    &dsp_op_sample_def,
     NULL,
 };
 

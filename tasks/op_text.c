@@ -3,8 +3,10 @@
  * ASCII bytes are classified by a table lookup, and only lead bytes that
  * may start a Unicode space are decoded further.
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "../core/util.h"
 #include "op_text.h"
 
 static const unsigned char text_ascii_space[256] = {
@@ -106,4 +108,43 @@ const char *dsp_op_doc_text(dsp_batch *b, dsp_doc *d, size_t *len)
     d->text_len = out_len;
     *len = out_len;
     return text;
+}
+
+void dsp_text_counter_reset(dsp_text_counter *t, size_t n)
+{
+    size_t cap = 64;
+    while (cap < 2 * n)
+        cap *= 2;
+    if (cap > t->cap) {
+        free(t->keys);
+        free(t->counts);
+        t->keys = dsp_xmalloc(cap * sizeof *t->keys);
+        t->counts = dsp_xmalloc(cap * sizeof *t->counts);
+        t->cap = cap;
+    }
+    memset(t->keys, 0, cap * sizeof *t->keys);
+    t->mask = cap - 1;
+}
+
+uint32_t dsp_text_counter_add(dsp_text_counter *t, uint64_t key)
+{
+    if (key == 0)
+        key = 1;
+    size_t i = (size_t)(key ^ (key >> 29)) & t->mask;
+    while (t->keys[i] != 0 && t->keys[i] != key)
+        i = (i + 1) & t->mask;
+    if (t->keys[i] == 0) {
+        t->keys[i] = key;
+        t->counts[i] = 0;
+    }
+    return ++t->counts[i];
+}
+
+void dsp_text_counter_free(dsp_text_counter *t)
+{
+    free(t->keys);
+    free(t->counts);
+    t->keys = NULL;
+    t->counts = NULL;
+    t->cap = t->mask = 0;
 }

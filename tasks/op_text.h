@@ -12,6 +12,7 @@
 #define DSP_OP_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "doc.h"
 
@@ -32,6 +33,24 @@ size_t dsp_text_count_chars(const char *s, size_t len);
 /* Lines separated by \n; a trailing \n does not start a new line, and empty
  * text has 0 lines. */
 size_t dsp_text_count_lines(const char *s, size_t len);
+
+/*
+ * Occurrence counts of 64-bit keys (hashes of lines, paragraphs or n-grams)
+ * in an open-addressing table that is reused across documents. Key 0 is
+ * stored as 1.
+ */
+typedef struct {
+    uint64_t *keys; /* 0 = empty slot */
+    uint32_t *counts;
+    size_t cap, mask;
+} dsp_text_counter;
+
+/* Empty the table and size it for up to n distinct keys. Only the part in
+ * use is cleared, so a small document after a large one stays cheap. */
+void dsp_text_counter_reset(dsp_text_counter *t, size_t n);
+/* Count one occurrence of key and return its count so far. */
+uint32_t dsp_text_counter_add(dsp_text_counter *t, uint64_t key);
+void dsp_text_counter_free(dsp_text_counter *t);
 
 /* The document's text: d->text when the pipeline already decoded it, else
  * the batch's text member located in the line and decoded into the arena

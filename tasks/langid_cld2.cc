@@ -1,0 +1,39 @@
+/*
+ * langid_cld2.cc - the C++ side of langid_cld2.h. It calls
+ * CLD2::ExtDetectLanguageSummaryCheckUTF8 with is_plain_text = true, no
+ * hints and no flags, and copies the top language and its scores out.
+ */
+#include <climits>
+#include <cstdio> /* compact_lang_det.h uses FILE without including it */
+#include <cstring>
+
+#include <cld2/public/compact_lang_det.h>
+#include <cld2/public/encodings.h>
+
+#include "langid_cld2.h"
+
+extern "C" void dsp_cld2_detect(const char *text, size_t len, dsp_cld2_result *out)
+{
+    CLD2::CLDHints hints = {NULL, NULL, CLD2::UNKNOWN_ENCODING, CLD2::UNKNOWN_LANGUAGE};
+    CLD2::Language language3[3];
+    int percent3[3] = {0, 0, 0};
+    double normalized_score3[3] = {0.0, 0.0, 0.0};
+    int text_bytes = 0;
+    bool reliable = false;
+    int valid_prefix_bytes = 0;
+    int n = len > (size_t)INT_MAX ? INT_MAX : (int)len;
+
+    CLD2::Language lang = CLD2::ExtDetectLanguageSummaryCheckUTF8(
+        text, n, true, &hints, 0, language3, percent3, normalized_score3, NULL, &text_bytes,
+        &reliable, &valid_prefix_bytes);
+
+    std::memset(out, 0, sizeof *out);
+    const char *code = lang == CLD2::UNKNOWN_LANGUAGE ? "un" : CLD2::LanguageCode(lang);
+    if (!code || !code[0])
+        code = "un";
+    std::strncpy(out->code, code, sizeof out->code - 1);
+    out->percent = lang == CLD2::UNKNOWN_LANGUAGE ? 0 : percent3[0];
+    out->reliable = reliable ? 1 : 0;
+    out->normalized_score = normalized_score3[0];
+    out->text_bytes = text_bytes;
+}

@@ -1,0 +1,325 @@
+/*
+ * op_gopher_repetition.c - the `gopher_repetition` filter: remove documents
+ * with repeated lines, paragraphs or n-grams, as in Rae et al. 2021,
+ * "Scaling Language Models: Methods, Analysis & Insights from Training
+ * Gopher" (arXiv:2112.11446), Table A1. The thresholds and the exact
+ * measures follow datatrove's
+ * src/datatrove/pipeline/filters/gopher_repetition_filter.py:
+ *
+ *   duplicate paragraph fraction            0.30  (paragraphs: the trimmed
+ *   duplicate paragraph character fraction  0.20   text split on 2+ newlines)
+ *   duplicate line fraction                 0.30  (lines: split on 1+
+ *   duplicate line character fraction       0.20   newlines)
+ *   top 2/3/4-gram character fraction       0.20, 0.18, 0.16
+ *   duplicate 5..10-gram character fraction 0.15, 0.14, 0.13, 0.12, 0.11, 0.10
+ *
+ * A duplicate is every occurrence after the first. Character fractions
+ * divide by the length of the whole text in code points. The top n-gram
+ * fraction is the length of the most frequent n-gram (words joined by one
+ * space) times its count. For duplicate n-grams, a scan over the word
+ * positions adds the length of a repeated n-gram (its words without spaces)
+ * and jumps past it, as datatrove does. Words are split on whitespace
+ * (op_text.h) where datatrove uses a tokenizer.
+ *
+ * NOTE: lines, paragraphs and n-grams are compared by 64-bit xxh3 hashes,
+ * so two different strings with the same hash count as equal. At 2^-64 per
+ * pair this does not change decisions in practice.
+ *
+ * Memory: the word and hash-table arrays live in the state and grow to the
+ * largest document, so nothing is allocated per record after warm-up.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/util.h"
+#include "op.h"
+#include "op_text.h"
+
+#define GR_TOP_MIN 2
+#define GR_TOP_MAX 4
+#define GR_DUP_MIN 5
+#define GR_DUP_MAX 10
+
+typedef struct {
+    double dup_para_frac, dup_para_char_frac, dup_line_frac, dup_line_char_frac;
+    double top_frac[GR_TOP_MAX + 1];
+    double dup_frac[GR_DUP_MAX + 1];
+
+    uint64_t *word_hash;   /* per word */
+    uint32_t *word_chars;  /* per word, code points */
+    size_t words_cap;
+
+    dsp_text_counter table;
+} gr_state;
+
+enum {
+    GR_DUP_PARA, GR_DUP_PARA_CHAR, GR_DUP_LINE, GR_DUP_LINE_CHAR,
+    GR_TOP2, GR_TOP3, GR_TOP4,
+    GR_DUP5, GR_DUP6, GR_DUP7, GR_DUP8, GR_DUP9, GR_DUP10,
+};
+
+static const dsp_op_option gr_options[] = {
+    {"dup_para_frac", DSP_OPT_FLOAT, "0.3", "maximum fraction of duplicate paragraphs; 0 disables"},
+    {"dup_para_char_frac", DSP_OPT_FLOAT, "0.2",
+     "maximum fraction of characters in duplicate paragraphs; 0 disables"},
+    {"dup_line_frac", DSP_OPT_FLOAT, "0.3", "maximum fraction of duplicate lines; 0 disables"},
+    {"dup_line_char_frac", DSP_OPT_FLOAT, "0.2",
+     "maximum fraction of characters in duplicate lines; 0 disables"},
+    {"top_ngram_fracs", DSP_OPT_LIST, "[0.20,0.18,0.16]",
+     "for n = 2, 3, 4: maximum fraction of characters in the most frequent n-gram; 0 disables one"},
+    {"dup_ngram_fracs", DSP_OPT_LIST, "[0.15,0.14,0.13,0.12,0.11,0.10]",
+     "for n = 5..10: maximum fraction of characters in duplicate n-grams; 0 disables one"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const gr_reasons[] = {
+    "dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac",
+    "top_2_gram", "top_3_gram", "top_4_gram",
+    "dup_5_gram", "dup_6_gram", "dup_7_gram", "dup_8_gram", "dup_9_gram", "dup_10_gram",
+    NULL,
+};
+
+extern const dsp_op_def dsp_op_gopher_repetition_def;
+
+static dsp_status gr_read_fracs(const cJSON *options, const char *name, double *out, int first,
+                                int last, dsp_err *err)
+{
+    dsp_status st = DSP_OK;
+    cJSON *list = dsp_op_opt_json(options, &dsp_op_gopher_repetition_def, name);
+    int expected = last - first + 1;
+
+    if (cJSON_GetArraySize(list) != expected) {
+        st = dsp_err_set(err, DSP_EINVAL, "option \"%s\" must list %d numbers (n = %d..%d)", name,
+                         expected, first, last);
+        goto out;
+    }
+    for (int i = 0; i < expected; i++) {
+        const cJSON *v = cJSON_GetArrayItem(list, i);
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1) {
+            st = dsp_err_set(err, DSP_EINVAL, "option \"%s\": entry %d must be a number in 0..1",
+                             name, i);
+            goto out;
+        }
+        out[first + i] = v->valuedouble;
+    }
+out:
+    cJSON_Delete(list);
+    return st;
+}
+
+static dsp_status gr_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,
+                            dsp_err *err)
+{
+    (void)ctx;
+    const dsp_op_def *def = &dsp_op_gopher_repetition_def;
+    gr_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return dsp_err_set(err, DSP_ENOMEM, "out of memory");
+    s->dup_para_frac = dsp_op_opt_number(options, def, "dup_para_frac");
+    s->dup_para_char_frac = dsp_op_opt_number(options, def, "dup_para_char_frac");
+    s->dup_line_frac = dsp_op_opt_number(options, def, "dup_line_frac");
+    s->dup_line_char_frac = dsp_op_opt_number(options, def, "dup_line_char_frac");
+    dsp_status st = gr_read_fracs(options, "top_ngram_fracs", s->top_frac, GR_TOP_MIN, GR_TOP_MAX, err);
+    if (st == DSP_OK)
+        st = gr_read_fracs(options, "dup_ngram_fracs", s->dup_frac, GR_DUP_MIN, GR_DUP_MAX, err);
+    if (st != DSP_OK) {
+        free(s);
+        return st;
+    }
+    *state = s;
+    return DSP_OK;
+}
+
+/* Duplicate pieces of text separated by runs of at least min_newlines
+ * newlines: returns the number of pieces, and sets the number of duplicate
+ * pieces and their length in code points. */
+static size_t gr_split_duplicates(gr_state *s, const char *text, size_t len, int min_newlines,
+                                  size_t *dups, size_t *dup_chars)
+{
+    size_t pieces = 0;
+    *dups = 0;
+    *dup_chars = 0;
+
+    /* An upper bound on the pieces: newlines + 1. */
+    size_t bound = 1;
+    for (const char *p = text; (p = memchr(p, '\n', (size_t)(text + len - p))) != NULL; p++)
+        bound++;
+    dsp_text_counter_reset(&s->table, bound);
+
+    size_t start = 0, i = 0;
+    for (;;) {
+        /* Find the next separator: a run of >= min_newlines newlines. */
+        size_t sep = len, sep_end = len;
+        for (i = start; i < len; i++) {
+            if (text[i] != '\n')
+                continue;
+            size_t j = i;
+            while (j < len && text[j] == '\n')
+                j++;
+            if ((int)(j - i) >= min_newlines) {
+                sep = i;
+                sep_end = j;
+                break;
+            }
+            i = j - 1;
+        }
+        size_t n = sep - start;
+        pieces++;
+        if (dsp_text_counter_add(&s->table, dsp_hash64(text + start, n, 0x9e3779b97f4a7c15ull)) > 1) {
+            (*dups)++;
+            *dup_chars += dsp_text_count_chars(text + start, n);
+        }
+        if (sep == len)
+            break;
+        start = sep_end;
+    }
+    return pieces;
+}
+
+static size_t gr_collect_words(gr_state *s, const char *text, size_t len)
+{
+    size_t pos = 0, start, wlen, n = 0;
+    while (dsp_text_next_word(text, len, &pos, &start, &wlen)) {
+        if (n == s->words_cap) {
+            s->words_cap = s->words_cap ? 2 * s->words_cap : 4096;
+            s->word_hash = dsp_xrealloc(s->word_hash, s->words_cap * sizeof *s->word_hash);
+            s->word_chars = dsp_xrealloc(s->word_chars, s->words_cap * sizeof *s->word_chars);
+        }
+        s->word_hash[n] = dsp_hash64(text + start, wlen, 0);
+        s->word_chars[n] = (uint32_t)dsp_text_count_chars(text + start, wlen);
+        n++;
+    }
+    return n;
+}
+
+static size_t gr_ngram_chars(const gr_state *s, size_t i, int n)
+{
+    size_t c = 0;
+    for (int k = 0; k < n; k++)
+        c += s->word_chars[i + (size_t)k];
+    return c;
+}
+
+/* Characters of the most frequent n-gram times its count (words joined by
+ * one space). On a tie the n-gram that reached the top count first wins. */
+static size_t gr_top_ngram_chars(gr_state *s, size_t nwords, int n)
+{
+    size_t best_count = 0, best_chars = 0;
+    dsp_text_counter_reset(&s->table, nwords);
+    for (size_t i = 0; i + (size_t)n <= nwords; i++) {
+        uint32_t count = dsp_text_counter_add(&s->table, dsp_hash64(&s->word_hash[i], (size_t)n * 8, (uint64_t)n));
+        if (count > best_count) {
+            best_count = count;
+            best_chars = gr_ngram_chars(s, i, n) + (size_t)(n - 1);
+        }
+    }
+    return best_count * best_chars;
+}
+
+/* Characters in repeated n-grams (words without spaces), skipping past each
+ * repeat. */
+static size_t gr_dup_ngram_chars(gr_state *s, size_t nwords, int n)
+{
+    size_t repeated = 0, i = 0;
+    dsp_text_counter_reset(&s->table, nwords);
+    while (i + (size_t)n <= nwords) {
+        uint32_t count = dsp_text_counter_add(&s->table, dsp_hash64(&s->word_hash[i], (size_t)n * 8, (uint64_t)n));
+        if (count > 1) {
+            repeated += gr_ngram_chars(s, i, n);
+            i += (size_t)n;
+        } else {
+            i++;
+        }
+    }
+    return repeated;
+}
+
+static int gr_is_ascii_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Returns the removal reason, or -1 to keep the document. */
+static int gr_check(gr_state *s, const char *text, size_t len)
+{
+    size_t chars = dsp_text_count_chars(text, len);
+    size_t dups, dup_chars, pieces;
+    if (chars == 0)
+        return -1;
+
+    /* Paragraphs come from the text with surrounding whitespace removed. */
+    size_t b = 0, e = len;
+    while (b < e && gr_is_ascii_space(text[b]))
+        b++;
+    while (e > b && gr_is_ascii_space(text[e - 1]))
+        e--;
+    pieces = gr_split_duplicates(s, text + b, e - b, 2, &dups, &dup_chars);
+    if (s->dup_para_frac > 0 && (double)dups / (double)pieces > s->dup_para_frac)
+        return GR_DUP_PARA;
+    if (s->dup_para_char_frac > 0 && (double)dup_chars / (double)chars > s->dup_para_char_frac)
+        return GR_DUP_PARA_CHAR;
+
+    pieces = gr_split_duplicates(s, text, len, 1, &dups, &dup_chars);
+    if (s->dup_line_frac > 0 && (double)dups / (double)pieces > s->dup_line_frac)
+        return GR_DUP_LINE;
+    if (s->dup_line_char_frac > 0 && (double)dup_chars / (double)chars > s->dup_line_char_frac)
+        return GR_DUP_LINE_CHAR;
+
+    size_t nwords = gr_collect_words(s, text, len);
+    for (int n = GR_TOP_MIN; n <= GR_TOP_MAX; n++) {
+        if (s->top_frac[n] <= 0 || nwords < (size_t)n)
+            continue;
+        if ((double)gr_top_ngram_chars(s, nwords, n) / (double)chars > s->top_frac[n])
+            return GR_TOP2 + (n - GR_TOP_MIN);
+    }
+    for (int n = GR_DUP_MIN; n <= GR_DUP_MAX; n++) {
+        if (s->dup_frac[n] <= 0 || nwords < (size_t)n)
+            continue;
+        if ((double)gr_dup_ngram_chars(s, nwords, n) / (double)chars > s->dup_frac[n])
+            return GR_DUP5 + (n - GR_DUP_MIN);
+    }
+    return -1;
+}
+
+static dsp_status gr_process(void *state, dsp_batch *b, unsigned char *keep, dsp_op_counters *c,
+                             dsp_err *err)
+{
+    (void)err;
+    gr_state *s = state;
+
+    for (size_t i = 0; i < b->n; i++) {
+        if (!keep[i])
+            continue;
+        size_t len;
+        const char *text = dsp_op_doc_text(b, &b->docs[i], &len);
+        int reason = gr_check(s, text, len);
+        if (reason >= 0) {
+            keep[i] = 0;
+            c->removed[reason]++;
+        }
+    }
+    return DSP_OK;
+}
+
+static void gr_destroy(void *state)
+{
+    gr_state *s = state;
+    free(s->word_hash);
+    free(s->word_chars);
+    dsp_text_counter_free(&s->table);
+    free(s);
+}
+
+const dsp_op_def dsp_op_gopher_repetition_def = {
+    .name = "gopher_repetition",
+    .summary = "Gopher repetition rules: duplicate lines, paragraphs and n-grams",
+    .wide = 0,
+    .options = gr_options,
+    .reasons = gr_reasons,
+    .extra_names = NULL,
+    .create = gr_create,
+    .process = gr_process,
+    .finish = NULL,
+    .destroy = gr_destroy,
+};

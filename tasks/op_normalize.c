@@ -1,0 +1,287 @@
+/*
+ * op_normalize.c - the `normalize` operator: clean each document's text so
+ * later filters and deduplication compare like with like. It removes
+ * nothing. Each part can be turned off, and they run in this order:
+ *
+ *   fix_utf8      an invalid UTF-8 sequence becomes U+FFFD (one per
+ *                 invalid byte, or one per truncated multi-byte sequence)
+ *   line_endings  CRLF and a lone CR become LF
+ *   drop_control  C0 controls other than \n and \t, DEL and the C1 controls
+ *                 U+0080-U+009F are removed
+ *   whitespace    a run of spaces and tabs becomes one space, and spaces at
+ *                 the end of a line are removed
+ *   trim          whitespace at the start and end of the text is removed
+ *   nfc           Unicode Normalization Form C (utf8proc), skipped for
+ *                 pure ASCII text, which is already in NFC
+ *
+ * Memory: the work buffers live in the operator state and grow to the
+ * largest document, so nothing is allocated per record after warm-up.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "../core/buf.h"
+#include "op.h"
+#include "op_text.h"
+
+typedef struct {
+    int fix_utf8, line_endings, drop_control, whitespace, trim, nfc;
+    dsp_buf out;
+    utf8proc_int32_t *codepoints;
+    size_t codepoints_cap;
+} normalize_state;
+
+enum { NORM_CHANGED, NORM_INVALID_UTF8, NORM_CONTROL_DROPPED, NORM_NFC_FAILED };
+
+static const dsp_op_option normalize_options[] = {
+    {"fix_utf8", DSP_OPT_BOOL, "true", "replace invalid UTF-8 sequences with U+FFFD"},
+    {"line_endings", DSP_OPT_BOOL, "true", "turn CRLF and CR into LF"},
+    {"drop_control", DSP_OPT_BOOL, "true",
+     "remove control characters other than newline and tab"},
+    {"whitespace", DSP_OPT_BOOL, "true",
+     "collapse runs of spaces and tabs to one space and strip spaces at line ends"},
+    {"trim", DSP_OPT_BOOL, "true", "remove whitespace at the start and end of the text"},
+    {"nfc", DSP_OPT_BOOL, "true", "apply Unicode Normalization Form C"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const normalize_reasons[] = {NULL};
+static const char *const normalize_extra[] = {"changed", "invalid_utf8", "control_dropped",
+                                              "nfc_failed", NULL};
+
+extern const dsp_op_def dsp_op_normalize_def;
+
+static dsp_status normalize_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,
+                                   dsp_err *err)
+{
+    (void)ctx;
+    normalize_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return dsp_err_set(err, DSP_ENOMEM, "out of memory");
+    s->fix_utf8 = dsp_op_opt_bool(options, &dsp_op_normalize_def, "fix_utf8");
+    s->line_endings = dsp_op_opt_bool(options, &dsp_op_normalize_def, "line_endings");
+    s->drop_control = dsp_op_opt_bool(options, &dsp_op_normalize_def, "drop_control");
+    s->whitespace = dsp_op_opt_bool(options, &dsp_op_normalize_def, "whitespace");
+    s->trim = dsp_op_opt_bool(options, &dsp_op_normalize_def, "trim");
+    s->nfc = dsp_op_opt_bool(options, &dsp_op_normalize_def, "nfc");
+    *state = s;
+    return DSP_OK;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is invalid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static size_t normalize_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0)
+        n = 2;
+    else if (c < 0xF0) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c < 0xF5) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if ((size_t)(end - p) < n)
+        return 0;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Number of bytes of an invalid sequence to replace by one U+FFFD: a lead
+ * byte and the continuation bytes that follow it, or 1. */
+static size_t normalize_invalid_len(const unsigned char *p, const unsigned char *end)
+{
+    size_t n = 1;
+    if (p[0] >= 0xC2 && p[0] < 0xF5)
+        while (p + n < end && n < 4 && (p[n] & 0xC0) == 0x80 && normalize_utf8_len(p + n, end) == 0)
+            n++;
+    return n;
+}
+
+/* Run every part except NFC from text into s->out. */
+static void normalize_clean(normalize_state *s, const char *text, size_t len,
+                            dsp_op_counters *c, int *non_ascii)
+{
+    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    dsp_buf *o = &s->out;
+    int pending_space = 0;
+
+    /* Each input byte yields at most 3 output bytes (an invalid byte becomes
+     * U+FFFD), so one reservation covers the whole loop. */
+    dsp_buf_reset(o);
+    dsp_buf_reserve(o, 3 * len + 16);
+    *non_ascii = 0;
+    while (p < end) {
+        unsigned char ch = *p;
+
+        if (ch >= 0x80) {
+            size_t n = normalize_utf8_len(p, end);
+            if (n == 0) {
+                if (s->fix_utf8) {
+                    n = normalize_invalid_len(p, end);
+                    c->extra[NORM_INVALID_UTF8]++;
+                    if (pending_space)
+                        o->data[o->len++] = ' ';
+                    pending_space = 0;
+                    memcpy(o->data + o->len, "\xEF\xBF\xBD", 3);
+                    o->len += 3;
+                    *non_ascii = 1;
+                    p += n;
+                    continue;
+                }
+                n = 1;
+            } else if (n == 2 && ch == 0xC2 && p[1] < 0xA0 && s->drop_control) {
+                c->extra[NORM_CONTROL_DROPPED]++; /* C1 control U+0080..U+009F */
+                p += 2;
+                continue;
+            }
+            if (pending_space)
+                o->data[o->len++] = ' ';
+            pending_space = 0;
+            memcpy(o->data + o->len, p, n);
+            o->len += n;
+            *non_ascii = 1;
+            p += n;
+            continue;
+        }
+
+        if (ch == '\r' && s->line_endings) {
+            ch = '\n';
+            if (p + 1 < end && p[1] == '\n')
+                p++;
+        }
+        if (ch == '\n') {
+            pending_space = 0;
+            o->data[o->len++] = '\n';
+            p++;
+            continue;
+        }
+        if ((ch == ' ' || ch == '\t') && s->whitespace) {
+            pending_space = 1;
+            p++;
+            continue;
+        }
+        if (ch != '\t' && ch != ' ' && (ch < 0x20 || ch == 0x7F) && s->drop_control &&
+            !(ch == '\r' && !s->line_endings)) {
+            c->extra[NORM_CONTROL_DROPPED]++;
+            p++;
+            continue;
+        }
+        if (pending_space)
+            o->data[o->len++] = ' ';
+        pending_space = 0;
+        o->data[o->len++] = (char)ch;
+        p++;
+    }
+    /* A space still pending at the end trails the last line and is dropped. */
+
+    if (s->trim) {
+        size_t b = 0, e = o->len;
+        while (b < e && (o->data[b] == ' ' || o->data[b] == '\t' || o->data[b] == '\n' ||
+                         o->data[b] == '\r'))
+            b++;
+        while (e > b && (o->data[e - 1] == ' ' || o->data[e - 1] == '\t' ||
+                         o->data[e - 1] == '\n' || o->data[e - 1] == '\r'))
+            e--;
+        memmove(o->data, o->data + b, e - b);
+        o->len = e - b;
+    }
+    o->data[o->len] = '\0';
+}
+
+/* Apply NFC to s->out in place through the code point buffer. Returns 0
+ * when utf8proc rejects the text (only possible with fix_utf8 off). */
+static int normalize_nfc(normalize_state *s)
+{
+    const utf8proc_option_t opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+    utf8proc_ssize_t n;
+
+    for (;;) {
+        n = utf8proc_decompose((const utf8proc_uint8_t *)s->out.data, (utf8proc_ssize_t)s->out.len,
+                               s->codepoints, (utf8proc_ssize_t)s->codepoints_cap, opts);
+        if (n < 0)
+            return 0;
+        if ((size_t)n <= s->codepoints_cap)
+            break;
+        free(s->codepoints);
+        s->codepoints_cap = (size_t)n + (size_t)n / 2 + 64;
+        s->codepoints = malloc(s->codepoints_cap * sizeof *s->codepoints);
+        if (!s->codepoints) {
+            s->codepoints_cap = 0;
+            return 0;
+        }
+    }
+    utf8proc_ssize_t bytes = utf8proc_reencode(s->codepoints, n, opts);
+    if (bytes < 0)
+        return 0;
+    dsp_buf_reset(&s->out);
+    dsp_buf_append(&s->out, s->codepoints, (size_t)bytes);
+    return 1;
+}
+
+static dsp_status normalize_process(void *state, dsp_batch *b, unsigned char *keep,
+                                    dsp_op_counters *c, dsp_err *err)
+{
+    (void)err;
+    normalize_state *s = state;
+
+    for (size_t i = 0; i < b->n; i++) {
+        if (!keep[i])
+            continue;
+        dsp_doc *d = &b->docs[i];
+        size_t len;
+        const char *text = dsp_op_doc_text(b, d, &len);
+        int non_ascii;
+
+        normalize_clean(s, text, len, c, &non_ascii);
+        if (s->nfc && non_ascii && !normalize_nfc(s))
+            c->extra[NORM_NFC_FAILED]++;
+        if (s->out.len != len || memcmp(s->out.data, text, len) != 0) {
+            dsp_doc_set_text(b, d, s->out.data, s->out.len);
+            c->extra[NORM_CHANGED]++;
+        }
+    }
+    return DSP_OK;
+}
+
+static void normalize_destroy(void *state)
+{
+    normalize_state *s = state;
+    dsp_buf_free(&s->out);
+    free(s->codepoints);
+    free(s);
+}
+
+const dsp_op_def dsp_op_normalize_def = {
+    .name = "normalize",
+    .summary = "fix UTF-8, drop control characters, normalize whitespace and line endings, NFC",
+    .wide = 0,
+    .options = normalize_options,
+    .reasons = normalize_reasons,
+    .extra_names = normalize_extra,
+    .create = normalize_create,
+    .process = normalize_process,
+    .finish = NULL,
+    .destroy = normalize_destroy,
+};
