@@ -1,0 +1,568 @@
+/*
+ * jsonl.c - the JSON Lines reader: newline framing, byte ranges, record
+ * validation and rejects.
+ *
+ * Lines are found with memchr in one read buffer that is reused for the
+ * whole input. A record is copied once, into the batch arena, so nothing is
+ * allocated per record. The buffer grows only while a single record is
+ * longer than it, and never past max_record_bytes + 1. A longer record is
+ * rejected and its remaining bytes are discarded as they arrive.
+ *
+ * For a byte range [offset, end) of a plain object the reader starts at
+ * offset - 1. When that byte is a newline, the range starts on a record.
+ * Otherwise the bytes up to the first newline belong to the previous range.
+ * Records that start before `end` are read to their newline, past `end`
+ * through a second store reader when needed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "decompress.h"
+#include "jsonl.h"
+
+#define JSON_MAX_DEPTH 512
+#define REJECT_PREFIX_BYTES 256
+
+struct dsp_jsonl_reader {
+    dsp_store *store;
+    char *key;
+    uint64_t range_end;   /* UINT64_MAX when reading to the end */
+    int ranged;
+    int64_t max_record;
+    size_t read_size;
+    dsp_reject_fn reject;
+    void *reject_ctx;
+
+    dsp_reader *src;
+    dsp_reader *tail_src; /* reader past range_end, opened on demand */
+    dsp_dstream *stream;
+    int stream_eof;
+
+    char *buf;
+    size_t cap, start, len, scan; /* unread bytes are buf[start, len) */
+    uint64_t buf_offset;          /* input offset of buf[0] */
+
+    int skip_leading;             /* discarding the previous range's partial record */
+    int skipping;                 /* discarding the rest of an oversized record */
+    int done;
+
+    dsp_buf scratch;              /* repaired copy of a record with bad UTF-8 */
+    dsp_jsonl_stats stats;
+};
+
+/* ---- validation ---- */
+
+static size_t utf8_seq_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t avail = (size_t)(end - p);
+    if (c >= 0xC2 && c <= 0xDF)
+        return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (avail < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
+            return 0; /* overlong form or UTF-16 surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (avail < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+            (p[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
+            return 0; /* overlong form or above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Scan a string starting at its opening quote. Returns the result code and
+ * leaves *pp after the closing quote. */
+static int scan_string(const unsigned char **pp, const unsigned char *end, int is_name,
+                       int *needs_repair)
+{
+    const unsigned char *p = *pp + 1;
+    for (;;) {
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p >= end)
+            return DSP_JSON_INVALID;
+        unsigned char c = *p;
+        if (c == '"') {
+            *pp = p + 1;
+            return DSP_JSON_VALID;
+        }
+        if (c < 0x20)
+            return DSP_JSON_INVALID; /* raw control byte, NUL included */
+        if (c == '\\') {
+            if (p + 1 >= end)
+                return DSP_JSON_INVALID;
+            unsigned char e = p[1];
+            if (e == 'u') {
+                if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) ||
+                    !is_hex(p[5]))
+                    return DSP_JSON_INVALID;
+                p += 6;
+            } else if (strchr("\"\\/bfnrt", e) && e != '\0') {
+                p += 2;
+            } else {
+                return DSP_JSON_INVALID;
+            }
+            continue;
+        }
+        size_t n = utf8_seq_len(p, end);
+        if (n == 0) {
+            if (is_name)
+                return DSP_JSON_INVALID_NAME_UTF8;
+            *needs_repair = 1;
+            n = 1;
+        }
+        p += n;
+    }
+}
+
+static const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static int scan_number(const unsigned char **pp, const unsigned char *end)
+{
+    const unsigned char *p = *pp;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end)
+        return DSP_JSON_INVALID;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return DSP_JSON_INVALID;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return DSP_JSON_INVALID;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return DSP_JSON_INVALID;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    *pp = p;
+    return DSP_JSON_VALID;
+}
+
+static int scan_literal(const unsigned char **pp, const unsigned char *end, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(end - *pp) < n || memcmp(*pp, word, n) != 0)
+        return DSP_JSON_INVALID;
+    *pp += n;
+    return DSP_JSON_VALID;
+}
+
+int dsp_json_validate(const char *line, size_t len, int *needs_repair)
+{
+    const unsigned char *p = (const unsigned char *)line;
+    const unsigned char *end = p + len;
+    char stack[JSON_MAX_DEPTH];
+    int depth = 0;
+    int rc;
+    *needs_repair = 0;
+
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return DSP_JSON_INVALID;
+
+value:
+    p = skip_ws(p, end);
+    if (p >= end)
+        return DSP_JSON_INVALID;
+    switch (*p) {
+    case '{':
+    case '[':
+        if (depth == JSON_MAX_DEPTH)
+            return DSP_JSON_INVALID;
+        stack[depth++] = (char)*p;
+        p = skip_ws(p + 1, end);
+        if (p < end && (*p == '}' || *p == ']')) {
+            if ((*p == '}') != (stack[depth - 1] == '{'))
+                return DSP_JSON_INVALID;
+            depth--;
+            p++;
+            goto after_value;
+        }
+        if (stack[depth - 1] == '{')
+            goto member_name;
+        goto value;
+    case '"':
+        rc = scan_string(&p, end, 0, needs_repair);
+        break;
+    case 't':
+        rc = scan_literal(&p, end, "true");
+        break;
+    case 'f':
+        rc = scan_literal(&p, end, "false");
+        break;
+    case 'n':
+        rc = scan_literal(&p, end, "null");
+        break;
+    default:
+        rc = scan_number(&p, end);
+        break;
+    }
+    if (rc != DSP_JSON_VALID)
+        return rc;
+
+after_value:
+    p = skip_ws(p, end);
+    if (depth == 0)
+        return p == end ? DSP_JSON_VALID : DSP_JSON_INVALID;
+    if (p >= end)
+        return DSP_JSON_INVALID;
+    if (*p == ',') {
+        p++;
+        if (stack[depth - 1] == '{')
+            goto member_name;
+        goto value;
+    }
+    if ((*p == '}' && stack[depth - 1] == '{') || (*p == ']' && stack[depth - 1] == '[')) {
+        depth--;
+        p++;
+        goto after_value;
+    }
+    return DSP_JSON_INVALID;
+
+member_name:
+    p = skip_ws(p, end);
+    if (p >= end || *p != '"')
+        return DSP_JSON_INVALID;
+    rc = scan_string(&p, end, 1, needs_repair);
+    if (rc != DSP_JSON_VALID)
+        return rc;
+    p = skip_ws(p, end);
+    if (p >= end || *p != ':')
+        return DSP_JSON_INVALID;
+    p++;
+    goto value;
+}
+
+void dsp_utf8_repair(const char *s, size_t len, dsp_buf *out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + len;
+    dsp_buf_reserve(out, len + len / 2 + 3);
+    while (p < end) {
+        const unsigned char *run = p;
+        size_t n;
+        while (p < end && (n = utf8_seq_len(p, end)) != 0)
+            p += n;
+        dsp_buf_append(out, run, (size_t)(p - run));
+        if (p < end) {
+            dsp_buf_append(out, "\xef\xbf\xbd", 3);
+            p++;
+        }
+    }
+}
+
+/* ---- reader ---- */
+
+dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, dsp_err *err)
+{
+    dsp_jsonl_reader *r = dsp_xcalloc(1, sizeof *r);
+    dsp_status st;
+    r->store = opts->store;
+    r->key = dsp_xstrdup(opts->key);
+    r->max_record = opts->max_record_bytes > 0 ? opts->max_record_bytes
+                                               : DSP_DEFAULT_MAX_RECORD_BYTES;
+    r->read_size = opts->read_size ? opts->read_size : (4u << 20);
+    r->reject = opts->reject;
+    r->reject_ctx = opts->reject_ctx;
+    r->ranged = opts->offset > 0 || opts->length >= 0;
+    r->range_end = opts->length >= 0 ? opts->offset + (uint64_t)opts->length : UINT64_MAX;
+
+    /* Start one byte early to learn whether the range starts on a record. */
+    uint64_t read_from = opts->offset > 0 ? opts->offset - 1 : 0;
+    int64_t read_len = opts->length >= 0 ? (int64_t)(r->range_end - read_from) : -1;
+    r->skip_leading = opts->offset > 0;
+    r->buf_offset = read_from;
+
+    dsp_reader_opts ropts = {r->read_size, 0};
+    st = dsp_store_reader_open(r->store, r->key, read_from, read_len, &ropts, &r->src, err);
+    if (st != DSP_OK)
+        goto fail;
+    st = dsp_dstream_open(r->src, r->key, read_from, r->read_size, &r->stream, err);
+    if (st != DSP_OK)
+        goto fail;
+
+    dsp_compression comp = dsp_dstream_compression(r->stream);
+    if (comp != DSP_COMP_NONE && r->ranged) {
+        st = dsp_err_set(err, DSP_EINVAL,
+                         "%s is %s-compressed: byte ranges apply only to plain JSONL "
+                         "(requested offset %llu, length %lld)",
+                         r->key, dsp_compression_name(comp), (unsigned long long)opts->offset,
+                         (long long)opts->length);
+        goto fail;
+    }
+    if (comp == DSP_COMP_NONE && opts->offset == 0) {
+        const char *dot = strrchr(r->key, '.');
+        if (dot && (!strcmp(dot, ".zst") || !strcmp(dot, ".zstd") || !strcmp(dot, ".gz")))
+            DSP_WARN("input_not_compressed", "key=%s detail=\"name ends in %s but the content "
+                     "is not compressed; reading it as plain JSONL\"", r->key, dot);
+    }
+    if (comp != DSP_COMP_NONE)
+        r->buf_offset = 0;
+
+    r->cap = r->read_size + 1;
+    r->buf = dsp_xmalloc(r->cap);
+    *out = r;
+    return DSP_OK;
+
+fail:
+    dsp_jsonl_close(r);
+    return st;
+}
+
+static dsp_status emit_reject(dsp_jsonl_reader *r, const char *reason, uint64_t offset,
+                              const char *record, size_t len, dsp_err *err)
+{
+    r->stats.rejected++;
+    if (!r->reject)
+        return DSP_OK;
+    if (len > REJECT_PREFIX_BYTES)
+        len = REJECT_PREFIX_BYTES;
+    return r->reject(r->reject_ctx, reason, r->key, offset, record, len, err);
+}
+
+/* Validate one record and append it to the batch, or reject it. */
+static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *line, size_t len,
+                              uint64_t offset, dsp_err *err)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (len > (size_t)r->max_record) {
+        r->stats.records++;
+        return emit_reject(r, "record_too_large", offset, line, len, err);
+    }
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+        i++;
+    if (i == len) {
+        r->stats.blank_lines++;
+        return DSP_OK;
+    }
+    r->stats.records++;
+
+    int needs_repair = 0;
+    int rc = dsp_json_validate(line, len, &needs_repair);
+    if (rc == DSP_JSON_INVALID)
+        return emit_reject(r, "invalid_json", offset, line, len, err);
+    if (rc == DSP_JSON_INVALID_NAME_UTF8)
+        return emit_reject(r, "invalid_utf8", offset, line, len, err);
+    if (needs_repair) {
+        dsp_buf_reset(&r->scratch);
+        dsp_utf8_repair(line, len, &r->scratch);
+        line = r->scratch.data;
+        len = r->scratch.len;
+        r->stats.utf8_repaired++;
+    }
+
+    const char *raw;
+    size_t raw_len;
+    if (!dsp_json_find(line, len, b->text_field, &raw, &raw_len))
+        return emit_reject(r, "missing_text", offset, line, len, err);
+    if (raw[0] != '"')
+        return emit_reject(r, "text_not_string", offset, line, len, err);
+
+    dsp_doc *d = dsp_batch_push(b, line, len, r->key, offset);
+    /* Decode from the arena copy so that d->text never points into the read buffer. */
+    const char *copy_raw = d->line + (raw - line);
+    d->text = dsp_json_decode_string(&b->arena, copy_raw, raw_len, &d->text_len);
+    if (!d->text) {
+        b->n--; /* validated above, so only reachable through a decoder bug */
+        return emit_reject(r, "invalid_json", offset, line, len, err);
+    }
+    return DSP_OK;
+}
+
+/* Open the reader past the range end to finish the record that crosses it. */
+static dsp_status open_tail(dsp_jsonl_reader *r, dsp_err *err)
+{
+    dsp_reader_opts ropts = {1u << 20, 1};
+    dsp_status st = dsp_store_reader_open(r->store, r->key, r->range_end, -1, &ropts,
+                                          &r->tail_src, err);
+    if (st != DSP_OK)
+        return st;
+    return dsp_dstream_continue(r->stream, r->tail_src, err);
+}
+
+/* Read more input after buf[len]; sets stream_eof at the end of input. */
+static dsp_status read_more(dsp_jsonl_reader *r, dsp_err *err)
+{
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, r->len - r->start);
+        r->buf_offset += r->start;
+        r->scan -= r->start;
+        r->len -= r->start;
+        r->start = 0;
+    }
+    if (r->cap - r->len < r->read_size / 2 && !r->skipping && !r->skip_leading) {
+        size_t max_cap = (size_t)r->max_record + 2; /* the record plus '\r' and '\n' */
+        if (r->cap < max_cap) {
+            size_t ncap = r->cap * 2 > max_cap ? max_cap : r->cap * 2;
+            if (ncap < r->len + r->read_size && r->len + r->read_size <= max_cap)
+                ncap = r->len + r->read_size;
+            r->buf = dsp_xrealloc(r->buf, ncap);
+            r->cap = ncap;
+        }
+    }
+    if (r->len == r->cap)
+        return DSP_OK; /* the caller detects the oversized record */
+
+    size_t got = 0;
+    dsp_status st = dsp_dstream_read(r->stream, r->buf + r->len, r->cap - r->len, &got, err);
+    if (st != DSP_OK)
+        return st;
+    if (got > 0) {
+        r->len += got;
+        return DSP_OK;
+    }
+    /* The range is exhausted. A record that started inside it continues. */
+    int pending = r->start < r->len || r->skipping;
+    if (r->ranged && !r->tail_src && r->range_end != UINT64_MAX && pending &&
+        !r->skip_leading && r->buf_offset + r->start < r->range_end) {
+        st = open_tail(r, err);
+        if (st != DSP_OK)
+            return st;
+        return DSP_OK;
+    }
+    r->stream_eof = 1;
+    return DSP_OK;
+}
+
+dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, size_t max_bytes,
+                          int *eof, dsp_err *err)
+{
+    dsp_status st = DSP_OK;
+    size_t taken = 0, bytes = 0;
+    *eof = 0;
+    while (!r->done && taken < max_docs && bytes < max_bytes) {
+        char *nl = memchr(r->buf + r->scan, '\n', r->len - r->scan);
+        if (nl) {
+            size_t rec_len = (size_t)(nl - (r->buf + r->start));
+            uint64_t rec_offset = r->buf_offset + r->start;
+            const char *rec = r->buf + r->start;
+            r->start = r->scan = (size_t)(nl - r->buf) + 1;
+            if (r->skip_leading) {
+                r->skip_leading = 0;
+                continue;
+            }
+            if (r->skipping) {
+                r->skipping = 0;
+                continue;
+            }
+            if (rec_offset >= r->range_end) {
+                r->done = 1;
+                break;
+            }
+            size_t before = b->n;
+            st = take_record(r, b, rec, rec_len, rec_offset, err);
+            if (st != DSP_OK)
+                return st;
+            if (b->n > before) {
+                taken++;
+                bytes += rec_len;
+            }
+            continue;
+        }
+        r->scan = r->len;
+
+        if (r->stream_eof) {
+            if (r->start < r->len && !r->skip_leading && !r->skipping) {
+                uint64_t rec_offset = r->buf_offset + r->start;
+                size_t rec_len = r->len - r->start;
+                if (rec_offset < r->range_end) {
+                    st = take_record(r, b, r->buf + r->start, rec_len, rec_offset, err);
+                    if (st != DSP_OK)
+                        return st;
+                }
+            }
+            r->start = r->scan = r->len;
+            r->done = 1;
+            break;
+        }
+
+        /* No newline in the buffer: discard what is being skipped, or
+         * detect a record over the limit, then read more. */
+        if (r->skip_leading || r->skipping) {
+            r->buf_offset += r->len;
+            r->start = r->scan = r->len = 0;
+        } else if (r->len - r->start > (size_t)r->max_record) {
+            uint64_t rec_offset = r->buf_offset + r->start;
+            if (rec_offset >= r->range_end) {
+                r->done = 1;
+                break;
+            }
+            r->stats.records++;
+            st = emit_reject(r, "record_too_large", rec_offset, r->buf + r->start,
+                             r->len - r->start, err);
+            if (st != DSP_OK)
+                return st;
+            DSP_WARN("record_too_large", "key=%s offset=%llu max_record_bytes=%lld", r->key,
+                     (unsigned long long)rec_offset, (long long)r->max_record);
+            r->skipping = 1;
+            r->buf_offset += r->len;
+            r->start = r->scan = r->len = 0;
+        }
+        st = read_more(r, err);
+        if (st != DSP_OK)
+            return st;
+        if (r->skip_leading && r->stream_eof)
+            r->done = 1; /* the range contains no record start */
+    }
+    if (r->done)
+        *eof = 1;
+    r->stats.bytes_in = dsp_dstream_bytes_in(r->stream);
+    r->stats.bytes_in_raw = dsp_dstream_bytes_out(r->stream);
+    return DSP_OK;
+}
+
+const dsp_jsonl_stats *dsp_jsonl_get_stats(const dsp_jsonl_reader *r)
+{
+    return &r->stats;
+}
+
+void dsp_jsonl_close(dsp_jsonl_reader *r)
+{
+    if (!r)
+        return;
+    dsp_dstream_close(r->stream);
+    if (r->src)
+        dsp_reader_close(r->src);
+    if (r->tail_src)
+        dsp_reader_close(r->tail_src);
+    dsp_buf_free(&r->scratch);
+    free(r->buf);
+    free(r->key);
+    free(r);
+}

@@ -1,0 +1,85 @@
+/*
+ * jsonl.h - streaming reader of JSON Lines, plain, gzip or zstd.
+ *
+ * The reader fills batches of documents from one object or one byte range
+ * of a plain object. Memory stays bounded whatever the input: one read
+ * buffer that grows up to max_record_bytes, and records longer than that
+ * are skipped in streaming fashion and rejected.
+ *
+ * Byte ranges (plain input only): the task reading [offset, offset+length)
+ * owns exactly the records whose first byte lies in the range, so that
+ * consecutive ranges read every record exactly once.
+ *
+ * Bad records are not fatal: an invalid JSON line, a member name with
+ * invalid UTF-8, a record over max_record_bytes, or a missing or non-string
+ * text member goes to the reject callback with its reason, key and byte
+ * offset. Invalid UTF-8 inside string values is repaired with U+FFFD. Blank
+ * lines are skipped and not counted as records.
+ */
+#ifndef DSP_JSONL_H
+#define DSP_JSONL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/err.h"
+#include "../storage/store.h"
+#include "doc.h"
+
+/*
+ * Receives one rejected record: reason (snake_case, e.g. "invalid_json"),
+ * the source key, the decompressed byte offset of the record and up to the
+ * first record_len bytes of it. A failure stops the reader.
+ */
+typedef dsp_status (*dsp_reject_fn)(void *ctx, const char *reason, const char *key,
+                                    uint64_t offset, const char *record, size_t record_len,
+                                    dsp_err *err);
+
+#define DSP_DEFAULT_MAX_RECORD_BYTES (64LL << 20)
+
+typedef struct {
+    dsp_store *store;
+    const char *key;
+    uint64_t offset;         /* start of the byte range; 0 for the whole object */
+    int64_t length;          /* -1 = to the end of the object */
+    int64_t max_record_bytes;/* 0 = DSP_DEFAULT_MAX_RECORD_BYTES */
+    size_t read_size;        /* bytes per read from the store; 0 = 4 MiB */
+    dsp_reject_fn reject;    /* may be NULL: rejects are only counted */
+    void *reject_ctx;
+} dsp_jsonl_opts;
+
+typedef struct {
+    uint64_t records;        /* non-blank lines owned by this reader */
+    uint64_t rejected;
+    uint64_t blank_lines;
+    uint64_t utf8_repaired;  /* records with invalid UTF-8 replaced by U+FFFD */
+    uint64_t bytes_in;       /* bytes read from the store */
+    uint64_t bytes_in_raw;   /* decompressed bytes */
+} dsp_jsonl_stats;
+
+typedef struct dsp_jsonl_reader dsp_jsonl_reader;
+
+dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, dsp_err *err);
+/*
+ * Append up to max_docs documents (or about max_bytes of lines) to b, each
+ * with its text decoded. *eof is set when the input is exhausted; a call
+ * may return no documents without being at the end.
+ */
+dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, size_t max_bytes,
+                          int *eof, dsp_err *err);
+const dsp_jsonl_stats *dsp_jsonl_get_stats(const dsp_jsonl_reader *r);
+void dsp_jsonl_close(dsp_jsonl_reader *r);
+
+/* Results of dsp_json_validate. */
+enum { DSP_JSON_VALID = 0, DSP_JSON_INVALID, DSP_JSON_INVALID_NAME_UTF8 };
+
+/*
+ * Check that line is one JSON object (RFC 8259 syntax, nesting depth at most
+ * 512). Sets *needs_repair when string values contain invalid UTF-8, which
+ * dsp_utf8_repair() replaces.
+ */
+int dsp_json_validate(const char *line, size_t len, int *needs_repair);
+/* Append s to out with each invalid UTF-8 sequence replaced by U+FFFD. */
+void dsp_utf8_repair(const char *s, size_t len, dsp_buf *out);
+
+#endif

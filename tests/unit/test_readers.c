@@ -1,0 +1,492 @@
+/* Tests of the JSONL reader (tasks/jsonl.c) and decompression
+ * (tasks/decompress.c) against real files in a local store. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "../../core/util.h"
+#include "../../storage/store.h"
+#include "../../tasks/decompress.h"
+#include "../../tasks/jsonl.h"
+#include "test.h"
+
+#ifndef DSP_TEST_DATA
+#define DSP_TEST_DATA "tests/data"
+#endif
+
+/* ---- helpers ---- */
+
+typedef struct {
+    char reasons[64][32];
+    uint64_t offsets[64];
+    char keys[64][128];
+    size_t n;
+} reject_log;
+
+static dsp_status record_reject(void *ctx, const char *reason, const char *key, uint64_t offset,
+                                const char *record, size_t record_len, dsp_err *err)
+{
+    (void)record;
+    (void)record_len;
+    (void)err;
+    reject_log *log = ctx;
+    if (log->n < 64) {
+        snprintf(log->reasons[log->n], sizeof log->reasons[0], "%s", reason);
+        snprintf(log->keys[log->n], sizeof log->keys[0], "%s", key);
+        log->offsets[log->n] = offset;
+    }
+    log->n++;
+    return DSP_OK;
+}
+
+typedef struct {
+    char dir[64];
+    dsp_store *store;
+} temp_store;
+
+static int temp_store_open(temp_store *t)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/dsp-readers-XXXXXX");
+    if (!mkdtemp(t->dir))
+        return -1;
+    dsp_err err;
+    return dsp_store_open(t->dir, NULL, &t->store, &err) == DSP_OK ? 0 : -1;
+}
+
+static void temp_store_close(temp_store *t)
+{
+    dsp_store_close(t->store);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "  could not remove %s\n", t->dir);
+}
+
+static int put(temp_store *t, const char *key, const void *data, size_t len)
+{
+    dsp_err err;
+    return dsp_store_put(t->store, key, data, len, NULL, NULL, &err) == DSP_OK ? 0 : -1;
+}
+
+static void gzip_append(dsp_buf *out, const char *data, size_t len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    size_t bound = deflateBound(&z, len) + 64;
+    dsp_buf_reserve(out, bound);
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)(out->data + out->len);
+    z.avail_out = (uInt)bound;
+    deflate(&z, Z_FINISH);
+    out->len += bound - z.avail_out;
+    deflateEnd(&z);
+}
+
+static void zstd_append(dsp_buf *out, const char *data, size_t len)
+{
+    size_t bound = ZSTD_compressBound(len);
+    dsp_buf_reserve(out, bound);
+    size_t n = ZSTD_compress(out->data + out->len, bound, data, len, 3);
+    out->len += n;
+}
+
+typedef struct {
+    uint64_t docs;
+    dsp_status status;
+    dsp_err err;
+    dsp_jsonl_stats stats;
+    dsp_buf texts; /* texts joined with '|' */
+} read_result;
+
+/* Read a whole key (or a range) and collect the document texts. */
+static void read_range(temp_store *t, const char *key, uint64_t offset, int64_t length,
+                       int64_t max_record, size_t read_size, reject_log *rejects,
+                       read_result *res)
+{
+    memset(res, 0, sizeof *res);
+    dsp_jsonl_opts opts = {t->store, key, offset, length, max_record, read_size,
+                           rejects ? record_reject : NULL, rejects};
+    dsp_jsonl_reader *r = NULL;
+    res->status = dsp_jsonl_open(&opts, &r, &res->err);
+    if (res->status != DSP_OK)
+        return;
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    int eof = 0;
+    while (!eof) {
+        res->status = dsp_jsonl_next(r, &b, 1024, 4u << 20, &eof, &res->err);
+        if (res->status != DSP_OK)
+            break;
+        for (size_t i = 0; i < b.n; i++) {
+            if (res->texts.len)
+                dsp_buf_append_char(&res->texts, '|');
+            dsp_buf_append(&res->texts, b.docs[i].text, b.docs[i].text_len);
+        }
+        res->docs += b.n;
+        dsp_batch_reset(&b);
+    }
+    res->stats = *dsp_jsonl_get_stats(r);
+    dsp_batch_free(&b);
+    dsp_jsonl_close(r);
+}
+
+static void read_all(temp_store *t, const char *key, uint64_t offset, int64_t length,
+                     int64_t max_record, reject_log *rejects, read_result *res)
+{
+    read_range(t, key, offset, length, max_record, 0, rejects, res);
+}
+
+/* ---- cases ---- */
+
+static void test_empty_file(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    REQUIRE(put(&t, "empty.jsonl", "", 0) == 0);
+    REQUIRE(put(&t, "empty.jsonl.gz", "", 0) == 0);
+    dsp_buf gz = DSP_BUF_INIT;
+    gzip_append(&gz, "", 0);
+    REQUIRE(put(&t, "empty-member.jsonl.gz", gz.data, gz.len) == 0);
+
+    const char *keys[] = {"empty.jsonl", "empty.jsonl.gz", "empty-member.jsonl.gz"};
+    for (int i = 0; i < 3; i++) {
+        read_result res;
+        read_all(&t, keys[i], 0, -1, 0, NULL, &res);
+        CHECKF(res.status == DSP_OK, "%s: %s", keys[i], res.err.msg);
+        CHECK_EQ_INT(res.docs, 0);
+        CHECK_EQ_INT(res.stats.records, 0);
+        dsp_buf_free(&res.texts);
+    }
+    dsp_buf_free(&gz);
+    temp_store_close(&t);
+}
+
+static void test_gzip_members(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf gz = DSP_BUF_INIT;
+    gzip_append(&gz, "{\"text\":\"a\"}\n{\"text\":\"b\"}\n", 26);
+    gzip_append(&gz, "", 0);
+    /* The second record is split across members. */
+    gzip_append(&gz, "{\"text\":\"c\"}\n{\"te", 17);
+    gzip_append(&gz, "xt\":\"d\"}", 8);
+    REQUIRE(put(&t, "multi.jsonl.gz", gz.data, gz.len) == 0);
+    read_result res;
+    read_all(&t, "multi.jsonl.gz", 0, -1, 0, NULL, &res);
+    CHECKF(res.status == DSP_OK, "%s", res.err.msg);
+    CHECK_EQ_STR(res.texts.data, "a|b|c|d");
+    CHECK_EQ_INT(res.stats.bytes_in, gz.len);
+    dsp_buf_free(&res.texts);
+
+    /* Cut inside the last member: a corrupt shard naming key and offset. */
+    REQUIRE(put(&t, "cut.jsonl.gz", gz.data, gz.len - 5) == 0);
+    read_all(&t, "cut.jsonl.gz", 0, -1, 0, NULL, &res);
+    CHECK_EQ_INT(res.status, DSP_ECORRUPT);
+    CHECKF(strstr(res.err.msg, "cut.jsonl.gz") != NULL, "%s", res.err.msg);
+    CHECKF(strstr(res.err.msg, "byte") != NULL, "%s", res.err.msg);
+    dsp_buf_free(&res.texts);
+    dsp_buf_free(&gz);
+    temp_store_close(&t);
+}
+
+static void test_zstd_frames(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf zs = DSP_BUF_INIT;
+    /* A skippable frame first: magic 0x184D2A50, 4-byte size, payload. */
+    const unsigned char skippable[] = {0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'x', 'y', 'z'};
+    dsp_buf_append(&zs, skippable, sizeof skippable);
+    zstd_append(&zs, "{\"text\":\"one\"}\n", 15);
+    zstd_append(&zs, "{\"text\":\"two\"}\n{\"text\":\"thr", 27);
+    zstd_append(&zs, "ee\"}\n", 5);
+    REQUIRE(put(&t, "frames.jsonl.zst", zs.data, zs.len) == 0);
+    read_result res;
+    read_all(&t, "frames.jsonl.zst", 0, -1, 0, NULL, &res);
+    CHECKF(res.status == DSP_OK, "%s", res.err.msg);
+    CHECK_EQ_STR(res.texts.data, "one|two|three");
+    dsp_buf_free(&res.texts);
+
+    /* Cut inside the last frame. */
+    REQUIRE(put(&t, "cut.jsonl.zst", zs.data, zs.len - 3) == 0);
+    read_all(&t, "cut.jsonl.zst", 0, -1, 0, NULL, &res);
+    CHECK_EQ_INT(res.status, DSP_ECORRUPT);
+    CHECKF(strstr(res.err.msg, "cut.jsonl.zst") != NULL, "%s", res.err.msg);
+    CHECKF(strstr(res.err.msg, "truncated zstd") != NULL, "%s", res.err.msg);
+    CHECKF(strstr(res.err.msg, "byte") != NULL, "%s", res.err.msg);
+    dsp_buf_free(&res.texts);
+    dsp_buf_free(&zs);
+    temp_store_close(&t);
+}
+
+static void test_crlf_blank_unterminated(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char *data = "{\"text\":\"a\"}\r\n\r\n\n   \n{\"text\":\"b\"}\n\t\r\n{\"text\":\"c\"}";
+    REQUIRE(put(&t, "mixed.jsonl", data, strlen(data)) == 0);
+    reject_log rejects = {0};
+    read_result res;
+    read_all(&t, "mixed.jsonl", 0, -1, 0, &rejects, &res);
+    CHECKF(res.status == DSP_OK, "%s", res.err.msg);
+    CHECK_EQ_STR(res.texts.data, "a|b|c");
+    CHECK_EQ_INT(res.stats.records, 3);
+    CHECK_EQ_INT(res.stats.blank_lines, 4);
+    CHECK_EQ_INT(rejects.n, 0);
+    dsp_buf_free(&res.texts);
+    temp_store_close(&t);
+}
+
+static void test_bad_records(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char lines[] =
+        "{\"text\":\"ok1\"}\n"                 /* 0 */
+        "{\"text\":\"broken\"\n"               /* 15: invalid JSON */
+        "{\"text\":\"n\0ul\"}\n"               /* 32: raw NUL byte in a string */
+        "{\"text\":\"bad \xff byte\"}\n"       /* 48: repaired with U+FFFD */
+        "{\"t\xffxt\":\"x\",\"text\":\"y\"}\n"  /* 70: invalid UTF-8 in a member name */
+        "{\"id\":1}\n"                         /* 94: missing text */
+        "{\"text\":42}\n"                      /* 103: text not a string */
+        "[1,2]\n"                              /* 115: not an object */
+        "{\"text\":\"ok2\"} trailing\n"        /* 121: invalid JSON */
+        "{\"text\":\"ok3\"}\n";
+    REQUIRE(put(&t, "bad.jsonl", lines, sizeof lines - 1) == 0);
+    reject_log rejects = {0};
+    read_result res;
+    read_all(&t, "bad.jsonl", 0, -1, 0, &rejects, &res);
+    CHECKF(res.status == DSP_OK, "%s", res.err.msg);
+    CHECK_EQ_STR(res.texts.data, "ok1|bad \xef\xbf\xbd byte|ok3");
+    CHECK_EQ_INT(res.stats.records, 10);
+    CHECK_EQ_INT(res.stats.rejected, 7);
+    CHECK_EQ_INT(res.stats.utf8_repaired, 1);
+    REQUIRE(rejects.n == 7);
+    const char *want_reasons[] = {"invalid_json", "invalid_json", "invalid_utf8", "missing_text",
+                                  "text_not_string", "invalid_json", "invalid_json"};
+    const uint64_t want_offsets[] = {15, 32, 70, 94, 103, 115, 121};
+    for (int i = 0; i < 7; i++) {
+        CHECK_EQ_STR(rejects.reasons[i], want_reasons[i]);
+        CHECK_EQ_INT(rejects.offsets[i], want_offsets[i]);
+        CHECK_EQ_STR(rejects.keys[i], "bad.jsonl");
+    }
+    dsp_buf_free(&res.texts);
+    temp_store_close(&t);
+}
+
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static void test_huge_line_rejected(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/huge.jsonl", t.dir);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f != NULL);
+    fputs("{\"text\":\"before\"}\n{\"text\":\"", f);
+    char *chunk = malloc(1 << 20);
+    memset(chunk, 'a', 1 << 20);
+    for (int i = 0; i < 100; i++)
+        fwrite(chunk, 1, 1 << 20, f);
+    free(chunk);
+    fputs("\"}\n{\"text\":\"after\"}\n", f);
+    fclose(f);
+
+    long rss_before = max_rss_kib();
+    reject_log rejects = {0};
+    read_result res;
+    read_all(&t, "huge.jsonl", 0, -1, 0, &rejects, &res);
+    long growth_mib = (max_rss_kib() - rss_before) / 1024;
+    CHECKF(res.status == DSP_OK, "%s", res.err.msg);
+    CHECK_EQ_STR(res.texts.data, "before|after");
+    REQUIRE(rejects.n == 1);
+    CHECK_EQ_STR(rejects.reasons[0], "record_too_large");
+    CHECK_EQ_INT(rejects.offsets[0], 18);
+    /* The buffer may grow to max_record_bytes (64 MiB), never to the line.
+     * AddressSanitizer keeps freed blocks in quarantine, so peak RSS is no
+     * measure there. */
+#if defined(__SANITIZE_ADDRESS__)
+    (void)growth_mib;
+#else
+    CHECKF(growth_mib < 90, "peak RSS grew by %ld MiB", growth_mib);
+#endif
+    dsp_buf_free(&res.texts);
+
+    /* A small limit: the same line is skipped with a 1 MiB buffer. */
+    rss_before = max_rss_kib();
+    memset(&rejects, 0, sizeof rejects);
+    read_all(&t, "huge.jsonl", 0, -1, 1 << 20, &rejects, &res);
+    CHECK_EQ_STR(res.texts.data, "before|after");
+    CHECK_EQ_INT(rejects.n, 1);
+    dsp_buf_free(&res.texts);
+    temp_store_close(&t);
+}
+
+static void test_plain_named_zst(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char *data = "{\"text\":\"plain\"}\n";
+    REQUIRE(put(&t, "fake.jsonl.zst", data, strlen(data)) == 0);
+    read_result res;
+    read_all(&t, "fake.jsonl.zst", 0, -1, 0, NULL, &res);
+    CHECKF(res.status == DSP_OK, "%s", res.err.msg);
+    CHECK_EQ_STR(res.texts.data, "plain");
+    dsp_buf_free(&res.texts);
+    temp_store_close(&t);
+}
+
+/* Every split of a plain file into consecutive ranges reads each record once. */
+static void test_byte_ranges_cover(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf data = DSP_BUF_INIT;
+    int nrec = 60;
+    for (int i = 0; i < nrec; i++) {
+        dsp_buf_printf(&data, "{\"text\":\"r%d", i);
+        for (int k = 0; k < (i * 7) % 23; k++)
+            dsp_buf_append_char(&data, 'x');
+        dsp_buf_append_str(&data, i % 5 == 0 ? "\"}\r\n" : "\"}\n");
+        if (i % 11 == 0)
+            dsp_buf_append_str(&data, "\n");
+    }
+    REQUIRE(put(&t, "ranges.jsonl", data.data, data.len) == 0);
+    /* The unterminated variant drops the final newline. */
+    REQUIRE(put(&t, "ranges-open.jsonl", data.data, data.len - 1) == 0);
+
+    const char *keys[] = {"ranges.jsonl", "ranges-open.jsonl"};
+    size_t sizes[] = {data.len, data.len - 1};
+    for (int k = 0; k < 2; k++) {
+        for (size_t split = 1; split <= sizes[k] + 1; split += (split < 40 ? 1 : 13)) {
+            int seen[60] = {0};
+            uint64_t total = 0;
+            for (uint64_t off = 0; off < sizes[k]; off += split) {
+                read_result res;
+                /* Small reads move record boundaries across buffer refills. */
+                read_range(&t, keys[k], off, (int64_t)split, 0, 61, NULL, &res);
+                REQUIRE(res.status == DSP_OK);
+                total += res.docs;
+                char *save = NULL;
+                for (char *tok = res.texts.data ? strtok_r(res.texts.data, "|", &save) : NULL;
+                     tok; tok = strtok_r(NULL, "|", &save)) {
+                    int id = atoi(tok + 1);
+                    if (id >= 0 && id < nrec)
+                        seen[id]++;
+                }
+                dsp_buf_free(&res.texts);
+            }
+            CHECKF(total == (uint64_t)nrec, "%s split %zu: %llu records", keys[k], split,
+                   (unsigned long long)total);
+            for (int i = 0; i < nrec; i++)
+                CHECKF(seen[i] == 1, "%s split %zu: record %d seen %d times", keys[k], split,
+                       i, seen[i]);
+        }
+    }
+    dsp_buf_free(&data);
+    temp_store_close(&t);
+}
+
+static void test_range_on_compressed(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf gz = DSP_BUF_INIT;
+    gzip_append(&gz, "{\"text\":\"a\"}\n", 13);
+    REQUIRE(put(&t, "r.jsonl.gz", gz.data, gz.len) == 0);
+    read_result res;
+    read_all(&t, "r.jsonl.gz", 0, 10, 0, NULL, &res);
+    CHECK_EQ_INT(res.status, DSP_EINVAL);
+    CHECKF(strstr(res.err.msg, "r.jsonl.gz") != NULL, "%s", res.err.msg);
+    dsp_buf_free(&res.texts);
+    dsp_buf_free(&gz);
+    temp_store_close(&t);
+}
+
+/* The real samples parse with the record counts of their published sources. */
+static void test_real_files(void)
+{
+    dsp_store *s = NULL;
+    dsp_err err;
+    REQUIRE(dsp_store_open(DSP_TEST_DATA, NULL, &s, &err) == DSP_OK);
+    struct {
+        const char *key;
+        uint64_t records;
+        dsp_compression comp;
+    } cases[] = {
+        {"cc/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz", 697, DSP_COMP_GZIP},
+        {"cc/cc_en_head-0091.jsonl.gz", 10, DSP_COMP_GZIP},
+        {"cc/cc_en_head-0174.jsonl.gz", 10, DSP_COMP_GZIP},
+        {"pile/pile-04.jsonl.zst", 1, DSP_COMP_ZSTD},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        temp_store t = {"", s};
+        read_result res;
+        reject_log rejects = {0};
+        read_all(&t, cases[i].key, 0, -1, 0, &rejects, &res);
+        CHECKF(res.status == DSP_OK, "%s: %s", cases[i].key, res.err.msg);
+        CHECKF(res.docs == cases[i].records, "%s: %llu documents", cases[i].key,
+               (unsigned long long)res.docs);
+        CHECK_EQ_INT(rejects.n, 0);
+        CHECK(res.texts.len > 0);
+        dsp_buf_free(&res.texts);
+    }
+    dsp_store_close(s);
+}
+
+static void test_json_validate(void)
+{
+    struct {
+        const char *json;
+        int want;
+    } cases[] = {
+        {"{}", DSP_JSON_VALID},
+        {" {\"a\":[1,-2.5e+3,true,false,null,{\"b\":[]}],\"c\":\"\\u00e9\"} ", DSP_JSON_VALID},
+        {"{\"a\":01}", DSP_JSON_INVALID},
+        {"{\"a\":1,}", DSP_JSON_INVALID},
+        {"{\"a\" 1}", DSP_JSON_INVALID},
+        {"{\"a\":[1,2}", DSP_JSON_INVALID},
+        {"{\"a\":\"\\x\"}", DSP_JSON_INVALID},
+        {"{\"a\":tru}", DSP_JSON_INVALID},
+        {"{} {}", DSP_JSON_INVALID},
+        {"\"text\"", DSP_JSON_INVALID},
+        {"", DSP_JSON_INVALID},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int repair = 0;
+        int got = dsp_json_validate(cases[i].json, strlen(cases[i].json), &repair);
+        CHECKF(got == cases[i].want, "%s: got %d", cases[i].json, got);
+    }
+    dsp_buf deep = DSP_BUF_INIT;
+    dsp_buf_append_str(&deep, "{\"a\":");
+    for (int i = 0; i < 1000; i++)
+        dsp_buf_append_char(&deep, '[');
+    int repair = 0;
+    CHECK_EQ_INT(dsp_json_validate(deep.data, deep.len, &repair), DSP_JSON_INVALID);
+    dsp_buf_free(&deep);
+}
+
+TEST_MAIN({"empty file", test_empty_file},
+          {"gzip members", test_gzip_members},
+          {"zstd frames", test_zstd_frames},
+          {"crlf blank unterminated", test_crlf_blank_unterminated},
+          {"bad records rejected", test_bad_records},
+          {"huge line rejected", test_huge_line_rejected},
+          {"plain file named zst", test_plain_named_zst},
+          {"byte ranges cover once", test_byte_ranges_cover},
+          {"range on compressed", test_range_on_compressed},
+          {"real files", test_real_files},
+          {"json validate", test_json_validate})
