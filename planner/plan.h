@@ -84,8 +84,54 @@ typedef struct {
     size_t total_tasks;
 } dsp_plan;
 
-/* Expand inputs by listing, split into tasks, cut stages. */
+/* The canonical spec JSON that spec_hash covers (caller frees): the parsed
+ * spec with object keys sorted and relative local paths made absolute,
+ * printed without whitespace. Defaults are not filled in. */
+char *dsp_spec_to_json(const dsp_spec *spec);
+
+/*
+ * Task inputs. A task reads its inputs in order. An input with a byte range
+ * (offset > 0 or length >= 0 and less than the object) owns the records that
+ * START inside [offset, offset+length): the reader skips the partial record
+ * at the start unless offset is 0, and reads past the end to finish the last
+ * record it owns. Only plain (uncompressed) JSONL objects are split.
+ *
+ * Expand inputs by listing, split into tasks, cut stages. The same spec and
+ * the same listing give the same plan.
+ */
 dsp_status dsp_plan_build(const dsp_spec *spec, dsp_plan **out, dsp_err *err);
+
+/* One listed input object, before splitting. */
+typedef struct {
+    char *uri_root;         /* store root URI the key is relative to */
+    char *key;
+    uint64_t size;
+    char etag[DSP_ETAG_MAX];
+    int splittable;         /* 1: plain JSONL that may be split into byte ranges */
+} dsp_plan_object;
+
+/* The two halves of dsp_plan_build, exposed so tests can feed a listing:
+ * dsp_plan_expand lists the stores, matches the globs and decides which
+ * objects are splittable (reading the first 4 bytes of a plain-named object
+ * larger than target_task_bytes); dsp_plan_from_objects sorts the objects
+ * (in place), packs or splits them into tasks and cuts stages. */
+dsp_status dsp_plan_expand(const dsp_spec *spec, dsp_plan_object **objs, size_t *nobjs,
+                           dsp_err *err);
+dsp_status dsp_plan_from_objects(const dsp_spec *spec, dsp_plan_object *objs, size_t nobjs,
+                                 dsp_plan **out, dsp_err *err);
+void dsp_plan_objects_free(dsp_plan_object *objs, size_t nobjs);
+
+/* Match a whole key against a glob: '*' and '?' stop at '/', "[a-z]" and
+ * "[!x]" match one character, "**" matches across '/', and "**" followed by
+ * '/' matches zero or more whole directory levels.
+ * Returns 1 on a match. */
+int dsp_glob_match(const char *pattern, const char *key);
+
+/* Stage cutting on the wide flags of a pipeline's steps: fills stage_of[i]
+ * with the stage index of step i and returns the number of stages. Stage 0
+ * always reads the job's inputs, so a pipeline that starts with a wide
+ * operator gets an empty map stage first; an empty pipeline gets one stage. */
+size_t dsp_plan_cut_stages(const int *wide, size_t nsteps, size_t *stage_of);
 /* Deterministic JSON (caller frees). */
 char *dsp_plan_to_json(const dsp_plan *plan);
 dsp_status dsp_plan_from_json(const char *text, size_t len, dsp_plan **out, dsp_err *err);

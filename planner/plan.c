@@ -1,0 +1,622 @@
+/*
+ * plan.c - turn a validated job spec into stages of tasks.
+ *
+ * Expansion: each input glob is split into a store root (its longest
+ * literal directory) and a key pattern; the store is listed once under the
+ * pattern's literal key prefix and the keys are matched with
+ * dsp_glob_match(). A glob that matches nothing is an error. Directory
+ * marker keys (ending in '/') are skipped.
+ *
+ * Splitting and packing (target T = options.target_task_bytes):
+ *   - A plain JSONL object larger than T is split into n = ceil(size / T)
+ *     byte ranges of equal length (the last may be shorter), one task each.
+ *     Plain means: named *.jsonl, *.ndjson or *.json (or any name without a
+ *     compression or WARC suffix when format is "jsonl"), and its first 4
+ *     bytes are not a gzip, zstd, bzip2 or xz magic number. A mislabeled
+ *     compressed object is kept whole.
+ *   - Any other object is one piece, read whole.
+ *   - A whole piece whose cost is at least T/2 gets a task of its own.
+ *     Each maximal run of smaller pieces (in URI order) is packed into
+ *     k = ceil(run_cost / T) tasks of about run_cost / k each: a piece goes
+ *     to the task in whose share its cost midpoint falls. The cost of a
+ *     piece is its size plus T/1024 bytes for the per-object request, so
+ *     empty objects are spread too and no task holds more than about 1,024
+ *     objects. Tasks are contiguous in URI order, no packed task exceeds
+ *     about 1.5 T, and the runs are never all put in one task while
+ *     other tasks are empty.
+ *
+ * Stages: stage 0 is a map stage that reads the inputs and runs the
+ * narrow steps up to the first wide operator. Each wide operator starts a
+ * new stage, named after the operator, holding it and the narrow steps
+ * after it. Stage i depends on stage i-1. A wide stage has
+ * P = clamp(ceil(job input bytes / T), 1, DSP_PLAN_MAX_PARTITIONS)
+ * partition tasks, because filters before it only shrink the data, so the
+ * job's input size bounds each partition's share at about T. Their byte
+ * counts are estimates.
+ *
+ * Determinism: objects are sorted by full URI and deduplicated, so the
+ * plan does not depend on listing order or on which glob found an object.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "../tasks/op.h"
+#include "plan.h"
+
+#define DSP_PLAN_MAX_PARTITIONS 10000
+
+/* ---- expansion ---- */
+
+static int plan_has_suffix(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && !strcmp(s + ls - lx, suffix);
+}
+
+static int plan_named_compressed(const char *key)
+{
+    static const char *const suffixes[] = {".gz", ".zst", ".zstd", ".bz2", ".xz", ".lz4", NULL};
+    for (size_t i = 0; suffixes[i]; i++)
+        if (plan_has_suffix(key, suffixes[i]))
+            return 1;
+    return 0;
+}
+
+static int plan_named_plain_jsonl(const char *key, const char *format)
+{
+    if (!strcmp(format, "warc"))
+        return 0;
+    if (plan_has_suffix(key, ".jsonl") || plan_has_suffix(key, ".ndjson") ||
+        plan_has_suffix(key, ".json"))
+        return 1;
+    return !strcmp(format, "jsonl") && !plan_named_compressed(key) &&
+           !plan_has_suffix(key, ".warc") && !plan_has_suffix(key, ".wet") &&
+           !plan_has_suffix(key, ".wat");
+}
+
+/* 1 when the bytes start like a gzip, zstd, bzip2 or xz stream. */
+static int plan_magic_compressed(const unsigned char *b, size_t n)
+{
+    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
+        return 1;
+    if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd)
+        return 1;
+    if (n >= 3 && b[0] == 'B' && b[1] == 'Z' && b[2] == 'h')
+        return 1;
+    if (n >= 4 && b[0] == 0xfd && b[1] == '7' && b[2] == 'z' && b[3] == 'X')
+        return 1;
+    return 0;
+}
+
+typedef struct {
+    char *root;
+    dsp_store *store;
+} plan_open_store;
+
+typedef struct {
+    plan_open_store *stores;
+    size_t nstores;
+    dsp_plan_object *objs;
+    size_t n, cap;
+} plan_expansion;
+
+static dsp_status plan_get_store(plan_expansion *x, const char *root, dsp_store **out,
+                                 dsp_err *err)
+{
+    for (size_t i = 0; i < x->nstores; i++)
+        if (!strcmp(x->stores[i].root, root)) {
+            *out = x->stores[i].store;
+            return DSP_OK;
+        }
+    dsp_store *s;
+    dsp_status st = dsp_store_open(root, NULL, &s, err);
+    if (st)
+        return st;
+    x->stores = dsp_xrealloc(x->stores, (x->nstores + 1) * sizeof *x->stores);
+    x->stores[x->nstores].root = dsp_xstrdup(root);
+    x->stores[x->nstores].store = s;
+    x->nstores++;
+    *out = s;
+    return DSP_OK;
+}
+
+/*
+ * Split an input URI into the root to open (its longest literal directory,
+ * at least "s3://bucket" or "/") and the key pattern below it.
+ */
+static void plan_split_glob(const char *uri, char **root, const char **pattern)
+{
+    size_t base = 0; /* the root never ends before this offset */
+    if (!strncmp(uri, "s3://", 5)) {
+        const char *slash = strchr(uri + 5, '/');
+        base = slash ? (size_t)(slash - uri) : strlen(uri);
+    } else if (!strncmp(uri, "file://", 7)) {
+        base = 7;
+    }
+    size_t literal = strcspn(uri, "*?[\\");
+    size_t dir_end = base;
+    for (size_t i = base; i < literal; i++)
+        if (uri[i] == '/')
+            dir_end = i;
+    if (dir_end == base && uri[base] == '/' && base == 0) {
+        /* "/x*": the root is the file system root. */
+        *root = dsp_xstrdup("/");
+        *pattern = uri + 1;
+        return;
+    }
+    if (dir_end == base && base == 7) {
+        *root = dsp_xstrdup("file:///");
+        *pattern = uri + 8;
+        return;
+    }
+    *root = dsp_xstrndup(uri, dir_end);
+    *pattern = uri[dir_end] == '/' ? uri + dir_end + 1 : uri + dir_end;
+}
+
+static void plan_add_object(plan_expansion *x, const char *root, const dsp_list_entry *e,
+                            int splittable)
+{
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 256;
+        x->objs = dsp_xrealloc(x->objs, x->cap * sizeof *x->objs);
+    }
+    dsp_plan_object *o = &x->objs[x->n++];
+    memset(o, 0, sizeof *o);
+    o->uri_root = dsp_xstrdup(root);
+    o->key = dsp_xstrdup(e->key);
+    o->size = e->size;
+    snprintf(o->etag, sizeof o->etag, "%s", e->etag);
+    o->splittable = splittable;
+}
+
+/* Decide whether a listed object may be split, reading its first 4 bytes
+ * only when it is named like plain JSONL and is large enough to split. */
+static dsp_status plan_check_splittable(const dsp_spec *spec, dsp_store *s, const char *root,
+                                        const dsp_list_entry *e, int *splittable,
+                                        dsp_buf *head, dsp_err *err)
+{
+    *splittable = 0;
+    if (!plan_named_plain_jsonl(e->key, spec->format))
+        return DSP_OK;
+    if (e->size <= (uint64_t)spec->target_task_bytes) {
+        *splittable = 1; /* never split, so its content does not matter here */
+        return DSP_OK;
+    }
+    dsp_status st = dsp_store_get(s, e->key, 0, 4, head, NULL, err);
+    if (st) {
+        dsp_err_prefix(err, "reading the first bytes of %s/%s", root, e->key);
+        return st;
+    }
+    if (plan_magic_compressed((const unsigned char *)head->data, head->len)) {
+        DSP_WARN("plan_input_compressed", "root=%s key=%s size=%" PRIu64
+                 " note=\"named like plain JSONL but compressed; read whole\"",
+                 root, e->key, e->size);
+        return DSP_OK;
+    }
+    *splittable = 1;
+    return DSP_OK;
+}
+
+static dsp_status plan_expand_one(const dsp_spec *spec, plan_expansion *x, size_t index,
+                                  dsp_buf *head, dsp_err *err)
+{
+    const char *uri = spec->inputs[index];
+    char *root = NULL;
+    const char *pattern;
+    plan_split_glob(uri, &root, &pattern);
+    dsp_list_page page = {0};
+    int glob = strcspn(pattern, "*?[\\") != strlen(pattern);
+    char *prefix = dsp_xstrndup(pattern, strcspn(pattern, "*?[\\"));
+    dsp_store *s;
+    dsp_status st = plan_get_store(x, root, &s, err);
+    if (st)
+        goto done;
+    if ((st = dsp_store_list_all(s, prefix, NULL, &page, err)))
+        goto done;
+    const char *store_root = dsp_store_uri(s);
+    size_t matched = 0, below = 0;
+    for (size_t i = 0; i < page.n; i++) {
+        const dsp_list_entry *e = &page.items[i];
+        size_t klen = strlen(e->key);
+        if (klen == 0 || e->key[klen - 1] == '/')
+            continue;
+        if (!dsp_glob_match(pattern, e->key)) {
+            if (!glob && !strncmp(e->key, prefix, strlen(prefix)) && e->key[strlen(prefix)] == '/')
+                below++;
+            continue;
+        }
+        int splittable;
+        if ((st = plan_check_splittable(spec, s, store_root, e, &splittable, head, err)))
+            goto done;
+        plan_add_object(x, store_root, e, splittable);
+        matched++;
+    }
+    if (matched == 0) {
+        if (below)
+            st = dsp_err_set(err, DSP_ENOTFOUND,
+                             "input[%zu]: \"%s\" matches no object, but %zu objects are below "
+                             "it; use \"%s/**\" to read them",
+                             index, uri, below, uri);
+        else
+            st = dsp_err_set(err, DSP_ENOTFOUND, "input[%zu]: \"%s\" matches no object", index,
+                             uri);
+    }
+done:
+    if (st && err->msg[0] && strncmp(err->msg, "input[", 6))
+        dsp_err_prefix(err, "input[%zu] \"%s\"", index, uri);
+    dsp_list_page_free(&page);
+    free(prefix);
+    free(root);
+    return st;
+}
+
+dsp_status dsp_plan_expand(const dsp_spec *spec, dsp_plan_object **objs, size_t *nobjs,
+                           dsp_err *err)
+{
+    plan_expansion x = {0};
+    dsp_buf head = DSP_BUF_INIT;
+    dsp_status st = DSP_OK;
+    *objs = NULL;
+    *nobjs = 0;
+    for (size_t i = 0; i < spec->ninputs && !st; i++)
+        st = plan_expand_one(spec, &x, i, &head, err);
+    for (size_t i = 0; i < x.nstores; i++) {
+        dsp_store_close(x.stores[i].store);
+        free(x.stores[i].root);
+    }
+    free(x.stores);
+    dsp_buf_free(&head);
+    if (st) {
+        dsp_plan_objects_free(x.objs, x.n);
+        return st;
+    }
+    *objs = x.objs;
+    *nobjs = x.n;
+    return DSP_OK;
+}
+
+void dsp_plan_objects_free(dsp_plan_object *objs, size_t nobjs)
+{
+    for (size_t i = 0; i < nobjs; i++) {
+        free(objs[i].uri_root);
+        free(objs[i].key);
+    }
+    free(objs);
+}
+
+/* ---- splitting and packing ---- */
+
+typedef struct {
+    dsp_plan_object *obj;
+    char *uri; /* root + "/" + key, the sort key */
+} plan_sorted;
+
+static int plan_sorted_cmp(const void *a, const void *b)
+{
+    const plan_sorted *x = a, *y = b;
+    int c = strcmp(x->uri, y->uri);
+    if (c)
+        return c;
+    /* The same object reached through two roots: prefer the longer root. */
+    return strcmp(y->obj->uri_root, x->obj->uri_root);
+}
+
+typedef struct {
+    const dsp_plan_object *obj;
+    uint64_t offset;
+    int64_t length; /* -1: whole object */
+    uint64_t bytes;
+    uint64_t cost;
+    int alone; /* gets a task of its own */
+} plan_piece;
+
+typedef struct {
+    dsp_plan_task *tasks;
+    size_t n, cap;
+} plan_task_list;
+
+static dsp_plan_task *plan_new_task(plan_task_list *l)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->tasks = dsp_xrealloc(l->tasks, l->cap * sizeof *l->tasks);
+    }
+    dsp_plan_task *t = &l->tasks[l->n];
+    memset(t, 0, sizeof *t);
+    t->index = (int)l->n;
+    snprintf(t->id, sizeof t->id, "t%05d", t->index);
+    l->n++;
+    return t;
+}
+
+static void plan_task_add_pieces(dsp_plan_task *t, const plan_piece *p, size_t n)
+{
+    t->inputs = dsp_xcalloc(n, sizeof *t->inputs);
+    t->ninputs = n;
+    for (size_t i = 0; i < n; i++) {
+        dsp_plan_input *in = &t->inputs[i];
+        in->uri_root = dsp_xstrdup(p[i].obj->uri_root);
+        in->key = dsp_xstrdup(p[i].obj->key);
+        in->offset = p[i].offset;
+        in->length = p[i].length;
+        in->size = p[i].obj->size;
+        snprintf(in->etag, sizeof in->etag, "%s", p[i].obj->etag);
+        t->bytes += p[i].bytes;
+    }
+}
+
+/* Pack pieces[0..n) (all small) into ceil(cost / target) contiguous tasks
+ * by cost midpoint; see the file comment. */
+static void plan_pack_run(plan_task_list *l, const plan_piece *p, size_t n, uint64_t target)
+{
+    if (n == 0)
+        return;
+    uint64_t run_cost = 0;
+    for (size_t i = 0; i < n; i++)
+        run_cost += p[i].cost;
+    uint64_t k = (run_cost + target - 1) / target;
+    if (k == 0)
+        k = 1;
+    size_t start = 0;
+    uint64_t current = 0, before = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Twice the midpoint, to stay in integers. */
+        unsigned __int128 mid2 = (unsigned __int128)(2 * before + p[i].cost);
+        uint64_t bucket = (uint64_t)(mid2 * k / (2 * (unsigned __int128)run_cost));
+        if (bucket >= k)
+            bucket = k - 1;
+        if (bucket != current && i > start) {
+            plan_task_add_pieces(plan_new_task(l), p + start, i - start);
+            start = i;
+        }
+        current = bucket;
+        before += p[i].cost;
+    }
+    plan_task_add_pieces(plan_new_task(l), p + start, n - start);
+}
+
+static void plan_make_pieces(const dsp_spec *spec, plan_sorted *sorted, size_t n,
+                             plan_piece **out, size_t *nout)
+{
+    uint64_t target = (uint64_t)spec->target_task_bytes;
+    uint64_t object_cost = target / 1024 ? target / 1024 : 1;
+    size_t cap = n + 16, count = 0;
+    plan_piece *pieces = dsp_xmalloc(cap * sizeof *pieces);
+    for (size_t i = 0; i < n; i++) {
+        const dsp_plan_object *o = sorted[i].obj;
+        uint64_t parts = 1, len = o->size;
+        if (o->splittable && o->size > target) {
+            parts = (o->size + target - 1) / target;
+            len = (o->size + parts - 1) / parts;
+        }
+        if (count + parts > cap) {
+            cap = (count + parts) * 2;
+            pieces = dsp_xrealloc(pieces, cap * sizeof *pieces);
+        }
+        for (uint64_t j = 0; j < parts; j++) {
+            plan_piece *p = &pieces[count++];
+            p->obj = o;
+            if (parts == 1) {
+                p->offset = 0;
+                p->length = -1;
+                p->bytes = o->size;
+            } else {
+                p->offset = j * len;
+                p->bytes = j + 1 < parts ? len : o->size - j * len;
+                p->length = (int64_t)p->bytes;
+            }
+            p->cost = p->bytes + object_cost;
+            p->alone = parts > 1 || p->cost >= target / 2;
+        }
+    }
+    *out = pieces;
+    *nout = count;
+}
+
+static int plan_uri_equal(const plan_sorted *a, const plan_sorted *b)
+{
+    return !strcmp(a->uri, b->uri);
+}
+
+static void plan_make_input_tasks(const dsp_spec *spec, dsp_plan_object *objs, size_t nobjs,
+                                  plan_task_list *tasks)
+{
+    plan_sorted *sorted = dsp_xmalloc((nobjs ? nobjs : 1) * sizeof *sorted);
+    for (size_t i = 0; i < nobjs; i++) {
+        sorted[i].obj = &objs[i];
+        sorted[i].uri = dsp_uri_join(objs[i].uri_root, objs[i].key);
+    }
+    qsort(sorted, nobjs, sizeof *sorted, plan_sorted_cmp);
+    size_t unique = 0;
+    for (size_t i = 0; i < nobjs; i++) {
+        if (unique && plan_uri_equal(&sorted[unique - 1], &sorted[i])) {
+            free(sorted[i].uri);
+            continue;
+        }
+        sorted[unique++] = sorted[i];
+    }
+
+    plan_piece *pieces;
+    size_t npieces;
+    plan_make_pieces(spec, sorted, unique, &pieces, &npieces);
+    uint64_t target = (uint64_t)spec->target_task_bytes;
+    size_t run_start = 0;
+    for (size_t i = 0; i <= npieces; i++) {
+        if (i < npieces && !pieces[i].alone)
+            continue;
+        plan_pack_run(tasks, pieces + run_start, i - run_start, target);
+        if (i < npieces)
+            plan_task_add_pieces(plan_new_task(tasks), pieces + i, 1);
+        run_start = i + 1;
+    }
+    free(pieces);
+    for (size_t i = 0; i < unique; i++)
+        free(sorted[i].uri);
+    free(sorted);
+}
+
+/* ---- stages ---- */
+
+size_t dsp_plan_cut_stages(const int *wide, size_t nsteps, size_t *stage_of)
+{
+    size_t stage = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        if (wide[i])
+            stage++;
+        stage_of[i] = stage;
+    }
+    return stage + 1;
+}
+
+static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
+                                   plan_task_list *input_tasks, dsp_err *err)
+{
+    size_t nsteps = (size_t)cJSON_GetArraySize(spec->steps);
+    int *wide = dsp_xcalloc(nsteps ? nsteps : 1, sizeof *wide);
+    size_t *stage_of = dsp_xcalloc(nsteps ? nsteps : 1, sizeof *stage_of);
+    const char **names = dsp_xcalloc(nsteps ? nsteps : 1, sizeof *names);
+    dsp_status st = DSP_OK;
+    size_t i = 0;
+    for (const cJSON *step = spec->steps->child; step; step = step->next, i++) {
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(step, "op");
+        const dsp_op_def *def = cJSON_IsString(op) ? dsp_op_find(op->valuestring) : NULL;
+        if (!def) {
+            st = dsp_err_set(err, DSP_EINVAL, "steps[%zu]: unknown operator", i);
+            goto done;
+        }
+        wide[i] = def->wide;
+        names[i] = def->name;
+    }
+    plan->nstages = dsp_plan_cut_stages(wide, nsteps, stage_of);
+    plan->stages = dsp_xcalloc(plan->nstages, sizeof *plan->stages);
+
+    uint64_t total = 0;
+    for (size_t t = 0; t < input_tasks->n; t++)
+        total += input_tasks->tasks[t].bytes;
+    uint64_t target = (uint64_t)spec->target_task_bytes;
+    uint64_t parts = (total + target - 1) / target;
+    if (parts < 1)
+        parts = 1;
+    if (parts > DSP_PLAN_MAX_PARTITIONS)
+        parts = DSP_PLAN_MAX_PARTITIONS;
+
+    for (size_t s = 0; s < plan->nstages; s++) {
+        dsp_plan_stage *stage = &plan->stages[s];
+        stage->index = (int)s;
+        snprintf(stage->id, sizeof stage->id, "s%u", (unsigned)(s % 1000000));
+        snprintf(stage->kind, sizeof stage->kind, "map");
+        stage->steps = cJSON_CreateArray();
+        i = 0;
+        for (const cJSON *step = spec->steps->child; step; step = step->next, i++) {
+            if (stage_of[i] != s)
+                continue;
+            if (wide[i] && s > 0 && cJSON_GetArraySize(stage->steps) == 0)
+                snprintf(stage->kind, sizeof stage->kind, "%s", names[i]);
+            cJSON_AddItemToArray(stage->steps, cJSON_Duplicate(step, 1));
+        }
+        if (s > 0) {
+            stage->deps = dsp_xmalloc(sizeof *stage->deps);
+            stage->deps[0] = (int)s - 1;
+            stage->ndeps = 1;
+        }
+        if (s == 0) {
+            stage->tasks = input_tasks->tasks;
+            stage->ntasks = input_tasks->n;
+            input_tasks->tasks = NULL;
+            input_tasks->n = 0;
+        } else {
+            stage->ntasks = (size_t)parts;
+            stage->tasks = dsp_xcalloc(stage->ntasks, sizeof *stage->tasks);
+            for (size_t t = 0; t < stage->ntasks; t++) {
+                dsp_plan_task *task = &stage->tasks[t];
+                task->index = (int)t;
+                snprintf(task->id, sizeof task->id, "t%05d", (int)t);
+                /* Share the estimate so that the partitions add up to it. */
+                task->bytes = total / parts + (t < total % parts ? 1 : 0);
+            }
+        }
+        for (size_t t = 0; t < stage->ntasks; t++)
+            stage->bytes += stage->tasks[t].bytes;
+        plan->total_tasks += stage->ntasks;
+    }
+    plan->total_bytes = total;
+done:
+    free(wide);
+    free(stage_of);
+    free(names);
+    return st;
+}
+
+dsp_status dsp_plan_from_objects(const dsp_spec *spec, dsp_plan_object *objs, size_t nobjs,
+                                 dsp_plan **out, dsp_err *err)
+{
+    *out = NULL;
+    dsp_plan *plan = dsp_xcalloc(1, sizeof *plan);
+    plan->job_name = dsp_xstrdup(spec->name);
+    memcpy(plan->spec_hash, spec->spec_hash, sizeof plan->spec_hash);
+    plan_task_list tasks = {0};
+    plan_make_input_tasks(spec, objs, nobjs, &tasks);
+    dsp_status st = plan_make_stages(spec, plan, &tasks, err);
+    for (size_t t = 0; t < tasks.n; t++) {
+        for (size_t j = 0; j < tasks.tasks[t].ninputs; j++) {
+            free(tasks.tasks[t].inputs[j].uri_root);
+            free(tasks.tasks[t].inputs[j].key);
+        }
+        free(tasks.tasks[t].inputs);
+    }
+    free(tasks.tasks);
+    if (st) {
+        dsp_plan_free(plan);
+        return st;
+    }
+    *out = plan;
+    return DSP_OK;
+}
+
+dsp_status dsp_plan_build(const dsp_spec *spec, dsp_plan **out, dsp_err *err)
+{
+    dsp_plan_object *objs;
+    size_t n;
+    *out = NULL;
+    int64_t started = dsp_mono_ms();
+    dsp_status st = dsp_plan_expand(spec, &objs, &n, err);
+    if (st)
+        return st;
+    int64_t listed = dsp_mono_ms();
+    st = dsp_plan_from_objects(spec, objs, n, out, err);
+    dsp_plan_objects_free(objs, n);
+    if (st)
+        return st;
+    DSP_INFO("plan_built", "job=%s objects=%zu stages=%zu tasks=%zu bytes=%" PRIu64
+             " list_ms=%" PRId64 " plan_ms=%" PRId64,
+             spec->name, n, (*out)->nstages, (*out)->total_tasks, (*out)->total_bytes,
+             listed - started, dsp_mono_ms() - listed);
+    return DSP_OK;
+}
+
+void dsp_plan_free(dsp_plan *plan)
+{
+    if (!plan)
+        return;
+    for (size_t s = 0; s < plan->nstages; s++) {
+        dsp_plan_stage *stage = &plan->stages[s];
+        for (size_t t = 0; t < stage->ntasks; t++) {
+            dsp_plan_task *task = &stage->tasks[t];
+            for (size_t j = 0; j < task->ninputs; j++) {
+                free(task->inputs[j].uri_root);
+                free(task->inputs[j].key);
+            }
+            free(task->inputs);
+        }
+        free(stage->tasks);
+        free(stage->deps);
+        cJSON_Delete(stage->steps);
+    }
+    free(plan->stages);
+    free(plan->job_name);
+    free(plan);
+}
