@@ -1,0 +1,444 @@
+/*
+ * test_local.c - what only the local backend must get right: keys that
+ * would escape the root, create-only between separate processes, hidden
+ * temporary and lock files, ETags stable across processes, and injected
+ * faults travelling through the same paths as real ones.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "storage/store.h"
+#include "storage/store_impl.h"
+#include "test.h"
+
+static char g_dir[64];
+
+/* Open a store in a fresh directory; faults may be NULL. */
+static dsp_store *open_local(const char *faults)
+{
+    dsp_store_config cfg = {.faults = faults};
+    dsp_store *s = NULL;
+    dsp_err err;
+
+    snprintf(g_dir, sizeof g_dir, "/tmp/dsp-local-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return NULL;
+    char *root = dsp_xasprintf("%s/root", g_dir);
+    if (dsp_store_open(root, &cfg, &s, &err) != DSP_OK)
+        fprintf(stderr, "  open %s: %s\n", root, err.msg);
+    free(root);
+    if (s) {
+        s->retry.base_ms = 1;
+        s->retry.cap_ms = 5;
+    }
+    return s;
+}
+
+static void close_local(dsp_store *s)
+{
+    dsp_store_close(s);
+    char *cmd = dsp_xasprintf("rm -rf '%s'", g_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "  cannot remove %s\n", g_dir);
+    free(cmd);
+}
+
+/* Count directory entries under dir (recursively) whose name starts with
+ * prefix. */
+static int count_names(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (!strncmp(de->d_name, prefix, strlen(prefix)))
+            n++;
+        if (de->d_type == DT_DIR) {
+            char *child = dsp_xasprintf("%s/%s", dir, de->d_name);
+            n += count_names(child, prefix);
+            free(child);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_traversal_rejected(void)
+{
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    static const char *const bad[] = {
+        "../escape",  "a/../../escape", "/etc/passwd", "a//b",       "a/./b",
+        "a/",         ".",              "..",          "x/..",       ".dsp-tmp.1",
+        "a/.dsp-locks/1",
+    };
+    dsp_err err;
+    dsp_buf buf = DSP_BUF_INIT;
+    dsp_obj_info info;
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = '\0';
+        CHECK_EQ_INT(dsp_store_put(s, bad[i], "x", 1, NULL, NULL, &err), DSP_EINVAL);
+        CHECKF(strstr(err.msg, bad[i]) != NULL, "message '%s' does not name key '%s'", err.msg,
+               bad[i]);
+        CHECK_EQ_INT(dsp_store_get(s, bad[i], 0, -1, &buf, NULL, &err), DSP_EINVAL);
+        CHECK_EQ_INT(dsp_store_head(s, bad[i], &info, &err), DSP_EINVAL);
+        CHECK_EQ_INT(dsp_store_copy(s, "fine", bad[i], NULL, &err), DSP_EINVAL);
+        const char *keys[] = {bad[i]};
+        CHECK_EQ_INT(dsp_store_delete(s, keys, 1, &err), DSP_EINVAL);
+        dsp_writer *w = NULL;
+        CHECK_EQ_INT(dsp_store_writer_open(s, bad[i], NULL, &w, &err), DSP_EINVAL);
+        CHECK(w == NULL);
+    }
+
+    /* Nothing was written next to the root or above it. */
+    char *outside = dsp_xasprintf("%s/escape", g_dir);
+    struct stat st;
+    CHECK(stat(outside, &st) != 0);
+    free(outside);
+    dsp_buf_free(&buf);
+    close_local(s);
+}
+
+static void test_process_create_only(void)
+{
+    enum { PROCS = 8 };
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    char *root = dsp_xasprintf("%s/root", g_dir);
+    int gate[2];
+    REQUIRE(pipe(gate) == 0);
+
+    pid_t pids[PROCS];
+    for (int i = 0; i < PROCS; i++) {
+        pids[i] = fork();
+        REQUIRE(pids[i] >= 0);
+        if (pids[i] == 0) {
+            /* Each child opens its own handle and waits at the gate, so the
+             * puts start together. Exit 0 = won, 1 = lost, 2 = error. */
+            dsp_store *cs = NULL;
+            dsp_err err;
+            char c, body[32];
+            close(gate[1]);
+            if (dsp_store_open(root, NULL, &cs, &err) != DSP_OK)
+                _exit(2);
+            (void)read(gate[0], &c, 1);
+            snprintf(body, sizeof body, "process %d", i);
+            dsp_put_opts opts = {.cond = DSP_PUT_IF_ABSENT};
+            dsp_status rc = dsp_store_put(cs, "jobs/x/commit.json", body, strlen(body), &opts,
+                                          NULL, &err);
+            _exit(rc == DSP_OK ? 0 : rc == DSP_EPRECOND ? 1 : 2);
+        }
+    }
+    close(gate[0]);
+    close(gate[1]); /* opens the gate: every read returns 0 */
+
+    int winners = 0, losers = 0, winner = -1;
+    for (int i = 0; i < PROCS; i++) {
+        int status;
+        REQUIRE(waitpid(pids[i], &status, 0) == pids[i]);
+        REQUIRE(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 0) {
+            winners++;
+            winner = i;
+        } else if (WEXITSTATUS(status) == 1) {
+            losers++;
+        }
+    }
+    CHECK_EQ_INT(winners, 1);
+    CHECK_EQ_INT(losers, PROCS - 1);
+
+    dsp_buf buf = DSP_BUF_INIT;
+    dsp_err err;
+    char want[32];
+    snprintf(want, sizeof want, "process %d", winner);
+    CHECK_EQ_INT(dsp_store_get(s, "jobs/x/commit.json", 0, -1, &buf, NULL, &err), DSP_OK);
+    CHECK_EQ_STR(buf.data, want);
+    CHECK_EQ_INT(count_names(root, ".dsp-tmp"), 0);
+    dsp_buf_free(&buf);
+    free(root);
+    close_local(s);
+}
+
+static void test_listing_hides_internal_files(void)
+{
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    char *root = dsp_xasprintf("%s/root", g_dir);
+    dsp_err err;
+    dsp_obj_info info;
+
+    REQUIRE(dsp_store_put(s, "a/one", "1", 1, NULL, &info, &err) == DSP_OK);
+    dsp_put_opts swap = {.cond = DSP_PUT_IF_MATCH, .if_match = info.etag};
+    REQUIRE(dsp_store_put(s, "a/one", "2", 1, &swap, NULL, &err) == DSP_OK);
+    dsp_writer *w = NULL;
+    REQUIRE(dsp_store_writer_open(s, "a/pending", NULL, &w, &err) == DSP_OK);
+    REQUIRE(dsp_writer_write(w, "partial", 7, &err) == DSP_OK);
+
+    /* The temporary file and the lock files exist on disk... */
+    CHECK(count_names(root, ".dsp-tmp") == 1);
+    CHECK(count_names(root, ".dsp-locks") == 1);
+
+    /* ...but no listing shows them. */
+    const char *delimiters[] = {NULL, "/"};
+    for (int d = 0; d < 2; d++) {
+        dsp_list_page all;
+        REQUIRE(dsp_store_list_all(s, "", delimiters[d], &all, &err) == DSP_OK);
+        for (size_t i = 0; i < all.n; i++)
+            CHECKF(strstr(all.items[i].key, ".dsp-") == NULL, "listed %s", all.items[i].key);
+        for (size_t i = 0; i < all.nprefixes; i++)
+            CHECKF(strstr(all.prefixes[i], ".dsp-") == NULL, "listed %s", all.prefixes[i]);
+        CHECK_EQ_INT(all.n, d == 0 ? 1 : 0);
+        CHECK_EQ_INT(all.nprefixes, d == 0 ? 0 : 1);
+        dsp_list_page_free(&all);
+    }
+
+    CHECK_EQ_INT(dsp_writer_close(w, NULL, &err), DSP_OK);
+    CHECK_EQ_INT(count_names(root, ".dsp-tmp"), 0);
+    dsp_list_page all;
+    REQUIRE(dsp_store_list_all(s, "a/", NULL, &all, &err) == DSP_OK);
+    CHECK_EQ_INT(all.n, 2);
+    dsp_list_page_free(&all);
+    free(root);
+    close_local(s);
+}
+
+static void test_key_conflict(void)
+{
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    dsp_err err;
+
+    REQUIRE(dsp_store_put(s, "a", "file", 4, NULL, NULL, &err) == DSP_OK);
+    CHECK_EQ_INT(dsp_store_put(s, "a/b", "x", 1, NULL, NULL, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "cannot hold both") != NULL, "%s", err.msg);
+
+    REQUIRE(dsp_store_put(s, "d/e", "x", 1, NULL, NULL, &err) == DSP_OK);
+    CHECK_EQ_INT(dsp_store_put(s, "d", "x", 1, NULL, NULL, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "cannot hold both") != NULL, "%s", err.msg);
+
+    /* Once d/e is deleted, its empty directory goes too and "d" is free. */
+    const char *keys[] = {"d/e"};
+    REQUIRE(dsp_store_delete(s, keys, 1, &err) == DSP_OK);
+    CHECKF(dsp_store_put(s, "d", "x", 1, NULL, NULL, &err) == DSP_OK, "%s", err.msg);
+
+    dsp_obj_info info;
+    CHECK_EQ_INT(dsp_store_head(s, "a/b", &info, &err), DSP_ENOTFOUND);
+    close_local(s);
+}
+
+static void test_etag_across_processes(void)
+{
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    char *root = dsp_xasprintf("%s/root", g_dir);
+    dsp_err err;
+    dsp_obj_info put_info;
+    const char *body = "the same bytes";
+
+    REQUIRE(dsp_store_put(s, "etag/obj", body, strlen(body), NULL, &put_info, &err) == DSP_OK);
+    char md5[33];
+    dsp_md5_hex(body, strlen(body), md5);
+    CHECK_EQ_STR(put_info.etag, md5);
+
+    int out[2];
+    REQUIRE(pipe(out) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dsp_store *cs = NULL;
+        dsp_obj_info info;
+        close(out[0]);
+        if (dsp_store_open(root, NULL, &cs, &err) != DSP_OK ||
+            dsp_store_head(cs, "etag/obj", &info, &err) != DSP_OK)
+            _exit(2);
+        (void)write(out[1], info.etag, strlen(info.etag));
+        _exit(0);
+    }
+    close(out[1]);
+    char seen[64] = "";
+    ssize_t n = read(out[0], seen, sizeof seen - 1);
+    close(out[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(n == 32);
+    CHECK_EQ_STR(seen, md5);
+
+    /* Without the stored xattr the ETag is recomputed to the same value. */
+    char *path = dsp_xasprintf("%s/etag/obj", root);
+    (void)removexattr(path, "user.dspark.etag");
+    dsp_obj_info info;
+    CHECK_EQ_INT(dsp_store_head(s, "etag/obj", &info, &err), DSP_OK);
+    CHECK_EQ_STR(info.etag, md5);
+
+    /* A file edited in place gets a fresh ETag, not the stale one. */
+    FILE *f = fopen(path, "a");
+    REQUIRE(f != NULL);
+    fputs(" and more", f);
+    fclose(f);
+    CHECK_EQ_INT(dsp_store_head(s, "etag/obj", &info, &err), DSP_OK);
+    dsp_md5_hex("the same bytes and more", 23, md5);
+    CHECK_EQ_STR(info.etag, md5);
+    free(path);
+    free(root);
+    close_local(s);
+}
+
+static void test_cput500_rereads(void)
+{
+    dsp_store *s = open_local("op=cput,error=cput500,rate=1");
+    REQUIRE(s != NULL);
+    dsp_err err;
+    dsp_put_opts create = {.cond = DSP_PUT_IF_ABSENT};
+
+    /* Every conditional PUT lands and then reports 500: the re-read sees
+     * our ETag, so the first writer still learns that it won. */
+    CHECKF(dsp_store_put(s, "lease", "mine", 4, &create, NULL, &err) == DSP_OK, "%s", err.msg);
+    CHECK_EQ_INT(dsp_store_put(s, "lease", "theirs", 6, &create, NULL, &err), DSP_EPRECOND);
+    dsp_buf buf = DSP_BUF_INIT;
+    CHECK_EQ_INT(dsp_store_get(s, "lease", 0, -1, &buf, NULL, &err), DSP_OK);
+    CHECK_EQ_STR(buf.data, "mine");
+    dsp_store_stats stats;
+    dsp_store_get_stats(s, &stats);
+    CHECK(stats.retries >= 1);
+    dsp_buf_free(&buf);
+    close_local(s);
+}
+
+static void test_nocond_ignores_condition(void)
+{
+    dsp_store *s = open_local("op=cput,error=nocond,rate=1");
+    REQUIRE(s != NULL);
+    dsp_err err;
+    dsp_put_opts create = {.cond = DSP_PUT_IF_ABSENT};
+
+    CHECK_EQ_INT(dsp_store_put(s, "lease", "first", 5, &create, NULL, &err), DSP_OK);
+    CHECK_EQ_INT(dsp_store_put(s, "lease", "second", 6, &create, NULL, &err), DSP_OK);
+    close_local(s);
+}
+
+static void test_403_not_retried(void)
+{
+    dsp_store *s = open_local("op=get,error=403,rate=1");
+    REQUIRE(s != NULL);
+    dsp_err err;
+    dsp_buf buf = DSP_BUF_INIT;
+
+    REQUIRE(dsp_store_put(s, "k", "v", 1, NULL, NULL, &err) == DSP_OK);
+    CHECK_EQ_INT(dsp_store_get(s, "k", 0, -1, &buf, NULL, &err), DSP_EPERM);
+    CHECKF(strstr(err.msg, "403") != NULL, "%s", err.msg);
+    dsp_store_stats stats;
+    dsp_store_get_stats(s, &stats);
+    CHECK_EQ_INT(stats.retries, 0);
+    dsp_buf_free(&buf);
+    close_local(s);
+}
+
+static void test_truncate_retried(void)
+{
+    dsp_store *s = open_local("op=get,error=truncate,rate=0.5;seed=3");
+    REQUIRE(s != NULL);
+    dsp_log_set_level(DSP_LOG_ERROR);
+    dsp_err err;
+    dsp_buf buf = DSP_BUF_INIT;
+    const char *body = "0123456789abcdef";
+
+    REQUIRE(dsp_store_put(s, "k", body, strlen(body), NULL, NULL, &err) == DSP_OK);
+    for (int i = 0; i < 20; i++) {
+        CHECKF(dsp_store_get(s, "k", 0, -1, &buf, NULL, &err) == DSP_OK, "%s", err.msg);
+        CHECK_EQ_STR(buf.data, body);
+    }
+    dsp_store_stats stats;
+    dsp_store_get_stats(s, &stats);
+    CHECK(stats.retries >= 1);
+
+    /* The streaming reader delivers every byte despite short reads. */
+    dsp_reader *r = NULL;
+    REQUIRE(dsp_store_reader_open(s, "k", 0, -1, NULL, &r, &err) == DSP_OK);
+    char got_all[64];
+    size_t total = 0, got = 0;
+    do {
+        CHECK_EQ_INT(dsp_reader_read(r, got_all + total, sizeof got_all - total, &got, &err),
+                     DSP_OK);
+        total += got;
+    } while (got > 0);
+    dsp_reader_close(r);
+    CHECK_EQ_INT(total, strlen(body));
+    CHECK(total == strlen(body) && memcmp(got_all, body, total) == 0);
+    dsp_log_set_level(DSP_LOG_WARN);
+    dsp_buf_free(&buf);
+    close_local(s);
+}
+
+static void test_uri_forms(void)
+{
+    dsp_store *s = NULL;
+    dsp_err err;
+
+    CHECK_EQ_INT(dsp_store_open("http://127.0.0.1/x", NULL, &s, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "http://127.0.0.1/x") != NULL, "%s", err.msg);
+    CHECK_EQ_INT(dsp_store_open("file://host/x", NULL, &s, &err), DSP_EINVAL);
+    CHECK_EQ_INT(dsp_store_open("", NULL, &s, &err), DSP_EINVAL);
+
+    REQUIRE(dsp_store_open("file:///tmp/dsp-uri-test//sub/", NULL, &s, &err) == DSP_OK);
+    CHECK_EQ_STR(dsp_store_uri(s), "file:///tmp/dsp-uri-test/sub");
+    CHECK_EQ_STR(dsp_store_kind(s), "local");
+    dsp_store_close(s);
+
+    dsp_store_config cfg = {.faults = "op=get,error=bogus,rate=1"};
+    CHECK_EQ_INT(dsp_store_open("/tmp/dsp-uri-test", &cfg, &s, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "bogus") != NULL, "%s", err.msg);
+
+    char *root, *key;
+    REQUIRE(dsp_uri_split("s3://bucket/a/b.json", &root, &key, &err) == DSP_OK);
+    CHECK_EQ_STR(root, "s3://bucket");
+    CHECK_EQ_STR(key, "a/b.json");
+    free(root);
+    free(key);
+    REQUIRE(dsp_uri_split("/data/x.jsonl.gz", &root, &key, &err) == DSP_OK);
+    CHECK_EQ_STR(root, "/data");
+    CHECK_EQ_STR(key, "x.jsonl.gz");
+    free(root);
+    free(key);
+    REQUIRE(dsp_uri_split("file:///x", &root, &key, &err) == DSP_OK);
+    CHECK_EQ_STR(root, "file:///");
+    CHECK_EQ_STR(key, "x");
+    free(root);
+    free(key);
+    REQUIRE(dsp_uri_split("rel.txt", &root, &key, &err) == DSP_OK);
+    CHECK_EQ_STR(root, ".");
+    CHECK_EQ_STR(key, "rel.txt");
+    free(root);
+    free(key);
+    CHECK_EQ_INT(dsp_uri_split("s3://bucket", &root, &key, &err), DSP_EINVAL);
+    CHECK_EQ_INT(dsp_uri_split("/data/dir/", &root, &key, &err), DSP_EINVAL);
+
+    char *joined = dsp_uri_join("s3://bucket/prefix", "a/b");
+    CHECK_EQ_STR(joined, "s3://bucket/prefix/a/b");
+    free(joined);
+    joined = dsp_uri_join("file:///", "x");
+    CHECK_EQ_STR(joined, "file:///x");
+    free(joined);
+}
+
+TEST_MAIN({"traversal keys rejected", test_traversal_rejected},
+          {"create-only across processes", test_process_create_only},
+          {"listing hides internal files", test_listing_hides_internal_files},
+          {"object and prefix conflict", test_key_conflict},
+          {"etag stable across processes", test_etag_across_processes},
+          {"cput500 settled by re-read", test_cput500_rereads},
+          {"nocond ignores condition", test_nocond_ignores_condition},
+          {"403 is not retried", test_403_not_retried},
+          {"truncated reads retried", test_truncate_retried},
+          {"store URI forms", test_uri_forms})
