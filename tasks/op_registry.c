@@ -30,6 +30,8 @@ extern const dsp_op_def dsp_op_length_def;
 extern const dsp_op_def dsp_op_field_def;
 extern const dsp_op_def dsp_op_stats_def;
 extern const dsp_op_def dsp_op_sample_def;
+extern const dsp_op_def dsp_op_pii_redact_def;
+extern const dsp_op_def dsp_op_exec_def;
 
 /* In the order `dspark ops` lists them. */
 static const dsp_op_def *const op_registry[] = {
@@ -40,9 +42,11 @@ static const dsp_op_def *const op_registry[] = {
     &dsp_op_c4_quality_def,
     &dsp_op_fineweb_quality_def,
     &dsp_op_length_def,
+    &dsp_op_pii_redact_def,
     &dsp_op_field_def,
     &dsp_op_stats_def,
     &dsp_op_sample_def,
+    &dsp_op_exec_def,
     NULL,
 };
 

@@ -1,0 +1,374 @@
+/*
+ * op_exec.c - the `exec` operator: stream documents through an external
+ * command as JSONL and read the changed documents back.
+ *
+ * Contract with the command: it is started once per batch (argv from the
+ * "command" option, searched in PATH, no shell), reads one JSON object per
+ * line on stdin until end of file, and writes exactly one line per input
+ * line to stdout, in the same order. An output line that is a JSON object
+ * replaces the document; an empty line or "null" removes it (reason
+ * "dropped_by_command"). Because each batch closes stdin before reading the
+ * end of stdout, commands that buffer their output (tr, sed, python3)
+ * work. The task fails, with the last bytes of the command's stderr in the
+ * message, when the command cannot start, exits non-zero, is killed, runs
+ * longer than timeout_seconds, writes a line that is not a JSON object, or
+ * writes a different number of lines.
+ *
+ * The operator is rejected unless the worker was started with --allow-exec,
+ * because a job spec must not run programs on a worker by default.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/buf.h"
+#include "../core/util.h"
+#include "op.h"
+#include "op_text.h"
+
+#define EXEC_STDERR_TAIL 1024
+
+typedef struct {
+    char **argv;
+    int argc;
+    double timeout_seconds;
+    dsp_buf in, out, errtail;
+} exec_state;
+
+static const dsp_op_option exec_options[] = {
+    {"command", DSP_OPT_LIST, "[]",
+     "the command and its arguments, e.g. [\"python3\", \"clean.py\"] (required)"},
+    {"timeout_seconds", DSP_OPT_FLOAT, "600",
+     "maximum run time of the command per batch, in seconds; 0 = no limit"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const exec_reasons[] = {"dropped_by_command", NULL};
+
+extern const dsp_op_def dsp_op_exec_def;
+
+static void exec_destroy(void *state)
+{
+    exec_state *s = state;
+    if (!s)
+        return;
+    for (int i = 0; i < s->argc; i++)
+        free(s->argv[i]);
+    free(s->argv);
+    dsp_buf_free(&s->in);
+    dsp_buf_free(&s->out);
+    dsp_buf_free(&s->errtail);
+    free(s);
+}
+
+static dsp_status exec_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,
+                              dsp_err *err)
+{
+    if (!ctx || !ctx->allow_exec)
+        return dsp_err_set(err, DSP_EPERM,
+                           "the exec operator runs external commands and is disabled; start "
+                           "the worker (or dspark run) with --allow-exec to permit it");
+    const cJSON *command = cJSON_GetObjectItemCaseSensitive(options, "command");
+    int n = cJSON_GetArraySize(command);
+    if (!cJSON_IsArray(command) || n == 0)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "option \"command\" is required: a non-empty array such as [\"tr\", \"a-z\", \"A-Z\"]");
+    const cJSON *item;
+    cJSON_ArrayForEach(item, command) {
+        if (!cJSON_IsString(item) || !item->valuestring[0])
+            return dsp_err_set(err, DSP_EINVAL,
+                               "option \"command\" must list non-empty strings");
+    }
+    double timeout = dsp_op_opt_number(options, &dsp_op_exec_def, "timeout_seconds");
+    if (timeout < 0)
+        return dsp_err_set(err, DSP_EINVAL, "option \"timeout_seconds\" must be >= 0");
+
+    exec_state *s = dsp_xcalloc(1, sizeof *s);
+    s->argv = dsp_xcalloc((size_t)n + 1, sizeof *s->argv);
+    cJSON_ArrayForEach(item, command) {
+        s->argv[s->argc++] = dsp_xstrdup(item->valuestring);
+    }
+    s->timeout_seconds = timeout;
+    *state = s;
+    return DSP_OK;
+}
+
+static void exec_keep_tail(dsp_buf *b, const char *data, size_t n)
+{
+    dsp_buf_append(b, data, n);
+    if (b->len > 4 * EXEC_STDERR_TAIL) {
+        memmove(b->data, b->data + b->len - EXEC_STDERR_TAIL, EXEC_STDERR_TAIL);
+        b->len = EXEC_STDERR_TAIL;
+        b->data[b->len] = '\0';
+    }
+}
+
+static const char *exec_stderr_tail(exec_state *s)
+{
+    dsp_buf *b = &s->errtail;
+    if (!b->data || b->len == 0)
+        return "(no stderr output)";
+    size_t off = b->len > EXEC_STDERR_TAIL ? b->len - EXEC_STDERR_TAIL : 0;
+    while (b->len > off && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r'))
+        b->len--;
+    b->data[b->len] = '\0';
+    return b->data + off;
+}
+
+static double exec_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Run the command with s->in on stdin; collect stdout in s->out and the
+ * end of stderr in s->errtail. */
+static dsp_status exec_run(exec_state *s, dsp_err *err)
+{
+    int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+    dsp_status st = DSP_OK;
+    pid_t pid = -1;
+    sigset_t block, old;
+
+    dsp_buf_reset(&s->out);
+    dsp_buf_reset(&s->errtail);
+    if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0 ||
+        pipe2(err_pipe, O_CLOEXEC) != 0) {
+        st = dsp_err_set(err, DSP_EIO, "exec %s: pipe failed: %s", s->argv[0], strerror(errno));
+        goto out;
+    }
+
+    /* A command that exits before reading all input must not kill this
+     * process with SIGPIPE: block it here and consume it below. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+
+    pid = fork();
+    if (pid < 0) {
+        st = dsp_err_set(err, DSP_EIO, "exec %s: fork failed: %s", s->argv[0], strerror(errno));
+        goto restore;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        dup2(in_pipe[0], 0);
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+        execvp(s->argv[0], s->argv);
+        dprintf(2, "cannot run %s: %s\n", s->argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(in_pipe[0]);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    in_pipe[0] = out_pipe[1] = err_pipe[1] = -1;
+    fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+
+    size_t written = 0;
+    double deadline = s->timeout_seconds > 0 ? exec_now() + s->timeout_seconds : 0;
+    char chunk[65536];
+    if (s->in.len == 0) {
+        close(in_pipe[1]);
+        in_pipe[1] = -1;
+    }
+    while (out_pipe[0] >= 0 || err_pipe[0] >= 0) {
+        struct pollfd fds[3];
+        int nfds = 0, wi = -1, oi = -1, ei = -1;
+        if (in_pipe[1] >= 0) {
+            fds[nfds] = (struct pollfd){in_pipe[1], POLLOUT, 0};
+            wi = nfds++;
+        }
+        if (out_pipe[0] >= 0) {
+            fds[nfds] = (struct pollfd){out_pipe[0], POLLIN, 0};
+            oi = nfds++;
+        }
+        if (err_pipe[0] >= 0) {
+            fds[nfds] = (struct pollfd){err_pipe[0], POLLIN, 0};
+            ei = nfds++;
+        }
+        int wait_ms = -1;
+        if (deadline > 0) {
+            double left = deadline - exec_now();
+            if (left <= 0) {
+                kill(pid, SIGKILL);
+                st = dsp_err_set(err, DSP_EIO,
+                                 "exec %s: timed out after %g seconds (option timeout_seconds); "
+                                 "stderr: %s",
+                                 s->argv[0], s->timeout_seconds, exec_stderr_tail(s));
+                break;
+            }
+            wait_ms = (int)(left * 1000) + 1;
+        }
+        if (poll(fds, (nfds_t)nfds, wait_ms) < 0) {
+            if (errno == EINTR)
+                continue;
+            kill(pid, SIGKILL);
+            st = dsp_err_set(err, DSP_EIO, "exec %s: poll failed: %s", s->argv[0], strerror(errno));
+            break;
+        }
+        if (wi >= 0 && fds[wi].revents) {
+            ssize_t n = write(in_pipe[1], s->in.data + written, s->in.len - written);
+            if (n > 0)
+                written += (size_t)n;
+            if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == s->in.len) {
+                /* EPIPE: the command stopped reading; its exit status decides. */
+                close(in_pipe[1]);
+                in_pipe[1] = -1;
+            }
+        }
+        if (oi >= 0 && fds[oi].revents) {
+            ssize_t n = read(out_pipe[0], chunk, sizeof chunk);
+            if (n > 0) {
+                dsp_buf_append(&s->out, chunk, (size_t)n);
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(out_pipe[0]);
+                out_pipe[0] = -1;
+            }
+        }
+        if (ei >= 0 && fds[ei].revents) {
+            ssize_t n = read(err_pipe[0], chunk, sizeof chunk);
+            if (n > 0) {
+                exec_keep_tail(&s->errtail, chunk, (size_t)n);
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(err_pipe[0]);
+                err_pipe[0] = -1;
+            }
+        }
+    }
+
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (st == DSP_OK) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+            st = dsp_err_set(err, DSP_EIO, "exec %s: exited with status %d; stderr: %s",
+                             s->argv[0], WEXITSTATUS(status), exec_stderr_tail(s));
+        else if (WIFSIGNALED(status))
+            st = dsp_err_set(err, DSP_EIO, "exec %s: killed by signal %d; stderr: %s",
+                             s->argv[0], WTERMSIG(status), exec_stderr_tail(s));
+    }
+
+restore : {
+    sigset_t pending;
+    sigpending(&pending);
+    if (sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&block, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+out:
+    for (int i = 0; i < 2; i++) {
+        if (in_pipe[i] >= 0)
+            close(in_pipe[i]);
+        if (out_pipe[i] >= 0)
+            close(out_pipe[i]);
+        if (err_pipe[i] >= 0)
+            close(err_pipe[i]);
+    }
+    return st;
+}
+
+static int exec_line_is_null(const char *p, size_t n)
+{
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\r' || p[n - 1] == '\t'))
+        n--;
+    while (n > 0 && (*p == ' ' || *p == '\t')) {
+        p++;
+        n--;
+    }
+    return n == 0 || (n == 4 && memcmp(p, "null", 4) == 0);
+}
+
+static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
+                               dsp_op_counters *c, dsp_err *err)
+{
+    exec_state *s = state;
+    size_t sent = 0;
+
+    dsp_buf_reset(&s->in);
+    for (size_t i = 0; i < b->n; i++) {
+        if (!keep[i])
+            continue;
+        dsp_doc_serialize(b, &b->docs[i], &s->in);
+        dsp_buf_append_char(&s->in, '\n');
+        sent++;
+    }
+    if (sent == 0)
+        return DSP_OK;
+
+    dsp_status st = exec_run(s, err);
+    if (st != DSP_OK)
+        return st;
+
+    const char *p = s->out.data ? s->out.data : "", *end = p + s->out.len;
+    size_t line_no = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!keep[i])
+            continue;
+        if (p >= end)
+            return dsp_err_set(err, DSP_ECORRUPT,
+                               "exec %s: wrote %zu lines for %zu documents (expected one line "
+                               "per input line); stderr: %s",
+                               s->argv[0], line_no, sent, exec_stderr_tail(s));
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        size_t n = (size_t)(e - p);
+        line_no++;
+
+        dsp_doc *d = &b->docs[i];
+        if (exec_line_is_null(p, n)) {
+            keep[i] = 0;
+            c->removed[0]++;
+        } else {
+            cJSON *obj = cJSON_ParseWithLength(p, n);
+            int ok = cJSON_IsObject(obj);
+            cJSON_Delete(obj);
+            if (!ok)
+                return dsp_err_set(err, DSP_ECORRUPT,
+                                   "exec %s: output line %zu is not a JSON object: %.*s",
+                                   s->argv[0], line_no, (int)(n < 80 ? n : 80), p);
+            d->line = dsp_arena_strndup(&b->arena, p, n);
+            d->line_len = n;
+            d->text = NULL;
+            d->text_len = 0;
+            d->text_changed = 0;
+            d->extra = NULL;
+            d->extra_len = 0;
+            size_t len;
+            dsp_op_doc_text(b, d, &len);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (p < end)
+        return dsp_err_set(err, DSP_ECORRUPT,
+                           "exec %s: wrote more lines than the %zu documents it was given "
+                           "(expected one line per input line)",
+                           s->argv[0], sent);
+    return DSP_OK;
+}
+
+const dsp_op_def dsp_op_exec_def = {
+    .name = "exec",
+    .summary = "stream documents as JSONL through an external command (needs --allow-exec)",
+    .wide = 0,
+    .options = exec_options,
+    .reasons = exec_reasons,
+    .extra_names = NULL,
+    .create = exec_create,
+    .process = exec_process,
+    .finish = NULL,
+    .destroy = exec_destroy,
+};
