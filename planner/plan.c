@@ -591,7 +591,7 @@ dsp_status dsp_plan_build(const dsp_spec *spec, dsp_plan **out, dsp_err *err)
     dsp_plan_objects_free(objs, n);
     if (st)
         return st;
-    DSP_INFO("plan_built", "job=%s objects=%zu stages=%zu tasks=%zu bytes=%" PRIu64
+    DSP_DEBUG("plan_built", "job=%s objects=%zu stages=%zu tasks=%zu bytes=%" PRIu64
              " list_ms=%" PRId64 " plan_ms=%" PRId64,
              spec->name, n, (*out)->nstages, (*out)->total_tasks, (*out)->total_bytes,
              listed - started, dsp_mono_ms() - listed);

@@ -137,4 +137,33 @@ char *dsp_plan_to_json(const dsp_plan *plan);
 dsp_status dsp_plan_from_json(const char *text, size_t len, dsp_plan **out, dsp_err *err);
 void dsp_plan_free(dsp_plan *plan);
 
+/*
+ * Request and cost estimate for `dspark explain`. Counts follow the model
+ * written in estimate.c. Costs use AWS S3 Standard list prices (us-east-1):
+ * GET-class $0.0004 and PUT-class (PUT, COPY, POST, LIST) $0.005 per 1,000.
+ * DELETE is free.
+ */
+typedef struct {
+    uint64_t input_objects;    /* distinct input objects */
+    uint64_t input_gets;       /* ranged GETs reading the inputs */
+    uint64_t shuffle_puts;     /* PUT-class requests writing map outputs for wide stages */
+    uint64_t shuffle_gets;     /* ranged GETs of reducers reading them */
+    uint64_t output_puts;      /* PUT-class requests writing and publishing the output */
+    uint64_t output_shards;    /* estimated output objects */
+    uint64_t coord_gets, coord_puts, coord_lists, coord_deletes;
+    uint64_t gets, puts;       /* totals; puts includes LISTs */
+    double get_usd, put_usd, total_usd;
+    double max_task_seconds;   /* estimated duration of the longest task */
+    double task_seconds;       /* estimated sum of all task durations */
+} dsp_plan_estimate;
+
+/* Assumptions of the model, also printed by explain. */
+#define DSP_ESTIMATE_CHUNK_BYTES (8ULL << 20)   /* ranged GET and multipart part size */
+#define DSP_ESTIMATE_TASK_BYTES_PER_S (50ULL << 20)
+#define DSP_ESTIMATE_GET_USD_PER_1000 0.0004
+#define DSP_ESTIMATE_PUT_USD_PER_1000 0.005
+
+void dsp_plan_estimate_requests(const dsp_plan *plan, const dsp_spec *spec,
+                                dsp_plan_estimate *out);
+
 #endif
