@@ -1,0 +1,33 @@
+/*
+ * progress.h - what `dspark run` shows while a job runs and when it ends:
+ * on a terminal a one-line bar (tasks done, MB/s, ETA) redrawn in place,
+ * otherwise one log line every few seconds; then a summary.
+ */
+#ifndef DSP_PROGRESS_H
+#define DSP_PROGRESS_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "job.h"
+
+typedef struct {
+    int tty;                 /* draw a bar on stderr instead of log lines */
+    int64_t start_mono;
+    int64_t last_line_mono;
+    int bar_drawn;
+} dsp_progress;
+
+void dsp_progress_init(dsp_progress *p, int tty);
+/* Show the progress of stages (job->plan->nstages entries). */
+void dsp_progress_show(dsp_progress *p, const dsp_job *job, const dsp_stage_progress *stages);
+/* End the bar line, if one was drawn. */
+void dsp_progress_end(dsp_progress *p);
+
+/* Print the summary of a finished job from its status document
+ * (dsp_job_status_json): documents and bytes in and out, what each
+ * operator removed, rejects and throughput over `seconds`. */
+void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status, double seconds);
+
+#endif

@@ -1,0 +1,416 @@
+/*
+ * publish.c - publish a finished job's output: parts, _MANIFEST.json,
+ * _SUCCESS, then state.json "done".
+ *
+ * Names are part-NNNNN.<ext> counted over the final stage's tasks in task
+ * order (and, within a task, in the order of its commit), so the output
+ * does not depend on how many workers ran or which attempts won. Rejects go
+ * to _rejects/part-NNNNN.<ext>, numbered the same way over the tasks that
+ * had rejects.
+ */
+#include "publish.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "commit.h"
+#include "protocol.h"
+
+#define COPY_CHUNK (8u << 20)
+
+typedef struct {
+    dsp_store *job_store;
+    dsp_store *out_store;
+    char *out_prefix;       /* key prefix in out_store, without trailing '/' */
+    char *src_prefix;       /* job store root as a key prefix in out_store, or NULL */
+} publish_ctx;
+
+static const char *json_string(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double json_number(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* "jsonl.zst" from ".../part-00003.jsonl.zst". */
+static const char *file_ext(const char *key)
+{
+    const char *base = strrchr(key, '/');
+    const char *dot = strchr(base ? base + 1 : key, '.');
+    return dot ? dot + 1 : "jsonl";
+}
+
+static dsp_status open_output(publish_ctx *c, const char *output_uri, dsp_err *err)
+{
+    char *uri = dsp_xstrdup(output_uri);
+    char *root = NULL;
+    size_t n = strlen(uri);
+    dsp_status st;
+
+    while (n > 1 && uri[n - 1] == '/')
+        uri[--n] = '\0';
+    st = dsp_uri_split(uri, &root, &c->out_prefix, err);
+    if (st == DSP_OK)
+        st = dsp_store_open(root, NULL, &c->out_store, err);
+    if (st != DSP_OK) {
+        dsp_err_prefix(err, "opening output %s", output_uri);
+        goto out;
+    }
+
+    /* When the job store lies inside the output store, files are copied
+     * server-side (CopyObject, or a link on a local directory). */
+    const char *ou = dsp_store_uri(c->out_store);
+    const char *ju = dsp_store_uri(c->job_store);
+    size_t on = strlen(ou);
+    if (!strcmp(ou, ju))
+        c->src_prefix = dsp_xstrdup("");
+    else if (!strncmp(ou, ju, on) && ju[on] == '/')
+        c->src_prefix = dsp_xasprintf("%s/", ju + on + 1);
+out:
+    free(root);
+    free(uri);
+    return st;
+}
+
+static dsp_status stream_copy(publish_ctx *c, const char *src, const char *dst, dsp_err *err)
+{
+    dsp_reader *r = NULL;
+    dsp_writer *w = NULL;
+    char *chunk = dsp_xmalloc(COPY_CHUNK);
+    dsp_status st = dsp_store_reader_open(c->job_store, src, 0, -1, NULL, &r, err);
+
+    if (st == DSP_OK)
+        st = dsp_store_writer_open(c->out_store, dst, NULL, &w, err);
+    while (st == DSP_OK) {
+        size_t got = 0;
+        st = dsp_reader_read(r, chunk, COPY_CHUNK, &got, err);
+        if (st != DSP_OK || got == 0)
+            break;
+        st = dsp_writer_write(w, chunk, got, err);
+    }
+    if (w) {
+        if (st == DSP_OK)
+            st = dsp_writer_close(w, NULL, err);
+        else
+            dsp_writer_abort(w);
+    }
+    if (r)
+        dsp_reader_close(r);
+    free(chunk);
+    return st;
+}
+
+static dsp_status copy_file(publish_ctx *c, const char *src, const char *dst, dsp_err *err)
+{
+    dsp_status st;
+
+    if (c->src_prefix) {
+        char *full = dsp_xasprintf("%s%s", c->src_prefix, src);
+        st = dsp_store_copy(c->out_store, full, dst, NULL, err);
+        free(full);
+    } else {
+        st = stream_copy(c, src, dst, err);
+    }
+    if (st != DSP_OK)
+        dsp_err_prefix(err, "publishing %s as %s", src, dst);
+    return st;
+}
+
+static cJSON *manifest_file(const char *name, const cJSON *f)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddNumberToObject(o, "size", json_number(f, "size"));
+    cJSON_AddNumberToObject(o, "records", json_number(f, "records"));
+    cJSON_AddStringToObject(o, "sha256", json_string(f, "sha256"));
+    return o;
+}
+
+/* Input objects of the plan with their ETags, each once, in plan order. */
+static cJSON *manifest_inputs(const dsp_plan *plan)
+{
+    cJSON *inputs = cJSON_CreateArray();
+    const dsp_plan_stage *stage = &plan->stages[0];
+    const char *last_root = "", *last_key = "";
+
+    for (size_t t = 0; t < stage->ntasks; t++) {
+        for (size_t i = 0; i < stage->tasks[t].ninputs; i++) {
+            const dsp_plan_input *in = &stage->tasks[t].inputs[i];
+            /* Ranges of one object are adjacent in a sorted plan. */
+            if (!strcmp(in->uri_root, last_root) && !strcmp(in->key, last_key))
+                continue;
+            cJSON *o = cJSON_CreateObject();
+            char *uri = dsp_uri_join(in->uri_root, in->key);
+            cJSON_AddStringToObject(o, "uri", uri);
+            cJSON_AddStringToObject(o, "etag", in->etag);
+            cJSON_AddNumberToObject(o, "size", (double)in->size);
+            cJSON_AddItemToArray(inputs, o);
+            free(uri);
+            last_root = in->uri_root;
+            last_key = in->key;
+        }
+    }
+    return inputs;
+}
+
+static int name_listed(const cJSON *names, const char *name)
+{
+    const cJSON *n;
+    cJSON_ArrayForEach(n, names)
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return 1;
+    return 0;
+}
+
+/* Remove objects under the output prefix that this job did not write
+ * (a previous job's extra parts), so the prefix holds exactly the manifest. */
+static dsp_status remove_stale(publish_ctx *c, const cJSON *names, dsp_err *err)
+{
+    char *prefix = dsp_xasprintf("%s/", c->out_prefix);
+    dsp_list_page page;
+    dsp_status st = dsp_store_list_all(c->out_store, prefix, NULL, &page, err);
+
+    if (st == DSP_OK) {
+        const char **stale = dsp_xcalloc(page.n + 1, sizeof *stale);
+        size_t n = 0, plen = strlen(prefix);
+        for (size_t i = 0; i < page.n; i++) {
+            const char *rel = page.items[i].key + plen;
+            if (strcmp(rel, "_MANIFEST.json") && strcmp(rel, "_SUCCESS") && !name_listed(names, rel))
+                stale[n++] = page.items[i].key;
+        }
+        if (n > 0) {
+            DSP_WARN("output_stale_removed", "output=%s objects=%zu", prefix, n);
+            st = dsp_store_delete(c->out_store, stale, n, err);
+        }
+        free(stale);
+        dsp_list_page_free(&page);
+    }
+    free(prefix);
+    return st;
+}
+
+dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
+{
+    const dsp_plan *plan = job->plan;
+    publish_ctx c = {s, NULL, NULL, NULL};
+    cJSON *seals = cJSON_CreateArray();
+    cJSON *manifest = cJSON_CreateObject(), *names = cJSON_CreateArray();
+    cJSON *files, *rejects, *totals, *operators, *extra = NULL;
+    char *body = NULL, *key = NULL;
+    const char *success_body;
+    int part = 0, reject_part = 0;
+    dsp_status st;
+
+    for (size_t i = 0; i < plan->nstages; i++) {
+        cJSON *seal = NULL;
+        st = dsp_seal_read(s, job->id, plan->stages[i].id, &seal, err);
+        if (st != DSP_OK)
+            goto out;
+        cJSON_AddItemToArray(seals, seal);
+    }
+    st = open_output(&c, job->spec->output_uri, err);
+    if (st != DSP_OK)
+        goto out;
+
+    /* A _SUCCESS from an earlier job must not vouch for a half-replaced
+     * output. */
+    success_body = job->id;
+    key = dsp_xasprintf("%s/_SUCCESS", c.out_prefix);
+    {
+        dsp_buf cur = DSP_BUF_INIT;
+        dsp_err gerr;
+        if (dsp_store_get(c.out_store, key, 0, -1, &cur, NULL, &gerr) == DSP_OK &&
+            (cur.len != strlen(success_body) || memcmp(cur.data, success_body, cur.len))) {
+            const char *keys[1] = {key};
+            st = dsp_store_delete(c.out_store, keys, 1, err);
+        }
+        dsp_buf_free(&cur);
+        if (st != DSP_OK)
+            goto out;
+    }
+
+    cJSON_AddNumberToObject(manifest, "schema_version", DSP_MANIFEST_SCHEMA_VERSION);
+    cJSON_AddStringToObject(manifest, "job", job->id);
+    cJSON_AddStringToObject(manifest, "name", job->spec->name ? job->spec->name : "");
+    cJSON_AddStringToObject(manifest, "spec_hash", job->spec->spec_hash);
+    cJSON_AddStringToObject(manifest, "dspark_version", DSP_VERSION);
+    cJSON_AddStringToObject(manifest, "output", job->spec->output_uri);
+    files = cJSON_AddArrayToObject(manifest, "files");
+    rejects = cJSON_AddArrayToObject(manifest, "rejects");
+    totals = cJSON_AddObjectToObject(manifest, "totals");
+    operators = cJSON_CreateArray();
+
+    /* Totals: input side from the first stage, output side from the last. */
+    const cJSON *first = cJSON_GetArrayItem(seals, 0);
+    const cJSON *last = cJSON_GetArrayItem(seals, (int)plan->nstages - 1);
+    double rin = 0, bin = 0, rout = 0, bout = 0, rrej = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(first, "tasks")) {
+        rin += json_number(t, "records_in");
+        bin += json_number(t, "bytes_in");
+    }
+    for (size_t i = 0; i < plan->nstages; i++) {
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(seals, (int)i),
+                                                               "tasks")) {
+            rrej += json_number(t, "records_rejected");
+            dsp_job_merge_counters(operators, cJSON_GetObjectItemCaseSensitive(t, "op_counters"));
+        }
+    }
+
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(last, "tasks")) {
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "files")) {
+            char name[64];
+            snprintf(name, sizeof name, "part-%05d.%s", part++, file_ext(json_string(f, "key")));
+            char *dst = dsp_xasprintf("%s/%s", c.out_prefix, name);
+            st = copy_file(&c, json_string(f, "key"), dst, err);
+            free(dst);
+            if (st != DSP_OK)
+                goto out;
+            cJSON_AddItemToArray(files, manifest_file(name, f));
+            cJSON_AddItemToArray(names, cJSON_CreateString(name));
+            rout += json_number(f, "records");
+            bout += json_number(f, "size");
+        }
+    }
+    for (size_t i = 0; i < plan->nstages; i++) {
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(seals, (int)i),
+                                                               "tasks")) {
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "rejects");
+            if (!cJSON_IsObject(f))
+                continue;
+            char name[80];
+            snprintf(name, sizeof name, "_rejects/part-%05d.%s", reject_part++,
+                     file_ext(json_string(f, "key")));
+            char *dst = dsp_xasprintf("%s/%s", c.out_prefix, name);
+            st = copy_file(&c, json_string(f, "key"), dst, err);
+            free(dst);
+            if (st != DSP_OK)
+                goto out;
+            cJSON_AddItemToArray(rejects, manifest_file(name, f));
+            cJSON_AddItemToArray(names, cJSON_CreateString(name));
+        }
+    }
+    cJSON_AddNumberToObject(totals, "files", part);
+    cJSON_AddNumberToObject(totals, "records_in", rin);
+    cJSON_AddNumberToObject(totals, "records_out", rout);
+    cJSON_AddNumberToObject(totals, "records_rejected", rrej);
+    cJSON_AddNumberToObject(totals, "bytes_in", bin);
+    cJSON_AddNumberToObject(totals, "bytes_out", bout);
+    cJSON_AddItemToObject(manifest, "operators", operators);
+    cJSON_AddItemToObject(manifest, "inputs", manifest_inputs(plan));
+
+    st = remove_stale(&c, names, err);
+    if (st != DSP_OK)
+        goto out;
+    body = cJSON_Print(manifest);
+    {
+        char *mkey = dsp_xasprintf("%s/_MANIFEST.json", c.out_prefix);
+        dsp_put_opts opts = {DSP_PUT_ALWAYS, NULL, "application/json"};
+        st = dsp_store_put(c.out_store, mkey, body, strlen(body), &opts, NULL, err);
+        free(mkey);
+        if (st != DSP_OK)
+            goto out;
+    }
+    {
+        dsp_put_opts opts = {DSP_PUT_IF_ABSENT, NULL, "text/plain"};
+        st = dsp_store_put(c.out_store, key, success_body, strlen(success_body), &opts, NULL, err);
+        if (st == DSP_EPRECOND)
+            st = DSP_OK; /* another publisher of this job got there first */
+        if (st != DSP_OK)
+            goto out;
+    }
+    DSP_INFO("job_published", "job=%s output=%s files=%d rejects=%d records_out=%.0f", job->id,
+             job->spec->output_uri, part, reject_part, rout);
+
+    extra = cJSON_CreateObject();
+    cJSON_AddStringToObject(extra, "output", job->spec->output_uri);
+    cJSON_AddNumberToObject(extra, "files", part);
+    cJSON_AddNumberToObject(extra, "records_out", rout);
+    st = dsp_job_finish(s, job->id, DSP_JOB_DONE, extra, NULL, err);
+    if (st == DSP_OK) {
+        dsp_err serr;
+        if (dsp_publish_sweep_attempts(s, job, &serr) != DSP_OK)
+            DSP_WARN("attempt_sweep_failed", "job=%s error=%s", job->id, serr.msg);
+    }
+out:
+    cJSON_Delete(extra);
+    cJSON_Delete(names);
+    cJSON_Delete(manifest);
+    cJSON_Delete(seals);
+    free(body);
+    free(key);
+    free(c.src_prefix);
+    free(c.out_prefix);
+    if (c.out_store)
+        dsp_store_close(c.out_store);
+    return st;
+}
+
+dsp_status dsp_publish_sweep_attempts(dsp_store *s, const dsp_job *job, dsp_err *err)
+{
+    cJSON *keep = cJSON_CreateObject();
+    char *prefix = dsp_xasprintf("jobs/%s/attempts/", job->id);
+    dsp_list_page page = {0};
+    dsp_status st = DSP_OK;
+
+    /* The attempt prefixes of the winning commits, from the seals. */
+    for (size_t i = 0; i < job->plan->nstages && st == DSP_OK; i++) {
+        const dsp_plan_stage *stage = &job->plan->stages[i];
+        cJSON *seal = NULL;
+        const cJSON *t;
+        st = dsp_seal_read(s, job->id, stage->id, &seal, err);
+        if (st != DSP_OK)
+            break;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(seal, "tasks")) {
+            char *ap = dsp_proto_attempt_prefix(job->id, json_string(t, "stage"),
+                                                json_string(t, "task"),
+                                                json_string(t, "attempt"));
+            char *with_slash = dsp_xasprintf("%s/", ap);
+            cJSON_AddTrueToObject(keep, with_slash);
+            free(with_slash);
+            free(ap);
+        }
+        cJSON_Delete(seal);
+    }
+    if (st != DSP_OK)
+        goto out;
+    st = dsp_proto_list(s, prefix, &page, err);
+    if (st != DSP_OK)
+        goto out;
+
+    const char **stale = dsp_xcalloc(page.n + 1, sizeof *stale);
+    size_t n = 0;
+    for (size_t i = 0; i < page.n; i++) {
+        /* jobs/<job>/attempts/<stage>/<task>/<attempt>/<file> */
+        const char *k = page.items[i].key;
+        const char *p = k + strlen(prefix);
+        int slashes = 0;
+        while (*p && slashes < 3)
+            if (*p++ == '/')
+                slashes++;
+        char *ap = dsp_xstrndup(k, (size_t)(p - k));
+        if (!cJSON_GetObjectItemCaseSensitive(keep, ap))
+            stale[n++] = k;
+        free(ap);
+    }
+    if (n > 0) {
+        DSP_INFO("attempts_swept", "job=%s objects=%zu", job->id, n);
+        st = dsp_proto_delete(s, stale, n, err);
+    }
+    free(stale);
+    dsp_list_page_free(&page);
+out:
+    free(prefix);
+    cJSON_Delete(keep);
+    return st;
+}
