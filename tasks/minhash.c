@@ -1,0 +1,330 @@
+/*
+ * minhash.c - normalisation, shingling and MinHash signatures (see
+ * minhash.h for the definitions). Guarantees: the same text, parameters and
+ * seed always give the same signature on every x86-64 machine, whether the
+ * AVX2 path or the portable path runs. No allocation per document once the
+ * scratch buffers have grown to the largest document seen.
+ */
+#include "minhash.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+#include <xxhash.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define MINHASH_HAVE_AVX2 1
+#endif
+
+#include "../core/util.h"
+
+#define MINHASH_DEFAULT_SEED 0x9e3779b97f4a7c15ull
+
+struct dsp_minhash {
+    int ngram, bands, rows;
+    size_t perms, perms_padded; /* padded to a multiple of 4 for AVX2 */
+    uint64_t *a_lo, *a_hi, *b;  /* coefficients, a split in 32-bit halves */
+    uint64_t seed;
+    int use_avx2;
+    dsp_buf norm;               /* scratch: normalised text */
+    uint64_t *words, *shingles; /* scratch: word and shingle hashes */
+    size_t cap_words, cap_shingles;
+};
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+dsp_status dsp_minhash_new(const dsp_minhash_params *params, dsp_minhash **out, dsp_err *err)
+{
+    int ngram = params && params->ngram ? params->ngram : 5;
+    int bands = params && params->bands ? params->bands : 14;
+    int rows = params && params->rows ? params->rows : 8;
+    if (ngram < 1 || ngram > 64)
+        return dsp_err_set(err, DSP_EINVAL, "minhash: ngram %d out of range 1..64", ngram);
+    if (bands < 1 || rows < 1 || (size_t)bands * (size_t)rows > DSP_MINHASH_MAX_PERMS)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "minhash: bands %d x rows %d must be positive and at most %d values",
+                           bands, rows, DSP_MINHASH_MAX_PERMS);
+    dsp_minhash *m = dsp_xcalloc(1, sizeof *m);
+    m->ngram = ngram;
+    m->bands = bands;
+    m->rows = rows;
+    m->perms = (size_t)bands * (size_t)rows;
+    m->perms_padded = (m->perms + 3) & ~(size_t)3;
+    m->seed = params && params->seed ? params->seed : MINHASH_DEFAULT_SEED;
+    m->a_lo = aligned_alloc(32, m->perms_padded * sizeof(uint64_t));
+    m->a_hi = aligned_alloc(32, m->perms_padded * sizeof(uint64_t));
+    m->b = aligned_alloc(32, m->perms_padded * sizeof(uint64_t));
+    if (!m->a_lo || !m->a_hi || !m->b) {
+        dsp_minhash_free(m);
+        return dsp_err_set(err, DSP_ENOMEM, "minhash: cannot allocate %zu coefficients",
+                           m->perms_padded);
+    }
+    uint64_t state = m->seed;
+    for (size_t i = 0; i < m->perms_padded; i++) {
+        uint64_t a = splitmix64(&state);
+        m->a_lo[i] = a & 0xffffffffu;
+        m->a_hi[i] = a >> 32;
+        m->b[i] = splitmix64(&state);
+    }
+#ifdef MINHASH_HAVE_AVX2
+    __builtin_cpu_init();
+    m->use_avx2 = __builtin_cpu_supports("avx2");
+#endif
+    *out = m;
+    return DSP_OK;
+}
+
+void dsp_minhash_free(dsp_minhash *m)
+{
+    if (!m)
+        return;
+    free(m->a_lo);
+    free(m->a_hi);
+    free(m->b);
+    dsp_buf_free(&m->norm);
+    free(m->words);
+    free(m->shingles);
+    free(m);
+}
+
+size_t dsp_minhash_perms(const dsp_minhash *m)
+{
+    return m->perms;
+}
+
+int dsp_minhash_bands(const dsp_minhash *m)
+{
+    return m->bands;
+}
+
+int dsp_minhash_rows(const dsp_minhash *m)
+{
+    return m->rows;
+}
+
+void dsp_minhash_force_portable(dsp_minhash *m, int on)
+{
+#ifdef MINHASH_HAVE_AVX2
+    m->use_avx2 = on ? 0 : __builtin_cpu_supports("avx2");
+#else
+    (void)m;
+    (void)on;
+#endif
+}
+
+/* ASCII map: lower-case letter, '0' for digits, 0 for a word separator. */
+static unsigned char ascii_map[128];
+static int ascii_map_ready;
+
+static void ascii_map_init(void)
+{
+    if (__atomic_load_n(&ascii_map_ready, __ATOMIC_ACQUIRE))
+        return;
+    unsigned char map[128] = {0};
+    for (int c = 'a'; c <= 'z'; c++)
+        map[c] = (unsigned char)c;
+    for (int c = 'A'; c <= 'Z'; c++)
+        map[c] = (unsigned char)(c - 'A' + 'a');
+    for (int c = '0'; c <= '9'; c++)
+        map[c] = '0';
+    memcpy(ascii_map, map, sizeof map);
+    __atomic_store_n(&ascii_map_ready, 1, __ATOMIC_RELEASE);
+}
+
+void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
+{
+    ascii_map_init();
+    /* Lower-casing can grow a code point from 2 to 3 UTF-8 bytes (for
+     * example U+023A -> U+2C65), so 3/2 of the input always fits. */
+    dsp_buf_reserve(out, len + len / 2 + 4);
+    unsigned char *dst = (unsigned char *)out->data + out->len;
+    unsigned char *const start = dst;
+    const unsigned char *s = (const unsigned char *)text;
+    int in_word = 0;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            unsigned char mapped = ascii_map[c];
+            i++;
+            if (!mapped) {
+                in_word = 0;
+                continue;
+            }
+            if (!in_word && dst != start)
+                *dst++ = ' ';
+            in_word = 1;
+            *dst++ = mapped;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0) {
+            /* Invalid UTF-8 byte: treat it as a separator. */
+            i++;
+            in_word = 0;
+            continue;
+        }
+        i += (size_t)n;
+        utf8proc_category_t cat = utf8proc_category(cp);
+        int keep = 1;
+        switch (cat) {
+        case UTF8PROC_CATEGORY_LU:
+        case UTF8PROC_CATEGORY_LL:
+        case UTF8PROC_CATEGORY_LT:
+        case UTF8PROC_CATEGORY_LM:
+        case UTF8PROC_CATEGORY_LO:
+        case UTF8PROC_CATEGORY_MN:
+        case UTF8PROC_CATEGORY_MC:
+        case UTF8PROC_CATEGORY_ME:
+            cp = utf8proc_tolower(cp);
+            break;
+        case UTF8PROC_CATEGORY_ND:
+            cp = '0';
+            break;
+        default:
+            keep = 0;
+        }
+        if (!keep) {
+            in_word = 0;
+            continue;
+        }
+        if (!in_word && dst != start)
+            *dst++ = ' ';
+        in_word = 1;
+        dst += utf8proc_encode_char(cp, dst);
+    }
+    out->len += (size_t)(dst - start);
+    out->data[out->len] = '\0';
+}
+
+size_t dsp_minhash_shingles(dsp_minhash *m, const char *text, size_t len,
+                            const uint64_t **hashes)
+{
+    dsp_buf_reset(&m->norm);
+    dsp_text_normalize(text, len, &m->norm);
+
+    /* Word hashes. */
+    size_t nwords = 0;
+    const char *p = m->norm.data, *end = m->norm.data + m->norm.len;
+    while (p < end) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *wend = sp ? sp : end;
+        if (nwords == m->cap_words) {
+            m->cap_words = m->cap_words ? 2 * m->cap_words : 1024;
+            m->words = dsp_xrealloc(m->words, m->cap_words * sizeof *m->words);
+        }
+        m->words[nwords++] = XXH3_64bits(p, (size_t)(wend - p));
+        p = wend + 1;
+    }
+
+    size_t k = (size_t)m->ngram;
+    size_t nsh = 0;
+    if (nwords >= k)
+        nsh = nwords - k + 1;
+    else if (nwords > 0)
+        nsh = 1;
+    if (nsh > m->cap_shingles) {
+        m->cap_shingles = nsh > 2 * m->cap_shingles ? nsh : 2 * m->cap_shingles;
+        m->shingles = dsp_xrealloc(m->shingles, m->cap_shingles * sizeof *m->shingles);
+    }
+    size_t span = nwords < k ? nwords : k;
+    for (size_t i = 0; i < nsh; i++)
+        m->shingles[i] = XXH3_64bits(&m->words[i], span * sizeof(uint64_t));
+    *hashes = m->shingles;
+    return nsh;
+}
+
+static inline uint32_t fold32(uint64_t x)
+{
+    return (uint32_t)(x ^ (x >> 32));
+}
+
+static void signature_portable(const dsp_minhash *m, const uint64_t *sh, size_t n, uint32_t *sig)
+{
+    for (size_t i = 0; i < m->perms; i++)
+        sig[i] = UINT32_MAX;
+    for (size_t s = 0; s < n; s++) {
+        uint64_t x = fold32(sh[s]);
+        for (size_t i = 0; i < m->perms; i++) {
+            uint64_t a = m->a_lo[i] | (m->a_hi[i] << 32);
+            uint32_t h = (uint32_t)((a * x + m->b[i]) >> 32);
+            if (h < sig[i])
+                sig[i] = h;
+        }
+    }
+}
+
+#ifdef MINHASH_HAVE_AVX2
+/* Four permutations per vector: (a_lo*x + (a_hi*x << 32) + b) >> 32 equals
+ * (a*x + b) mod 2^64 >> 32 for 32-bit x. The results sit in the low half
+ * of each 64-bit lane with a zero high half, so a 32-bit unsigned minimum
+ * works on them directly. */
+__attribute__((target("avx2"))) static void signature_avx2(const dsp_minhash *m,
+                                                           const uint64_t *sh, size_t n,
+                                                           uint32_t *sig)
+{
+    enum { MAXV = DSP_MINHASH_MAX_PERMS / 4 };
+    __m256i acc[MAXV];
+    size_t nv = m->perms_padded / 4;
+    for (size_t v = 0; v < nv; v++)
+        acc[v] = _mm256_set1_epi64x(0xffffffffll);
+    for (size_t s = 0; s < n; s++) {
+        __m256i x = _mm256_set1_epi64x((long long)fold32(sh[s]));
+        for (size_t v = 0; v < nv; v++) {
+            __m256i alo = _mm256_load_si256((const __m256i *)(m->a_lo + 4 * v));
+            __m256i ahi = _mm256_load_si256((const __m256i *)(m->a_hi + 4 * v));
+            __m256i b = _mm256_load_si256((const __m256i *)(m->b + 4 * v));
+            __m256i lo = _mm256_mul_epu32(alo, x);
+            __m256i hi = _mm256_slli_epi64(_mm256_mul_epu32(ahi, x), 32);
+            __m256i h = _mm256_srli_epi64(_mm256_add_epi64(_mm256_add_epi64(lo, hi), b), 32);
+            acc[v] = _mm256_min_epu32(acc[v], h);
+        }
+    }
+    for (size_t v = 0; v < nv; v++) {
+        uint64_t lanes[4];
+        _mm256_storeu_si256((__m256i *)lanes, acc[v]);
+        for (size_t j = 0; j < 4 && 4 * v + j < m->perms; j++)
+            sig[4 * v + j] = (uint32_t)lanes[j];
+    }
+}
+#endif
+
+size_t dsp_minhash_signature(dsp_minhash *m, const char *text, size_t len, uint32_t *sig)
+{
+    const uint64_t *sh;
+    size_t n = dsp_minhash_shingles(m, text, len, &sh);
+    if (n == 0)
+        return 0;
+#ifdef MINHASH_HAVE_AVX2
+    if (m->use_avx2) {
+        signature_avx2(m, sh, n, sig);
+        return n;
+    }
+#endif
+    signature_portable(m, sh, n, sig);
+    return n;
+}
+
+uint64_t dsp_minhash_band_hash(const dsp_minhash *m, const uint32_t *sig, int band)
+{
+    return XXH3_64bits_withSeed(sig + (size_t)band * (size_t)m->rows,
+                                (size_t)m->rows * sizeof(uint32_t), m->seed + (uint64_t)band);
+}
+
+double dsp_minhash_similarity(const uint32_t *a, const uint32_t *b, size_t perms)
+{
+    if (perms == 0)
+        return 0.0;
+    size_t same = 0;
+    for (size_t i = 0; i < perms; i++)
+        same += a[i] == b[i];
+    return (double)same / (double)perms;
+}

@@ -1,0 +1,72 @@
+/*
+ * minhash.h - text normalisation, word n-gram shingles, MinHash signatures
+ * and LSH band hashes for near-duplicate detection.
+ *
+ * Normalisation (also used by exact dedup): Unicode lower case (utf8proc),
+ * every decimal digit becomes '0', letters and combining marks are kept,
+ * and every other code point (punctuation, symbols, spaces, controls)
+ * separates words. The normalised text is the words joined by one space.
+ *
+ * Shingles are word n-grams (default 5): the xxh3-64 hash of the n word
+ * hashes. A document with fewer than n words has one shingle made of all
+ * its words; a document without words has none and gets no signature.
+ *
+ * Permutations: h_i(x) = ((a_i * x32 + b_i) mod 2^64) >> 32, with x32 the
+ * shingle hash folded to 32 bits and a_i, b_i random 64-bit values from a
+ * fixed seed. This is Dietzfelbinger's multiply-add-shift family, which is
+ * 2-independent for 32-bit keys, and it needs only 32x32->64 multiplies,
+ * so one AVX2 instruction evaluates four permutations. Signatures hold one
+ * 32-bit minimum per permutation. The AVX2 and the portable path give
+ * identical signatures.
+ */
+#ifndef DSP_MINHASH_H
+#define DSP_MINHASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../core/err.h"
+
+#define DSP_MINHASH_MAX_PERMS 1024
+
+typedef struct {
+    int ngram;     /* words per shingle; 0 = 5 */
+    int bands;     /* LSH bands; 0 = 14 */
+    int rows;      /* signature values per band; 0 = 8 */
+    uint64_t seed; /* seed of the permutation coefficients; 0 = built-in */
+} dsp_minhash_params;
+
+typedef struct dsp_minhash dsp_minhash;
+
+dsp_status dsp_minhash_new(const dsp_minhash_params *params, dsp_minhash **out, dsp_err *err);
+void dsp_minhash_free(dsp_minhash *m);
+/* bands * rows, the number of 32-bit values in a signature. */
+size_t dsp_minhash_perms(const dsp_minhash *m);
+int dsp_minhash_bands(const dsp_minhash *m);
+int dsp_minhash_rows(const dsp_minhash *m);
+
+/* Append the normalised text (words joined by one space) to out. */
+void dsp_text_normalize(const char *text, size_t len, dsp_buf *out);
+
+/*
+ * Compute the shingle hashes of text. Returns their number and points
+ * *hashes at an array owned by m, valid until the next call on m.
+ */
+size_t dsp_minhash_shingles(dsp_minhash *m, const char *text, size_t len,
+                            const uint64_t **hashes);
+
+/* Compute the signature of text into sig (dsp_minhash_perms values).
+ * Returns the number of shingles; 0 means no signature (sig untouched). */
+size_t dsp_minhash_signature(dsp_minhash *m, const char *text, size_t len, uint32_t *sig);
+
+/* Hash of band b of a signature (64 bits, seeded by the band index). */
+uint64_t dsp_minhash_band_hash(const dsp_minhash *m, const uint32_t *sig, int band);
+
+/* Fraction of equal positions: the MinHash estimate of Jaccard similarity. */
+double dsp_minhash_similarity(const uint32_t *a, const uint32_t *b, size_t perms);
+
+/* Force the portable path (for tests comparing it with AVX2); 0 = auto. */
+void dsp_minhash_force_portable(dsp_minhash *m, int on);
+
+#endif

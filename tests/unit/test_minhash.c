@@ -1,0 +1,304 @@
+/* Tests of tasks/minhash.c: normalisation, shingles, signature accuracy
+ * against exact Jaccard (synthetic edits and real kernel documentation in
+ * two versions), and equality of the AVX2 and portable paths. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "../../core/buf.h"
+#include "../../tasks/minhash.h"
+#include "test.h"
+
+static uint64_t rng_state = 1;
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Append n random lower-case words (letters only, so normalisation keeps
+ * them as they are) to b. */
+static void random_words(dsp_buf *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 3 + rng_next() % 6;
+        if (b->len)
+            dsp_buf_append_char(b, ' ');
+        for (size_t j = 0; j < len; j++)
+            dsp_buf_append_char(b, (char)('a' + rng_next() % 26));
+    }
+}
+
+static int u64_cmp(const void *pa, const void *pb)
+{
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* Exact Jaccard similarity of the shingle sets of two texts. */
+static double exact_jaccard(dsp_minhash *m, const char *a, const char *b)
+{
+    const uint64_t *h;
+    size_t na = dsp_minhash_shingles(m, a, strlen(a), &h);
+    uint64_t *sa = malloc((na + 1) * sizeof *sa);
+    memcpy(sa, h, na * sizeof *sa);
+    size_t nb = dsp_minhash_shingles(m, b, strlen(b), &h);
+    uint64_t *sb = malloc((nb + 1) * sizeof *sb);
+    memcpy(sb, h, nb * sizeof *sb);
+    qsort(sa, na, sizeof *sa, u64_cmp);
+    qsort(sb, nb, sizeof *sb, u64_cmp);
+    size_t i = 0, j = 0, inter = 0, uni = 0;
+    while (i < na || j < nb) {
+        uint64_t x;
+        if (j >= nb || (i < na && sa[i] < sb[j]))
+            x = sa[i++];
+        else if (i >= na || sb[j] < sa[i])
+            x = sb[j++];
+        else {
+            x = sa[i++];
+            j++;
+            inter++;
+        }
+        uni++;
+        while (i < na && sa[i] == x)
+            i++;
+        while (j < nb && sb[j] == x)
+            j++;
+    }
+    free(sa);
+    free(sb);
+    return uni ? (double)inter / (double)uni : 0.0;
+}
+
+static double estimate(dsp_minhash *m, const char *a, const char *b)
+{
+    uint32_t sa[DSP_MINHASH_MAX_PERMS], sb[DSP_MINHASH_MAX_PERMS];
+    if (!dsp_minhash_signature(m, a, strlen(a), sa) || !dsp_minhash_signature(m, b, strlen(b), sb))
+        return -1;
+    return dsp_minhash_similarity(sa, sb, dsp_minhash_perms(m));
+}
+
+static void test_normalize_folds_case_digits(void)
+{
+    dsp_buf out = DSP_BUF_INIT;
+    const char *in = "Hello, World! 2024-12-04 \xc3\x9c" "BER\tstra\xc3\x9f" "e \xd0\x9f\xd0\xa0\xd0\x98"
+                     "\xd0\x92\xd0\x95\xd0\xa2 \xd9\xa3\xd9\xa4 " "caf\xc3\xa9... end";
+    dsp_text_normalize(in, strlen(in), &out);
+    CHECK_EQ_STR(out.data, "hello world 0000 00 00 \xc3\xbc" "ber stra\xc3\x9f" "e "
+                           "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 00 " "caf\xc3\xa9 end");
+    dsp_buf_reset(&out);
+    dsp_text_normalize("  ...  ", 7, &out);
+    CHECK_EQ_INT(out.len, 0);
+    dsp_buf_reset(&out);
+    /* An invalid UTF-8 byte separates words instead of failing. */
+    dsp_text_normalize("ab\xff" "cd", 5, &out);
+    CHECK_EQ_STR(out.data, "ab cd");
+    dsp_buf_free(&out);
+}
+
+static void test_shingle_counts(void)
+{
+    dsp_minhash *m;
+    dsp_err err;
+    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    const uint64_t *h;
+    CHECK_EQ_INT(dsp_minhash_shingles(m, "", 0, &h), 0);
+    CHECK_EQ_INT(dsp_minhash_shingles(m, "!!", 2, &h), 0);
+    CHECK_EQ_INT(dsp_minhash_shingles(m, "one two", 7, &h), 1);
+    CHECK_EQ_INT(dsp_minhash_shingles(m, "a b c d e", 9, &h), 1);
+    CHECK_EQ_INT(dsp_minhash_shingles(m, "a b c d e f g", 13, &h), 3);
+    /* Case and punctuation do not change shingles. */
+    uint64_t first = 0;
+    REQUIRE(dsp_minhash_shingles(m, "A, B. C; D! E", 13, &h) == 1);
+    first = h[0];
+    REQUIRE(dsp_minhash_shingles(m, "a b c d e", 9, &h) == 1);
+    CHECK(first == h[0]);
+    uint32_t sig[DSP_MINHASH_MAX_PERMS];
+    CHECK_EQ_INT(dsp_minhash_signature(m, "  ", 2, sig), 0);
+    CHECK_EQ_INT(dsp_minhash_perms(m), 112);
+    dsp_minhash_free(m);
+}
+
+static void test_invalid_params_rejected(void)
+{
+    dsp_minhash *m = NULL;
+    dsp_err err;
+    dsp_minhash_params p = {.bands = 100, .rows = 100};
+    CHECK(dsp_minhash_new(&p, &m, &err) == DSP_EINVAL);
+    CHECK(strstr(err.msg, "bands") != NULL);
+    dsp_minhash_params q = {.ngram = -1};
+    CHECK(dsp_minhash_new(&q, &m, &err) == DSP_EINVAL);
+}
+
+/* B is A shifted by k words: with n - 4 shingles in each, the exact
+ * Jaccard is (n - 4 - k) / (n - 4 + k). */
+static void test_controlled_shift_jaccard(void)
+{
+    dsp_minhash *m;
+    dsp_err err;
+    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    rng_state = 12345;
+    dsp_buf words = DSP_BUF_INIT;
+    random_words(&words, 1400);
+    /* Word start offsets, to cut sub-ranges of the word list. */
+    size_t starts[1401], nw = 0;
+    starts[nw++] = 0;
+    for (size_t i = 0; i < words.len; i++)
+        if (words.data[i] == ' ')
+            starts[nw++] = i + 1;
+    const size_t n = 1004;
+    const size_t shifts[] = {50, 111, 333};
+    const double want[] = {950.0 / 1050.0, 889.0 / 1111.0, 667.0 / 1333.0};
+    for (size_t t = 0; t < 3; t++) {
+        size_t k = shifts[t];
+        char *a = strndup(words.data, starts[n] - 1);
+        char *b = strndup(words.data + starts[k], starts[n + k] - 1 - starts[k]);
+        double j = exact_jaccard(m, a, b);
+        double est = estimate(m, a, b);
+        CHECKF(fabs(j - want[t]) < 1e-9, "shift %zu: exact %.4f want %.4f", k, j, want[t]);
+        CHECKF(fabs(est - j) < 0.15, "shift %zu: estimate %.3f exact %.3f", k, est, j);
+        free(a);
+        free(b);
+    }
+    dsp_buf_free(&words);
+    dsp_minhash_free(m);
+}
+
+/* Over many random pairs the estimate must be unbiased and close on
+ * average; a weak permutation family shows up here as bias. */
+static void test_estimate_error_small(void)
+{
+    dsp_minhash *m;
+    dsp_err err;
+    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    rng_state = 777;
+    double sum_err = 0, sum_abs = 0;
+    const int pairs = 200;
+    for (int p = 0; p < pairs; p++) {
+        dsp_buf a = DSP_BUF_INIT, b = DSP_BUF_INIT, common = DSP_BUF_INIT;
+        random_words(&common, 100 + rng_next() % 300);
+        dsp_buf_append(&a, common.data, common.len);
+        dsp_buf_append(&b, common.data, common.len);
+        random_words(&a, rng_next() % 200);
+        random_words(&b, rng_next() % 200);
+        double j = exact_jaccard(m, a.data, b.data);
+        double est = estimate(m, a.data, b.data);
+        sum_err += est - j;
+        sum_abs += fabs(est - j);
+        dsp_buf_free(&a);
+        dsp_buf_free(&b);
+        dsp_buf_free(&common);
+    }
+    CHECKF(fabs(sum_err / pairs) < 0.01, "mean error %.4f", sum_err / pairs);
+    CHECKF(sum_abs / pairs < 0.05, "mean absolute error %.4f", sum_abs / pairs);
+    dsp_minhash_free(m);
+}
+
+static void test_avx2_matches_portable(void)
+{
+    dsp_minhash *m;
+    dsp_err err;
+    dsp_minhash_params p = {.bands = 9, .rows = 3}; /* 27: not a multiple of 4 */
+    for (int round = 0; round < 2; round++) {
+        REQUIRE(dsp_minhash_new(round ? &p : NULL, &m, &err) == DSP_OK);
+        size_t perms = dsp_minhash_perms(m);
+        rng_state = 99 + (uint64_t)round;
+        for (int t = 0; t < 50; t++) {
+            dsp_buf text = DSP_BUF_INIT;
+            random_words(&text, 1 + rng_next() % 500);
+            uint32_t fast[DSP_MINHASH_MAX_PERMS], slow[DSP_MINHASH_MAX_PERMS];
+            dsp_minhash_force_portable(m, 0);
+            size_t n1 = dsp_minhash_signature(m, text.data, text.len, fast);
+            dsp_minhash_force_portable(m, 1);
+            size_t n2 = dsp_minhash_signature(m, text.data, text.len, slow);
+            CHECK_EQ_INT(n1, n2);
+            CHECK(memcmp(fast, slow, perms * sizeof *fast) == 0);
+            dsp_buf_free(&text);
+        }
+        dsp_minhash_free(m);
+    }
+}
+
+static void test_band_hashes_follow_signature(void)
+{
+    dsp_minhash *m;
+    dsp_err err;
+    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    uint32_t a[DSP_MINHASH_MAX_PERMS], b[DSP_MINHASH_MAX_PERMS];
+    const char *t = "the quick brown fox jumps over the lazy dog again and again";
+    REQUIRE(dsp_minhash_signature(m, t, strlen(t), a) > 0);
+    memcpy(b, a, sizeof a);
+    b[8] ^= 1; /* changes band 1 only */
+    for (int band = 0; band < dsp_minhash_bands(m); band++) {
+        uint64_t ha = dsp_minhash_band_hash(m, a, band), hb = dsp_minhash_band_hash(m, b, band);
+        if (band == 1)
+            CHECK(ha != hb);
+        else
+            CHECK(ha == hb);
+    }
+    /* Equal rows in different bands still hash apart (seeded by band). */
+    uint32_t same[DSP_MINHASH_MAX_PERMS] = {0};
+    CHECK(dsp_minhash_band_hash(m, same, 0) != dsp_minhash_band_hash(m, same, 1));
+    dsp_minhash_free(m);
+}
+
+/* Real near duplicates: the same kernel documents in versions 6.1 and
+ * 6.12, one record after the other. */
+static void test_linux_doc_estimates(void)
+{
+    gzFile f = gzopen("tests/data/linux-doc/linux-doc-6.1-6.12-sample.jsonl.gz", "rb");
+    REQUIRE(f);
+    dsp_buf all = DSP_BUF_INIT;
+    char chunk[65536];
+    int n;
+    while ((n = gzread(f, chunk, sizeof chunk)) > 0)
+        dsp_buf_append(&all, chunk, (size_t)n);
+    gzclose(f);
+    dsp_minhash *m;
+    dsp_err err;
+    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    char *save = NULL;
+    char *line = strtok_r(all.data, "\n", &save);
+    int pairs = 0, high = 0;
+    double sum_abs = 0;
+    while (line) {
+        char *next = strtok_r(NULL, "\n", &save);
+        REQUIRE(next);
+        cJSON *ja = cJSON_Parse(line), *jb = cJSON_Parse(next);
+        REQUIRE(ja);
+        REQUIRE(jb);
+        const char *ta = cJSON_GetObjectItem(ja, "text")->valuestring;
+        const char *tb = cJSON_GetObjectItem(jb, "text")->valuestring;
+        double j = exact_jaccard(m, ta, tb), est = estimate(m, ta, tb);
+        sum_abs += fabs(est - j);
+        pairs++;
+        high += j >= 0.8;
+        CHECKF(fabs(est - j) < 0.15, "pair %d: estimate %.3f exact %.3f", pairs, est, j);
+        cJSON_Delete(ja);
+        cJSON_Delete(jb);
+        line = strtok_r(NULL, "\n", &save);
+    }
+    CHECK_EQ_INT(pairs, 60);
+    CHECK(high > 30);
+    CHECK(high < 60);
+    CHECKF(sum_abs / pairs < 0.04, "mean absolute error %.4f", sum_abs / pairs);
+    dsp_minhash_free(m);
+    dsp_buf_free(&all);
+}
+
+TEST_MAIN({"normalize folds case digits", test_normalize_folds_case_digits},
+          {"shingle counts", test_shingle_counts},
+          {"invalid params rejected", test_invalid_params_rejected},
+          {"controlled shift jaccard", test_controlled_shift_jaccard},
+          {"estimate error small", test_estimate_error_small},
+          {"avx2 matches portable", test_avx2_matches_portable},
+          {"band hashes follow signature", test_band_hashes_follow_signature},
+          {"linux-doc estimates", test_linux_doc_estimates})
