@@ -9,16 +9,16 @@
  *   - create-only publishes the temporary file with link(2), which fails
  *     with EEXIST for every writer but the first, in any process.
  *   - every change to a key (put, copy, delete) holds an exclusive flock on
- *     one of LOCK_STRIPES lock files chosen by a hash of the key. Locks are
- *     taken through a fresh open file description, so they exclude threads
- *     of one process as well as other processes. This makes the
- *     compare-and-swap check and the rename that follows one atomic step.
+ *     the directory that contains the key. Each lock is taken through a
+ *     fresh open file description, so it excludes threads of one process as
+ *     well as other processes. This makes the compare-and-swap check and
+ *     the rename that follows one atomic step.
  *   - the ETag is the MD5 hex of the content, like single-part S3 objects.
  *     It is stored in the xattr "user.dspark.etag" with the size and mtime
  *     it was computed for, and recomputed when the xattr is missing (a
  *     file system without user xattrs) or stale (a file edited in place).
- *   - names starting with ".dsp-" (temporary files, the lock directory)
- *     are reserved: keys may not use them and listings never show them.
+ *   - names starting with ".dsp-" (temporary files) are reserved: keys may
+ *     not use them and listings never show them.
  *   - keys that would leave the root (".." or "." components, empty
  *     components, a leading '/') are rejected with DSP_EINVAL.
  *
@@ -44,8 +44,6 @@
 #include "../core/util.h"
 
 #define RESERVED_PREFIX ".dsp-"
-#define LOCK_DIR ".dsp-locks"
-#define LOCK_STRIPES 256
 #define ETAG_XATTR "user.dspark.etag"
 /* Attempts to create a temporary file while a concurrent delete removes
  * the empty parent directories that were just created for it. */
@@ -241,43 +239,53 @@ static void remove_empty_parents(const local_store *ls, const char *path)
     free(dir);
 }
 
-/* ---- per-key locks ----------------------------------------------------- */
+/* ---- per-directory locks ----------------------------------------------- */
 
-static dsp_status lock_key(const local_store *ls, const char *op, const char *key, int *fd,
-                           dsp_err *err)
+/*
+ * Lock the directory that holds `path`: flock on the directory itself, so
+ * no lock file is ever created. Returns DSP_OK with *fd = -1 when the
+ * directory does not exist, which only a delete can meet, because a writer
+ * holds a temporary file in the directory and so keeps it from being
+ * removed. After locking, the descriptor is checked against the path: a
+ * directory removed and created again in between is locked anew.
+ */
+static dsp_status lock_dir_of(const local_store *ls, const char *op, const char *key,
+                              const char *path, int *fd, dsp_err *err)
 {
-    char *dir = dsp_xasprintf("%s/" LOCK_DIR, ls->root);
-    unsigned stripe = (unsigned)(dsp_hash64(key, strlen(key), 0) % LOCK_STRIPES);
-    char *path = dsp_xasprintf("%s/%u", dir, stripe);
+    char *dir = dir_of(path);
     dsp_status rc = DSP_OK;
 
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot create lock directory %s: %s", op,
-                         ls->base.uri, key, dir, strerror(errno));
-        goto out;
+    *fd = -1;
+    for (;;) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+            if (errno != ENOENT && errno != ENOTDIR)
+                rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot open directory %s: %s",
+                                 op, ls->base.uri, key, dir, strerror(errno));
+            break;
+        }
+        int locked_ok;
+        while ((locked_ok = flock(dfd, LOCK_EX)) != 0 && errno == EINTR)
+            ;
+        if (locked_ok != 0) {
+            rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot lock directory %s: %s", op,
+                             ls->base.uri, key, dir, strerror(errno));
+            close(dfd);
+            break;
+        }
+        struct stat locked, current;
+        if (fstat(dfd, &locked) == 0 && stat(dir, &current) == 0 &&
+            locked.st_ino == current.st_ino && locked.st_dev == current.st_dev) {
+            *fd = dfd;
+            break;
+        }
+        close(dfd);
     }
-    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (*fd < 0) {
-        rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot open lock file %s: %s", op,
-                         ls->base.uri, key, path, strerror(errno));
-        goto out;
-    }
-    while (flock(*fd, LOCK_EX) != 0) {
-        if (errno == EINTR)
-            continue;
-        rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot lock %s: %s", op, ls->base.uri,
-                         key, path, strerror(errno));
-        close(*fd);
-        *fd = -1;
-        goto out;
-    }
-out:
     free(dir);
-    free(path);
     return rc;
 }
 
-static void unlock_key(int fd)
+static void unlock_dir(int fd)
 {
     if (fd >= 0)
         close(fd); /* closing the only descriptor releases the flock */
@@ -573,9 +581,14 @@ static dsp_status publish(local_store *ls, const char *op, const char *key, cons
                           dsp_err *err)
 {
     int lock_fd = -1;
-    dsp_status rc = lock_key(ls, op, key, &lock_fd, err);
+    dsp_status rc = lock_dir_of(ls, op, key, path, &lock_fd, err);
     if (rc != DSP_OK)
         goto out;
+    if (lock_fd < 0) {
+        rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: the directory of %s vanished", op,
+                         ls->base.uri, key, tmp);
+        goto out;
+    }
 
     if (cond == DSP_PUT_IF_MATCH) {
         int fd;
@@ -629,7 +642,7 @@ static dsp_status publish(local_store *ls, const char *op, const char *key, cons
         free(dir);
     }
 out:
-    unlock_key(lock_fd);
+    unlock_dir(lock_fd);
     (void)unlink(tmp); /* after link(2) the temporary name is a second link */
     return rc;
 }
@@ -842,14 +855,15 @@ static dsp_status delete_attempt(local_store *ls, const char *const *keys, size_
     for (size_t i = 0; i < n && rc == DSP_OK; i++) {
         char *path = key_path(ls, keys[i]);
         int lock_fd = -1;
-        rc = lock_key(ls, "delete", keys[i], &lock_fd, err);
-        if (rc == DSP_OK) {
-            if (unlink(path) == 0)
-                remove_empty_parents(ls, path);
-            else if (errno != ENOENT && errno != ENOTDIR && errno != EISDIR)
+        rc = lock_dir_of(ls, "delete", keys[i], path, &lock_fd, err);
+        if (rc == DSP_OK && lock_fd >= 0) {
+            int removed = unlink(path) == 0;
+            if (!removed && errno != ENOENT && errno != ENOTDIR && errno != EISDIR)
                 rc = dsp_err_set(err, DSP_EIO, "delete %s key %s: cannot remove %s: %s",
                                  ls->base.uri, keys[i], path, strerror(errno));
-            unlock_key(lock_fd);
+            unlock_dir(lock_fd);
+            if (removed)
+                remove_empty_parents(ls, path);
         }
         free(path);
     }

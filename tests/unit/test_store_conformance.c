@@ -534,6 +534,69 @@ static void case_compare_and_swap(void)
     close_and_clean(s);
 }
 
+typedef struct {
+    dsp_store *s;
+    int increments;
+    int errors;
+} counter_job;
+
+/* Add 1 to the number in "cas/counter" `increments` times with
+ * read-modify-compare-and-swap, retrying whenever another thread won. */
+static void *increment_counter(void *arg)
+{
+    counter_job *job = arg;
+    dsp_buf buf = DSP_BUF_INIT;
+    dsp_err err;
+
+    for (int done = 0; done < job->increments && job->errors == 0;) {
+        dsp_obj_info info;
+        if (dsp_store_get(job->s, "cas/counter", 0, -1, &buf, &info, &err) != DSP_OK) {
+            fprintf(stderr, "  counter get: %s\n", err.msg);
+            job->errors++;
+            break;
+        }
+        char next[32];
+        snprintf(next, sizeof next, "%ld", strtol(buf.data, NULL, 10) + 1);
+        dsp_put_opts swap = {.cond = DSP_PUT_IF_MATCH, .if_match = info.etag};
+        dsp_status rc = dsp_store_put(job->s, "cas/counter", next, strlen(next), &swap, NULL, &err);
+        if (rc == DSP_OK) {
+            done++;
+        } else if (rc != DSP_EPRECOND) {
+            fprintf(stderr, "  counter put: %s\n", err.msg);
+            job->errors++;
+        }
+    }
+    dsp_buf_free(&buf);
+    return NULL;
+}
+
+/* Lost updates would show as a final count below the number of swaps. */
+static void case_compare_and_swap_counter(void)
+{
+    WITH_STORE(s);
+    enum { THREADS = 8, EACH = 15 };
+    pthread_t threads[THREADS];
+    counter_job jobs[THREADS];
+    dsp_err err;
+    dsp_buf buf = DSP_BUF_INIT;
+
+    REQUIRE(put_str(s, "cas/counter", "0", NULL) == DSP_OK);
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (counter_job){s, EACH, 0};
+        pthread_create(&threads[i], NULL, increment_counter, &jobs[i]);
+    }
+    int errors = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        errors += jobs[i].errors;
+    }
+    CHECK_EQ_INT(errors, 0);
+    CHECK_EQ_INT(dsp_store_get(s, "cas/counter", 0, -1, &buf, NULL, &err), DSP_OK);
+    CHECK_EQ_INT(strtol(buf.data, NULL, 10), THREADS * EACH);
+    dsp_buf_free(&buf);
+    close_and_clean(s);
+}
+
 static void case_aborted_write(void)
 {
     WITH_STORE(s);
@@ -687,6 +750,7 @@ BOTH("list paginated", case_list_paginated)
 BOTH("special keys", case_special_keys)
 BOTH("create-only race", case_create_only_race)
 BOTH("compare and swap", case_compare_and_swap)
+BOTH("compare and swap counter", case_compare_and_swap_counter)
 BOTH("aborted write", case_aborted_write)
 BOTH("copy", case_copy)
 BOTH("batch delete", case_batch_delete)
@@ -701,6 +765,7 @@ TEST_MAIN(ENTRIES("small round trip", case_small_round_trip),
           ENTRIES("special keys", case_special_keys),
           ENTRIES("create-only race", case_create_only_race),
           ENTRIES("compare and swap", case_compare_and_swap),
+          ENTRIES("compare and swap counter", case_compare_and_swap_counter),
           ENTRIES("aborted write", case_aborted_write),
           ENTRIES("copy", case_copy),
           ENTRIES("batch delete", case_batch_delete),
