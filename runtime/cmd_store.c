@@ -46,9 +46,16 @@ static void target_free(store_target *t)
     t->key = NULL;
 }
 
+/* Whether arg starts with "scheme://". Any scheme counts, so that an
+ * unsupported one (http://) is rejected as a URI instead of being taken as
+ * a key in the default store. */
 static int has_uri_scheme(const char *arg)
 {
-    return !strncmp(arg, "s3://", 5) || !strncmp(arg, "file://", 7);
+    const char *p = arg;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9' && p > arg) || *p == '+' ||
+           *p == '-' || *p == '.')
+        p++;
+    return p > arg && !strncmp(p, "://", 3);
 }
 
 /* Map a store error to the command's exit code. */

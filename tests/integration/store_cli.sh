@@ -1,0 +1,156 @@
+#!/bin/bash
+# store_cli.sh - ls, cat, cp, rm and doctor through the dspark binary, on a
+# local store and, when AWS_ENDPOINT_URL and DSPARK_TEST_S3_BUCKET are set,
+# on S3 under a unique prefix that is deleted at the end.
+#
+# Exit 0 pass, 1 fail (tests/run.sh conventions).
+set -u
+export AWS_EC2_METADATA_DISABLED=true
+BIN=${DSPARK_BIN:?DSPARK_BIN must point at the dspark binary}
+WORK=$(mktemp -d /tmp/dsp-store-cli.XXXXXX)
+S3_STORE=""
+
+cleanup() {
+    if [ -n "$S3_STORE" ]; then
+        "$BIN" rm --recursive "$S3_STORE/" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL [$LABEL]: $*" >&2
+    exit 1
+}
+
+# expect_exit CODE CMD... : run CMD, keep its output in $WORK/out and
+# $WORK/err, and fail unless it exits with CODE.
+expect_exit() {
+    local want=$1
+    shift
+    "$@" >"$WORK/out" 2>"$WORK/err"
+    local got=$?
+    if [ "$got" != "$want" ]; then
+        echo "--- stdout" >&2
+        head -c 2000 "$WORK/out" >&2
+        echo "--- stderr" >&2
+        head -c 2000 "$WORK/err" >&2
+        fail "'$*' exited $got, expected $want"
+    fi
+}
+
+# Run every check against the store URI in $1 (set as DSPARK_STORE).
+check_store() {
+    local store=$1
+    export DSPARK_STORE=$store
+    local local_dir=$WORK/files-$LABEL
+    mkdir -p "$local_dir"
+
+    # cp: local file -> store -> local file, byte for byte.
+    printf 'hello, store\n' >"$local_dir/a.txt"
+    expect_exit 0 "$BIN" cp "$local_dir/a.txt" "$store/dir/a.txt"
+    expect_exit 0 "$BIN" cat dir/a.txt
+    cmp -s "$WORK/out" "$local_dir/a.txt" || fail "cat dir/a.txt differs from what cp wrote"
+
+    head -c $((20 * 1024 * 1024 + 17)) /dev/urandom >"$local_dir/big.bin"
+    expect_exit 0 "$BIN" cp "$local_dir/big.bin" "$store/dir/big.bin"
+    expect_exit 0 "$BIN" cp "$store/dir/big.bin" "$local_dir/big.back"
+    cmp -s "$local_dir/big.bin" "$local_dir/big.back" || fail "20 MiB round trip differs"
+
+    # cp into a "directory" destination keeps the source name.
+    expect_exit 0 "$BIN" cp "$store/dir/a.txt" "$store/copies/"
+    expect_exit 0 "$BIN" cat copies/a.txt
+    cmp -s "$WORK/out" "$local_dir/a.txt" || fail "cp to copies/ did not keep the name a.txt"
+
+    # stdin and stdout.
+    printf 'from stdin' | "$BIN" cp - "$store/dir/stdin.txt" || fail "cp from stdin failed"
+    expect_exit 0 "$BIN" cp "$store/dir/stdin.txt" -
+    [ "$(cat "$WORK/out")" = "from stdin" ] || fail "cp to stdout printed '$(cat "$WORK/out")'"
+
+    # cat --range: inclusive byte offsets; past the end prints nothing.
+    expect_exit 0 "$BIN" cat dir/a.txt --range 7-11
+    [ "$(cat "$WORK/out")" = "store" ] || fail "--range 7-11 printed '$(cat "$WORK/out")'"
+    expect_exit 0 "$BIN" cat dir/a.txt --range 500-
+    [ ! -s "$WORK/out" ] || fail "a range past the end printed bytes"
+    expect_exit 2 "$BIN" cat dir/a.txt --range 9-3
+    grep -q "invalid --range '9-3'" "$WORK/err" || fail "no clear message for --range 9-3"
+
+    # ls: one level with common prefixes, recursive, and JSON.
+    expect_exit 0 "$BIN" ls
+    grep -q "PRE dir/" "$WORK/out" || fail "ls does not show the common prefix dir/"
+    grep -q "a.txt" "$WORK/out" && fail "ls without --recursive shows dir/a.txt"
+    expect_exit 0 "$BIN" ls --recursive
+    grep -q " dir/big.bin$" "$WORK/out" || fail "ls --recursive does not list dir/big.bin"
+    grep -q "$((20 * 1024 * 1024 + 17)) dir/big.bin" "$WORK/out" || fail "ls shows a wrong size"
+    expect_exit 0 "$BIN" ls dir/ --json
+    python3 - "$WORK/out" <<'EOF' || fail "ls --json output is wrong"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+keys = [o["key"] for o in doc["objects"]]
+assert keys == sorted(keys, key=lambda k: k.encode()), keys
+assert keys == ["dir/a.txt", "dir/big.bin", "dir/stdin.txt"], keys
+assert all(len(o["etag"]) > 0 and o["size"] >= 0 for o in doc["objects"])
+EOF
+
+    # cp --if-absent: refuses an existing key, creates a new one.
+    expect_exit 1 "$BIN" cp --if-absent "$local_dir/big.bin" "$store/dir/a.txt"
+    grep -q "already exists" "$WORK/err" || fail "cp --if-absent gave no clear message"
+    expect_exit 0 "$BIN" cat dir/a.txt
+    cmp -s "$WORK/out" "$local_dir/a.txt" || fail "cp --if-absent overwrote dir/a.txt"
+    expect_exit 0 "$BIN" cp --if-absent "$local_dir/a.txt" "$store/dir/new.txt"
+
+    # Clear errors for bad input.
+    expect_exit 5 "$BIN" cat dir/missing.txt
+    grep -q "dir/missing.txt" "$WORK/err" || fail "not-found message does not name the key"
+    expect_exit 2 "$BIN" cat "http://127.0.0.1:1/x"
+    grep -q "unsupported" "$WORK/err" || fail "no clear message for an http:// URI"
+    expect_exit 0 "$BIN" ls --help
+    expect_exit 2 "$BIN" ls --no-such-option
+
+    # rm: single keys, then a whole prefix.
+    expect_exit 0 "$BIN" rm dir/new.txt copies/a.txt dir/never-existed
+    expect_exit 5 "$BIN" cat dir/new.txt
+    expect_exit 0 "$BIN" rm --recursive dir
+    expect_exit 0 "$BIN" ls --recursive
+    [ ! -s "$WORK/out" ] || fail "objects remain after rm --recursive: $(cat "$WORK/out")"
+
+    # doctor passes, cleans up, and catches a store without conditional writes.
+    expect_exit 0 "$BIN" doctor
+    grep -q "all checks passed" "$WORK/out" || fail "doctor did not report success"
+    expect_exit 0 "$BIN" ls --recursive
+    [ ! -s "$WORK/out" ] || fail "doctor left objects behind: $(cat "$WORK/out")"
+
+    DSPARK_FAULTS=op=cput,error=nocond,rate=1 "$BIN" doctor >"$WORK/out" 2>"$WORK/err"
+    [ $? -ne 0 ] || fail "doctor passed a store that ignores conditional writes"
+    grep -q "conditional writes are not enforced: two create-only PUTs both succeeded" \
+        "$WORK/err" || fail "doctor's message does not say what the store lacks"
+    grep -q "jobs cannot run safely" "$WORK/err" || fail "doctor does not say what it means"
+    grep -q "^create-only *FAIL" "$WORK/out" || fail "doctor's table does not mark create-only"
+
+    unset DSPARK_STORE
+    echo "ok [$LABEL]: ls, cat, cp, rm and doctor on $store"
+}
+
+LABEL=local
+check_store "$WORK/store"
+
+# A plain local path works without any store.
+LABEL=local-paths
+printf 'x' >"$WORK/plain.txt"
+expect_exit 0 "$BIN" cp "$WORK/plain.txt" "$WORK/plain-copy.txt"
+cmp -s "$WORK/plain.txt" "$WORK/plain-copy.txt" || fail "local path to local path copy differs"
+expect_exit 2 "$BIN" cat "$WORK/../$(basename "$WORK")/.dsp-tmp.x"
+
+LABEL=s3
+if [ -n "${AWS_ENDPOINT_URL:-}" ] && [ -n "${DSPARK_TEST_S3_BUCKET:-}" ]; then
+    S3_STORE="s3://$DSPARK_TEST_S3_BUCKET/store-cli-$$-$RANDOM"
+    if "$BIN" ls --store "$S3_STORE" 2>&1 | grep -q "not built yet"; then
+        echo "skip [s3]: the S3 backend is not built yet"
+        S3_STORE=""
+    else
+        check_store "$S3_STORE"
+    fi
+else
+    echo "skip [s3]: AWS_ENDPOINT_URL and DSPARK_TEST_S3_BUCKET are not set"
+fi
+exit 0
