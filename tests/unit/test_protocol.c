@@ -12,7 +12,9 @@
 
 #include "../../core/util.h"
 #include "../../runtime/commit.h"
+#include "../../runtime/job.h"
 #include "../../runtime/protocol.h"
+#include "../../runtime/publish.h"
 #include "test.h"
 
 static char tmp_root[256];
@@ -319,6 +321,180 @@ static void test_seal_lists_commits(void)
     close_local(s);
 }
 
+
+/* A spec over two small local JSONL inputs, with its output under dir. */
+static dsp_spec *make_spec(const char *dir, const char *out_name, int target)
+{
+    char path[512];
+    dsp_spec *spec = NULL;
+    dsp_err err;
+
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/in-%d.jsonl", dir, i);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            return NULL;
+        for (int d = 0; d < 50; d++)
+            fprintf(f, "{\"id\":\"%d-%d\",\"text\":\"document %d of file %d\"}\n", i, d, d, i);
+        fclose(f);
+    }
+    char *text = dsp_xasprintf("{\"name\":\"unit\",\"input\":[\"%s/in-*.jsonl\"],"
+                               "\"steps\":[{\"op\":\"length\",\"min_words\":1}],"
+                               "\"output\":{\"uri\":\"%s/%s\"},"
+                               "\"options\":{\"target_task_bytes\":%d}}",
+                               dir, dir, out_name, target);
+    if (dsp_spec_parse(text, strlen(text), "unit.json", &spec, &err) != DSP_OK)
+        fprintf(stderr, "  spec: %s\n", err.msg);
+    free(text);
+    return spec;
+}
+
+static void test_submit_idempotent(void)
+{
+    dsp_store *s = open_local(NULL);
+    dsp_err err;
+    int created = -1;
+    REQUIRE(s);
+    dsp_spec *spec = make_spec(tmp_root, "out", 1000);
+    dsp_spec *other = make_spec(tmp_root, "out", 2000);
+    REQUIRE(spec && other);
+
+    char *id = dsp_job_default_id(spec);
+    CHECK(strncmp(id, "unit-", 5) == 0);
+    CHECK_EQ_INT(strlen(id), 5 + 12);
+    CHECK_EQ_INT(dsp_job_submit(s, spec, id, &created, &err), DSP_OK);
+    CHECK_EQ_INT(created, 1);
+    CHECK_EQ_INT(dsp_job_submit(s, spec, id, &created, &err), DSP_OK);
+    CHECK_EQ_INT(created, 0);
+    CHECK_EQ_INT(dsp_job_submit(s, other, id, &created, &err), DSP_EPRECOND);
+    CHECK(strstr(err.msg, "different spec") != NULL);
+    /* Another job onto the output of the unfinished one. */
+    CHECK_EQ_INT(dsp_job_submit(s, other, "second", &created, &err), DSP_EPRECOND);
+    CHECK(strstr(err.msg, "unfinished job") != NULL);
+
+    dsp_obj_info info;
+    char *active = dsp_proto_active_key(id);
+    CHECK_EQ_INT(dsp_store_head(s, active, &info, &err), DSP_OK);
+
+    /* Once the first job is final, the output is free again. */
+    dsp_job_state actual;
+    CHECK_EQ_INT(dsp_job_finish(s, id, DSP_JOB_CANCELLED, NULL, &actual, &err), DSP_OK);
+    CHECK_EQ_INT(actual, DSP_JOB_CANCELLED);
+    CHECK_EQ_INT(dsp_store_head(s, active, &info, &err), DSP_ENOTFOUND);
+    CHECK_EQ_INT(dsp_job_finish(s, id, DSP_JOB_DONE, NULL, &actual, &err), DSP_OK);
+    CHECK_EQ_INT(actual, DSP_JOB_CANCELLED);
+    CHECK_EQ_INT(dsp_job_submit(s, other, "second", &created, &err), DSP_OK);
+    CHECK_EQ_INT(created, 1);
+
+    free(active);
+    free(id);
+    dsp_spec_free(spec);
+    dsp_spec_free(other);
+    close_local(s);
+}
+
+/* Commit a task by hand: one data file under the attempt, one manifest. */
+static void commit_by_hand(dsp_store *s, const char *job, const char *task, const char *attempt,
+                           const char *data)
+{
+    dsp_pipeline_result res;
+    dsp_output_file f;
+    dsp_err err;
+    int won;
+
+    memset(&res, 0, sizeof res);
+    memset(&f, 0, sizeof f);
+    f.key = dsp_xasprintf("jobs/%s/attempts/s0/%s/%s/part-00000.jsonl.zst", job, task, attempt);
+    f.size = strlen(data);
+    f.records = 1;
+    dsp_sha256_hex(data, f.size, f.sha256);
+    dsp_store_put(s, f.key, data, f.size, NULL, NULL, &err);
+    res.files = &f;
+    res.nfiles = 1;
+    res.records_in = 2;
+    res.records_out = 1;
+    dsp_commit_meta meta = {job, "s0", task, attempt, "w", 0, 1, 2, 1, 0};
+    cJSON *m = dsp_commit_build(&meta, &res);
+    dsp_commit_write(s, m, &won, NULL, &err);
+    cJSON_Delete(m);
+    free(f.key);
+}
+
+static void test_publish_parts_in_order(void)
+{
+    dsp_store *s = open_local(NULL);
+    dsp_job *job = NULL;
+    dsp_err err;
+    int created;
+    REQUIRE(s);
+    dsp_spec *spec = make_spec(tmp_root, "out", 1500);
+    REQUIRE(spec);
+    REQUIRE(dsp_job_submit(s, spec, "pub", &created, &err) == DSP_OK);
+    REQUIRE(dsp_job_load(s, "pub", &job, &err) == DSP_OK);
+    REQUIRE(job->plan->nstages == 1);
+    const dsp_plan_stage *stage = &job->plan->stages[0];
+    CHECK(stage->ntasks >= 2);
+
+    /* Commit tasks in reverse order, and leave a losing attempt's file. */
+    for (size_t i = stage->ntasks; i-- > 0;) {
+        char data[32];
+        snprintf(data, sizeof data, "data of %s", stage->tasks[i].id);
+        commit_by_hand(s, "pub", stage->tasks[i].id, "a1-x", data);
+    }
+    REQUIRE(dsp_store_put(s, "jobs/pub/attempts/s0/t00000/a2-loser/part-00000.jsonl.zst", "z", 1,
+                          NULL, NULL, &err) == DSP_OK);
+    REQUIRE(dsp_seal_write(s, "pub", stage, &err) == DSP_OK);
+    CHECK_EQ_INT(dsp_publish_job(s, job, &err), DSP_OK);
+    /* A second publisher (or a retry) changes nothing and succeeds. */
+    CHECK_EQ_INT(dsp_publish_job(s, job, &err), DSP_OK);
+
+    char path[512];
+    dsp_buf b = DSP_BUF_INIT;
+    for (size_t i = 0; i < stage->ntasks; i++) {
+        char expect[32];
+        snprintf(path, sizeof path, "%s/out/part-%05zu.jsonl.zst", tmp_root, i);
+        snprintf(expect, sizeof expect, "data of %s", stage->tasks[i].id);
+        CHECKF(dsp_read_file(path, &b, &err) == DSP_OK, "%s", path);
+        CHECK(b.len == strlen(expect) && memcmp(b.data, expect, b.len) == 0);
+    }
+    snprintf(path, sizeof path, "%s/out/_SUCCESS", tmp_root);
+    CHECK_EQ_INT(dsp_read_file(path, &b, &err), DSP_OK);
+    snprintf(path, sizeof path, "%s/out/_MANIFEST.json", tmp_root);
+    REQUIRE(dsp_read_file(path, &b, &err) == DSP_OK);
+    cJSON *m = cJSON_Parse(b.data);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(m, "files")), (int)stage->ntasks);
+    CHECK_EQ_STR(cJSON_GetObjectItem(m, "spec_hash")->valuestring, spec->spec_hash);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(m, "inputs")), 2);
+    CHECK_EQ_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "totals"), "records_in")->valueint,
+                 2 * (int)stage->ntasks);
+    cJSON_Delete(m);
+
+    dsp_job_state state;
+    CHECK_EQ_INT(dsp_job_read_state(s, "pub", &state, NULL, &err), DSP_OK);
+    CHECK_EQ_INT(state, DSP_JOB_DONE);
+    dsp_obj_info info;
+    CHECK_EQ_INT(dsp_store_head(s, "jobs/pub/attempts/s0/t00000/a2-loser/part-00000.jsonl.zst",
+                                &info, &err),
+                 DSP_ENOTFOUND);
+    CHECK_EQ_INT(dsp_store_head(s, "jobs/pub/attempts/s0/t00000/a1-x/part-00000.jsonl.zst",
+                                &info, &err),
+                 DSP_OK);
+
+    cJSON *status = NULL;
+    REQUIRE(dsp_job_status_json(s, "pub", &status, &err) == DSP_OK);
+    CHECK_EQ_INT(cJSON_GetObjectItem(status, "schema_version")->valueint, 1);
+    CHECK_EQ_STR(cJSON_GetObjectItem(status, "state")->valuestring, "done");
+    const cJSON *st0 = cJSON_GetArrayItem(cJSON_GetObjectItem(status, "stages"), 0);
+    CHECK_EQ_INT(cJSON_GetObjectItem(st0, "committed")->valueint, (int)stage->ntasks);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(st0, "sealed")));
+    cJSON_Delete(status);
+
+    dsp_buf_free(&b);
+    dsp_job_free(job);
+    dsp_spec_free(spec);
+    close_local(s);
+}
+
 TEST_MAIN({"job id rules", test_job_id_rules},
           {"key layout", test_keys_layout},
           {"create and swap local", test_create_and_swap_local},
@@ -328,4 +504,6 @@ TEST_MAIN({"job id rules", test_job_id_rules},
           {"create survives cput500", test_create_survives_cput500},
           {"lease claim renew takeover", test_lease_claim_renew_takeover},
           {"commit first wins", test_commit_first_wins},
-          {"seal lists commits", test_seal_lists_commits})
+          {"seal lists commits", test_seal_lists_commits},
+          {"submit is idempotent", test_submit_idempotent},
+          {"publish parts in order", test_publish_parts_in_order})
