@@ -12,6 +12,19 @@
 
 #include "langid_cld2.h"
 
+/* CLD2 returns a few withdrawn ISO 639-1 codes and a script subtag for
+ * Traditional Chinese; map them to the current two-letter codes. */
+static const char *langid_iso_code(const char *code)
+{
+    static const char *const map[][2] = {
+        {"iw", "he"}, {"in", "id"}, {"ji", "yi"}, {"jw", "jv"}, {"zh-Hant", "zh"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (std::strcmp(code, map[i][0]) == 0)
+            return map[i][1];
+    return code;
+}
+
 extern "C" void dsp_cld2_detect(const char *text, size_t len, dsp_cld2_result *out)
 {
     CLD2::CLDHints hints = {NULL, NULL, CLD2::UNKNOWN_ENCODING, CLD2::UNKNOWN_LANGUAGE};
@@ -31,6 +44,7 @@ extern "C" void dsp_cld2_detect(const char *text, size_t len, dsp_cld2_result *o
     const char *code = lang == CLD2::UNKNOWN_LANGUAGE ? "un" : CLD2::LanguageCode(lang);
     if (!code || !code[0])
         code = "un";
+    code = langid_iso_code(code);
     std::strncpy(out->code, code, sizeof out->code - 1);
     out->percent = lang == CLD2::UNKNOWN_LANGUAGE ? 0 : percent3[0];
     out->reliable = reliable ? 1 : 0;

@@ -12,7 +12,8 @@ extern "C" {
 #endif
 
 typedef struct {
-    char code[16];      /* ISO 639-1 code where one exists ("en"), "un" when unknown */
+    char code[16];      /* ISO 639-1 code where one exists ("en", "he", "zh"), else
+                           CLD2's code; "un" when unknown */
     int percent;        /* share of the scored text bytes in that language, 0..100 */
     int reliable;       /* CLD2's is_reliable flag */
     double normalized_score; /* CLD2's score relative to typical text; near 1.0 is normal */
