@@ -148,9 +148,9 @@ dsp_status dsp_seal_write(dsp_store *s, const char *job, const dsp_plan_stage *s
     body = cJSON_PrintUnformatted(seal);
     st = dsp_proto_create(s, key, body, strlen(body), NULL, err);
     if (st == DSP_EPRECOND) {
-        /* Another sealer won. Its seal lists the same winning commits, and
-         * it differs from ours only if a manifest changed, which create-only
-         * commits rule out, so keep it and say so. */
+        /* Another sealer won with different bytes. Both list the winning
+         * commits, which are create-only, so the bytes can differ only if a
+         * commit object was replaced by hand. Keep the stored seal and log it. */
         DSP_WARN("seal_differs", "key=%s", key);
         st = DSP_OK;
     }

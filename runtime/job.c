@@ -145,9 +145,9 @@ out:
 static dsp_status check_stages(const dsp_plan *plan, dsp_err *err)
 {
     for (size_t i = 0; i < plan->nstages; i++) {
-        /* TODO: run wide stages (dedup, sort, repartition) on the shuffle
-         * format of tasks/shuffle.h; until then such jobs are rejected at
-         * submission instead of failing later in a worker. */
+        /* TODO: run wide stages (dedup, sort, repartition) through
+         * tasks/dedup.h and tasks/shuffle.h. Until then such jobs are
+         * rejected here, so they do not fail later in a worker. */
         if (strcmp(plan->stages[i].kind, "map") != 0)
             return dsp_err_set(err, DSP_EUNSUPPORTED,
                                "stage %s (%s) needs a shuffle, which this build's runtime does "

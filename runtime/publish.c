@@ -172,7 +172,8 @@ static int name_listed(const cJSON *names, const char *name)
 }
 
 /* Remove objects under the output prefix that this job did not write
- * (a previous job's extra parts), so the prefix holds exactly the manifest. */
+ * (a previous job's extra parts), so the prefix contains exactly the files of
+ * the manifest. */
 static dsp_status remove_stale(publish_ctx *c, const cJSON *names, dsp_err *err)
 {
     char *prefix = dsp_xasprintf("%s/", c->out_prefix);
