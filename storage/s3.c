@@ -7,8 +7,8 @@
  *   - a conditional PUT whose outcome is unknown (a 5xx, a reset or a
  *     timeout after the request went out, or Ceph RGW 16's 500 for a
  *     conditional PUT that lost a race) is settled by reading the key back
- *     and comparing its ETag with the MD5 of the body sent. Callers write a
- *     unique body per attempt, so an equal ETag means this attempt won;
+ *     and comparing its x-amz-meta-dsp-write-id, a random id sent with each
+ *     conditional PUT, with this call's id;
  *   - If-Match carries the ETag unquoted because RGW 16 compares it with
  *     the unquoted value;
  *   - a range past the end of an object returns 0 bytes, not an error;
@@ -114,18 +114,31 @@ static dsp_status s3_get(dsp_store *store, const char *key, uint64_t offset, int
 
 /* ---- PUT ---- */
 
-/* Read the key back after an ambiguous conditional PUT. Returns DSP_OK when
- * the stored ETag is the MD5 of our body (this writer won), DSP_EPRECOND when
- * the stored state proves the condition failed, DSP_ETRANSIENT to try again. */
+/*
+ * Read the key back after a conditional PUT whose outcome is unknown.
+ * Returns DSP_OK when the stored object carries this attempt's write id
+ * (so this writer won), DSP_EPRECOND or DSP_ENOTFOUND when the stored state
+ * proves the condition failed, and DSP_ETRANSIENT to try again. The write id
+ * is a random x-amz-meta header sent with every conditional PUT, because
+ * two writers may send identical bodies and then their ETags match too.
+ */
 static dsp_status s3_cput_decide(dsp_s3_store *s, const char *full, const dsp_put_opts *opts,
-                                 const char *md5, dsp_obj_info *seen, dsp_err *err)
+                                 const char *write_id, const char *md5, dsp_obj_info *seen,
+                                 dsp_err *err)
 {
-    dsp_err herr;
-    dsp_status st = s3_head_full(s, full, &s->base.stats.head, seen, &herr);
+    dsp_s3_req r;
     char t[1200];
     dsp_s3_target(s, full, t, sizeof t);
 
-    if (st == DSP_OK && strcasecmp(seen->etag, md5) == 0) {
+    dsp_s3_req_init(&r, "head", DSP_FOP_HEAD, &s->base.stats.head, "HEAD", full);
+    dsp_status st = dsp_s3_req_run(s, &r, err);
+    memset(seen, 0, sizeof *seen);
+    snprintf(seen->etag, sizeof seen->etag, "%s", r.etag);
+    int ours = st == DSP_OK && (r.write_id[0] ? strcmp(r.write_id, write_id) == 0
+                                              : strcasecmp(r.etag, md5) == 0);
+    dsp_s3_req_free(&r);
+
+    if (ours) {
         DSP_INFO("s3_cput_settled", "key=%s outcome=won", full);
         return DSP_OK;
     }
@@ -139,9 +152,8 @@ static dsp_status s3_cput_decide(dsp_s3_store *s, const char *full, const dsp_pu
         return dsp_err_set(err, DSP_ENOTFOUND, "put %s: the key is gone (compare-and-swap on "
                            "ETag %s)", t, opts->if_match);
     if (st == DSP_OK || st == DSP_ENOTFOUND)
-        return dsp_err_set(err, DSP_ETRANSIENT, "put %s: outcome unknown, the condition still "
-                           "holds", t);
-    *err = herr;
+        return dsp_err_set(err, DSP_ETRANSIENT, "put %s: outcome unknown and the condition "
+                           "still holds", t);
     return st;
 }
 
@@ -151,7 +163,7 @@ static dsp_status s3_put(dsp_store *store, const char *key, const void *data, si
     static const dsp_put_opts plain = {DSP_PUT_ALWAYS, NULL, NULL};
     dsp_s3_store *s = (dsp_s3_store *)store;
     char *full = dsp_s3_full_key(s, key);
-    char md5[33], etag[DSP_ETAG_MAX], t[1200];
+    char md5[33], etag[DSP_ETAG_MAX], t[1200], write_id[40];
     dsp_retry_state rs;
     dsp_s3_req r;
     dsp_status st;
@@ -167,6 +179,11 @@ static dsp_status s3_put(dsp_store *store, const char *key, const void *data, si
     r.body_len = len;
     if (opts->content_type)
         dsp_s3_req_header(&r, "content-type", opts->content_type);
+    if (conditional) {
+        snprintf(write_id, sizeof write_id, "%016llx%016llx", (unsigned long long)dsp_rand64(),
+                 (unsigned long long)dsp_rand64());
+        dsp_s3_req_header(&r, "x-amz-meta-dsp-write-id", write_id);
+    }
     if (opts->cond == DSP_PUT_IF_ABSENT) {
         dsp_s3_req_header(&r, "if-none-match", "*");
     } else if (opts->cond == DSP_PUT_IF_MATCH) {
@@ -189,11 +206,21 @@ static dsp_status s3_put(dsp_store *store, const char *key, const void *data, si
         st = dsp_s3_req_attempt(s, &r, err);
         if (st == DSP_OK)
             break;
+        if (st == DSP_EPRECOND && opts->cond == DSP_PUT_IF_MATCH && !ambiguous) {
+            /* store.h promises DSP_ENOTFOUND when the key to swap is gone. */
+            dsp_obj_info seen;
+            dsp_err herr;
+            if (s3_head_full(s, full, &s->base.stats.head, &seen, &herr) == DSP_ENOTFOUND) {
+                st = dsp_err_set(err, DSP_ENOTFOUND, "put %s: the key is gone (compare-and-swap "
+                                 "on ETag %s)", dsp_s3_target(s, full, t, sizeof t), etag);
+                break;
+            }
+        }
         if (conditional && st == DSP_EPRECOND && ambiguous) {
             /* An earlier attempt may have been applied; then this 412 is our own. */
             dsp_obj_info seen;
             dsp_err derr;
-            if (s3_cput_decide(s, full, opts, md5, &seen, &derr) == DSP_OK) {
+            if (s3_cput_decide(s, full, opts, write_id, md5, &seen, &derr) == DSP_OK) {
                 snprintf(r.etag, sizeof r.etag, "%s", seen.etag);
                 st = DSP_OK;
                 break;
@@ -203,7 +230,7 @@ static dsp_status s3_put(dsp_store *store, const char *key, const void *data, si
             ambiguous = 1;
             dsp_obj_info seen;
             dsp_err derr;
-            dsp_status d = s3_cput_decide(s, full, opts, md5, &seen, &derr);
+            dsp_status d = s3_cput_decide(s, full, opts, write_id, md5, &seen, &derr);
             if (d == DSP_OK) {
                 snprintf(r.etag, sizeof r.etag, "%s", seen.etag);
                 st = DSP_OK;

@@ -150,6 +150,9 @@ static size_t http_on_header(char *line, size_t size, size_t n, void *userdata)
         const char *slash = memchr(line, '/', len);
         if (slash && slash[1] != '*')
             r->range_total = strtoll(slash + 1, NULL, 10);
+    } else if (len > 24 && strncasecmp(line, "x-amz-meta-dsp-write-id:", 24) == 0) {
+        http_copy_etag(r->write_id, line + 24, len - 24);
+        r->write_id[sizeof r->write_id - 1] = '\0';
     } else if (len > 14 && strncasecmp(line, "Last-Modified:", 14) == 0) {
         size_t k = len - 14 < sizeof tmp - 1 ? len - 14 : sizeof tmp - 1;
         memcpy(tmp, line + 14, k);
@@ -227,6 +230,7 @@ dsp_status dsp_s3_req_start(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
     r->content_length = -1;
     r->range_total = -1;
     r->mtime_ms = 0;
+    r->write_id[0] = '\0';
     r->upload_pos = 0;
     dsp_buf_reset(&r->resp);
     if (r->sink)

@@ -71,6 +71,7 @@ typedef struct {
     int64_t content_length;  /* -1 when absent */
     int64_t range_total;     /* object size from Content-Range, -1 when absent */
     int64_t mtime_ms;
+    char write_id[40];       /* x-amz-meta-dsp-write-id of the object, "" when absent */
     dsp_buf resp;            /* error bodies and bodies without a sink */
     int reached_server;      /* the request may have been applied */
 } dsp_s3_req;

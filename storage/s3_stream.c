@@ -424,6 +424,15 @@ static dsp_status writer_complete(s3_writer *w, dsp_obj_info *info, dsp_err *err
             break;
         atomic_fetch_add(&w->s->base.stats.retries, 1);
     }
+    if (st == DSP_OK && !r.etag[0]) {
+        /* Ceph RGW 16 answers with an empty <ETag/>; read it with a HEAD. */
+        dsp_s3_req hr;
+        dsp_err herr;
+        dsp_s3_req_init(&hr, "head", DSP_FOP_HEAD, &w->s->base.stats.head, "HEAD", w->full);
+        if (dsp_s3_req_run(w->s, &hr, &herr) == DSP_OK)
+            snprintf(r.etag, sizeof r.etag, "%s", hr.etag);
+        dsp_s3_req_free(&hr);
+    }
     if (st == DSP_OK && info) {
         memset(info, 0, sizeof *info);
         info->size = w->total;
