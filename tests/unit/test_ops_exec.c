@@ -1,0 +1,175 @@
+/*
+ * test_ops_exec.c - the exec operator with real child processes: rejected
+ * without allow_exec, a working command (tr, python3), dropped documents,
+ * and commands that fail, write bad JSON, write the wrong number of lines
+ * or run too long.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ops_helpers.h"
+#include "test.h"
+
+static void fill(dsp_batch *b)
+{
+    dsp_batch_init(b, "text");
+    ops_push_text(b, "1", "hello world", 11);
+    ops_push_text(b, "2", "second document", 15);
+    ops_push_text(b, "3", "drop me", 7);
+}
+
+static void test_exec_rejected_without_allow(void)
+{
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"cat\"]}", &b, 0) == DSP_EPERM);
+    CHECK(strstr(r.err.msg, "--allow-exec") != NULL);
+    CHECK(strstr(r.err.msg, "steps[0] (exec)") != NULL);
+    dsp_batch_free(&b);
+}
+
+static void test_exec_tr_uppercases(void)
+{
+    dsp_batch b;
+    ops_run r;
+    dsp_buf line = DSP_BUF_INIT;
+    fill(&b);
+    /* tr upper-cases the whole JSON line, member names included. */
+    REQUIRE(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"tr\",\"a-z\",\"A-Z\"]}", &b, 1) ==
+            DSP_OK);
+    CHECK_EQ_INT(r.inst.counters.out, 3);
+    dsp_doc_serialize(&b, &b.docs[0], &line);
+    CHECK_EQ_STR(line.data, "{\"ID\":\"1\",\"TEXT\":\"HELLO WORLD\"}");
+    dsp_buf_free(&line);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
+static void test_exec_python_maps_and_drops(void)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        SKIP("python3 is not installed");
+    static const char script[] =
+        "import json,sys\n"
+        "for line in sys.stdin:\n"
+        "    d = json.loads(line)\n"
+        "    if d['text'].startswith('drop'):\n"
+        "        print('null')\n"
+        "        continue\n"
+        "    d['text'] = d['text'][::-1]\n"
+        "    d['n'] = len(d['text'])\n"
+        "    print(json.dumps(d))\n";
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+
+    cJSON *step = cJSON_CreateObject();
+    cJSON_AddStringToObject(step, "op", "exec");
+    cJSON *cmd = cJSON_AddArrayToObject(step, "command");
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("python3"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("-c"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(script));
+    char *json = cJSON_PrintUnformatted(step);
+    cJSON_Delete(step);
+
+    REQUIRE(ops_run_step(&r, json, &b, 1) == DSP_OK);
+    free(json);
+    CHECK(r.keep[0]);
+    CHECK(r.keep[1]);
+    CHECK(!r.keep[2]);
+    CHECK_EQ_INT(r.inst.counters.removed[0], 1);
+    /* The new line replaces the document, and its text is decoded again. */
+    CHECK_EQ_STR(ops_text(&b, 0), "dlrow olleh");
+    const char *raw;
+    size_t raw_len;
+    CHECK(dsp_json_find(b.docs[1].line, b.docs[1].line_len, "n", &raw, &raw_len));
+    CHECK(raw_len == 2 && memcmp(raw, "15", 2) == 0);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
+static void test_exec_failing_command(void)
+{
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+                       "\"cat >/dev/null; echo 'model file missing' >&2; exit 3\"]}",
+                       &b, 1) == DSP_EIO);
+    CHECK(strstr(r.err.msg, "exited with status 3") != NULL);
+    CHECK(strstr(r.err.msg, "model file missing") != NULL);
+    dsp_op_instance_free(&r.inst);
+
+    /* A command that does not exist fails the same way (exit 127). */
+    CHECK(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"/nonexistent/dspark-tool\"]}", &b,
+                       1) == DSP_EIO);
+    CHECK(strstr(r.err.msg, "status 127") != NULL);
+    CHECK(strstr(r.err.msg, "cannot run /nonexistent/dspark-tool") != NULL);
+    dsp_op_instance_free(&r.inst);
+
+    /* A command that exits without reading its input must not kill the
+     * test with SIGPIPE. */
+    CHECK(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"false\"]}", &b, 1) == DSP_EIO);
+    CHECK(strstr(r.err.msg, "status 1") != NULL);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
+static void test_exec_bad_output(void)
+{
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+                       "\"cat >/dev/null; echo '{}'; echo 'not json'; echo '{}'\"]}",
+                       &b, 1) == DSP_ECORRUPT);
+    CHECK(strstr(r.err.msg, "output line 2 is not a JSON object: not json") != NULL);
+    dsp_op_instance_free(&r.inst);
+
+    CHECK(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"head\",\"-n\",\"1\"]}", &b, 1) ==
+          DSP_ECORRUPT);
+    CHECK(strstr(r.err.msg, "wrote 1 lines for 3 documents") != NULL);
+    dsp_op_instance_free(&r.inst);
+
+    CHECK(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"sed\",\"p\"]}", &b, 1) ==
+          DSP_ECORRUPT);
+    CHECK(strstr(r.err.msg, "more lines") != NULL);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
+static void test_exec_timeout(void)
+{
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sleep\",\"30\"],\"timeout_seconds\":0.3}",
+                       &b, 1) == DSP_EIO);
+    CHECK(strstr(r.err.msg, "timed out after 0.3 seconds") != NULL);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
+static void test_exec_invalid_options(void)
+{
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r, "{\"op\":\"exec\"}", &b, 1) == DSP_EINVAL);
+    CHECK(strstr(r.err.msg, "\"command\" is required") != NULL);
+    CHECK(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"tr\", 3]}", &b, 1) == DSP_EINVAL);
+    dsp_batch_free(&b);
+}
+
+TEST_MAIN({"exec rejected without allow", test_exec_rejected_without_allow},
+          {"exec tr uppercases", test_exec_tr_uppercases},
+          {"exec python maps and drops", test_exec_python_maps_and_drops},
+          {"exec failing command", test_exec_failing_command},
+          {"exec bad output", test_exec_bad_output},
+          {"exec timeout", test_exec_timeout},
+          {"exec invalid options", test_exec_invalid_options})
