@@ -1037,7 +1037,8 @@ static dsp_status list_dir(list_walk *w, const char *path, const char *rel)
         n++;
     }
     closedir(d);
-    qsort(entries, n, sizeof *entries, compare_entries);
+    if (n > 1)
+        qsort(entries, n, sizeof *entries, compare_entries);
 
     for (size_t i = 0; i < n && !w->done && rc == DSP_OK; i++) {
         char *key = dsp_xasprintf("%s%s", rel, entries[i].name);

@@ -92,7 +92,7 @@ assert keys == ["dir/a.txt", "dir/big.bin", "dir/stdin.txt"], keys
 assert all(len(o["etag"]) > 0 and o["size"] >= 0 for o in doc["objects"])
 EOF
 
-    # cp --if-absent: refuses an existing key, creates a new one.
+    # cp --if-absent: rejects an existing key, creates a new one.
     expect_exit 1 "$BIN" cp --if-absent "$local_dir/big.bin" "$store/dir/a.txt"
     grep -q "already exists" "$WORK/err" || fail "cp --if-absent gave no clear message"
     expect_exit 0 "$BIN" cat dir/a.txt
