@@ -461,6 +461,13 @@ static void plan_make_input_tasks(const dsp_spec *spec, dsp_plan_object *objs, s
 
 /* ---- stages ---- */
 
+static const dsp_op_def *(*plan_op_lookup)(const char *name) = dsp_op_find;
+
+void dsp_plan_set_op_lookup(const dsp_op_def *(*lookup)(const char *name))
+{
+    plan_op_lookup = lookup ? lookup : dsp_op_find;
+}
+
 size_t dsp_plan_cut_stages(const int *wide, size_t nsteps, size_t *stage_of)
 {
     size_t stage = 0;
@@ -483,7 +490,7 @@ static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
     size_t i = 0;
     for (const cJSON *step = spec->steps->child; step; step = step->next, i++) {
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(step, "op");
-        const dsp_op_def *def = cJSON_IsString(op) ? dsp_op_find(op->valuestring) : NULL;
+        const dsp_op_def *def = cJSON_IsString(op) ? plan_op_lookup(op->valuestring) : NULL;
         if (!def) {
             st = dsp_err_set(err, DSP_EINVAL, "steps[%zu]: unknown operator", i);
             goto done;

@@ -18,6 +18,7 @@
 
 #include "../core/err.h"
 #include "../storage/store.h"
+#include "../tasks/op.h"
 
 typedef struct {
     char *name;
@@ -132,6 +133,12 @@ int dsp_glob_match(const char *pattern, const char *key);
  * always reads the job's inputs, so a pipeline that starts with a wide
  * operator gets an empty map stage first; an empty pipeline gets one stage. */
 size_t dsp_plan_cut_stages(const int *wide, size_t nsteps, size_t *stage_of);
+
+/* Test hook: replace the operator lookup the planner uses to find each
+ * step's definition (NULL restores dsp_op_find), so tests can plan with
+ * operators the registry lacks. Not thread-safe. Validation in
+ * dsp_spec_parse() still uses the registry. */
+void dsp_plan_set_op_lookup(const dsp_op_def *(*lookup)(const char *name));
 /* Deterministic JSON (caller frees). */
 char *dsp_plan_to_json(const dsp_plan *plan);
 dsp_status dsp_plan_from_json(const char *text, size_t len, dsp_plan **out, dsp_err *err);

@@ -2,7 +2,8 @@
  * cmd_explain.c - `dspark explain JOB.json`: plan a job without running it
  * and print its stages, task sizes, input bytes and an estimate of the S3
  * requests it makes and what they cost (see planner/estimate.c for the
- * model). Nothing is written to any store.
+ * model). Nothing is written to any store; --plan-out writes the plan
+ * JSON to a local file.
  *
  * Exit codes: 0 planned, 2 for an invalid command line, an invalid spec or
  * an input glob that matches nothing, 1 for any other failure (a store
@@ -188,12 +189,13 @@ static cJSON *explain_json(const dsp_spec *spec, const dsp_plan *plan, const dsp
 
 static void explain_usage(FILE *f)
 {
-    fprintf(f, "usage: dspark explain JOB.json [--store URI] [--json]\n\n"
+    fprintf(f, "usage: dspark explain JOB.json [--store URI] [--json] [--plan-out FILE]\n\n"
                "Plan a job without running it: list its inputs, print its stages and\n"
                "tasks, and estimate its S3 requests and their cost.\n\n"
                "  --store URI  coordination store the job would be submitted to\n"
                "               (default $DSPARK_STORE); shown in the output\n"
                "  --json       print the plan summary and estimate as JSON\n"
+               "  --plan-out FILE  also write the full plan (plan.json) to FILE\n"
                "  -h, --help   show this help\n");
 }
 
@@ -202,16 +204,19 @@ int dsp_cmd_explain(int argc, char **argv)
     static const struct option options[] = {
         {"store", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
+        {"plan-out", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *store = dsp_cli_default_store();
+    const char *plan_out = NULL;
     int json = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (c) {
         case 's': store = optarg; break;
         case 'j': json = 1; break;
+        case 'p': plan_out = optarg; break;
         case 'h': explain_usage(stdout); return DSP_EXIT_OK;
         default: explain_usage(stderr); return DSP_EXIT_USAGE;
         }
@@ -243,6 +248,15 @@ int dsp_cmd_explain(int argc, char **argv)
         rc = err.code == DSP_ENOTFOUND || err.code == DSP_EINVAL ? DSP_EXIT_USAGE
                                                                  : DSP_EXIT_FAILED;
         goto done;
+    }
+    if (plan_out) {
+        char *plan_json = dsp_plan_to_json(plan);
+        dsp_status st = dsp_write_file_atomic(plan_out, plan_json, strlen(plan_json), &err);
+        free(plan_json);
+        if (st) {
+            fprintf(stderr, "dspark explain: writing the plan: %s\n", err.msg);
+            goto done;
+        }
     }
     dsp_plan_estimate e;
     dsp_plan_estimate_requests(plan, spec, &e);

@@ -184,6 +184,7 @@ assert out["inputs"]["objects"] == 2, out["inputs"]
 assert out["inputs"]["bytes"] == 2500000 + 41066, out["inputs"]
 assert out["stages"][0]["tasks"] == 4, out["stages"][0]
 ' "$work/s3.out" || fail "S3 JSON checks"
+        echo "explain.sh: planned a glob over S3 objects under $base"
         "$DSPARK_BIN" rm "$base/a/part-0.jsonl" "$base/a/b/head.jsonl.gz" >/dev/null 2>&1
     else
         echo "note: S3 part skipped: dspark cp failed: $(head -c 300 "$work/s3.err")"

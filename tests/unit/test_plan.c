@@ -228,6 +228,137 @@ static void test_narrow_steps_fused(void)
     free(dir);
 }
 
+/* A wide operator the registry does not have, planned through the
+ * lookup hook. */
+static const dsp_op_def fake_wide_def = {.name = "fake_dedup", .summary = "test only", .wide = 1};
+
+static const dsp_op_def *fake_lookup(const char *name)
+{
+    if (!strcmp(name, "fake_dedup"))
+        return &fake_wide_def;
+    return dsp_op_find(name);
+}
+
+static void test_wide_stage_cut(void)
+{
+    char *dir = make_tmpdir();
+    REQUIRE(dir != NULL);
+    for (int i = 0; i < 10; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%d.jsonl", i);
+        REQUIRE(write_file(dir, name, 3000, NULL, 0) == 0);
+    }
+    char *inputs = dsp_xasprintf("\"%s/*.jsonl\"", dir);
+    dsp_spec *spec = spec_for(inputs, "{\"target_task_bytes\":4096}",
+                              "[{\"op\":\"length\",\"min_words\":2}]");
+    REQUIRE(spec != NULL);
+    /* length | fake_dedup | stats | fake_dedup */
+    cJSON_AddItemToArray(spec->steps, cJSON_Parse("{\"op\":\"fake_dedup\"}"));
+    cJSON_AddItemToArray(spec->steps, cJSON_Parse("{\"op\":\"stats\"}"));
+    cJSON_AddItemToArray(spec->steps, cJSON_Parse("{\"op\":\"fake_dedup\"}"));
+    dsp_plan_set_op_lookup(fake_lookup);
+    dsp_err err = {0};
+    dsp_plan *plan = build(spec, &err);
+    dsp_plan_set_op_lookup(NULL);
+    REQUIRE(plan != NULL);
+    CHECK_EQ_INT(plan->nstages, 3);
+    REQUIRE(plan->nstages == 3);
+    const dsp_plan_stage *s0 = &plan->stages[0], *s1 = &plan->stages[1], *s2 = &plan->stages[2];
+    CHECK_EQ_STR(s0->kind, "map");
+    CHECK_EQ_INT(cJSON_GetArraySize(s0->steps), 1);
+    CHECK_EQ_INT(s0->ntasks, 10); /* 3,000 bytes is at least half of 4,096: one task each */
+    CHECK_EQ_STR(s1->kind, "fake_dedup");
+    CHECK_EQ_STR(s1->id, "s1");
+    CHECK_EQ_INT(cJSON_GetArraySize(s1->steps), 2);
+    REQUIRE(s1->ndeps == 1);
+    CHECK_EQ_INT(s1->deps[0], 0);
+    /* 30,000 input bytes over a 4,096 target: ceil = 8 partitions. */
+    CHECK_EQ_INT(s1->ntasks, 8);
+    CHECK_EQ_INT(s1->bytes, 30000);
+    uint64_t sum = 0;
+    for (size_t t = 0; t < s1->ntasks; t++) {
+        CHECK_EQ_INT(s1->tasks[t].ninputs, 0);
+        CHECK(s1->tasks[t].bytes == 3750);
+        sum += s1->tasks[t].bytes;
+    }
+    CHECK_EQ_INT(sum, 30000);
+    CHECK_EQ_STR(s2->kind, "fake_dedup");
+    CHECK_EQ_INT(s2->deps[0], 1);
+    CHECK_EQ_INT(cJSON_GetArraySize(s2->steps), 1);
+    CHECK_EQ_INT(plan->total_tasks, 10 + 8 + 8);
+
+    /* The multi-stage plan survives the JSON round trip too. */
+    char *ja = dsp_plan_to_json(plan);
+    dsp_plan *back = NULL;
+    REQUIRE(dsp_plan_from_json(ja, strlen(ja), &back, &err) == DSP_OK);
+    char *jb = dsp_plan_to_json(back);
+    CHECK_EQ_STR(ja, jb);
+    CHECK_EQ_INT(back->stages[2].deps[0], 1);
+
+    /* Shuffle requests: each map task writes one object and every
+     * partition reads a slice of each map output. */
+    dsp_plan_estimate e;
+    dsp_plan_estimate_requests(plan, spec, &e);
+    CHECK_EQ_INT(e.shuffle_puts, 10 + 8);
+    CHECK_EQ_INT(e.shuffle_gets, 10 * 8 + 8 * 8);
+    CHECK_EQ_INT(e.input_objects, 10);
+    CHECK_EQ_INT(e.input_gets, 10);
+    CHECK_EQ_INT(e.output_shards, 8);
+    /* 3 GETs per task, plus the previous stage's seal after stage 0. */
+    CHECK_EQ_INT(e.coord_gets, 26 * 3 + 16);
+    CHECK_EQ_INT(e.coord_puts, 5 + 26 * 2 + 3);
+    free(ja);
+    free(jb);
+    dsp_plan_free(back);
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+    free(inputs);
+    remove_tree(dir);
+    free(dir);
+}
+
+static void test_estimate_large_objects(void)
+{
+    /* One 100 MiB .gz (whole) and one 100 MiB plain file, default targets. */
+    dsp_plan_object objs[2];
+    memset(objs, 0, sizeof objs);
+    objs[0].uri_root = dsp_xstrdup("s3://b");
+    objs[0].key = dsp_xstrdup("a.jsonl.gz");
+    objs[0].size = 100 * MiB;
+    objs[1].uri_root = dsp_xstrdup("s3://b");
+    objs[1].key = dsp_xstrdup("b.jsonl");
+    objs[1].size = 100 * MiB;
+    objs[1].splittable = 1;
+    dsp_spec *spec = spec_for("\"/unused\"", "{\"lease_seconds\":10}", NULL);
+    REQUIRE(spec != NULL);
+    dsp_plan *plan = NULL;
+    dsp_err err = {0};
+    REQUIRE(dsp_plan_from_objects(spec, objs, 2, &plan, &err) == DSP_OK);
+    /* The .gz is one task, the plain file two ranges of 50 MiB. */
+    CHECK_EQ_INT(plan->stages[0].ntasks, 3);
+    dsp_plan_estimate e;
+    dsp_plan_estimate_requests(plan, spec, &e);
+    /* 100 MiB / 8 MiB = 13 GETs, 2 x (50 MiB: 7 GETs) + 1 to finish the
+     * first range's last record. */
+    CHECK_EQ_INT(e.input_gets, 13 + 7 + 7 + 1);
+    /* Output: each task writes one shard (under 128 MiB) by multipart:
+     * create + parts + complete, plus one publish COPY. */
+    CHECK_EQ_INT(e.output_puts, (2 + 13 + 1) + 2 * (2 + 7 + 1));
+    /* A 100 MiB task takes 1 + 2 s; renewals every 5 s: none. */
+    CHECK(e.max_task_seconds > 2.9);
+    CHECK(e.max_task_seconds < 3.1);
+    CHECK_EQ_INT(e.coord_puts, 5 + 3 * 2 + 1);
+    double want = (double)e.gets * 0.0004 / 1000 + (double)e.puts * 0.005 / 1000;
+    CHECK(e.total_usd > want - 1e-12);
+    CHECK(e.total_usd < want + 1e-12);
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+    for (int i = 0; i < 2; i++) {
+        free(objs[i].uri_root);
+        free(objs[i].key);
+    }
+}
+
 /* ---- expansion ---- */
 
 static void test_expand_local_globs(void)
@@ -688,6 +819,8 @@ static void test_plan_json_rejects_corrupt(void)
 TEST_MAIN({"glob match table", test_glob_match_table},
           {"stage cutting", test_stage_cutting},
           {"narrow steps fused", test_narrow_steps_fused},
+          {"wide stage cut", test_wide_stage_cut},
+          {"estimate large objects", test_estimate_large_objects},
           {"expand local globs", test_expand_local_globs},
           {"expand no match", test_expand_no_match},
           {"expand s3", test_expand_s3},
