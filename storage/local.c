@@ -17,6 +17,9 @@
  *     It is stored in the xattr "user.dspark.etag" with the size and mtime
  *     it was computed for, and recomputed when the xattr is missing (a
  *     file system without user xattrs) or stale (a file edited in place).
+ *     NOTE: Linux stamps mtime from a coarse clock (a few ms), so an
+ *     in-place edit that keeps the size within that window keeps the old
+ *     ETag. DSpark itself never edits objects in place.
  *   - names starting with ".dsp-" (temporary files) are reserved: keys may
  *     not use them and listings never show them.
  *   - keys that would leave the root (".." or "." components, empty
@@ -149,6 +152,10 @@ static void fsync_dir(const char *dir)
 static dsp_status make_dirs(const local_store *ls, const char *op, const char *key,
                             const char *dir, dsp_err *err)
 {
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return DSP_OK; /* the common case: one system call */
+
     char *tmp = dsp_xstrdup(dir);
     dsp_status rc = DSP_OK;
 
@@ -157,7 +164,13 @@ static dsp_status make_dirs(const local_store *ls, const char *op, const char *k
             continue;
         char saved = *p;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+        if (mkdir(tmp, 0755) == 0) {
+            /* Make the new entry durable, so a crash cannot lose the
+             * directory of an object that was already reported written. */
+            char *parent = dir_of(tmp);
+            fsync_dir(parent);
+            free(parent);
+        } else if (errno != EEXIST) {
             if (errno == ENOTDIR)
                 rc = dsp_err_set(err, DSP_EINVAL,
                                  "%s %s key %s: a parent of the key is an object, and a local "
@@ -168,12 +181,17 @@ static dsp_status make_dirs(const local_store *ls, const char *op, const char *k
                                  op, ls->base.uri, key, tmp, strerror(errno));
             goto out;
         }
-        struct stat st;
         if (stat(tmp, &st) == 0 && !S_ISDIR(st.st_mode)) {
-            rc = dsp_err_set(err, DSP_EINVAL,
-                             "%s %s key %s: key '%s' is an object, and a local store cannot "
-                             "hold both 'a' and 'a/b'",
-                             op, ls->base.uri, key, tmp + strlen(ls->root) + 1);
+            if (strlen(tmp) <= strlen(ls->root))
+                rc = dsp_err_set(err, DSP_EINVAL,
+                                 "%s %s key %s: the store root cannot be created because %s "
+                                 "is a file",
+                                 op, ls->base.uri, key, tmp);
+            else
+                rc = dsp_err_set(err, DSP_EINVAL,
+                                 "%s %s key %s: key '%s' is an object, and a local store "
+                                 "cannot hold both 'a' and 'a/b'",
+                                 op, ls->base.uri, key, tmp + strlen(ls->root) + 1);
             goto out;
         }
         *p = saved;
@@ -726,7 +744,9 @@ static dsp_status local_put(dsp_store *s, const char *key, const void *data, siz
     for (;;) {
         if (after_effect) {
             /* The previous attempt may have written the object: if the
-             * current content is ours, that attempt won. */
+             * current content is ours, that attempt won.
+             * NOTE: a create-only PUT that races a writer of identical
+             * bytes cannot tell the two apart, so both may report a win. */
             dsp_obj_info cur;
             dsp_err herr;
             if (head_retry(ls, "put", key, path, &cur, &herr) == DSP_OK &&

@@ -380,6 +380,31 @@ static void test_truncate_retried(void)
     close_local(s);
 }
 
+static void test_root_under_file(void)
+{
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    dsp_err err;
+    REQUIRE(dsp_store_put(s, "plain", "x", 1, NULL, NULL, &err) == DSP_OK);
+
+    /* A root that is a file is rejected at open... */
+    char *file_root = dsp_xasprintf("%s/root/plain", g_dir);
+    dsp_store *bad = NULL;
+    CHECK_EQ_INT(dsp_store_open(file_root, NULL, &bad, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "not a directory") != NULL, "%s", err.msg);
+
+    /* ...and a root below a file fails its first write with a message
+     * that names the file. */
+    char *below = dsp_xasprintf("%s/sub", file_root);
+    REQUIRE(dsp_store_open(below, NULL, &bad, &err) == DSP_OK);
+    CHECK_EQ_INT(dsp_store_put(bad, "k", "x", 1, NULL, NULL, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, file_root) != NULL, "%s", err.msg);
+    dsp_store_close(bad);
+    free(below);
+    free(file_root);
+    close_local(s);
+}
+
 static void test_uri_forms(void)
 {
     dsp_store *s = NULL;
@@ -440,4 +465,5 @@ TEST_MAIN({"traversal keys rejected", test_traversal_rejected},
           {"nocond ignores condition", test_nocond_ignores_condition},
           {"403 is not retried", test_403_not_retried},
           {"truncated reads retried", test_truncate_retried},
+          {"root below a file", test_root_under_file},
           {"store URI forms", test_uri_forms})
