@@ -411,7 +411,9 @@ static dsp_status info_of_fd(const local_store *ls, const char *key, int fd,
 static dsp_status open_object(const local_store *ls, const char *op, const char *key,
                               const char *path, int *fd, struct stat *st, dsp_err *err)
 {
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK keeps a FIFO under the root from hanging the open; it
+     * changes nothing for regular files. */
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (*fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return dsp_err_set(err, DSP_ENOTFOUND, "%s %s key %s: no such object", op,
@@ -1032,8 +1034,10 @@ static dsp_status list_dir(list_walk *w, const char *path, const char *rel)
     dsp_status rc = DSP_OK;
 
     if (!d) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return DSP_OK; /* root not created yet, or removed while listing */
+        /* The root may not exist yet, a directory may vanish while
+         * listing, and a symlink cycle ends in ELOOP: none hold keys. */
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+            return DSP_OK;
         return dsp_err_set(w->err, DSP_EIO, "list %s: cannot open directory %s: %s",
                            w->ls->base.uri, path, strerror(errno));
     }
@@ -1068,7 +1072,10 @@ static dsp_status list_dir(list_walk *w, const char *path, const char *rel)
             int under_prefix = starts_with(key, w->prefix) || starts_with(w->prefix, key);
             int before_token = w->token && strcmp(key, w->token) < 0 && !starts_with(w->token, key);
             int skipped = w->skip && starts_with(key, w->skip);
-            if (under_prefix && !before_token && !skipped)
+            /* Keys are at most 1,024 bytes, which also stops a symlink
+             * loop from recursing forever. */
+            int too_deep = strlen(key) > 1024;
+            if (under_prefix && !before_token && !skipped && !too_deep)
                 rc = list_dir(w, child, key);
         } else if (starts_with(key, w->prefix) && !(w->token && strcmp(key, w->token) <= 0) &&
                    !(w->skip && starts_with(key, w->skip))) {
