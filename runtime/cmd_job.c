@@ -1,52 +1,781 @@
-/* cmd_job.c - placeholder until this command group is written. */
+/*
+ * cmd_job.c - the job commands: run, submit, worker, status, wait, cancel
+ * and gc. Each parses its options, opens the store and calls job.h,
+ * worker.h, publish.h or progress.h; exit codes are the DSP_EXIT_* of cli.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "../planner/plan.h"
+#include "../storage/store.h"
 #include "cli.h"
-int dsp_cmd_run(int argc, char **argv)
+#include "job.h"
+#include "progress.h"
+#include "protocol.h"
+#include "worker.h"
+
+#define EXIT_CODES_HELP                                                           \
+    "exit codes: 0 success, 1 job failed (or the command failed), 2 invalid\n"    \
+    "command line or spec, 3 job cancelled, 4 timeout, 5 no such job\n"
+
+#define STORE_HELP                                                                \
+    "  --store URI      job store: s3://bucket/prefix, file:///dir or a directory\n" \
+    "                   (default: $DSPARK_STORE, else ./.dspark)\n"
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_interrupt(int sig)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "dspark: run is not built yet\n");
-    return 2;
+    (void)sig;
+    g_interrupted = 1;
 }
+
+static void on_worker_signal(int sig)
+{
+    (void)sig;
+    dsp_worker_stop();
+}
+
+static void install_handler(int sig, void (*fn)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+/* --store, else $DSPARK_STORE, else ./.dspark made absolute (created if
+ * missing, so `run` needs no setup). Caller frees. */
+static char *store_uri(const char *opt)
+{
+    const char *env = dsp_cli_default_store();
+    char cwd[4096];
+
+    if (opt && *opt)
+        return dsp_xstrdup(opt);
+    if (env)
+        return dsp_xstrdup(env);
+    if (!getcwd(cwd, sizeof cwd))
+        return dsp_xstrdup(".dspark");
+    char *dir = dsp_xasprintf("%s/.dspark", cwd);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        fprintf(stderr, "dspark: cannot create the local store %s: %s\n", dir, strerror(errno));
+    return dir;
+}
+
+static int exit_for_status(dsp_status st)
+{
+    switch (st) {
+    case DSP_OK: return DSP_EXIT_OK;
+    case DSP_ENOTFOUND: return DSP_EXIT_NOTFOUND;
+    case DSP_EINVAL: return DSP_EXIT_USAGE;
+    case DSP_ECANCELLED: return DSP_EXIT_CANCELLED;
+    default: return DSP_EXIT_FAILED;
+    }
+}
+
+static int exit_for_state(dsp_job_state st)
+{
+    switch (st) {
+    case DSP_JOB_DONE: return DSP_EXIT_OK;
+    case DSP_JOB_CANCELLED: return DSP_EXIT_CANCELLED;
+    default: return DSP_EXIT_FAILED;
+    }
+}
+
+static int fail(const char *what, const dsp_err *err)
+{
+    fprintf(stderr, "dspark: %s: %s\n", what, err->msg);
+    return exit_for_status(err->code);
+}
+
+static dsp_status open_checked_store(const char *uri, dsp_store **out, int probe, dsp_err *err)
+{
+    dsp_status st = dsp_store_open(uri, NULL, out, err);
+    if (st == DSP_OK && probe) {
+        st = dsp_proto_probe_conditional(*out, err);
+        if (st != DSP_OK) {
+            dsp_store_close(*out);
+            *out = NULL;
+        }
+    }
+    return st;
+}
+
+static dsp_status load_spec(const char *path, dsp_spec **out, dsp_err *err)
+{
+    dsp_buf text = DSP_BUF_INIT;
+    dsp_status st = dsp_read_file(path, &text, err);
+
+    if (st == DSP_OK)
+        st = dsp_spec_parse(text.data, text.len, path, out, err);
+    if (st == DSP_ENOTFOUND || st == DSP_EIO)
+        err->code = DSP_EINVAL;
+    dsp_buf_free(&text);
+    return st;
+}
+
+/* ---- submit ---- */
+
+static const char submit_help[] =
+    "usage: dspark submit JOB.json [--store URI] [--job-id ID]\n\n"
+    "Plan a job and publish it to the store for workers to run; print the job id\n"
+    "and return at once.\n\n" STORE_HELP
+    "  --job-id ID      job id (default: <name>-<first 12 hex digits of the spec's\n"
+    "                   SHA-256>, so submitting the same spec again, e.g. from a\n"
+    "                   retried CI step, names the same job and does nothing)\n\n"
+    "The same spec under the same id is a no-op; a different spec under an existing\n"
+    "id is rejected, and so is a job whose output belongs to an unfinished job.\n"
+    EXIT_CODES_HELP;
+
 int dsp_cmd_submit(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "dspark: submit is not built yet\n");
-    return 2;
+    static const struct option opts[] = {{"store", required_argument, NULL, 's'},
+                                         {"job-id", required_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *store_opt = NULL, *id_opt = NULL;
+    dsp_spec *spec = NULL;
+    dsp_store *store = NULL;
+    char *uri = NULL, *id = NULL;
+    dsp_err err;
+    int c, rc, created = 0;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': store_opt = optarg; break;
+        case 'j': id_opt = optarg; break;
+        case 'h': fputs(submit_help, stdout); return DSP_EXIT_OK;
+        default: fputs(submit_help, stderr); return DSP_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(submit_help, stderr);
+        return DSP_EXIT_USAGE;
+    }
+    if (load_spec(argv[optind], &spec, &err) != DSP_OK)
+        return fail("invalid job spec", &err);
+    uri = store_uri(store_opt);
+    id = id_opt ? dsp_xstrdup(id_opt) : dsp_job_default_id(spec);
+    if (open_checked_store(uri, &store, 1, &err) != DSP_OK) {
+        rc = fail("cannot use the job store", &err);
+        goto out;
+    }
+    if (dsp_job_submit(store, spec, id, &created, &err) != DSP_OK) {
+        rc = fail("submit failed", &err);
+        goto out;
+    }
+    if (!created)
+        fprintf(stderr, "dspark: job %s already exists with this spec; nothing to do\n", id);
+    printf("%s\n", id);
+    rc = DSP_EXIT_OK;
+out:
+    if (store)
+        dsp_store_close(store);
+    dsp_spec_free(spec);
+    free(id);
+    free(uri);
+    return rc;
 }
+
+/* ---- worker ---- */
+
+static const char worker_help[] =
+    "usage: dspark worker [--store URI] [--slots N] [--idle-exit SECONDS] [--allow-exec]\n"
+    "                     [--job ID [--exit-when-finished]]\n\n"
+    "Run tasks of every active job in the store until stopped. SIGTERM or SIGINT\n"
+    "abandons the running tasks (their files are deleted and their leases\n"
+    "released) and exits.\n\n" STORE_HELP
+    "  --slots N        tasks run at once (default 1)\n"
+    "  --idle-exit S    exit after S seconds without work (default: never)\n"
+    "  --allow-exec     allow pipeline steps that run external programs\n"
+    "  --job ID         run only this job\n"
+    "  --exit-when-finished  with --job: exit once the job is done, failed or\n"
+    "                   cancelled\n\n"
+    "exit codes: 0 stopped normally, 1 the store is unusable, 2 invalid command line\n";
+
 int dsp_cmd_worker(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "dspark: worker is not built yet\n");
-    return 2;
+    static const struct option opts[] = {{"store", required_argument, NULL, 's'},
+                                         {"slots", required_argument, NULL, 'n'},
+                                         {"idle-exit", required_argument, NULL, 'i'},
+                                         {"allow-exec", no_argument, NULL, 'x'},
+                                         {"job", required_argument, NULL, 'j'},
+                                         {"exit-when-finished", no_argument, NULL, 'e'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    dsp_worker_config cfg = {0};
+    const char *store_opt = NULL;
+    char *uri;
+    dsp_err err;
+    int c, rc;
+
+    cfg.slots = 1;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': store_opt = optarg; break;
+        case 'n': cfg.slots = atoi(optarg); break;
+        case 'i': cfg.idle_exit_seconds = atoi(optarg); break;
+        case 'x': cfg.allow_exec = 1; break;
+        case 'j': cfg.job = optarg; break;
+        case 'e': cfg.exit_when_finished = 1; break;
+        case 'h': fputs(worker_help, stdout); return DSP_EXIT_OK;
+        default: fputs(worker_help, stderr); return DSP_EXIT_USAGE;
+        }
+    }
+    if (optind != argc || cfg.slots < 1 || cfg.slots > 256 || cfg.idle_exit_seconds < 0) {
+        fprintf(stderr, "dspark worker: invalid arguments (--slots must be 1 to 256, "
+                        "--idle-exit at least 0)\n");
+        return DSP_EXIT_USAGE;
+    }
+    install_handler(SIGTERM, on_worker_signal);
+    install_handler(SIGINT, on_worker_signal);
+    uri = store_uri(store_opt);
+    cfg.store_uri = uri;
+    rc = dsp_worker_run(&cfg, &err) == DSP_OK ? DSP_EXIT_OK : fail("worker failed", &err);
+    free(uri);
+    return rc == DSP_EXIT_NOTFOUND ? DSP_EXIT_FAILED : rc;
 }
+
+/* ---- run ---- */
+
+static const char run_help[] =
+    "usage: dspark run JOB.json [--store URI] [--workers N] [--job-id ID] [--allow-exec]\n\n"
+    "Plan a job, publish it and run it with N local worker processes; show\n"
+    "progress and print a summary. With no --store and no $DSPARK_STORE it uses\n"
+    "./.dspark as a local store and needs no server.\n\n" STORE_HELP
+    "  --workers N      worker processes (default: the number of online CPUs)\n"
+    "  --job-id ID      job id (default: <name>-<spec hash>-<UTC time>, a new job per\n"
+    "                   run; pass the id of an unfinished job to resume it)\n"
+    "  --allow-exec     allow pipeline steps that run external programs\n\n"
+    "Ctrl-C cancels the job.\n" EXIT_CODES_HELP;
+
+static pid_t spawn_worker(const char *uri, const char *id, int allow_exec)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    pid_t pid;
+
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    pid = fork();
+    if (pid != 0)
+        return pid;
+    char *args[] = {self, "worker", "--store", (char *)uri, "--job", (char *)id,
+                    "--exit-when-finished", allow_exec ? "--allow-exec" : NULL, NULL};
+    execv(self, args);
+    fprintf(stderr, "dspark: cannot start a worker (%s): %s\n", self, strerror(errno));
+    _exit(127);
+}
+
+static char *run_default_id(const dsp_spec *spec)
+{
+    char *base = dsp_job_default_id(spec);
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    char *id = dsp_xasprintf("%s-%s-%04llx", base, stamp,
+                             (unsigned long long)(dsp_rand64() & 0xffff));
+    free(base);
+    return id;
+}
+
+/* Print the job's final error (from state.json) for a failed run. */
+static void print_failure(dsp_store *store, const char *id)
+{
+    dsp_job_state st;
+    cJSON *state = NULL;
+    dsp_err err;
+
+    if (dsp_job_read_state(store, id, &st, &state, &err) == DSP_OK && state) {
+        const cJSON *task = cJSON_GetObjectItemCaseSensitive(state, "task");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(state, "message");
+        const cJSON *att = cJSON_GetObjectItemCaseSensitive(state, "attempt");
+        if (cJSON_IsString(task) && cJSON_IsString(msg))
+            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: %s\n", id,
+                    task->valuestring, cJSON_IsString(att) ? att->valuestring : "?",
+                    msg->valuestring);
+    }
+    cJSON_Delete(state);
+}
+
+static int reap_workers(pid_t *pids, int n)
+{
+    int alive = 0;
+    for (int i = 0; i < n; i++) {
+        if (pids[i] <= 0)
+            continue;
+        int status;
+        pid_t r = waitpid(pids[i], &status, WNOHANG);
+        if (r == pids[i]) {
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                DSP_WARN("worker_exited", "worker_pid=%d wait_status=%d", (int)pids[i], status);
+            pids[i] = 0;
+        } else {
+            alive++;
+        }
+    }
+    return alive;
+}
+
+static int supervise(dsp_store *store, dsp_job *job, pid_t *pids, int nworkers)
+{
+    dsp_progress prog;
+    dsp_stage_progress *stages = dsp_xcalloc(job->plan->nstages, sizeof *stages);
+    dsp_job_state state = DSP_JOB_RUNNING;
+    dsp_err err;
+    int64_t start = dsp_mono_ms();
+    int rc;
+
+    dsp_progress_init(&prog, isatty(STDERR_FILENO));
+    while (state == DSP_JOB_RUNNING) {
+        if (g_interrupted) {
+            dsp_progress_end(&prog);
+            fprintf(stderr, "dspark: interrupted; cancelling job %s\n", job->id);
+            dsp_job_finish(store, job->id, DSP_JOB_CANCELLED, NULL, &state, &err);
+            break;
+        }
+        if (dsp_job_progress(store, job, stages, &err) == DSP_OK)
+            dsp_progress_show(&prog, job, stages);
+        int alive = reap_workers(pids, nworkers);
+        if (dsp_job_read_state(store, job->id, &state, NULL, &err) != DSP_OK)
+            DSP_WARN("state_read_failed", "job=%s message=\"%s\"", job->id, err.msg);
+        if (state == DSP_JOB_RUNNING && alive == 0) {
+            dsp_progress_end(&prog);
+            fprintf(stderr, "dspark: all %d workers exited before job %s finished; resume it "
+                            "with 'dspark run --job-id %s' or 'dspark worker'\n",
+                    nworkers, job->id, job->id);
+            free(stages);
+            return DSP_EXIT_FAILED;
+        }
+        dsp_sleep_ms(state == DSP_JOB_RUNNING ? 500 : 0);
+    }
+    if (dsp_job_progress(store, job, stages, &err) == DSP_OK && state == DSP_JOB_DONE)
+        dsp_progress_show(&prog, job, stages);
+    dsp_progress_end(&prog);
+
+    /* Workers of this job exit by themselves once it is final. */
+    for (int waited = 0; reap_workers(pids, nworkers) > 0; waited += 100) {
+        if (waited == 30000 || (waited == 0 && state == DSP_JOB_CANCELLED))
+            for (int i = 0; i < nworkers; i++)
+                if (pids[i] > 0)
+                    kill(pids[i], SIGTERM);
+        dsp_sleep_ms(100);
+    }
+
+    double seconds = (double)(dsp_mono_ms() - start) / 1000.0;
+    cJSON *status = NULL;
+    if (state == DSP_JOB_DONE && dsp_job_status_json(store, job->id, &status, &err) == DSP_OK)
+        dsp_progress_summary(stdout, job, status, seconds);
+    else if (state == DSP_JOB_FAILED)
+        print_failure(store, job->id);
+    else if (state == DSP_JOB_CANCELLED)
+        fprintf(stderr, "dspark: job %s was cancelled\n", job->id);
+    cJSON_Delete(status);
+    rc = exit_for_state(state);
+    free(stages);
+    return rc;
+}
+
+int dsp_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {{"store", required_argument, NULL, 's'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"job-id", required_argument, NULL, 'j'},
+                                         {"allow-exec", no_argument, NULL, 'x'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *store_opt = NULL, *id_opt = NULL;
+    long nworkers = sysconf(_SC_NPROCESSORS_ONLN);
+    int allow_exec = 0, c, rc, created;
+    dsp_spec *spec = NULL;
+    dsp_store *store = NULL;
+    dsp_job *job = NULL;
+    pid_t *pids = NULL;
+    char *uri = NULL, *id = NULL;
+    dsp_err err;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': store_opt = optarg; break;
+        case 'w': nworkers = atol(optarg); break;
+        case 'j': id_opt = optarg; break;
+        case 'x': allow_exec = 1; break;
+        case 'h': fputs(run_help, stdout); return DSP_EXIT_OK;
+        default: fputs(run_help, stderr); return DSP_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || nworkers < 1 || nworkers > 1024) {
+        fprintf(stderr, "dspark run: expected one JOB.json and --workers from 1 to 1024\n");
+        return DSP_EXIT_USAGE;
+    }
+    if (load_spec(argv[optind], &spec, &err) != DSP_OK)
+        return fail("invalid job spec", &err);
+    uri = store_uri(store_opt);
+    id = id_opt ? dsp_xstrdup(id_opt) : run_default_id(spec);
+
+    if (open_checked_store(uri, &store, 1, &err) != DSP_OK) {
+        rc = fail("cannot use the job store", &err);
+        goto out;
+    }
+    if (dsp_job_submit(store, spec, id, &created, &err) != DSP_OK) {
+        rc = fail("submit failed", &err);
+        goto out;
+    }
+    if (dsp_job_load(store, id, &job, &err) != DSP_OK) {
+        rc = fail("cannot read the submitted job", &err);
+        goto out;
+    }
+    fprintf(stderr, "dspark: job %s: %zu tasks in %zu stages, %d workers, store %s\n", id,
+            job->plan->total_tasks, job->plan->nstages, (int)nworkers, dsp_store_uri(store));
+
+    /* On a terminal the bar replaces the workers' info lines. */
+    if (isatty(STDERR_FILENO) && !getenv("DSPARK_LOG_LEVEL"))
+        setenv("DSPARK_LOG_LEVEL", "warn", 1);
+    install_handler(SIGINT, on_interrupt);
+    install_handler(SIGTERM, on_interrupt);
+    fflush(NULL);
+    pids = dsp_xcalloc((size_t)nworkers, sizeof *pids);
+    for (long i = 0; i < nworkers; i++) {
+        pids[i] = spawn_worker(uri, id, allow_exec);
+        if (pids[i] < 0) {
+            fprintf(stderr, "dspark: cannot start worker %ld: %s\n", i, strerror(errno));
+            pids[i] = 0;
+        }
+    }
+    rc = supervise(store, job, pids, (int)nworkers);
+out:
+    free(pids);
+    dsp_job_free(job);
+    if (store)
+        dsp_store_close(store);
+    dsp_spec_free(spec);
+    free(id);
+    free(uri);
+    return rc;
+}
+
+/* ---- status, wait, cancel, gc ---- */
+
+static int parse_job_command(int argc, char **argv, const char *help, const char **store_opt,
+                             int *json, double *timeout)
+{
+    static const struct option opts[] = {{"store", required_argument, NULL, 's'},
+                                         {"json", no_argument, NULL, 'J'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': *store_opt = optarg; break;
+        case 'J':
+            if (!json)
+                goto usage;
+            *json = 1;
+            break;
+        case 't': {
+            char *end;
+            if (!timeout)
+                goto usage;
+            *timeout = strtod(optarg, &end);
+            if (*end || *timeout < 0) {
+                fprintf(stderr, "dspark: invalid --timeout '%s': expected seconds\n", optarg);
+                return -DSP_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'h': fputs(help, stdout); return -DSP_EXIT_OK - 100;
+        default: goto usage;
+        }
+    }
+    if (optind != argc - 1)
+        goto usage;
+    return optind;
+usage:
+    fputs(help, stderr);
+    return -DSP_EXIT_USAGE;
+}
+
+static int job_command_exit(int r) { return r == -100 ? DSP_EXIT_OK : -r; }
+
+static const char status_help[] =
+    "usage: dspark status JOB [--store URI] [--json]\n\n"
+    "Show a job's stages, tasks done/running/failed, counters and errors.\n\n" STORE_HELP
+    "  --json           print the status document (schema_version 1): job, state,\n"
+    "                   output, spec_hash, stages[] (id, kind, tasks, committed,\n"
+    "                   running, failed_attempts, failed_tasks, sealed, bytes,\n"
+    "                   bytes_committed), counters (records_in, records_out,\n"
+    "                   records_rejected, bytes_in, bytes_out, cpu_seconds,\n"
+    "                   requests, coord_requests, retries, operators[]), errors[]\n"
+    "                   (stage, task, attempt, attempt_number, worker, code,\n"
+    "                   message, time_ms) and final (state.json or null)\n"
+    EXIT_CODES_HELP;
+
+static void print_status_text(const cJSON *doc)
+{
+    const cJSON *s, *e;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "counters");
+    const cJSON *final = cJSON_GetObjectItemCaseSensitive(doc, "final");
+
+    printf("job %s: %s\n", cJSON_GetObjectItemCaseSensitive(doc, "job")->valuestring,
+           cJSON_GetObjectItemCaseSensitive(doc, "state")->valuestring);
+    printf("output: %s\n", cJSON_GetObjectItemCaseSensitive(doc, "output")->valuestring);
+    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(doc, "stages")) {
+        printf("stage %s (%s): %d/%d tasks committed, %d running, %d failed attempts%s\n",
+               cJSON_GetObjectItemCaseSensitive(s, "id")->valuestring,
+               cJSON_GetObjectItemCaseSensitive(s, "kind")->valuestring,
+               cJSON_GetObjectItemCaseSensitive(s, "committed")->valueint,
+               cJSON_GetObjectItemCaseSensitive(s, "tasks")->valueint,
+               cJSON_GetObjectItemCaseSensitive(s, "running")->valueint,
+               cJSON_GetObjectItemCaseSensitive(s, "failed_attempts")->valueint,
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "sealed")) ? ", sealed" : "");
+    }
+    printf("documents in %.0f, out %.0f, rejected %.0f; bytes in %.0f, out %.0f\n",
+           cJSON_GetObjectItemCaseSensitive(c, "records_in")->valuedouble,
+           cJSON_GetObjectItemCaseSensitive(c, "records_out")->valuedouble,
+           cJSON_GetObjectItemCaseSensitive(c, "records_rejected")->valuedouble,
+           cJSON_GetObjectItemCaseSensitive(c, "bytes_in")->valuedouble,
+           cJSON_GetObjectItemCaseSensitive(c, "bytes_out")->valuedouble);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "errors")) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "stage");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "task");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "attempt");
+        printf("error %s/%s attempt %s: %s\n", cJSON_IsString(st) ? st->valuestring : "?",
+               cJSON_IsString(t) ? t->valuestring : "?", cJSON_IsString(a) ? a->valuestring : "?",
+               cJSON_IsString(m) ? m->valuestring : "");
+    }
+    if (cJSON_IsObject(final)) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(final, "message");
+        if (cJSON_IsString(m))
+            printf("final error: %s\n", m->valuestring);
+    }
+}
+
 int dsp_cmd_status(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "dspark: status is not built yet\n");
-    return 2;
+    const char *store_opt = NULL;
+    int json = 0;
+    int r = parse_job_command(argc, argv, status_help, &store_opt, &json, NULL);
+    dsp_store *store = NULL;
+    cJSON *doc = NULL;
+    dsp_err err;
+    int rc;
+
+    if (r < 0)
+        return job_command_exit(r);
+    char *uri = store_uri(store_opt);
+    if (open_checked_store(uri, &store, 0, &err) != DSP_OK ||
+        dsp_job_status_json(store, argv[r], &doc, &err) != DSP_OK) {
+        rc = fail("status failed", &err);
+        goto out;
+    }
+    if (json) {
+        char *text = cJSON_Print(doc);
+        printf("%s\n", text);
+        free(text);
+    } else {
+        print_status_text(doc);
+    }
+    rc = DSP_EXIT_OK;
+out:
+    cJSON_Delete(doc);
+    if (store)
+        dsp_store_close(store);
+    free(uri);
+    return rc;
 }
+
+static const char wait_help[] =
+    "usage: dspark wait JOB [--store URI] [--timeout SECONDS]\n\n"
+    "Wait until a job is done, failed or cancelled; the exit code says which.\n\n" STORE_HELP
+    "  --timeout S      give up after S seconds with exit code 4 (default: no limit)\n"
+    EXIT_CODES_HELP;
+
 int dsp_cmd_wait(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "dspark: wait is not built yet\n");
-    return 2;
+    const char *store_opt = NULL;
+    double timeout = -1;
+    int r = parse_job_command(argc, argv, wait_help, &store_opt, NULL, &timeout);
+    dsp_store *store = NULL;
+    dsp_job_state state = DSP_JOB_RUNNING;
+    dsp_err err;
+    int rc = DSP_EXIT_FAILED;
+    int64_t start = dsp_mono_ms(), pause = 500;
+
+    if (r < 0)
+        return job_command_exit(r);
+    const char *id = argv[r];
+    char *uri = store_uri(store_opt);
+    char *spec_key = dsp_proto_job_key(id, "spec.json");
+    dsp_obj_info info;
+
+    if (open_checked_store(uri, &store, 0, &err) != DSP_OK) {
+        rc = fail("wait failed", &err);
+        goto out;
+    }
+    if (dsp_store_head(store, spec_key, &info, &err) != DSP_OK) {
+        if (err.code == DSP_ENOTFOUND)
+            dsp_err_set(&err, DSP_ENOTFOUND, "job %s not found in %s", id, dsp_store_uri(store));
+        rc = fail("wait failed", &err);
+        goto out;
+    }
+    for (;;) {
+        if (dsp_job_read_state(store, id, &state, NULL, &err) != DSP_OK)
+            DSP_WARN("state_read_failed", "job=%s message=\"%s\"", id, err.msg);
+        if (state != DSP_JOB_RUNNING)
+            break;
+        int64_t elapsed = dsp_mono_ms() - start;
+        if (timeout >= 0 && elapsed >= (int64_t)(timeout * 1000)) {
+            fprintf(stderr, "dspark: job %s still running after %.0f s\n", id, timeout);
+            rc = DSP_EXIT_TIMEOUT;
+            goto out;
+        }
+        int64_t left = timeout >= 0 ? (int64_t)(timeout * 1000) - elapsed : pause;
+        dsp_sleep_ms(pause < left ? pause : left);
+        if (pause < 5000)
+            pause += pause / 2;
+    }
+    fprintf(stderr, "dspark: job %s %s\n", id, dsp_job_state_name(state));
+    if (state == DSP_JOB_FAILED)
+        print_failure(store, id);
+    rc = exit_for_state(state);
+out:
+    if (store)
+        dsp_store_close(store);
+    free(spec_key);
+    free(uri);
+    return rc;
 }
+
+static const char cancel_help[] =
+    "usage: dspark cancel JOB [--store URI]\n\n"
+    "Cancel a job: workers abandon its tasks at their next heartbeat. Cancelling a\n"
+    "cancelled job succeeds; a job that is already done or failed stays so (exit 1).\n\n"
+    STORE_HELP EXIT_CODES_HELP;
+
 int dsp_cmd_cancel(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "dspark: cancel is not built yet\n");
-    return 2;
+    const char *store_opt = NULL;
+    int r = parse_job_command(argc, argv, cancel_help, &store_opt, NULL, NULL);
+    dsp_store *store = NULL;
+    dsp_job_state actual;
+    dsp_err err;
+    int rc;
+
+    if (r < 0)
+        return job_command_exit(r);
+    const char *id = argv[r];
+    char *uri = store_uri(store_opt);
+    char *spec_key = dsp_proto_job_key(id, "spec.json");
+    dsp_obj_info info;
+
+    if (open_checked_store(uri, &store, 1, &err) != DSP_OK) {
+        rc = fail("cancel failed", &err);
+        goto out;
+    }
+    if (dsp_store_head(store, spec_key, &info, &err) != DSP_OK) {
+        if (err.code == DSP_ENOTFOUND)
+            dsp_err_set(&err, DSP_ENOTFOUND, "job %s not found in %s", id, dsp_store_uri(store));
+        rc = fail("cancel failed", &err);
+        goto out;
+    }
+    if (dsp_job_finish(store, id, DSP_JOB_CANCELLED, NULL, &actual, &err) != DSP_OK) {
+        rc = fail("cancel failed", &err);
+        goto out;
+    }
+    if (actual == DSP_JOB_CANCELLED) {
+        fprintf(stderr, "dspark: job %s cancelled\n", id);
+        rc = DSP_EXIT_OK;
+    } else {
+        fprintf(stderr, "dspark: job %s already finished (%s); nothing to cancel\n", id,
+                dsp_job_state_name(actual));
+        rc = DSP_EXIT_FAILED;
+    }
+out:
+    if (store)
+        dsp_store_close(store);
+    free(spec_key);
+    free(uri);
+    return rc;
 }
+
+static const char gc_help[] =
+    "usage: dspark gc JOB [--store URI]\n\n"
+    "Delete the attempt files and leases of a finished job. Its spec, plan,\n"
+    "commits, seals, errors and state are kept, so status still works.\n\n"
+    STORE_HELP EXIT_CODES_HELP;
+
 int dsp_cmd_gc(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "dspark: gc is not built yet\n");
-    return 2;
+    const char *store_opt = NULL;
+    int r = parse_job_command(argc, argv, gc_help, &store_opt, NULL, NULL);
+    dsp_store *store = NULL;
+    dsp_job_state state;
+    dsp_err err;
+    int rc = DSP_EXIT_FAILED;
+
+    if (r < 0)
+        return job_command_exit(r);
+    const char *id = argv[r];
+    char *uri = store_uri(store_opt);
+    char *spec_key = dsp_proto_job_key(id, "spec.json");
+    dsp_obj_info info;
+
+    if (open_checked_store(uri, &store, 0, &err) != DSP_OK ||
+        dsp_store_head(store, spec_key, &info, &err) != DSP_OK) {
+        if (err.code == DSP_ENOTFOUND)
+            dsp_err_set(&err, DSP_ENOTFOUND, "job %s not found", id);
+        rc = fail("gc failed", &err);
+        goto out;
+    }
+    if (dsp_job_read_state(store, id, &state, NULL, &err) != DSP_OK) {
+        rc = fail("gc failed", &err);
+        goto out;
+    }
+    if (state == DSP_JOB_RUNNING) {
+        fprintf(stderr, "dspark: job %s is still running; gc deletes only finished jobs' files "
+                        "(cancel it first)\n", id);
+        goto out;
+    }
+    static const char *const dirs[] = {"attempts/", "leases/"};
+    for (size_t i = 0; i < 2; i++) {
+        char *prefix = dsp_proto_job_key(id, dirs[i]);
+        dsp_status st = dsp_proto_delete_prefix(store, prefix, &err);
+        free(prefix);
+        if (st != DSP_OK) {
+            rc = fail("gc failed", &err);
+            goto out;
+        }
+    }
+    fprintf(stderr, "dspark: job %s: attempt files and leases deleted\n", id);
+    rc = DSP_EXIT_OK;
+out:
+    if (store)
+        dsp_store_close(store);
+    free(spec_key);
+    free(uri);
+    return rc;
 }

@@ -208,7 +208,9 @@ dsp_status dsp_proto_delete_prefix(dsp_store *s, const char *prefix, dsp_err *er
 
 dsp_status dsp_proto_probe_conditional(dsp_store *s, dsp_err *err)
 {
-    char *key = dsp_xasprintf("_dspark/probe/%016llx", (unsigned long long)dsp_rand64());
+    /* A key directly under the root: on a local store, a shared probe
+     * directory could be pruned by one prober while another creates in it. */
+    char *key = dsp_xasprintf("_dspark-probe-%016llx", (unsigned long long)dsp_rand64());
     dsp_put_opts opts = {DSP_PUT_IF_ABSENT, NULL, "text/plain"};
     dsp_status st;
 

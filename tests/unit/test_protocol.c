@@ -152,7 +152,7 @@ static void test_probe_accepts_local(void)
     CHECK_EQ_INT(dsp_proto_probe_conditional(s, &err), DSP_OK);
     /* The probe removes its scratch key. */
     dsp_list_page page;
-    REQUIRE(dsp_store_list_all(s, "_dspark/", NULL, &page, &err) == DSP_OK);
+    REQUIRE(dsp_store_list_all(s, "_dspark-probe", NULL, &page, &err) == DSP_OK);
     CHECK_EQ_INT(page.n, 0);
     dsp_list_page_free(&page);
     close_local(s);

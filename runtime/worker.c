@@ -1,0 +1,1070 @@
+/*
+ * worker.c - the worker loop.
+ *
+ * Threads: `slots` task threads and one heartbeat thread. A task thread
+ * takes the scheduler lock, finds work (a task to claim, a stage to seal, a
+ * job to publish), releases the lock and runs it. The heartbeat thread
+ * renews the leases of running work every lease_seconds/3, and checks the
+ * state of their jobs so that a cancelled job or a lost lease stops the
+ * pipeline through its cancel flag.
+ *
+ * Scheduling reads listings of commits/, leases/ and errors/ of a job's
+ * first unsealed stage and claims from that snapshot in a random order, so
+ * workers rarely collide; it lists again after a few lost claims. The
+ * request cost per task is one lease PUT and one commit PUT plus a share of
+ * the listings; leases of committed tasks are left for `gc`.
+ *
+ * Correctness does not depend on any of this: commits are create-only and
+ * first-wins, and nothing reads an attempt's files except through its
+ * winning commit.
+ */
+#include "worker.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "../storage/store.h"
+#include "../tasks/pipeline.h"
+#include "commit.h"
+#include "job.h"
+#include "protocol.h"
+#include "publish.h"
+
+#define MISSES_BEFORE_RELIST 3
+#define RELIST_MIN_MS 200
+#define SPECULATE_SHARE 0.75      /* committed share of a stage before speculating */
+#define SPECULATE_FACTOR 2        /* times the median task duration */
+#define SPECULATE_MIN_MS 10000
+#define SPECULATE_CHECK_MS 2000
+#define SPECULATE_MAX_PROBES 4    /* leases read per speculation check */
+#define STATE_CHECK_MAX_MS 5000
+#define RETRY_BASE_MS 1000
+#define RETRY_CAP_MS 30000
+
+static volatile sig_atomic_t g_stop;
+
+void dsp_worker_stop(void) { g_stop = 1; }
+
+typedef struct {
+    char *id;
+    dsp_job *job;
+    int max_attempts, lease_seconds;
+    volatile int finished;        /* final state seen or job left the index */
+    size_t stage;                 /* first stage not known to be sealed */
+
+    /* Snapshot of the current stage from its last listing. */
+    int64_t listed_mono;
+    int *fresh;                   /* unclaimed tasks, shuffled */
+    size_t nfresh, fresh_pos;
+    int *expired;                 /* tasks whose lease looks expired */
+    size_t nexpired, expired_pos;
+    int *live;                    /* tasks with a live lease */
+    size_t nlive;
+    int *failures;                /* failed attempts per task */
+    size_t committed;
+    int misses;
+
+    int64_t *durations;           /* ms of commits seen in the current stage */
+    size_t ndurations, capdurations;
+    int durations_fetched;
+    int64_t speculate_mono, publish_mono;
+} job_entry;
+
+typedef struct {
+    job_entry *je;
+    int publish;                  /* publish the job instead of a task */
+    size_t stage, task;
+    int failures;                 /* failed attempts before this one */
+    dsp_lease lease;
+} work_item;
+
+typedef struct running_task {
+    job_entry *je;
+    dsp_lease lease;
+    volatile int cancel;
+    volatile int lost;
+    int64_t renewed_mono, state_mono;
+    struct running_task *next;
+} running_task;
+
+static struct {
+    dsp_worker_config cfg;
+    dsp_store *store;
+    char worker_id[DSP_PROTO_ID_MAX];
+
+    pthread_mutex_t lock;         /* jobs and scheduling */
+    job_entry **jobs;
+    size_t njobs;
+    int64_t jobs_listed_mono;
+
+    pthread_mutex_t run_lock;     /* running list */
+    running_task *running;
+    int nrunning;
+    int64_t last_work_mono;
+    volatile int exit;
+
+    pthread_mutex_t stats_lock;   /* request attribution to commits */
+    dsp_store_stats last_stats;
+    uint64_t last_coord;
+} W;
+
+/* ---- helpers ---- */
+
+static void sleep_interruptible(int64_t ms)
+{
+    int64_t end = dsp_mono_ms() + ms;
+    while (!g_stop && !W.exit && dsp_mono_ms() < end)
+        dsp_sleep_ms(ms < 100 ? ms : 100);
+}
+
+static void make_attempt_id(char *out, size_t size, int number, int speculative)
+{
+    snprintf(out, size, "a%d%s-%08llx", number, speculative ? "s" : "",
+             (unsigned long long)(dsp_rand64() & 0xffffffffu));
+}
+
+static uint64_t stats_total(const dsp_store_stats *s)
+{
+    return s->get + s->head + s->put + s->list + s->del + s->copy + s->mpu_parts + s->mpu_other;
+}
+
+static int64_t median_ms(int64_t *v, size_t n)
+{
+    /* Insertion sort: n is the number of commits seen, small in practice. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            int64_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n ? v[n / 2] : 0;
+}
+
+static void add_duration(job_entry *je, int64_t ms)
+{
+    if (je->ndurations == je->capdurations) {
+        je->capdurations = je->capdurations ? je->capdurations * 2 : 16;
+        je->durations = dsp_xrealloc(je->durations, je->capdurations * sizeof *je->durations);
+    }
+    je->durations[je->ndurations++] = ms;
+}
+
+static void reset_snapshot(job_entry *je)
+{
+    free(je->fresh);
+    free(je->expired);
+    free(je->live);
+    free(je->failures);
+    je->fresh = je->expired = je->live = je->failures = NULL;
+    je->nfresh = je->fresh_pos = je->nexpired = je->expired_pos = je->nlive = 0;
+    je->committed = 0;
+    je->misses = 0;
+}
+
+static void job_entry_free(job_entry *je)
+{
+    reset_snapshot(je);
+    free(je->durations);
+    dsp_job_free(je->job);
+    free(je->id);
+    free(je);
+}
+
+/* ---- jobs ---- */
+
+static job_entry *find_job(const char *id)
+{
+    for (size_t i = 0; i < W.njobs; i++)
+        if (!strcmp(W.jobs[i]->id, id))
+            return W.jobs[i];
+    return NULL;
+}
+
+static job_entry *add_job(const char *id)
+{
+    dsp_job *job = NULL;
+    dsp_err err;
+    dsp_status st = dsp_job_load(W.store, id, &job, &err);
+
+    if (st != DSP_OK) {
+        if (st != DSP_ENOTFOUND)
+            DSP_WARN("job_load_failed", "job=%s error=%s message=\"%s\"", id, dsp_status_name(st),
+                     err.msg);
+        return NULL;
+    }
+    job_entry *je = dsp_xcalloc(1, sizeof *je);
+    je->id = dsp_xstrdup(id);
+    je->job = job;
+    je->max_attempts = job->spec->max_attempts > 0 ? job->spec->max_attempts : 4;
+    je->lease_seconds = job->spec->lease_seconds > 0 ? job->spec->lease_seconds : 60;
+    W.jobs = dsp_xrealloc(W.jobs, (W.njobs + 1) * sizeof *W.jobs);
+    W.jobs[W.njobs++] = je;
+    DSP_INFO("job_found", "job=%s stages=%zu tasks=%zu", id, job->plan->nstages,
+             job->plan->total_tasks);
+    return je;
+}
+
+/* Mark a job finished when state.json says so. */
+static void check_job_state(job_entry *je)
+{
+    dsp_job_state state;
+    dsp_err err;
+
+    if (dsp_job_read_state(W.store, je->id, &state, NULL, &err) == DSP_OK &&
+        state != DSP_JOB_RUNNING) {
+        je->finished = 1;
+        DSP_INFO("job_final_seen", "job=%s state=%s", je->id, dsp_job_state_name(state));
+    }
+}
+
+static void refresh_jobs(void)
+{
+    dsp_err err;
+
+    W.jobs_listed_mono = dsp_mono_ms();
+    if (W.cfg.job) {
+        job_entry *je = find_job(W.cfg.job);
+        if (!je)
+            je = add_job(W.cfg.job);
+        if (je && !je->finished)
+            check_job_state(je);
+        return;
+    }
+
+    dsp_list_page page;
+    if (dsp_proto_list(W.store, "active/", &page, &err) != DSP_OK) {
+        DSP_WARN("job_list_failed", "error=%s message=\"%s\"", dsp_status_name(err.code), err.msg);
+        return;
+    }
+    for (size_t i = 0; i < W.njobs; i++) {
+        int listed = 0;
+        char *key = dsp_proto_active_key(W.jobs[i]->id);
+        for (size_t k = 0; k < page.n && !listed; k++)
+            listed = !strcmp(page.items[k].key, key);
+        free(key);
+        if (!listed)
+            W.jobs[i]->finished = 1;
+    }
+    for (size_t k = 0; k < page.n; k++) {
+        const char *id = page.items[k].key + strlen("active/");
+        if (!find_job(id))
+            add_job(id);
+    }
+    dsp_list_page_free(&page);
+}
+
+/* Record the job as failed because a task used up its attempts. */
+static void fail_job(job_entry *je, const char *stage, const char *task, const char *attempt,
+                     const char *code, const char *message)
+{
+    cJSON *extra = cJSON_CreateObject();
+    dsp_job_state actual;
+    dsp_err err;
+
+    cJSON_AddStringToObject(extra, "stage", stage);
+    cJSON_AddStringToObject(extra, "task", task);
+    cJSON_AddStringToObject(extra, "attempt", attempt);
+    cJSON_AddStringToObject(extra, "code", code);
+    cJSON_AddStringToObject(extra, "message", message);
+    if (dsp_job_finish(W.store, je->id, DSP_JOB_FAILED, extra, &actual, &err) != DSP_OK)
+        DSP_ERROR("job_fail_record_failed", "job=%s error=\"%s\"", je->id, err.msg);
+    else
+        DSP_ERROR("job_failed", "job=%s stage=%s task=%s attempt=%s max_attempts=%d", je->id,
+                  stage, task, attempt, je->max_attempts);
+    je->finished = 1;
+    cJSON_Delete(extra);
+}
+
+/* The job failed for good when a task has no attempts left: read its
+ * newest error and record it in state.json. */
+static void fail_job_from_errors(job_entry *je, const dsp_plan_stage *stage, size_t t)
+{
+    char *prefix = dsp_xasprintf("jobs/%s/errors/%s/%s/", je->id, stage->id, stage->tasks[t].id);
+    dsp_list_page page;
+    cJSON *e = NULL;
+    dsp_err err;
+
+    if (dsp_proto_list(W.store, prefix, &page, &err) == DSP_OK) {
+        size_t newest = 0;
+        for (size_t i = 1; i < page.n; i++)
+            if (page.items[i].mtime_ms > page.items[newest].mtime_ms)
+                newest = i;
+        if (page.n > 0)
+            dsp_proto_get_json(W.store, page.items[newest].key, &e, NULL, &err);
+        dsp_list_page_free(&page);
+    }
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "attempt");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    fail_job(je, stage->id, stage->tasks[t].id, cJSON_IsString(a) ? a->valuestring : "",
+             cJSON_IsString(c) ? c->valuestring : "", cJSON_IsString(m) ? m->valuestring : "");
+    cJSON_Delete(e);
+    free(prefix);
+}
+
+/* ---- stage snapshot ---- */
+
+static long task_of_key(const dsp_plan_stage *stage, const char *key, const char *prefix)
+{
+    const char *t = key + strlen(prefix);
+    size_t len = strcspn(t, "/");
+    char id[32];
+
+    if (t[len] == '\0' && len > 5 && !strcmp(t + len - 5, ".json"))
+        len -= 5;
+    if (len == 0 || len >= sizeof id)
+        return -1;
+    memcpy(id, t, len);
+    id[len] = '\0';
+    long n = strtol(id + 1, NULL, 10);
+    if (n >= 0 && (size_t)n < stage->ntasks && !strcmp(stage->tasks[n].id, id))
+        return n;
+    for (size_t i = 0; i < stage->ntasks; i++)
+        if (!strcmp(stage->tasks[i].id, id))
+            return (long)i;
+    return -1;
+}
+
+static dsp_status list_kind(job_entry *je, const dsp_plan_stage *stage, const char *kind,
+                            dsp_list_page *page, char **prefix, dsp_err *err)
+{
+    *prefix = dsp_xasprintf("jobs/%s/%s/%s/", je->id, kind, stage->id);
+    return dsp_proto_list(W.store, *prefix, page, err);
+}
+
+/* Seal the current stage when every task is committed. Returns 1 when the
+ * stage is sealed (by us or someone else). */
+static int seal_stage(job_entry *je, const dsp_plan_stage *stage)
+{
+    char *key = dsp_proto_seal_key(je->id, stage->id);
+    dsp_obj_info info;
+    dsp_err err;
+    dsp_status st;
+
+    dsp_proto_count(1);
+    st = dsp_store_head(W.store, key, &info, &err);
+    if (st == DSP_ENOTFOUND)
+        st = dsp_seal_write(W.store, je->id, stage, &err);
+    if (st != DSP_OK)
+        DSP_WARN("seal_failed", "job=%s stage=%s error=%s message=\"%s\"", je->id, stage->id,
+                 dsp_status_name(st), err.msg);
+    free(key);
+    return st == DSP_OK;
+}
+
+/*
+ * List the current stage and rebuild the snapshot. Returns 1 when the
+ * stage turned out to be sealed (the caller moves on), 0 otherwise.
+ */
+static int list_stage(job_entry *je)
+{
+    const dsp_plan_stage *stage = &je->job->plan->stages[je->stage];
+    size_t n = stage->ntasks;
+    unsigned char *committed = dsp_xcalloc(n + 1, 1);
+    int64_t *lease_mtime = dsp_xcalloc(n + 1, sizeof *lease_mtime);
+    int64_t *error_mtime = dsp_xcalloc(n + 1, sizeof *error_mtime);
+    int64_t now = dsp_now_ms();
+    int64_t lease_ms = (int64_t)je->lease_seconds * 1000;
+    dsp_list_page page;
+    char *prefix = NULL;
+    dsp_err err;
+    int sealed = 0;
+
+    reset_snapshot(je);
+    je->failures = dsp_xcalloc(n + 1, sizeof *je->failures);
+    je->listed_mono = dsp_mono_ms();
+
+    if (list_kind(je, stage, "commits", &page, &prefix, &err) != DSP_OK)
+        goto list_failed;
+    for (size_t i = 0; i < page.n; i++) {
+        long t = task_of_key(stage, page.items[i].key, prefix);
+        if (t >= 0 && !committed[t]) {
+            committed[t] = 1;
+            je->committed++;
+        }
+    }
+    dsp_list_page_free(&page);
+    free(prefix);
+    prefix = NULL;
+
+    if (je->committed == n) {
+        sealed = seal_stage(je, stage);
+        goto out;
+    }
+
+    if (list_kind(je, stage, "leases", &page, &prefix, &err) != DSP_OK)
+        goto list_failed;
+    for (size_t i = 0; i < page.n; i++) {
+        long t = task_of_key(stage, page.items[i].key, prefix);
+        if (t >= 0)
+            lease_mtime[t] = page.items[i].mtime_ms ? page.items[i].mtime_ms : now;
+    }
+    dsp_list_page_free(&page);
+    free(prefix);
+    prefix = NULL;
+
+    if (list_kind(je, stage, "errors", &page, &prefix, &err) != DSP_OK)
+        goto list_failed;
+    for (size_t i = 0; i < page.n; i++) {
+        long t = task_of_key(stage, page.items[i].key, prefix);
+        if (t < 0 || committed[t])
+            continue;
+        je->failures[t]++;
+        if (page.items[i].mtime_ms > error_mtime[t])
+            error_mtime[t] = page.items[i].mtime_ms;
+    }
+    dsp_list_page_free(&page);
+
+    je->fresh = dsp_xcalloc(n + 1, sizeof *je->fresh);
+    je->expired = dsp_xcalloc(n + 1, sizeof *je->expired);
+    je->live = dsp_xcalloc(n + 1, sizeof *je->live);
+    for (size_t t = 0; t < n; t++) {
+        if (committed[t])
+            continue;
+        if (je->failures[t] >= je->max_attempts) {
+            fail_job_from_errors(je, stage, t);
+            goto out;
+        }
+        if (lease_mtime[t]) {
+            /* A renewal rewrites the lease, so an old mtime means an
+             * expired lease; the lease body has the exact expiry. */
+            if (now - lease_mtime[t] > lease_ms)
+                je->expired[je->nexpired++] = (int)t;
+            else
+                je->live[je->nlive++] = (int)t;
+            continue;
+        }
+        if (je->failures[t] > 0) {
+            int shift = je->failures[t] - 1 < 5 ? je->failures[t] - 1 : 5;
+            int64_t backoff = RETRY_BASE_MS << shift;
+            if (backoff > RETRY_CAP_MS)
+                backoff = RETRY_CAP_MS;
+            if (now - error_mtime[t] < backoff)
+                continue;
+        }
+        je->fresh[je->nfresh++] = (int)t;
+    }
+    /* Fisher-Yates, so workers listing at the same time claim in
+     * different orders. */
+    for (size_t i = je->nfresh; i > 1; i--) {
+        size_t j = (size_t)(dsp_rand64() % i);
+        int tmp = je->fresh[i - 1];
+        je->fresh[i - 1] = je->fresh[j];
+        je->fresh[j] = tmp;
+    }
+    goto out;
+
+list_failed:
+    DSP_WARN("stage_list_failed", "job=%s stage=%s error=%s message=\"%s\"", je->id, stage->id,
+             dsp_status_name(err.code), err.msg);
+out:
+    free(prefix);
+    free(error_mtime);
+    free(lease_mtime);
+    free(committed);
+    return sealed;
+}
+
+/* ---- claims ---- */
+
+static int claim_fresh(job_entry *je, size_t t, work_item *w)
+{
+    const dsp_plan_stage *stage = &je->job->plan->stages[je->stage];
+    char attempt[DSP_PROTO_ID_MAX];
+    dsp_err err;
+    dsp_status st;
+
+    make_attempt_id(attempt, sizeof attempt, je->failures[t] + 1, 0);
+    st = dsp_lease_claim(W.store, je->id, stage->id, stage->tasks[t].id, W.worker_id, attempt,
+                         je->lease_seconds, NULL, 0, &w->lease, &err);
+    if (st != DSP_OK) {
+        if (st != DSP_EPRECOND)
+            DSP_WARN("claim_failed", "job=%s stage=%s task=%s error=%s message=\"%s\"", je->id,
+                     stage->id, stage->tasks[t].id, dsp_status_name(st), err.msg);
+        return 0;
+    }
+    w->je = je;
+    w->stage = je->stage;
+    w->task = t;
+    w->failures = je->failures[t];
+    return 1;
+}
+
+/* Read a lease; 0 when it is gone or unreadable. */
+static int read_lease(const char *job, const char *stage, const char *task, dsp_lease *out)
+{
+    char *key = dsp_proto_lease_key(job, stage, task);
+    dsp_buf b = DSP_BUF_INIT;
+    dsp_obj_info info;
+    dsp_err err;
+    int ok = dsp_proto_get(W.store, key, &b, &info, &err) == DSP_OK &&
+             dsp_lease_parse(b.data, b.len, out, &err) == DSP_OK;
+
+    if (ok)
+        snprintf(out->etag, sizeof out->etag, "%s", info.etag);
+    dsp_buf_free(&b);
+    free(key);
+    return ok;
+}
+
+static int claim_expired(job_entry *je, size_t t, work_item *w)
+{
+    const dsp_plan_stage *stage = &je->job->plan->stages[je->stage];
+    const char *task = stage->tasks[t].id;
+    char attempt[DSP_PROTO_ID_MAX];
+    dsp_lease cur;
+    dsp_err err;
+    dsp_status st;
+
+    if (!read_lease(je->id, stage->id, task, &cur)) {
+        /* Gone since the listing (committed, failed or released). */
+        return claim_fresh(je, t, w);
+    }
+    if (cur.expires_ms > dsp_now_ms())
+        return 0;
+    make_attempt_id(attempt, sizeof attempt, je->failures[t] + 1, 0);
+    st = dsp_lease_claim(W.store, je->id, stage->id, task, W.worker_id, attempt,
+                         je->lease_seconds, &cur, 0, &w->lease, &err);
+    if (st != DSP_OK)
+        return 0;
+    DSP_INFO("lease_taken_over", "job=%s stage=%s task=%s from_worker=%s from_attempt=%s", je->id,
+             stage->id, task, cur.worker, cur.attempt);
+    w->je = je;
+    w->stage = je->stage;
+    w->task = t;
+    w->failures = je->failures[t];
+    return 1;
+}
+
+/* Median duration of the stage's commits: this worker's own, else a few
+ * read from the store once. */
+static int64_t stage_median_ms(job_entry *je, const dsp_plan_stage *stage)
+{
+    if (je->ndurations == 0 && !je->durations_fetched) {
+        char *prefix = dsp_xasprintf("jobs/%s/commits/%s/", je->id, stage->id);
+        dsp_list_page page;
+        dsp_err err;
+        je->durations_fetched = 1;
+        if (dsp_proto_list(W.store, prefix, &page, &err) == DSP_OK) {
+            for (size_t i = 0; i < page.n && i < 5; i++) {
+                cJSON *c = NULL;
+                if (dsp_proto_get_json(W.store, page.items[i].key, &c, NULL, &err) == DSP_OK) {
+                    const cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "duration_ms");
+                    if (cJSON_IsNumber(d))
+                        add_duration(je, (int64_t)d->valuedouble);
+                }
+                cJSON_Delete(c);
+            }
+            dsp_list_page_free(&page);
+        }
+        free(prefix);
+    }
+    return median_ms(je->durations, je->ndurations);
+}
+
+/* Start a second attempt of a straggler: most of the stage is committed
+ * and a live attempt has run much longer than the median. */
+static int claim_speculative(job_entry *je, work_item *w)
+{
+    const dsp_plan_stage *stage = &je->job->plan->stages[je->stage];
+    int64_t now_mono = dsp_mono_ms();
+
+    if (!je->job->spec->speculative || je->nlive == 0 ||
+        (double)je->committed < SPECULATE_SHARE * (double)stage->ntasks ||
+        now_mono - je->speculate_mono < SPECULATE_CHECK_MS)
+        return 0;
+    je->speculate_mono = now_mono;
+
+    int64_t median = stage_median_ms(je, stage);
+    int64_t threshold = median * SPECULATE_FACTOR;
+    if (threshold < SPECULATE_MIN_MS)
+        threshold = SPECULATE_MIN_MS;
+
+    for (size_t i = 0; i < je->nlive && i < SPECULATE_MAX_PROBES; i++) {
+        size_t t = (size_t)je->live[i];
+        const char *task = stage->tasks[t].id;
+        dsp_lease cur;
+        char attempt[DSP_PROTO_ID_MAX];
+        dsp_err err;
+
+        if (!read_lease(je->id, stage->id, task, &cur) || cur.spec_attempt[0] ||
+            !strcmp(cur.worker, W.worker_id) || dsp_now_ms() - cur.started_ms < threshold)
+            continue;
+        make_attempt_id(attempt, sizeof attempt, je->failures[t] + 1, 1);
+        if (dsp_lease_claim(W.store, je->id, stage->id, task, W.worker_id, attempt,
+                            je->lease_seconds, &cur, 1, &w->lease, &err) != DSP_OK)
+            continue;
+        DSP_INFO("speculative_attempt", "job=%s stage=%s task=%s running_ms=%lld median_ms=%lld "
+                 "primary_attempt=%s", je->id, stage->id, task,
+                 (long long)(dsp_now_ms() - cur.started_ms), (long long)median, cur.attempt);
+        w->je = je;
+        w->stage = je->stage;
+        w->task = t;
+        w->failures = je->failures[t];
+        return 1;
+    }
+    return 0;
+}
+
+static int claim_publish(job_entry *je, work_item *w)
+{
+    char attempt[DSP_PROTO_ID_MAX];
+    dsp_lease cur;
+    dsp_err err;
+    int64_t now_mono = dsp_mono_ms();
+    dsp_status st;
+
+    if (now_mono - je->publish_mono < W.cfg.poll_ms)
+        return 0;
+    je->publish_mono = now_mono;
+    check_job_state(je);
+    if (je->finished)
+        return 0;
+
+    make_attempt_id(attempt, sizeof attempt, 1, 0);
+    st = dsp_lease_claim(W.store, je->id, "", "_publish", W.worker_id, attempt,
+                         je->lease_seconds, NULL, 0, &w->lease, &err);
+    if (st == DSP_EPRECOND && read_lease(je->id, "", "_publish", &cur) &&
+        cur.expires_ms < dsp_now_ms())
+        st = dsp_lease_claim(W.store, je->id, "", "_publish", W.worker_id, attempt,
+                             je->lease_seconds, &cur, 0, &w->lease, &err);
+    if (st != DSP_OK)
+        return 0;
+    w->je = je;
+    w->publish = 1;
+    return 1;
+}
+
+/* Find work in one job; called with W.lock held. */
+static int job_next(job_entry *je, work_item *w)
+{
+    const dsp_plan *plan = je->job->plan;
+    int listings = 0;
+
+    while (!je->finished) {
+        if (je->stage >= plan->nstages)
+            return claim_publish(je, w);
+
+        int exhausted = je->fresh_pos >= je->nfresh && je->expired_pos >= je->nexpired;
+        int64_t since = dsp_mono_ms() - je->listed_mono;
+        if (!je->failures || je->misses >= MISSES_BEFORE_RELIST ||
+            (exhausted && since >= RELIST_MIN_MS)) {
+            /* Bounded, so a store that rejects every claim is not hammered. */
+            if (listings >= 3)
+                return 0;
+            if (list_stage(je)) {
+                je->stage++;
+                je->ndurations = 0;
+                je->durations_fetched = 0;
+                reset_snapshot(je);
+                continue;
+            }
+            listings++;
+            if (je->finished)
+                return 0;
+        }
+
+        while (je->fresh_pos < je->nfresh && je->misses < MISSES_BEFORE_RELIST) {
+            size_t t = (size_t)je->fresh[je->fresh_pos++];
+            if (claim_fresh(je, t, w)) {
+                je->misses = 0;
+                return 1;
+            }
+            je->misses++;
+        }
+        while (je->expired_pos < je->nexpired) {
+            size_t t = (size_t)je->expired[je->expired_pos++];
+            if (claim_expired(je, t, w))
+                return 1;
+        }
+        if (je->misses >= MISSES_BEFORE_RELIST)
+            continue;
+        return claim_speculative(je, w);
+    }
+    return 0;
+}
+
+static int find_work(work_item *w)
+{
+    memset(w, 0, sizeof *w);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < W.njobs; i++)
+            if (!W.jobs[i]->finished && job_next(W.jobs[i], w))
+                return 1;
+        if (pass == 0 && dsp_mono_ms() - W.jobs_listed_mono >= W.cfg.poll_ms)
+            refresh_jobs();
+        else
+            break;
+    }
+    return 0;
+}
+
+/* ---- running work ---- */
+
+static running_task *register_running(job_entry *je, const dsp_lease *lease)
+{
+    running_task *rt = dsp_xcalloc(1, sizeof *rt);
+    rt->je = je;
+    rt->lease = *lease;
+    rt->renewed_mono = rt->state_mono = dsp_mono_ms();
+    pthread_mutex_lock(&W.run_lock);
+    rt->next = W.running;
+    W.running = rt;
+    W.nrunning++;
+    W.last_work_mono = dsp_mono_ms();
+    pthread_mutex_unlock(&W.run_lock);
+    return rt;
+}
+
+static void unregister_running(running_task *rt)
+{
+    pthread_mutex_lock(&W.run_lock);
+    for (running_task **p = &W.running; *p; p = &(*p)->next)
+        if (*p == rt) {
+            *p = rt->next;
+            break;
+        }
+    W.nrunning--;
+    W.last_work_mono = dsp_mono_ms();
+    pthread_mutex_unlock(&W.run_lock);
+    free(rt);
+}
+
+static void record_error(job_entry *je, const char *stage, const char *task,
+                         const char *attempt, int number, const dsp_err *terr)
+{
+    char *key = dsp_proto_error_key(je->id, stage, task, attempt);
+    cJSON *o = cJSON_CreateObject();
+    char *body;
+    dsp_err err;
+
+    cJSON_AddNumberToObject(o, "schema_version", DSP_PROTO_SCHEMA_VERSION);
+    cJSON_AddStringToObject(o, "job", je->id);
+    cJSON_AddStringToObject(o, "stage", stage);
+    cJSON_AddStringToObject(o, "task", task);
+    cJSON_AddStringToObject(o, "attempt", attempt);
+    cJSON_AddNumberToObject(o, "attempt_number", number);
+    cJSON_AddStringToObject(o, "worker", W.worker_id);
+    cJSON_AddStringToObject(o, "code", dsp_status_name(terr->code));
+    cJSON_AddStringToObject(o, "message", terr->msg);
+    cJSON_AddNumberToObject(o, "time_ms", (double)dsp_now_ms());
+    body = cJSON_PrintUnformatted(o);
+    if (dsp_proto_put(W.store, key, body, strlen(body), NULL, &err) != DSP_OK)
+        DSP_ERROR("error_record_failed", "key=%s message=\"%s\"", key, err.msg);
+    free(body);
+    cJSON_Delete(o);
+    free(key);
+}
+
+static dsp_input_format input_format(const char *name)
+{
+    if (name && !strcmp(name, "jsonl"))
+        return DSP_FMT_JSONL;
+    if (name && !strcmp(name, "warc"))
+        return DSP_FMT_WARC;
+    return DSP_FMT_AUTO;
+}
+
+/* Requests since the previous commit of this process: summed over all
+ * commits they add up to the process's requests, whatever the slots. */
+static void take_request_share(uint64_t *total, uint64_t *coord, uint64_t *retries)
+{
+    dsp_store_stats now;
+
+    pthread_mutex_lock(&W.stats_lock);
+    dsp_store_get_stats(W.store, &now);
+    uint64_t c = dsp_proto_requests();
+    *total = stats_total(&now) - stats_total(&W.last_stats) + 1; /* + the commit PUT */
+    *coord = c - W.last_coord + 1;
+    *retries = now.retries - W.last_stats.retries;
+    W.last_stats = now;
+    W.last_coord = c;
+    pthread_mutex_unlock(&W.stats_lock);
+}
+
+static void discard_attempt(job_entry *je, const char *stage, const char *task,
+                            const char *attempt)
+{
+    dsp_err err;
+    if (dsp_commit_discard(W.store, je->id, stage, task, attempt, &err) != DSP_OK)
+        DSP_WARN("attempt_discard_failed", "prefix=jobs/%s/attempts/%s/%s/%s message=\"%s\"",
+                 je->id, stage, task, attempt, err.msg);
+}
+
+static void commit_task(job_entry *je, const dsp_plan_stage *stage, const dsp_plan_task *task,
+                        const dsp_lease *lease, int64_t started_ms,
+                        const dsp_pipeline_result *res)
+{
+    dsp_commit_meta meta = {je->id, stage->id, task->id, lease->attempt, W.worker_id,
+                            started_ms, dsp_now_ms(), 0, 0, 0};
+    cJSON *manifest, *winner = NULL;
+    dsp_err err;
+    int won = 0;
+
+    take_request_share(&meta.requests, &meta.coord_requests, &meta.retries);
+    manifest = dsp_commit_build(&meta, res);
+    if (dsp_commit_write(W.store, manifest, &won, &winner, &err) != DSP_OK) {
+        /* Unknown whether the commit exists: keep the files, because a
+         * commit that did land names them; the sweep at publish removes
+         * them otherwise. */
+        DSP_ERROR("commit_failed", "message=\"%s\"", err.msg);
+    } else if (won) {
+        DSP_INFO("task_committed", "records_in=%llu records_out=%llu duration_ms=%lld requests=%llu",
+                 (unsigned long long)res->records_in, (unsigned long long)res->records_out,
+                 (long long)(meta.finished_ms - started_ms), (unsigned long long)meta.requests);
+        pthread_mutex_lock(&W.lock);
+        if (je->stage < je->job->plan->nstages &&
+            !strcmp(je->job->plan->stages[je->stage].id, stage->id))
+            add_duration(je, meta.finished_ms - started_ms);
+        pthread_mutex_unlock(&W.lock);
+    } else {
+        const cJSON *wa = cJSON_GetObjectItemCaseSensitive(winner, "attempt");
+        DSP_INFO("commit_rejected", "winner=%s", cJSON_IsString(wa) ? wa->valuestring : "?");
+        discard_attempt(je, stage->id, task->id, lease->attempt);
+    }
+    cJSON_Delete(winner);
+    cJSON_Delete(manifest);
+}
+
+static void run_task(work_item *w)
+{
+    job_entry *je = w->je;
+    const dsp_spec *spec = je->job->spec;
+    const dsp_plan_stage *stage = &je->job->plan->stages[w->stage];
+    const dsp_plan_task *task = &stage->tasks[w->task];
+    char *prefix = dsp_proto_attempt_prefix(je->id, stage->id, task->id, w->lease.attempt);
+    dsp_input_range *inputs = dsp_xcalloc(task->ninputs + 1, sizeof *inputs);
+    dsp_pipeline_result res;
+    dsp_err err;
+    int64_t started = dsp_now_ms();
+    running_task *rt = register_running(je, &w->lease);
+
+    dsp_log_context(je->id, stage->id, task->id, w->lease.attempt);
+    /* The log context adds job, stage, task and attempt to every line. */
+    DSP_INFO("task_start", "inputs=%zu bytes=%llu%s", task->ninputs,
+             (unsigned long long)task->bytes, w->lease.speculative ? " speculative=1" : "");
+    for (size_t i = 0; i < task->ninputs; i++) {
+        inputs[i].uri_root = task->inputs[i].uri_root;
+        inputs[i].key = task->inputs[i].key;
+        inputs[i].offset = task->inputs[i].offset;
+        inputs[i].length = task->inputs[i].length;
+    }
+
+    dsp_pipeline_config cfg = {0};
+    cfg.steps = stage->steps;
+    cfg.format = input_format(spec->format);
+    cfg.text_field = spec->text_field;
+    cfg.id_field = spec->id_field;
+    cfg.max_record_bytes = spec->max_record_bytes;
+    cfg.out_store = W.store;
+    cfg.out_prefix = prefix;
+    cfg.out_format = spec->output_format;
+    cfg.level = spec->output_level;
+    cfg.target_shard_bytes = spec->target_shard_bytes;
+    cfg.allow_exec = W.cfg.allow_exec;
+    cfg.cancel = &rt->cancel;
+
+    memset(&res, 0, sizeof res);
+    dsp_err_clear(&err);
+    dsp_status st = dsp_pipeline_run(&cfg, inputs, task->ninputs, &res, &err);
+
+    if (st == DSP_OK) {
+        /* A finished task is committed even when the worker is stopping or
+         * its lease was lost: the first commit wins either way. */
+        commit_task(je, stage, task, &w->lease, started, &res);
+    } else if (rt->cancel || st == DSP_ECANCELLED) {
+        DSP_INFO("task_abandoned", "reason=%s",
+                 rt->lost ? "lease_lost" : je->finished ? "job_finished" : "worker_stopping");
+        discard_attempt(je, stage->id, task->id, w->lease.attempt);
+        if (!rt->lost)
+            dsp_lease_release(W.store, je->id, &w->lease);
+    } else {
+        int number = w->failures + 1;
+        DSP_WARN("task_failed", "attempt_number=%d max_attempts=%d error=%s message=\"%s\"",
+                 number, je->max_attempts, dsp_status_name(st), err.msg);
+        record_error(je, stage->id, task->id, w->lease.attempt, number, &err);
+        discard_attempt(je, stage->id, task->id, w->lease.attempt);
+        if (number >= je->max_attempts) {
+            fail_job(je, stage->id, task->id, w->lease.attempt, dsp_status_name(st), err.msg);
+        } else if (!w->lease.speculative) {
+            /* Free the task for a retry once its backoff has passed. */
+            dsp_lease_release(W.store, je->id, &w->lease);
+        }
+    }
+    dsp_pipeline_result_free(&res);
+    unregister_running(rt);
+    dsp_log_context(NULL, NULL, NULL, NULL);
+    free(inputs);
+    free(prefix);
+}
+
+static void run_publish(work_item *w)
+{
+    job_entry *je = w->je;
+    running_task *rt = register_running(je, &w->lease);
+    dsp_err err;
+
+    if (dsp_publish_job(W.store, je->job, &err) == DSP_OK) {
+        je->finished = 1;
+    } else {
+        DSP_ERROR("publish_failed", "job=%s error=%s message=\"%s\"", je->id,
+                  dsp_status_name(err.code), err.msg);
+        dsp_lease_release(W.store, je->id, &w->lease);
+    }
+    unregister_running(rt);
+}
+
+/* ---- threads ---- */
+
+static void *heartbeat_main(void *arg)
+{
+    (void)arg;
+    while (!W.exit) {
+        int64_t now = dsp_mono_ms();
+
+        pthread_mutex_lock(&W.run_lock);
+        for (running_task *rt = W.running; rt; rt = rt->next) {
+            job_entry *je = rt->je;
+            int64_t period = (int64_t)je->lease_seconds * 1000 / 3;
+            int64_t state_period = period < STATE_CHECK_MAX_MS ? period : STATE_CHECK_MAX_MS;
+            dsp_err err;
+
+            if (rt->lost || rt->cancel)
+                continue;
+            if (now - rt->state_mono >= state_period) {
+                /* Cancelled or failed elsewhere: stop working on it. */
+                rt->state_mono = now;
+                check_job_state(je);
+                if (je->finished) {
+                    rt->cancel = 1;
+                    continue;
+                }
+            }
+            if (now - rt->renewed_mono < period)
+                continue;
+            rt->renewed_mono = now;
+            dsp_status st = dsp_lease_renew(W.store, je->id, &rt->lease, je->lease_seconds, &err);
+            if (st == DSP_EPRECOND || st == DSP_ENOTFOUND) {
+                DSP_WARN("lease_lost", "job=%s stage=%s task=%s attempt=%s message=\"%s\"", je->id,
+                         rt->lease.stage, rt->lease.task, rt->lease.attempt, err.msg);
+                rt->lost = 1;
+                rt->cancel = 1;
+            } else if (st != DSP_OK) {
+                DSP_WARN("lease_renew_failed", "job=%s task=%s error=%s message=\"%s\"", je->id,
+                         rt->lease.task, dsp_status_name(st), err.msg);
+            }
+        }
+        if (g_stop)
+            for (running_task *rt = W.running; rt; rt = rt->next)
+                rt->cancel = 1;
+        pthread_mutex_unlock(&W.run_lock);
+        dsp_sleep_ms(200);
+    }
+    return NULL;
+}
+
+static int should_exit(void)
+{
+    if (g_stop || W.exit)
+        return 1;
+    if (W.cfg.job && W.cfg.exit_when_finished) {
+        pthread_mutex_lock(&W.lock);
+        job_entry *je = find_job(W.cfg.job);
+        int done = je && je->finished;
+        pthread_mutex_unlock(&W.lock);
+        if (done)
+            return 1;
+    }
+    if (W.cfg.idle_exit_seconds > 0) {
+        pthread_mutex_lock(&W.run_lock);
+        int idle = W.nrunning == 0 &&
+                   dsp_mono_ms() - W.last_work_mono >= (int64_t)W.cfg.idle_exit_seconds * 1000;
+        pthread_mutex_unlock(&W.run_lock);
+        if (idle) {
+            DSP_INFO("worker_idle_exit", "worker=%s idle_seconds=%d", W.worker_id,
+                     W.cfg.idle_exit_seconds);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void *slot_main(void *arg)
+{
+    (void)arg;
+    while (!should_exit()) {
+        work_item w;
+        pthread_mutex_lock(&W.lock);
+        int found = find_work(&w);
+        pthread_mutex_unlock(&W.lock);
+        if (!found) {
+            sleep_interruptible(W.cfg.poll_ms / 2 + (int64_t)(dsp_rand64() % (uint64_t)W.cfg.poll_ms));
+            continue;
+        }
+        if (w.publish)
+            run_publish(&w);
+        else
+            run_task(&w);
+    }
+    W.exit = 1;
+    return NULL;
+}
+
+dsp_status dsp_worker_run(const dsp_worker_config *cfg, dsp_err *err)
+{
+    pthread_t heartbeat, *slots = NULL;
+    char host[64];
+    dsp_status st;
+    int nslots;
+
+    memset(&W, 0, sizeof W);
+    W.cfg = *cfg;
+    if (W.cfg.poll_ms <= 0)
+        W.cfg.poll_ms = 1000;
+    nslots = W.cfg.slots > 0 ? W.cfg.slots : 1;
+    pthread_mutex_init(&W.lock, NULL);
+    pthread_mutex_init(&W.run_lock, NULL);
+    pthread_mutex_init(&W.stats_lock, NULL);
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    snprintf(W.worker_id, sizeof W.worker_id, "%s-%d-%04llx", host, (int)getpid(),
+             (unsigned long long)(dsp_rand64() & 0xffff));
+
+    st = dsp_store_open(cfg->store_uri, NULL, &W.store, err);
+    if (st != DSP_OK)
+        return st;
+    st = dsp_proto_probe_conditional(W.store, err);
+    if (st != DSP_OK)
+        goto out;
+    dsp_store_get_stats(W.store, &W.last_stats);
+    W.last_coord = dsp_proto_requests();
+    W.last_work_mono = dsp_mono_ms();
+    W.jobs_listed_mono = dsp_mono_ms() - W.cfg.poll_ms;
+
+    DSP_INFO("worker_start", "worker=%s store=%s slots=%d idle_exit=%d job=%s", W.worker_id,
+             dsp_store_uri(W.store), nslots, W.cfg.idle_exit_seconds, cfg->job ? cfg->job : "*");
+    pthread_create(&heartbeat, NULL, heartbeat_main, NULL);
+    slots = dsp_xcalloc((size_t)nslots, sizeof *slots);
+    for (int i = 0; i < nslots; i++)
+        pthread_create(&slots[i], NULL, slot_main, NULL);
+    for (int i = 0; i < nslots; i++)
+        pthread_join(slots[i], NULL);
+    W.exit = 1;
+    pthread_join(heartbeat, NULL);
+    DSP_INFO("worker_stop", "worker=%s reason=%s", W.worker_id,
+             g_stop ? "signal" : "idle_or_finished");
+out:
+    free(slots);
+    for (size_t i = 0; i < W.njobs; i++)
+        job_entry_free(W.jobs[i]);
+    free(W.jobs);
+    dsp_store_close(W.store);
+    return st;
+}
