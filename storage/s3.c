@@ -15,6 +15,7 @@
  *   - keys are percent-encoded once in the path, '/' kept, so any key a
  *     listing returns can be read back.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +173,9 @@ static dsp_status s3_put(dsp_store *store, const char *key, const void *data, si
     if (!opts)
         opts = &plain;
     int conditional = opts->cond != DSP_PUT_ALWAYS;
-    dsp_md5_hex(data, len, md5);
+    md5[0] = '\0';
+    if (conditional)
+        dsp_md5_hex(data, len, md5);
 
     dsp_s3_req_init(&r, "put", conditional ? DSP_FOP_CPUT : DSP_FOP_PUT, NULL, "PUT", full);
     r.body = data;
@@ -252,6 +255,8 @@ static dsp_status s3_put(dsp_store *store, const char *key, const void *data, si
         info->size = len;
         /* RGW and S3 return the MD5 as ETag for a single PUT; fall back to it
          * when a proxy dropped the header. */
+        if (!r.etag[0] && !md5[0])
+            dsp_md5_hex(data, len, md5);
         snprintf(info->etag, sizeof info->etag, "%s", r.etag[0] ? r.etag : md5);
         info->mtime_ms = dsp_now_ms();
     }
@@ -712,6 +717,12 @@ dsp_status dsp_s3_open(const char *bucket_and_prefix, const dsp_store_config *cf
         hostport = dsp_xasprintf("s3.%s.amazonaws.com", s->region);
     }
     s->host = s->path_style ? dsp_xstrdup(hostport) : dsp_xasprintf("%s.%s", s->bucket, hostport);
+    /* Large bodies skip the payload hash, as curl and the AWS CLI do for
+     * uploads: hashing them costs the client and the server a pass over
+     * every byte. TCP (or TLS with https) still protects them in transit.
+     * DSPARK_S3_SIGN_PAYLOAD=1 signs every body. */
+    const char *sign_all = getenv("DSPARK_S3_SIGN_PAYLOAD");
+    s->unsigned_payload_min = (sign_all && strcmp(sign_all, "1") == 0) ? SIZE_MAX : 1024 * 1024;
     if (getenv("AWS_CA_BUNDLE") && *getenv("AWS_CA_BUNDLE"))
         s->ca_bundle = dsp_xstrdup(getenv("AWS_CA_BUNDLE"));
 

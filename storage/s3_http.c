@@ -254,7 +254,9 @@ dsp_status dsp_s3_req_start(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
     if (st != DSP_OK)
         return st;
 
-    if (!r->payload_hash) {
+    if (!r->payload_hash && r->body_len >= s->unsigned_payload_min) {
+        r->payload_hash = "UNSIGNED-PAYLOAD";
+    } else if (!r->payload_hash) {
         dsp_sha256_hex(r->body ? r->body : "", r->body_len, r->payload_hash_buf);
         r->payload_hash = r->payload_hash_buf;
     }
@@ -306,7 +308,7 @@ dsp_status dsp_s3_req_start(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
-    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 128L * 1024);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     if (s->ca_bundle)

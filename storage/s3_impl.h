@@ -25,6 +25,7 @@ typedef struct {
     int path_style;
     char *region;
     char *ca_bundle;    /* AWS_CA_BUNDLE, or NULL for the system store */
+    size_t unsigned_payload_min; /* bodies this large are sent as UNSIGNED-PAYLOAD */
     dsp_s3_creds_chain *creds;
 
     CURLSH *share; /* shared connection cache, DNS cache and TLS sessions */
