@@ -233,9 +233,14 @@ static int minhash_verify(const dsp_dedup_minhash_opts *o)
     return !o || o->verify >= 0;
 }
 
+/* Estimated Jaccard an edge needs: the threshold plus the margin. */
 static double minhash_threshold(const dsp_dedup_minhash_opts *o)
 {
-    return o && o->threshold > 0 ? o->threshold : 0.8;
+    double threshold = o && o->threshold > 0 ? o->threshold : 0.8;
+    double margin = 0.03;
+    if (o && o->margin != 0)
+        margin = o->margin > 0 ? o->margin : 0.0;
+    return threshold + margin;
 }
 
 struct dsp_dedup_minhash_map {

@@ -150,20 +150,20 @@ void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
     int in_word = 0;
     size_t i = 0;
     while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            unsigned char mapped = ascii_map[c];
-            i++;
-            if (!mapped) {
-                in_word = 0;
-                continue;
-            }
-            if (!in_word && dst != start)
-                *dst++ = ' ';
-            in_word = 1;
-            *dst++ = mapped;
-            continue;
+        /* ASCII runs without branches per byte: both stores always happen
+         * and the output pointer advances only past what is kept. A space
+         * goes before a word unless it is the first word. */
+        while (i < len && s[i] < 0x80) {
+            unsigned char mapped = ascii_map[s[i++]];
+            int letter = mapped != 0;
+            *dst = ' ';
+            dst += letter & !in_word & (dst != start);
+            *dst = mapped;
+            dst += letter;
+            in_word = letter;
         }
+        if (i >= len)
+            break;
         utf8proc_int32_t cp;
         utf8proc_ssize_t n = utf8proc_iterate(s + i, (utf8proc_ssize_t)(len - i), &cp);
         if (n <= 0) {
