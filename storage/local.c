@@ -49,8 +49,9 @@
 #define RESERVED_PREFIX ".dsp-"
 #define ETAG_XATTR "user.dspark.etag"
 /* Attempts to create a temporary file while a concurrent delete removes
- * the empty parent directories that were just created for it. */
-#define MKDIR_RACE_ATTEMPTS 16
+ * the empty parent directories just created for it, or while its random
+ * name clashes with an existing one. */
+#define TEMP_CREATE_ATTEMPTS 16
 
 typedef struct {
     dsp_store base;
@@ -213,11 +214,13 @@ static dsp_status create_temp(const local_store *ls, const char *op, const char 
 
     *tmp = NULL;
     *fd = -1;
-    for (int attempt = 0; attempt < MKDIR_RACE_ATTEMPTS; attempt++) {
+    for (int attempt = 0; attempt < TEMP_CREATE_ATTEMPTS; attempt++) {
         rc = make_dirs(ls, op, key, dir, err);
         if (rc != DSP_OK)
             break;
-        char *name = dsp_xasprintf("%s/" RESERVED_PREFIX "tmp.%016llx", dir,
+        /* The pid keeps names apart in forked children, which inherit
+         * the parent's random generator state. */
+        char *name = dsp_xasprintf("%s/" RESERVED_PREFIX "tmp.%ld.%016llx", dir, (long)getpid(),
                                    (unsigned long long)dsp_rand64());
         *fd = open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (*fd >= 0) {
@@ -226,17 +229,17 @@ static dsp_status create_temp(const local_store *ls, const char *op, const char 
         }
         int e = errno;
         free(name);
-        if (e == ENOENT)
-            continue; /* a delete removed the empty directory; create it again */
+        if (e == ENOENT || e == EEXIST)
+            continue; /* a delete removed the empty directory, or a name clash */
         rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot create a temporary file in %s: %s",
                          op, ls->base.uri, key, dir, strerror(e));
         break;
     }
     if (rc == DSP_OK && *fd < 0)
         rc = dsp_err_set(err, DSP_EIO,
-                         "%s %s key %s: directory %s kept disappearing while creating a "
-                         "temporary file",
-                         op, ls->base.uri, key, dir);
+                         "%s %s key %s: failed to create a temporary file in %s after %d "
+                         "attempts: the directory kept disappearing or the names clashed",
+                         op, ls->base.uri, key, dir, TEMP_CREATE_ATTEMPTS);
     free(dir);
     return rc;
 }

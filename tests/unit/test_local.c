@@ -171,6 +171,69 @@ static void test_process_create_only(void)
     close_local(s);
 }
 
+/* Add 1 to the number in key "counter" n times with compare-and-swap,
+ * retrying when another process won. Returns 0 on success. */
+static int increment_in_child(const char *root, int n)
+{
+    dsp_store *s = NULL;
+    dsp_err err;
+    dsp_buf buf = DSP_BUF_INIT;
+
+    if (dsp_store_open(root, NULL, &s, &err) != DSP_OK)
+        return 1;
+    for (int done = 0; done < n;) {
+        dsp_obj_info info;
+        if (dsp_store_get(s, "counter", 0, -1, &buf, &info, &err) != DSP_OK) {
+            fprintf(stderr, "  child get: %s\n", err.msg);
+            return 1;
+        }
+        char next[32];
+        snprintf(next, sizeof next, "%ld", strtol(buf.data, NULL, 10) + 1);
+        dsp_put_opts swap = {.cond = DSP_PUT_IF_MATCH, .if_match = info.etag};
+        dsp_status rc = dsp_store_put(s, "counter", next, strlen(next), &swap, NULL, &err);
+        if (rc == DSP_OK) {
+            done++;
+        } else if (rc != DSP_EPRECOND) {
+            fprintf(stderr, "  child put: %s\n", err.msg);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void test_process_compare_and_swap(void)
+{
+    enum { PROCS = 4, EACH = 25 };
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    char *root = dsp_xasprintf("%s/root", g_dir);
+    dsp_err err;
+    REQUIRE(dsp_store_put(s, "counter", "0", 1, NULL, NULL, &err) == DSP_OK);
+
+    pid_t pids[PROCS];
+    for (int i = 0; i < PROCS; i++) {
+        pids[i] = fork();
+        REQUIRE(pids[i] >= 0);
+        if (pids[i] == 0)
+            _exit(increment_in_child(root, EACH));
+    }
+    int failed = 0;
+    for (int i = 0; i < PROCS; i++) {
+        int status;
+        REQUIRE(waitpid(pids[i], &status, 0) == pids[i]);
+        failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    }
+    CHECK_EQ_INT(failed, 0);
+
+    /* A lost update would leave the counter below PROCS x EACH. */
+    dsp_buf buf = DSP_BUF_INIT;
+    CHECK_EQ_INT(dsp_store_get(s, "counter", 0, -1, &buf, NULL, &err), DSP_OK);
+    CHECK_EQ_INT(strtol(buf.data, NULL, 10), PROCS * EACH);
+    dsp_buf_free(&buf);
+    free(root);
+    close_local(s);
+}
+
 static void test_listing_hides_internal_files(void)
 {
     dsp_store *s = open_local(NULL);
@@ -458,6 +521,7 @@ static void test_uri_forms(void)
 
 TEST_MAIN({"traversal keys rejected", test_traversal_rejected},
           {"create-only across processes", test_process_create_only},
+          {"compare-and-swap across processes", test_process_compare_and_swap},
           {"listing hides internal files", test_listing_hides_internal_files},
           {"object and prefix conflict", test_key_conflict},
           {"etag stable across processes", test_etag_across_processes},
