@@ -21,9 +21,10 @@
  * and jumps past it, as datatrove does. Words are split on whitespace
  * (op_text.h) where datatrove uses a tokenizer.
  *
- * NOTE: lines, paragraphs and n-grams are compared by 64-bit xxh3 hashes,
- * so two different strings with the same hash count as equal. At 2^-64 per
- * pair this does not change decisions in practice.
+ * NOTE: lines, paragraphs and n-grams are compared by 64-bit hashes (xxh3
+ * of the bytes, folded per word for n-grams), so two different strings
+ * with the same hash count as equal. At about 2^-64 per pair this does not
+ * change decisions in practice.
  *
  * Memory: the word and hash-table arrays live in the state and grow to the
  * largest document, so nothing is allocated per record after warm-up.
@@ -193,6 +194,19 @@ static size_t gr_collect_words(gr_state *s, const char *text, size_t len)
     return n;
 }
 
+/* Hash of the n words starting at i, from their word hashes. A multiply-
+ * rotate fold is enough here because the inputs are already xxh3 hashes. */
+static uint64_t gr_ngram_hash(const gr_state *s, size_t i, int n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)n;
+    for (int k = 0; k < n; k++) {
+        h ^= s->word_hash[i + (size_t)k];
+        h *= 0xff51afd7ed558ccdull;
+        h = (h << 31) | (h >> 33);
+    }
+    return h;
+}
+
 static size_t gr_ngram_chars(const gr_state *s, size_t i, int n)
 {
     size_t c = 0;
@@ -208,7 +222,7 @@ static size_t gr_top_ngram_chars(gr_state *s, size_t nwords, int n)
     size_t best_count = 0, best_chars = 0;
     dsp_text_counter_reset(&s->table, nwords);
     for (size_t i = 0; i + (size_t)n <= nwords; i++) {
-        uint32_t count = dsp_text_counter_add(&s->table, dsp_hash64(&s->word_hash[i], (size_t)n * 8, (uint64_t)n));
+        uint32_t count = dsp_text_counter_add(&s->table, gr_ngram_hash(s, i, n));
         if (count > best_count) {
             best_count = count;
             best_chars = gr_ngram_chars(s, i, n) + (size_t)(n - 1);
@@ -224,7 +238,7 @@ static size_t gr_dup_ngram_chars(gr_state *s, size_t nwords, int n)
     size_t repeated = 0, i = 0;
     dsp_text_counter_reset(&s->table, nwords);
     while (i + (size_t)n <= nwords) {
-        uint32_t count = dsp_text_counter_add(&s->table, dsp_hash64(&s->word_hash[i], (size_t)n * 8, (uint64_t)n));
+        uint32_t count = dsp_text_counter_add(&s->table, gr_ngram_hash(s, i, n));
         if (count > 1) {
             repeated += gr_ngram_chars(s, i, n);
             i += (size_t)n;

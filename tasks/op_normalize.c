@@ -11,8 +11,9 @@
  *   whitespace    a run of spaces and tabs becomes one space, and spaces at
  *                 the end of a line are removed
  *   trim          whitespace at the start and end of the text is removed
- *   nfc           Unicode Normalization Form C (utf8proc), skipped for
- *                 pure ASCII text, which is already in NFC
+ *   nfc           Unicode Normalization Form C (utf8proc), skipped when
+ *                 every character is in a range known to be stable under
+ *                 NFC (see dsp_op_nfc_stable), as for ASCII text
  *
  * Memory: the work buffers live in the operator state and grow to the
  * largest document, so nothing is allocated per record after warm-up.
@@ -119,9 +120,49 @@ static size_t normalize_invalid_len(const unsigned char *p, const unsigned char 
     return n;
 }
 
-/* Run every part except NFC from text into s->out. */
+/*
+ * 1 for code points that are unchanged by NFC and never combine with a
+ * neighbour: NFC_Quick_Check=Yes and canonical combining class 0 in the
+ * Unicode Character Database, checked against utf8proc by the unit test
+ * "normalize stable ranges". Text made only of these is already in NFC.
+ * Combining marks, Hangul jamo, and the Greek and general punctuation
+ * blocks (which contain singletons such as U+037E and U+2000) are left out.
+ */
+int dsp_op_nfc_stable(uint32_t cp)
+{
+    static const uint32_t ranges[][2] = {
+        {0x0000, 0x02FF},   /* Latin, Latin-1, Latin Extended, IPA, modifiers */
+        {0x0400, 0x0482},   /* Cyrillic letters */
+        {0x048A, 0x052F},   /* Cyrillic letters */
+        {0x05D0, 0x05EA},   /* Hebrew letters */
+        {0x0621, 0x064A},   /* Arabic letters */
+        {0x2010, 0x2027},   /* dashes, quotes, bullet, ellipsis */
+        {0x3041, 0x3096},   /* Hiragana */
+        {0x30A1, 0x30FA},   /* Katakana */
+        {0x4E00, 0x9FFF},   /* CJK Unified Ideographs */
+        {0xAC00, 0xD7A3},   /* Hangul syllables */
+        {0xFF01, 0xFF5E},   /* fullwidth ASCII */
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return 1;
+    return 0;
+}
+
+static uint32_t normalize_decode(const unsigned char *p, size_t n)
+{
+    if (n == 2)
+        return ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+    if (n == 3)
+        return ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+    return ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) |
+           ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+}
+
+/* Run every part except NFC from text into s->out. Sets *needs_nfc when a
+ * character outside the NFC-stable ranges was copied. */
 static void normalize_clean(normalize_state *s, const char *text, size_t len,
-                            dsp_op_counters *c, int *non_ascii)
+                            dsp_op_counters *c, int *needs_nfc)
 {
     const unsigned char *p = (const unsigned char *)text, *end = p + len;
     dsp_buf *o = &s->out;
@@ -131,7 +172,7 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len,
      * U+FFFD), so one reservation covers the whole loop. */
     dsp_buf_reset(o);
     dsp_buf_reserve(o, 3 * len + 16);
-    *non_ascii = 0;
+    *needs_nfc = 0;
     while (p < end) {
         unsigned char ch = *p;
 
@@ -146,7 +187,6 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len,
                     pending_space = 0;
                     memcpy(o->data + o->len, "\xEF\xBF\xBD", 3);
                     o->len += 3;
-                    *non_ascii = 1;
                     p += n;
                     continue;
                 }
@@ -161,7 +201,8 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len,
             pending_space = 0;
             memcpy(o->data + o->len, p, n);
             o->len += n;
-            *non_ascii = 1;
+            if (!*needs_nfc && (n == 1 || !dsp_op_nfc_stable(normalize_decode(p, n))))
+                *needs_nfc = 1; /* n == 1 here is an invalid byte kept as is */
             p += n;
             continue;
         }
@@ -252,10 +293,10 @@ static dsp_status normalize_process(void *state, dsp_batch *b, unsigned char *ke
         dsp_doc *d = &b->docs[i];
         size_t len;
         const char *text = dsp_op_doc_text(b, d, &len);
-        int non_ascii;
+        int needs_nfc;
 
-        normalize_clean(s, text, len, c, &non_ascii);
-        if (s->nfc && non_ascii && !normalize_nfc(s))
+        normalize_clean(s, text, len, c, &needs_nfc);
+        if (s->nfc && needs_nfc && !normalize_nfc(s))
             c->extra[NORM_NFC_FAILED]++;
         if (s->out.len != len || memcmp(s->out.data, text, len) != 0) {
             dsp_doc_set_text(b, d, s->out.data, s->out.len);

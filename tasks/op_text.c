@@ -116,13 +116,11 @@ void dsp_text_counter_reset(dsp_text_counter *t, size_t n)
     while (cap < 2 * n)
         cap *= 2;
     if (cap > t->cap) {
-        free(t->keys);
-        free(t->counts);
-        t->keys = dsp_xmalloc(cap * sizeof *t->keys);
-        t->counts = dsp_xmalloc(cap * sizeof *t->counts);
+        free(t->slots);
+        t->slots = dsp_xmalloc(cap * sizeof *t->slots);
         t->cap = cap;
     }
-    memset(t->keys, 0, cap * sizeof *t->keys);
+    memset(t->slots, 0, cap * sizeof *t->slots);
     t->mask = cap - 1;
 }
 
@@ -131,20 +129,15 @@ uint32_t dsp_text_counter_add(dsp_text_counter *t, uint64_t key)
     if (key == 0)
         key = 1;
     size_t i = (size_t)(key ^ (key >> 29)) & t->mask;
-    while (t->keys[i] != 0 && t->keys[i] != key)
+    while (t->slots[i].key != 0 && t->slots[i].key != key)
         i = (i + 1) & t->mask;
-    if (t->keys[i] == 0) {
-        t->keys[i] = key;
-        t->counts[i] = 0;
-    }
-    return ++t->counts[i];
+    t->slots[i].key = key;
+    return (uint32_t)++t->slots[i].count;
 }
 
 void dsp_text_counter_free(dsp_text_counter *t)
 {
-    free(t->keys);
-    free(t->counts);
-    t->keys = NULL;
-    t->counts = NULL;
+    free(t->slots);
+    t->slots = NULL;
     t->cap = t->mask = 0;
 }

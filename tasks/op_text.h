@@ -40,8 +40,12 @@ size_t dsp_text_count_lines(const char *s, size_t len);
  * stored as 1.
  */
 typedef struct {
-    uint64_t *keys; /* 0 = empty slot */
-    uint32_t *counts;
+    uint64_t key; /* 0 = empty slot */
+    uint64_t count;
+} dsp_text_counter_slot;
+
+typedef struct {
+    dsp_text_counter_slot *slots;
     size_t cap, mask;
 } dsp_text_counter;
 
@@ -51,6 +55,11 @@ void dsp_text_counter_reset(dsp_text_counter *t, size_t n);
 /* Count one occurrence of key and return its count so far. */
 uint32_t dsp_text_counter_add(dsp_text_counter *t, uint64_t key);
 void dsp_text_counter_free(dsp_text_counter *t);
+
+/* 1 when code point cp is unchanged by Unicode NFC and never combines with
+ * a neighbour, so text made only of such characters is already in NFC.
+ * Defined in op_normalize.c, which uses it to skip utf8proc. */
+int dsp_op_nfc_stable(uint32_t cp);
 
 /* The document's text: d->text when the pipeline already decoded it, else
  * the batch's text member located in the line and decoded into the arena

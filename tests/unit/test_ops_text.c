@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
+#include "../../tasks/op_text.h"
 #include "ops_helpers.h"
 #include "test.h"
 
@@ -166,6 +169,40 @@ static void test_normalize_parts(void)
     check_normalized("{\"op\":\"normalize\",\"line_endings\":false}", "a\r\nb", "a\r\nb");
     check_normalized("{\"op\":\"normalize\",\"trim\":false,\"whitespace\":false}", " a ", " a ");
     check_normalized("{\"op\":\"normalize\",\"drop_control\":false}", "a\x07", "a\x07");
+}
+
+static void test_normalize_stable_ranges(void)
+{
+    /* Every code point that normalize treats as NFC-stable must have
+     * combining class 0 and map to itself under NFC, alone and after a
+     * letter that takes many combining marks. */
+    static const char *const before[] = {"a", "e", "A", "\xD0\xB8", "\xE3\x81\x8B",
+                                         "\xE1\x84\x80", NULL};
+    size_t checked = 0;
+    for (uint32_t cp = 0x20; cp < 0x10000; cp++) {
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || !dsp_op_nfc_stable(cp))
+            continue;
+        checked++;
+        const utf8proc_property_t *prop = utf8proc_get_property((utf8proc_int32_t)cp);
+        if (prop->combining_class != 0) {
+            CHECKF(0, "U+%04X has combining class %d", cp, prop->combining_class);
+            continue;
+        }
+        utf8proc_uint8_t enc[8];
+        utf8proc_ssize_t n = utf8proc_encode_char((utf8proc_int32_t)cp, enc);
+        for (size_t k = 0; before[k]; k++) {
+            char in[16];
+            size_t bl = strlen(before[k]);
+            memcpy(in, before[k], bl);
+            memcpy(in + bl, enc, (size_t)n);
+            in[bl + (size_t)n] = '\0';
+            utf8proc_uint8_t *out = utf8proc_NFC((const utf8proc_uint8_t *)in);
+            if (!out || strcmp((const char *)out, in) != 0)
+                CHECKF(0, "NFC changes %s followed by U+%04X", before[k], cp);
+            free(out);
+        }
+    }
+    CHECK(checked > 30000); /* the CJK and Hangul blocks alone hold 32,164 */
 }
 
 static void test_normalize_invalid_utf8(void)
@@ -496,6 +533,7 @@ TEST_MAIN({"registry lists every operator", test_registry_lists_every_operator},
           {"registry rejects bad steps", test_registry_rejects_bad_steps},
           {"registry counters json", test_registry_counters_json},
           {"normalize each part", test_normalize_parts},
+          {"normalize stable ranges", test_normalize_stable_ranges},
           {"normalize invalid utf8", test_normalize_invalid_utf8},
           {"normalize real control characters", test_normalize_real_controls},
           {"normalize 1 MiB repeated line", test_normalize_repeated_line},
