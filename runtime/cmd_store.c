@@ -175,6 +175,42 @@ static void ls_print_json(const store_target *t, const dsp_list_page *all)
     cJSON_Delete(doc);
 }
 
+/* Print the listing one page at a time, so memory stays bounded however
+ * many keys the store holds. */
+static dsp_status ls_print_pages(const store_target *t, const char *delimiter, dsp_err *err)
+{
+    char *token = NULL;
+    dsp_status rc;
+
+    do {
+        dsp_list_page page;
+        rc = dsp_store_list_page(t->store, t->key, delimiter, token, 1000, &page, err);
+        free(token);
+        token = NULL;
+        if (rc != DSP_OK)
+            break;
+
+        /* Both arrays are in S3 order; merge them for one sorted listing. */
+        size_t i = 0, j = 0;
+        while (i < page.n || j < page.nprefixes) {
+            int take_prefix = i == page.n || (j < page.nprefixes &&
+                                              strcmp(page.prefixes[j], page.items[i].key) < 0);
+            if (take_prefix) {
+                printf("%19s %12s %s\n", "", "PRE", page.prefixes[j++]);
+                continue;
+            }
+            char when[32];
+            format_mtime(page.items[i].mtime_ms, when, sizeof when);
+            printf("%s %12llu %s\n", when, (unsigned long long)page.items[i].size,
+                   page.items[i].key);
+            i++;
+        }
+        token = page.next_token ? dsp_xstrdup(page.next_token) : NULL;
+        dsp_list_page_free(&page);
+    } while (token);
+    return rc;
+}
+
 int dsp_cmd_ls(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -214,34 +250,21 @@ int dsp_cmd_ls(int argc, char **argv)
     if (rc != DSP_OK)
         return fail("ls", &err);
 
-    dsp_list_page all;
-    rc = dsp_store_list_all(t.store, t.key, recursive ? NULL : "/", &all, &err);
-    if (rc != DSP_OK) {
-        target_free(&t);
-        return fail("ls", &err);
-    }
+    const char *delimiter = recursive ? NULL : "/";
     if (json) {
-        ls_print_json(&t, &all);
-    } else {
-        /* Both arrays are in S3 order; merge them for one sorted listing. */
-        size_t i = 0, j = 0;
-        while (i < all.n || j < all.nprefixes) {
-            int take_prefix = i == all.n ||
-                              (j < all.nprefixes && strcmp(all.prefixes[j], all.items[i].key) < 0);
-            if (take_prefix) {
-                printf("%19s %12s %s\n", "", "PRE", all.prefixes[j++]);
-            } else {
-                char when[32];
-                format_mtime(all.items[i].mtime_ms, when, sizeof when);
-                printf("%s %12llu %s\n", when, (unsigned long long)all.items[i].size,
-                       all.items[i].key);
-                i++;
-            }
+        /* NOTE: --json builds one document, so it holds the whole listing
+         * in memory; the text output streams page by page. */
+        dsp_list_page all;
+        rc = dsp_store_list_all(t.store, t.key, delimiter, &all, &err);
+        if (rc == DSP_OK) {
+            ls_print_json(&t, &all);
+            dsp_list_page_free(&all);
         }
+    } else {
+        rc = ls_print_pages(&t, delimiter, &err);
     }
-    dsp_list_page_free(&all);
     target_free(&t);
-    return DSP_EXIT_OK;
+    return rc == DSP_OK ? DSP_EXIT_OK : fail("ls", &err);
 }
 
 /* ---- cat --------------------------------------------------------------- */
@@ -554,29 +577,35 @@ static void rm_usage(FILE *to)
             "                  store when the URI names its root)\n");
 }
 
+/* Delete every key under KEY/ one listing page at a time. Each page's
+ * last key is the continuation token, so deleting it does not disturb the
+ * next page. */
 static dsp_status rm_recursive(const store_target *t, dsp_err *err, size_t *deleted)
 {
-    char *prefix = NULL;
     size_t n = strlen(t->key);
+    char *prefix = n == 0 || t->key[n - 1] == '/' ? dsp_xstrdup(t->key)
+                                                  : dsp_xasprintf("%s/", t->key);
+    char *token = NULL;
+    dsp_status rc;
 
-    if (n == 0 || t->key[n - 1] == '/')
-        prefix = dsp_xstrdup(t->key);
-    else
-        prefix = dsp_xasprintf("%s/", t->key);
-
-    dsp_list_page all;
-    dsp_status rc = dsp_store_list_all(t->store, prefix, NULL, &all, err);
+    do {
+        dsp_list_page page;
+        rc = dsp_store_list_page(t->store, prefix, NULL, token, 1000, &page, err);
+        free(token);
+        token = NULL;
+        if (rc != DSP_OK)
+            break;
+        const char **keys = dsp_xcalloc(page.n + 1, sizeof *keys);
+        for (size_t i = 0; i < page.n; i++)
+            keys[i] = page.items[i].key;
+        rc = dsp_store_delete(t->store, keys, page.n, err);
+        if (rc == DSP_OK)
+            *deleted += page.n;
+        free(keys);
+        token = rc == DSP_OK && page.next_token ? dsp_xstrdup(page.next_token) : NULL;
+        dsp_list_page_free(&page);
+    } while (token);
     free(prefix);
-    if (rc != DSP_OK)
-        return rc;
-    const char **keys = dsp_xcalloc(all.n + 1, sizeof *keys);
-    for (size_t i = 0; i < all.n; i++)
-        keys[i] = all.items[i].key;
-    rc = dsp_store_delete(t->store, keys, all.n, err);
-    if (rc == DSP_OK)
-        *deleted += all.n;
-    free(keys);
-    dsp_list_page_free(&all);
     return rc;
 }
 
