@@ -43,7 +43,8 @@
 #define SPECULATE_MIN_MS 10000
 #define SPECULATE_CHECK_MS 2000
 #define SPECULATE_MAX_PROBES 4    /* leases read per speculation check */
-#define STATE_CHECK_MAX_MS 5000
+#define STATE_CHECK_MAX_MS 2000
+#define JOBS_REFRESH_MS 2000
 #define RETRY_BASE_MS 1000
 #define RETRY_CAP_MS 30000
 
@@ -248,8 +249,10 @@ static void refresh_jobs(void)
         for (size_t k = 0; k < page.n && !listed; k++)
             listed = !strcmp(page.items[k].key, key);
         free(key);
-        if (!listed)
+        if (!listed && !W.jobs[i]->finished) {
             W.jobs[i]->finished = 1;
+            DSP_INFO("job_inactive", "job=%s reason=left_the_active_index", W.jobs[i]->id);
+        }
     }
     for (size_t k = 0; k < page.n; k++) {
         const char *id = page.items[k].key + strlen("active/");
@@ -692,7 +695,13 @@ static int job_next(job_entry *je, work_item *w)
 
 static int find_work(work_item *w)
 {
+    int64_t since = dsp_mono_ms() - W.jobs_listed_mono;
+
     memset(w, 0, sizeof *w);
+    /* Listing the index also notices cancelled jobs (they leave it), so it
+     * runs every JOBS_REFRESH_MS even while there is work. */
+    if (since >= JOBS_REFRESH_MS)
+        refresh_jobs();
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < W.njobs; i++)
             if (!W.jobs[i]->finished && job_next(W.jobs[i], w))
