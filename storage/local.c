@@ -596,9 +596,9 @@ static dsp_status local_head(dsp_store *s, const char *key, dsp_obj_info *info, 
 
 /* ---- publishing a temporary file --------------------------------------- */
 
-/* Move a finished temporary file to the key's path under the key's lock,
- * honouring the condition. The temporary file is gone afterwards, whatever
- * the result. */
+/* Move a finished temporary file to the key's path, honouring the
+ * condition, while holding the lock on the key's directory. The temporary
+ * file is gone afterwards, whatever the result. */
 static dsp_status publish(local_store *ls, const char *op, const char *key, const char *path,
                           const char *tmp, dsp_put_cond cond, const char *if_match,
                           dsp_err *err)

@@ -149,6 +149,16 @@ if [ -n "${AWS_ENDPOINT_URL:-}" ] && [ -n "${DSPARK_TEST_S3_BUCKET:-}" ]; then
         S3_STORE=""
     else
         check_store "$S3_STORE"
+
+        # Store to store across backends, streaming both ways.
+        LABEL=cross-store
+        head -c $((6 * 1024 * 1024 + 3)) /dev/urandom >"$WORK/cross.bin"
+        expect_exit 0 "$BIN" cp "$WORK/cross.bin" "file://$WORK/local-store/cross.bin"
+        expect_exit 0 "$BIN" cp "file://$WORK/local-store/cross.bin" "$S3_STORE/cross/a.bin"
+        expect_exit 0 "$BIN" cp "$S3_STORE/cross/a.bin" "file://$WORK/local-store/back.bin"
+        cmp -s "$WORK/cross.bin" "$WORK/local-store/back.bin" ||
+            fail "local -> S3 -> local copy differs"
+        echo "ok [cross-store]: local store -> S3 -> local store"
     fi
 else
     echo "skip [s3]: AWS_ENDPOINT_URL and DSPARK_TEST_S3_BUCKET are not set"
