@@ -1,10 +1,10 @@
 /*
- * pipeline_bench.c - benchmark driver for the data path: read one zstd,
- * gzip or plain JSONL file through the project's JSONL reader, run a list
- * of operator steps over batches the way a map task does (keep flags,
- * compaction after each step), and write the surviving documents as zstd
- * JSONL (level 3). It prints one JSON object with the record counts, the
- * bytes read, CPU seconds, peak RSS and each step's counters.
+ * pipeline_bench.c - benchmark driver for the data path. It reads one
+ * zstd, gzip or plain JSONL file through the project's JSONL reader and
+ * runs a list of operator steps over batches the way a map task does (keep
+ * flags, compaction after each step). The surviving documents are written
+ * as zstd JSONL (level 3). It prints one JSON object with the record
+ * counts, the bytes read, CPU seconds, peak RSS and each step's counters.
  *
  *   pipeline_bench --steps '[{"op":"normalize"}]' --input FILE --output FILE.zst
  *

@@ -21,8 +21,8 @@ typedef struct {
 } dsp_cld2_result;
 
 /* Detect the main language of plain UTF-8 text. Texts longer than INT_MAX
- * bytes are cut to their first INT_MAX bytes. Never fails: invalid UTF-8
- * gives "un" with percent 0, because CLD2 stops at the first invalid byte. */
+ * bytes are cut to their first INT_MAX bytes. Never fails: for invalid UTF-8
+ * CLD2 returns UNKNOWN_LANGUAGE, reported as "un" with percent 0. */
 void dsp_cld2_detect(const char *text, size_t len, dsp_cld2_result *out);
 
 #ifdef __cplusplus

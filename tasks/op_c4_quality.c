@@ -1,8 +1,8 @@
 /*
  * op_c4_quality.c - the `c4_quality` operator: the line and page rules used
  * to build C4, from Raffel et al. 2020, "Exploring the Limits of Transfer
- * Learning with a Unified Text-to-Text Transformer" (JMLR 21), section 2.2.
- * Defaults and the order of the checks follow datatrove's
+ * Learning with a Unified Text-to-Text Transformer" (JMLR 21). Defaults and
+ * the order of the checks follow datatrove's
  * src/datatrove/pipeline/filters/c4_filters.py (C4QualityFilter), which
  * ports the TensorFlow Datasets C4 code.
  *

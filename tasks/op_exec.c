@@ -2,10 +2,10 @@
  * op_exec.c - the `exec` operator: stream documents through an external
  * command as JSONL and read the changed documents back.
  *
- * Contract with the command: it is started once per batch (argv from the
- * "command" option, searched in PATH, no shell), reads one JSON object per
- * line on stdin until end of file, and writes exactly one line per input
- * line to stdout, in the same order. An output line that is a JSON object
+ * Contract with the command: it is started once per batch, from the argv
+ * in the "command" option (searched in PATH, no shell). It reads one JSON
+ * object per line on stdin until end of file. It writes exactly one line
+ * per input line to stdout, in the same order. An output line that is a JSON object
  * replaces the document; an empty line or "null" removes it (reason
  * "dropped_by_command"). Because each batch closes stdin before reading the
  * end of stdout, commands that buffer their output (tr, sed, python3)

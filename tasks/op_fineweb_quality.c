@@ -1,9 +1,8 @@
 /*
- * op_fineweb_quality.c - the `fineweb_quality` filter: the three rules
- * added for FineWeb by Penedo et al. 2024, "The FineWeb Datasets: Decanting
- * the Web for the Finest Text Data at Scale" (arXiv:2406.17557), plus the
- * list-like-document rule of datatrove's implementation. Defaults and
- * measures follow datatrove's
+ * op_fineweb_quality.c - the `fineweb_quality` filter: FineWeb's own
+ * quality rules, from Penedo et al. 2024, "The FineWeb Datasets: Decanting
+ * the Web for the Finest Text Data at Scale". Defaults and measures follow
+ * datatrove's reference implementation,
  * src/datatrove/pipeline/filters/fineweb_quality_filter.py. On the lines
  * that are not blank, a document is removed when
  *   - fewer than 12% end in punctuation (. ' " ! ?), ("line_punct_ratio")

@@ -1,8 +1,8 @@
 /*
  * op_gopher_quality.c - the `gopher_quality` filter: the quality rules of
  * MassiveText, from Rae et al. 2021, "Scaling Language Models: Methods,
- * Analysis & Insights from Training Gopher" (arXiv:2112.11446), section
- * A.1.1. Defaults and the order of the checks follow datatrove's
+ * Analysis & Insights from Training Gopher" (arXiv:2112.11446). Defaults
+ * and the order of the checks follow datatrove's reference implementation,
  * src/datatrove/pipeline/filters/gopher_quality_filter.py. A document is
  * removed when it has
  *   - fewer than 50 or more than 100,000 words,

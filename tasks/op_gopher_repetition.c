@@ -3,16 +3,18 @@
  * with repeated lines, paragraphs or n-grams, as in Rae et al. 2021,
  * "Scaling Language Models: Methods, Analysis & Insights from Training
  * Gopher" (arXiv:2112.11446), Table A1. The thresholds and the exact
- * measures follow datatrove's
- * src/datatrove/pipeline/filters/gopher_repetition_filter.py:
+ * measures follow datatrove's reference implementation,
+ * src/datatrove/pipeline/filters/gopher_repetition_filter.py. A document
+ * is removed when one of these fractions is above its threshold:
  *
- *   duplicate paragraph fraction            0.30  (paragraphs: the trimmed
- *   duplicate paragraph character fraction  0.20   text split on 2+ newlines)
- *   duplicate line fraction                 0.30  (lines: split on 1+
- *   duplicate line character fraction       0.20   newlines)
- *   top 2/3/4-gram character fraction       0.20, 0.18, 0.16
- *   duplicate 5..10-gram character fraction 0.15, 0.14, 0.13, 0.12, 0.11, 0.10
+ *   duplicate paragraphs, and their characters      0.30, 0.20
+ *   duplicate lines, and their characters           0.30, 0.20
+ *   characters in the top 2-, 3- and 4-gram         0.20, 0.18, 0.16
+ *   characters in duplicate 5- to 10-grams          0.15, 0.14, 0.13,
+ *                                                   0.12, 0.11, 0.10
  *
+ * Paragraphs are the trimmed text split on runs of 2 or more newlines, and
+ * lines the text split on runs of 1 or more newlines.
  * A duplicate is every occurrence after the first. Character fractions
  * divide by the length of the whole text in code points. The top n-gram
  * fraction is the length of the most frequent n-gram (words joined by one

@@ -122,9 +122,9 @@ static size_t normalize_invalid_len(const unsigned char *p, const unsigned char 
 
 /*
  * 1 for code points that are unchanged by NFC and never combine with a
- * neighbour: NFC_Quick_Check=Yes and canonical combining class 0 in the
- * Unicode Character Database, checked against utf8proc by the unit test
- * "normalize stable ranges". Text made only of these is already in NFC.
+ * neighbour (canonical combining class 0, not the second part of any
+ * canonical composition). The unit test "normalize stable ranges" checks
+ * every one against utf8proc. Text made only of these is already in NFC.
  * Combining marks, Hangul jamo, and the Greek and general punctuation
  * blocks (which contain singletons such as U+037E and U+2000) are left out.
  */
