@@ -389,6 +389,102 @@ static dsp_status spec_parse_input(dsp_spec *spec, cJSON *root, const char *sour
     return DSP_OK;
 }
 
+static const char *spec_option_type_name(dsp_opt_type type)
+{
+    switch (type) {
+    case DSP_OPT_BOOL: return "true or false";
+    case DSP_OPT_INT: return "an integer";
+    case DSP_OPT_FLOAT: return "a number";
+    case DSP_OPT_STRING: return "a string";
+    case DSP_OPT_LIST: return "a list";
+    }
+    return "a value";
+}
+
+static int spec_option_type_ok(const cJSON *v, dsp_opt_type type)
+{
+    switch (type) {
+    case DSP_OPT_BOOL: return cJSON_IsBool(v);
+    case DSP_OPT_INT: return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble);
+    case DSP_OPT_FLOAT: return cJSON_IsNumber(v);
+    case DSP_OPT_STRING: return cJSON_IsString(v);
+    case DSP_OPT_LIST: return cJSON_IsArray(v);
+    }
+    return 0;
+}
+
+/*
+ * Check one step: a known operator, known option names with the declared
+ * types (with did-you-mean hints), then the registry's own validation and
+ * one instantiation, so values the operator rejects (a negative threshold,
+ * an invalid pattern) fail here rather than on a worker. Instantiation
+ * allows exec, because whether a worker may run it is the worker's
+ * setting.
+ */
+static dsp_status spec_check_step(const cJSON *step, int index, const char *path,
+                                  const char *op_name, const char *source, dsp_err *err)
+{
+    const dsp_op_def *def = dsp_op_find(op_name);
+    if (!def) {
+        const dsp_op_def *const *all = dsp_op_all();
+        const char *names[128];
+        size_t n = 0;
+        for (; all && all[n] && n < 127; n++)
+            names[n] = all[n]->name;
+        names[n] = NULL;
+        const char *hint = spec_suggest(op_name, names);
+        if (hint)
+            return dsp_err_set(err, DSP_EINVAL,
+                               "%s: %s.op: unknown operator \"%s\"; did you mean \"%s\"?", source,
+                               path, op_name, hint);
+        return dsp_err_set(err, DSP_EINVAL,
+                           "%s: %s.op: unknown operator \"%s\"; run 'dspark ops' for the list",
+                           source, path, op_name);
+    }
+    for (const cJSON *opt = step->child; opt; opt = opt->next) {
+        if (!strcmp(opt->string, "op"))
+            continue;
+        const dsp_op_option *decl = NULL;
+        const char *names[64];
+        size_t n = 0;
+        for (const dsp_op_option *o = def->options; o && o->name; o++) {
+            if (!strcmp(o->name, opt->string))
+                decl = o;
+            if (n < 63)
+                names[n++] = o->name;
+        }
+        names[n] = NULL;
+        char field[160];
+        snprintf(field, sizeof field, "%s.%s", path, opt->string);
+        if (!decl) {
+            const char *hint = spec_suggest(opt->string, names);
+            if (hint)
+                return dsp_err_set(err, DSP_EINVAL,
+                                   "%s: %s: unknown option of %s; did you mean \"%s\"?", source,
+                                   field, def->name, hint);
+            return dsp_err_set(err, DSP_EINVAL,
+                               "%s: %s: unknown option of %s; run 'dspark ops %s' for its options",
+                               source, field, def->name, def->name);
+        }
+        if (!spec_option_type_ok(opt, decl->type))
+            return spec_type_error(err, source, field, spec_option_type_name(decl->type), opt);
+    }
+    dsp_status st = dsp_op_validate(step, index, err);
+    if (st) {
+        dsp_err_prefix(err, "%s", source);
+        return st;
+    }
+    dsp_op_ctx ctx = {1, "text"};
+    dsp_op_instance inst;
+    st = dsp_op_instantiate(step, index, &ctx, &inst, err);
+    if (st) {
+        dsp_err_prefix(err, "%s", source);
+        return st;
+    }
+    dsp_op_instance_free(&inst);
+    return DSP_OK;
+}
+
 static dsp_status spec_parse_steps(cJSON *root, const char *source,
                                    dsp_err *err)
 {
@@ -412,11 +508,9 @@ static dsp_status spec_parse_steps(cJSON *root, const char *source,
             snprintf(op_path, sizeof op_path, "%s.op", path);
             return spec_type_error(err, source, op_path, "an operator name", op);
         }
-        dsp_status st = dsp_op_validate(step, i, err);
-        if (st) {
-            dsp_err_prefix(err, "%s", source);
+        dsp_status st = spec_check_step(step, i, path, op->valuestring, source, err);
+        if (st)
             return st;
-        }
     }
     return DSP_OK;
 }

@@ -150,7 +150,7 @@ check_error() { # $1 = spec file, $2 = expected message part
     [ "$rc" = 2 ] || fail "$1: exit $rc, expected 2"
     expect_contains "$work/err.err" "$2" "$1 message"
 }
-check_error bad-step.json 'bad-step.json: steps[1]'
+check_error bad-step.json 'bad-step.json: steps[1].min_words: expected an integer, got "x"'
 check_error bad-field.json 'bad-field.json: step: unknown field; did you mean "steps"?'
 check_error bad-option.json 'bad-option.json: options.max_attempts: expected an integer, got "x"'
 check_error no-match.json 'input[1]: "'"$work"'/data/*.warc.gz" matches no object'

@@ -196,13 +196,28 @@ static void test_spec_step_errors(void)
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":1}]," OUT "}",
                  "job.json: steps[0].op: expected an operator name, got 1");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"lenght\"}]," OUT "}",
+                 "job.json: steps[0].op: unknown operator \"lenght\"; did you mean \"length\"?");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"frobnicate\"}]," OUT "}",
+                 "steps[0].op: unknown operator \"frobnicate\"; run 'dspark ops' for the list");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"stats\"},"
+                 "{\"op\":\"length\",\"min_words\":\"x\"}]," OUT "}",
+                 "job.json: steps[1].min_words: expected an integer, got \"x\"");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"length\",\"min_word\":3}]," OUT "}",
+                 "job.json: steps[0].min_word: unknown option of length; did you mean \"min_words\"?");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"length\",\"colour\":3}]," OUT "}",
+                 "steps[0].colour: unknown option of length; run 'dspark ops length'");
+    /* A value the operator itself rejects fails at parse time too. */
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"exec\",\"command\":[\"cat\"],"
+                 "\"timeout_seconds\":-1}]," OUT "}",
                  "job.json: steps[0]");
-    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"stats\"},"
-                 "{\"op\":\"length\",\"min_words\":\"x\"}]," OUT "}",
-                 "job.json: steps[1]");
-    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"stats\"},"
-                 "{\"op\":\"length\",\"min_words\":\"x\"}]," OUT "}",
-                 "min_words");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"exec\",\"command\":[\"cat\"],"
+                 "\"timeout_seconds\":-1}]," OUT "}",
+                 "timeout_seconds");
+    /* exec is valid in a spec: only workers decide whether to run it. */
+    dsp_spec *spec = parse_ok("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"exec\","
+                              "\"command\":[\"cat\"]}]," OUT "}");
+    CHECK(spec != NULL);
+    dsp_spec_free(spec);
 }
 
 static void test_spec_output_errors(void)
