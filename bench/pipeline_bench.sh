@@ -16,9 +16,8 @@
 #    --record.
 #
 # The jobs run through bench/pipeline_bench.c, a small driver built here
-# against build-bench/libdspark.a that reads the corpus with the project's
-# JSONL reader, runs the operators in batches and writes zstd JSONL, like a
-# map task.
+# against build-bench/libdspark.a that runs one map task with
+# dsp_pipeline_run over the corpus on a local store and writes zstd JSONL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,7 +77,9 @@ measure() {
 # NOTE: `dspark run` did not exist when this script was written, so every
 # job goes through the driver; switch run_job to `dspark run` once it does.
 job() {
-    measure build-bench/pipeline_bench --steps "$1" --input "$CORPUS" --output "$OUT/out.jsonl.zst"
+    rm -rf "$OUT/store"
+    mkdir -p "$OUT/store"
+    measure build-bench/pipeline_bench --steps "$1" --input "$CORPUS" --output "$OUT/store"
 }
 
 QUALITY='[{"op":"normalize"},{"op":"langid"},{"op":"gopher_quality"},{"op":"gopher_repetition"},{"op":"c4_quality"},{"op":"fineweb_quality"},{"op":"pii_redact"}]'
