@@ -50,7 +50,7 @@ typedef struct {
     double dup_frac[GR_DUP_MAX + 1];
 
     uint64_t *word_hash;   /* per word */
-    uint32_t *word_chars;  /* per word, code points */
+    uint64_t *chars_before;/* code points in the words before word i; n + 1 entries */
     size_t words_cap;
 
     dsp_text_counter table;
@@ -187,10 +187,13 @@ static size_t gr_collect_words(gr_state *s, const char *text, size_t len)
         if (n == s->words_cap) {
             s->words_cap = s->words_cap ? 2 * s->words_cap : 4096;
             s->word_hash = dsp_xrealloc(s->word_hash, s->words_cap * sizeof *s->word_hash);
-            s->word_chars = dsp_xrealloc(s->word_chars, s->words_cap * sizeof *s->word_chars);
+            s->chars_before =
+                dsp_xrealloc(s->chars_before, (s->words_cap + 1) * sizeof *s->chars_before);
         }
+        if (n == 0)
+            s->chars_before[0] = 0;
         s->word_hash[n] = dsp_hash64(text + start, wlen, 0);
-        s->word_chars[n] = (uint32_t)dsp_text_count_chars(text + start, wlen);
+        s->chars_before[n + 1] = s->chars_before[n] + dsp_text_count_chars(text + start, wlen);
         n++;
     }
     return n;
@@ -211,10 +214,7 @@ static uint64_t gr_ngram_hash(const gr_state *s, size_t i, int n)
 
 static size_t gr_ngram_chars(const gr_state *s, size_t i, int n)
 {
-    size_t c = 0;
-    for (int k = 0; k < n; k++)
-        c += s->word_chars[i + (size_t)k];
-    return c;
+    return (size_t)(s->chars_before[i + (size_t)n] - s->chars_before[i]);
 }
 
 /* Characters of the most frequent n-gram times its count (words joined by
@@ -292,8 +292,12 @@ static int gr_check(gr_state *s, const char *text, size_t len)
     for (int n = GR_DUP_MIN; n <= GR_DUP_MAX; n++) {
         if (s->dup_frac[n] <= 0 || nwords < (size_t)n)
             continue;
-        if ((double)gr_dup_ngram_chars(s, nwords, n) / (double)chars > s->dup_frac[n])
+        size_t repeated = gr_dup_ngram_chars(s, nwords, n);
+        if ((double)repeated / (double)chars > s->dup_frac[n])
             return GR_DUP5 + (n - GR_DUP_MIN);
+        /* No n-gram repeats, so no longer one can: each contains one. */
+        if (repeated == 0)
+            break;
     }
     return -1;
 }
@@ -322,7 +326,7 @@ static void gr_destroy(void *state)
 {
     gr_state *s = state;
     free(s->word_hash);
-    free(s->word_chars);
+    free(s->chars_before);
     dsp_text_counter_free(&s->table);
     free(s);
 }

@@ -39,17 +39,36 @@ size_t dsp_text_space_len(const char *s, size_t len, size_t i)
 
 int dsp_text_next_word(const char *s, size_t len, size_t *pos, size_t *start, size_t *wlen)
 {
+    const unsigned char *u = (const unsigned char *)s;
     size_t i = *pos, n;
 
-    while (i < len && (n = dsp_text_space_len(s, len, i)) > 0)
-        i += n;
+    /* ASCII bytes are classified inline; only bytes >= 0x80 may start a
+     * multi-byte space and go through dsp_text_space_len. */
+    while (i < len) {
+        if (u[i] < 0x80) {
+            if (!text_ascii_space[u[i]])
+                break;
+            i++;
+        } else if ((n = dsp_text_space_len(s, len, i)) > 0) {
+            i += n;
+        } else {
+            break;
+        }
+    }
     if (i >= len) {
         *pos = len;
         return 0;
     }
     size_t b = i;
-    while (i < len && dsp_text_space_len(s, len, i) == 0)
+    while (i < len) {
+        if (u[i] < 0x80) {
+            if (text_ascii_space[u[i]])
+                break;
+        } else if (dsp_text_space_len(s, len, i) > 0) {
+            break;
+        }
         i++;
+    }
     *start = b;
     *wlen = i - b;
     *pos = i;
