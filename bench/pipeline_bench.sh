@@ -15,9 +15,10 @@
 #    /usr/bin/time -v. Append it to bench/RESULTS.md by hand or with
 #    --record.
 #
-# The jobs run through bench/pipeline_bench.c, a small driver built here
-# against build-bench/libdspark.a that runs one map task with
-# dsp_pipeline_run over the corpus on a local store and writes zstd JSONL.
+# Each job is a spec run with `dspark run --workers 1` on a local store, so
+# the numbers include planning, the job protocol and publishing. Where
+# `dspark run` is not available (older trees), bench/pipeline_bench.c, a
+# small driver that runs one map task with dsp_pipeline_run, stands in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,8 +37,13 @@ done
 
 # bench/corpus.sh builds and caches the ~1 GiB corpus (Debian documentation
 # packages, one document per file); see its header for the packages.
-CORPUS=bench/data/corpus.jsonl.zst
+# BENCH_CORPUS=FILE measures another zstd JSONL file instead.
+CORPUS=${BENCH_CORPUS:-bench/data/corpus.jsonl.zst}
 build_corpus() {
+    if [ -n "${BENCH_CORPUS:-}" ]; then
+        [ -s "$CORPUS" ] || { echo "bench: BENCH_CORPUS=$CORPUS is missing or empty" >&2; exit 1; }
+        return
+    fi
     bench/corpus.sh
     [ -s "$CORPUS" ] || { echo "bench: bench/corpus.sh did not produce $CORPUS" >&2; exit 1; }
 }
@@ -74,12 +80,24 @@ measure() {
     echo "$(printf '%s\n' "${speeds[@]}" | sort -n | sed -n "${mid}p") $(printf '%s\n' "${rss[@]}" | sort -n | sed -n "${mid}p")"
 }
 
-# NOTE: `dspark run` did not exist when this script was written, so every
-# job goes through the driver; switch run_job to `dspark run` once it does.
+if build-bench/dspark run --help >/dev/null 2>&1; then
+    RUNNER="dspark run"
+else
+    RUNNER="pipeline_bench driver"
+fi
+ABS_CORPUS=$(realpath "$CORPUS")
+
 job() {
-    rm -rf "$OUT/store"
-    mkdir -p "$OUT/store"
-    measure build-bench/pipeline_bench --steps "$1" --input "$CORPUS" --output "$OUT/store"
+    # $1 = steps as a JSON array
+    if [ "$RUNNER" = "dspark run" ]; then
+        cat >"$OUT/job.json" <<JOB
+{"name": "bench", "input": ["$ABS_CORPUS"], "format": "jsonl", "steps": $1,
+ "output": {"uri": "$OUT/out", "format": "jsonl.zst"}}
+JOB
+        measure sh -c "rm -rf '$OUT/out' '$OUT/store' && exec build-bench/dspark run '$OUT/job.json' --store '$OUT/store' --workers 1"
+    else
+        measure sh -c "rm -rf '$OUT/store' && mkdir '$OUT/store' && exec build-bench/pipeline_bench --steps '$1' --input '$CORPUS' --output '$OUT/store'"
+    fi
 }
 
 QUALITY='[{"op":"normalize"},{"op":"langid"},{"op":"gopher_quality"},{"op":"gopher_repetition"},{"op":"c4_quality"},{"op":"fineweb_quality"},{"op":"pii_redact"}]'
@@ -91,7 +109,7 @@ row() {
 }
 
 echo
-echo "corpus: $CORPUS, $RAW_BYTES bytes uncompressed, median of $RUNS runs"
+echo "corpus: $CORPUS, $RAW_BYTES bytes uncompressed, median of $RUNS runs, jobs through $RUNNER"
 echo "| job | MB/s per core | peak RSS MiB |"
 echo "|---|---:|---:|"
 read -r speed rss < <(measure zstd -dcq "$CORPUS" -o /dev/null)
@@ -112,7 +130,7 @@ if [ "$RECORD" = 1 ]; then
         echo
         echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)."
         echo "Corpus: $RAW_BYTES bytes of JSONL from Debian documentation packages, zstd -3."
-        echo "Median of $RUNS runs; MB/s per core = uncompressed input bytes / CPU seconds."
+        echo "Jobs through $RUNNER; median of $RUNS runs; MB/s per core = uncompressed input bytes / CPU seconds (user + system, workers included)."
         echo
         echo "| job | MB/s per core | peak RSS MiB |"
         echo "|---|---:|---:|"
