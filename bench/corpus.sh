@@ -38,7 +38,16 @@ full)
               libreoffice-help-da libreoffice-help-fi libreoffice-help-nb
               libreoffice-help-cs libreoffice-help-hu libreoffice-help-tr
               libreoffice-help-el libreoffice-help-ca libreoffice-help-sl
-              libreoffice-help-et libreoffice-help-uk"
+              libreoffice-help-et libreoffice-help-uk
+              boost1.74-doc libstdc++-12-doc golang-1.19-doc llvm-15-doc
+              manpages-es manpages-it manpages-ja manpages-pl manpages-pt-br
+              manpages-ru manpages-nl libreoffice-help-en-gb libreoffice-help-sk
+              libreoffice-help-vi libreoffice-help-gl libreoffice-help-eu
+              libreoffice-help-bg libreoffice-help-id libreoffice-help-lt
+              libreoffice-help-lv libreoffice-help-he libreoffice-help-hi
+              libreoffice-help-km libreoffice-help-ta libreoffice-help-si
+              libreoffice-help-bn libreoffice-help-gu libreoffice-help-is
+              libreoffice-help-mk libreoffice-help-dz libreoffice-help-om"
     ;;
 linux-doc)
     out=$dir/linux-doc.jsonl.zst

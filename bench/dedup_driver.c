@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "../core/log.h"
 #include "../core/util.h"
 #include "../storage/store.h"
 #include "../tasks/decompress.h"
@@ -47,6 +48,9 @@ typedef struct {
     uint32_t parts;
     uint64_t raw_bytes;
 } driver;
+
+/* CPU seconds per phase: map pass, reduce stages, filter pass. */
+static double phase_cpu[3];
 
 static void die(const char *what, const dsp_err *err)
 {
@@ -241,17 +245,24 @@ static void run_exact(driver *dv, const char *out, filter_ctx *f)
     dsp_err err;
     dsp_dedup_exact_map *m;
     const char *map_key = "exact/map-0";
-    if (dsp_dedup_exact_map_open(dv->work, map_key, dv->parts, 0, NULL, &m, &err) != DSP_OK)
+    dsp_dedup_exact_opts o = {.raw = getenv("DEDUP_EXACT_RAW") != NULL};
+    double t0 = dsp_cpu_seconds();
+    if (dsp_dedup_exact_map_open(dv->work, map_key, dv->parts, 0, &o, &m, &err) != DSP_OK)
         die("exact map", &err);
     for_each_doc(dv, exact_add, m);
     if (dsp_dedup_exact_map_close(m, NULL, &err) != DSP_OK)
         die("exact map close", &err);
+    double t1 = dsp_cpu_seconds();
     char **drops = part_keys("exact/drop-%u", dv->parts);
     for (uint32_t p = 0; p < dv->parts; p++)
         if (dsp_dedup_exact_reduce(dv->work, &map_key, NULL, 1, dv->parts, p, drops[p], 1, NULL,
                                    NULL, &err) != DSP_OK)
             die("exact reduce", &err);
+    double t2 = dsp_cpu_seconds();
     run_filter(dv, (const char *const *)drops, dv->parts, out, f);
+    phase_cpu[0] = t1 - t0;
+    phase_cpu[1] = t2 - t1;
+    phase_cpu[2] = dsp_cpu_seconds() - t2;
 }
 
 /* MinHash options; DEDUP_MARGIN overrides the margin added to the
@@ -271,11 +282,13 @@ static void run_minhash(driver *dv, const char *out, const char *clusters, filte
     dsp_dedup_minhash_opts o = minhash_opts();
     dsp_dedup_minhash_map *m;
     const char *map_key = "minhash/map-0";
+    double t0 = dsp_cpu_seconds();
     if (dsp_dedup_minhash_map_open(dv->work, map_key, dv->parts, 0, &o, &m, &err) != DSP_OK)
         die("MinHash map", &err);
     for_each_doc(dv, minhash_add, m);
     if (dsp_dedup_minhash_map_close(m, NULL, &err) != DSP_OK)
         die("MinHash map close", &err);
+    double t1 = dsp_cpu_seconds();
     char **edges = part_keys("minhash/edges-%u", dv->parts);
     for (uint32_t p = 0; p < dv->parts; p++)
         if (dsp_dedup_minhash_bands(dv->work, &map_key, NULL, 1, dv->parts, p, edges[p], &o,
@@ -285,7 +298,11 @@ static void run_minhash(driver *dv, const char *out, const char *clusters, filte
     if (dsp_dedup_minhash_components(dv->work, (const char *const *)edges, NULL, dv->parts, drop,
                                      1, clusters, NULL, NULL, &err) != DSP_OK)
         die("MinHash components", &err);
+    double t2 = dsp_cpu_seconds();
     run_filter(dv, &drop, 1, out, f);
+    phase_cpu[0] = t1 - t0;
+    phase_cpu[1] = t2 - t1;
+    phase_cpu[2] = dsp_cpu_seconds() - t2;
 }
 
 /* ---- quality: exact Jaccard ground truth with prefix filtering ---- */
@@ -541,6 +558,7 @@ int main(int argc, char **argv)
                         "       %s quality IN [THRESHOLD]\n", argv[0], argv[0]);
         return 2;
     }
+    dsp_log_init();
     const char *mode = argv[1];
     dsp_err err;
     driver dv = {.parts = 4};
@@ -584,9 +602,11 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &ru);
         double cpu = dsp_cpu_seconds() - cpu0;
         printf("{\"mode\":\"%s\",\"docs_out\":%llu,\"dropped\":%llu,\"input_bytes\":%llu,"
-               "\"cpu_s\":%.3f,\"wall_s\":%.3f,\"mb_per_cpu_s\":%.1f,\"max_rss_mib\":%.1f}\n",
+               "\"cpu_s\":%.3f,\"map_cpu_s\":%.3f,\"reduce_cpu_s\":%.3f,\"filter_cpu_s\":%.3f,"
+               "\"wall_s\":%.3f,\"mb_per_cpu_s\":%.1f,\"max_rss_mib\":%.1f}\n",
                mode, (unsigned long long)f.kept, (unsigned long long)f.dropped,
-               (unsigned long long)dv.raw_bytes, cpu, (dsp_mono_ms() - wall0) / 1000.0,
+               (unsigned long long)dv.raw_bytes, cpu, phase_cpu[0], phase_cpu[1], phase_cpu[2],
+               (dsp_mono_ms() - wall0) / 1000.0,
                dv.raw_bytes / 1e6 / cpu, ru.ru_maxrss / 1024.0);
     }
     char *cmd = dsp_xasprintf("rm -rf '%s'", dv.work_dir);

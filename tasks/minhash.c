@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
+/* Inline xxHash so the per-word and per-shingle calls on short inputs
+ * need no library call; the hash values are the same. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #if defined(__x86_64__)
