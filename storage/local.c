@@ -659,14 +659,17 @@ static dsp_status publish(local_store *ls, const char *op, const char *key, cons
                              ls->base.uri, key, tmp, path, strerror(e));
         break;
     }
+out:
+    unlock_dir(lock_fd);
+    (void)unlink(tmp); /* after link(2) the temporary name is a second link */
     if (rc == DSP_OK) {
+        /* Sync the new name outside the lock: the rename is already atomic,
+         * and a directory fsync takes milliseconds that would otherwise
+         * serialize every writer in the directory. */
         char *dir = dir_of(path);
         fsync_dir(dir);
         free(dir);
     }
-out:
-    unlock_dir(lock_fd);
-    (void)unlink(tmp); /* after link(2) the temporary name is a second link */
     return rc;
 }
 
