@@ -223,7 +223,8 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
     dsp_jsonl_reader *jr = NULL;
     dsp_warc_reader *wr = NULL;
     if (fmt == DSP_FMT_WARC) {
-        dsp_warc_opts opts = {store, in->key, cfg->max_record_bytes, 0, write_reject, s};
+        dsp_warc_opts opts = {store,        in->key, cfg->max_record_bytes, 0,
+                              write_reject, s,       cfg->id_field};
         st = dsp_warc_open(&opts, &wr, err);
     } else {
         dsp_jsonl_opts opts = {store,  in->key, in->offset,  in->length, cfg->max_record_bytes,

@@ -28,6 +28,7 @@ struct dsp_warc_reader {
     size_t read_size;
     dsp_reject_fn reject;
     void *reject_ctx;
+    char *id_field;
 
     dsp_reader *src;
     dsp_dstream *stream;
@@ -63,6 +64,7 @@ dsp_status dsp_warc_open(const dsp_warc_opts *opts, dsp_warc_reader **out, dsp_e
     r->read_size = opts->read_size ? opts->read_size : (4u << 20);
     r->reject = opts->reject;
     r->reject_ctx = opts->reject_ctx;
+    r->id_field = dsp_xstrdup(opts->id_field ? opts->id_field : "id");
     r->html = dsp_html_new();
 
     dsp_reader_opts ropts = {r->read_size, 0};
@@ -316,7 +318,9 @@ static void push_document(dsp_warc_reader *r, dsp_batch *b, uint64_t offset)
 {
     dsp_buf *line = &r->line;
     dsp_buf_reset(line);
-    dsp_buf_append_str(line, "{\"id\":");
+    dsp_buf_append_char(line, '{');
+    dsp_json_encode_string(line, r->id_field, strlen(r->id_field));
+    dsp_buf_append_char(line, ':');
     dsp_json_encode_string(line, r->id, strlen(r->id));
     dsp_buf_append_str(line, ",\"url\":");
     dsp_json_encode_string(line, r->url.data ? r->url.data : "", r->url.len);
@@ -528,5 +532,6 @@ void dsp_warc_close(dsp_warc_reader *r)
     dsp_buf_free(&r->line);
     free(r->buf);
     free(r->key);
+    free(r->id_field);
     free(r);
 }

@@ -13,7 +13,8 @@
  * text with tasks/html.h. Every other record (request, metadata, warcinfo,
  * resource, non-HTML or non-200 responses) is skipped and counted. Each
  * document is one JSON object with the members id (WARC-Record-ID), url
- * (WARC-Target-URI), date (WARC-Date) and text.
+ * (WARC-Target-URI), date (WARC-Date) and text, where the id and text
+ * members take the names the job configures.
  */
 #ifndef DSP_WARC_H
 #define DSP_WARC_H
@@ -33,6 +34,7 @@ typedef struct {
     size_t read_size;         /* bytes per read from the store; 0 = 4 MiB */
     dsp_reject_fn reject;     /* may be NULL: rejects are only counted */
     void *reject_ctx;
+    const char *id_field;     /* name of the id member; NULL = "id" */
 } dsp_warc_opts;
 
 typedef struct {

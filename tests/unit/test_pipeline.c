@@ -349,6 +349,32 @@ static void test_pipeline_warc_input(void)
     CHECK_EQ_INT(res.warc_skipped, 34 + 26);
     REQUIRE(res.nfiles == 1);
     CHECK_EQ_INT(check_output_file(&t, &res.files[0]), 38);
+    dsp_pipeline_result_free(&res);
+
+    /* The id member takes the configured name. */
+    config_init(&cfg, &t, "out/warc-id");
+    cfg.id_field = "doc_id";
+    REQUIRE(dsp_pipeline_run(&cfg, inputs, 1, &res, &err) == DSP_OK);
+    REQUIRE(res.nfiles == 1);
+    dsp_buf body = DSP_BUF_INIT;
+    REQUIRE(dsp_store_get(t.store, res.files[0].key, 0, -1, &body, NULL, &err) == DSP_OK);
+    dsp_buf plain = DSP_BUF_INIT;
+    dsp_buf_reserve(&plain, 8u << 20);
+    size_t n = ZSTD_decompress(plain.data, plain.cap - 1, body.data, body.len);
+    if (ZSTD_isError(n)) {
+        /* Streamed frames do not record their size; fall back to streaming. */
+        ZSTD_DStream *ds = ZSTD_createDStream();
+        ZSTD_inBuffer zin = {body.data, body.len, 0};
+        ZSTD_outBuffer zout = {plain.data, plain.cap - 1, 0};
+        ZSTD_decompressStream(ds, &zout, &zin);
+        n = zout.pos;
+        ZSTD_freeDStream(ds);
+    }
+    plain.len = n;
+    plain.data[n] = '\0';
+    CHECKF(strncmp(plain.data, "{\"doc_id\":\"<urn:uuid:", 21) == 0, "%.80s", plain.data);
+    dsp_buf_free(&plain);
+    dsp_buf_free(&body);
 
     /* A WARC input cannot be split into byte ranges. */
     dsp_pipeline_result res2;
