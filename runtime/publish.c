@@ -10,6 +10,8 @@
  */
 #include "publish.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "protocol.h"
 
 #define COPY_CHUNK (8u << 20)
+#define COPY_THREADS 8 /* copies in flight; each is one request on S3 */
 
 typedef struct {
     dsp_store *job_store;
@@ -124,6 +127,72 @@ static dsp_status copy_file(publish_ctx *c, const char *src, const char *dst, ds
     return st;
 }
 
+
+typedef struct {
+    char *src, *dst;
+} copy_item;
+
+typedef struct {
+    publish_ctx *ctx;
+    const copy_item *items;
+    size_t n;
+    atomic_size_t next;
+    atomic_int failed;
+    pthread_mutex_t lock;
+    dsp_err err;            /* the first failure */
+} copy_batch;
+
+static void *copy_thread(void *arg)
+{
+    copy_batch *b = arg;
+    dsp_err err;
+
+    for (;;) {
+        size_t i = atomic_fetch_add(&b->next, 1);
+        if (i >= b->n || atomic_load(&b->failed))
+            break;
+        if (copy_file(b->ctx, b->items[i].src, b->items[i].dst, &err) != DSP_OK) {
+            pthread_mutex_lock(&b->lock);
+            if (!atomic_exchange(&b->failed, 1))
+                b->err = err;
+            pthread_mutex_unlock(&b->lock);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Copy every item, COPY_THREADS at a time, because publishing thousands of
+ * small parts one request after another dominates the end of a job. */
+static dsp_status copy_all(publish_ctx *c, const copy_item *items, size_t n, dsp_err *err)
+{
+    copy_batch b = {.ctx = c, .items = items, .n = n};
+    pthread_t threads[COPY_THREADS];
+    size_t nthreads = n < COPY_THREADS ? n : COPY_THREADS;
+
+    atomic_init(&b.next, 0);
+    atomic_init(&b.failed, 0);
+    pthread_mutex_init(&b.lock, NULL);
+    for (size_t i = 0; i < nthreads; i++)
+        pthread_create(&threads[i], NULL, copy_thread, &b);
+    for (size_t i = 0; i < nthreads; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&b.lock);
+    if (atomic_load(&b.failed)) {
+        *err = b.err;
+        return err->code;
+    }
+    return DSP_OK;
+}
+
+static void add_copy(copy_item **items, size_t *n, const char *src, char *dst)
+{
+    *items = dsp_xrealloc(*items, (*n + 1) * sizeof **items);
+    (*items)[*n].src = dsp_xstrdup(src);
+    (*items)[*n].dst = dst;
+    (*n)++;
+}
+
 static cJSON *manifest_file(const char *name, const cJSON *f)
 {
     cJSON *o = cJSON_CreateObject();
@@ -209,6 +278,8 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     char *body = NULL, *key = NULL;
     const char *success_body;
     int part = 0, reject_part = 0;
+    copy_item *copies = NULL;
+    size_t ncopies = 0;
     dsp_status st;
 
     for (size_t i = 0; i < plan->nstages; i++) {
@@ -272,11 +343,8 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
         cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "files")) {
             char name[64];
             snprintf(name, sizeof name, "part-%05d.%s", part++, file_ext(json_string(f, "key")));
-            char *dst = dsp_xasprintf("%s/%s", c.out_prefix, name);
-            st = copy_file(&c, json_string(f, "key"), dst, err);
-            free(dst);
-            if (st != DSP_OK)
-                goto out;
+            add_copy(&copies, &ncopies, json_string(f, "key"),
+                     dsp_xasprintf("%s/%s", c.out_prefix, name));
             cJSON_AddItemToArray(files, manifest_file(name, f));
             cJSON_AddItemToArray(names, cJSON_CreateString(name));
             rout += json_number(f, "records");
@@ -292,11 +360,8 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
             char name[80];
             snprintf(name, sizeof name, "_rejects/part-%05d.%s", reject_part++,
                      file_ext(json_string(f, "key")));
-            char *dst = dsp_xasprintf("%s/%s", c.out_prefix, name);
-            st = copy_file(&c, json_string(f, "key"), dst, err);
-            free(dst);
-            if (st != DSP_OK)
-                goto out;
+            add_copy(&copies, &ncopies, json_string(f, "key"),
+                     dsp_xasprintf("%s/%s", c.out_prefix, name));
             cJSON_AddItemToArray(rejects, manifest_file(name, f));
             cJSON_AddItemToArray(names, cJSON_CreateString(name));
         }
@@ -310,6 +375,9 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     cJSON_AddItemToObject(manifest, "operators", operators);
     cJSON_AddItemToObject(manifest, "inputs", manifest_inputs(plan));
 
+    st = copy_all(&c, copies, ncopies, err);
+    if (st != DSP_OK)
+        goto out;
     st = remove_stale(&c, names, err);
     if (st != DSP_OK)
         goto out;
@@ -344,6 +412,11 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
             DSP_WARN("attempt_sweep_failed", "job=%s error=%s", job->id, serr.msg);
     }
 out:
+    for (size_t i = 0; i < ncopies; i++) {
+        free(copies[i].src);
+        free(copies[i].dst);
+    }
+    free(copies);
     cJSON_Delete(extra);
     cJSON_Delete(names);
     cJSON_Delete(manifest);

@@ -343,6 +343,8 @@ static dsp_status list_kind(job_entry *je, const dsp_plan_stage *stage, const ch
 
 /* Seal the current stage when every task is committed. Returns 1 when the
  * stage is sealed (by us or someone else). */
+static int read_lease(const char *job, const char *stage, const char *task, dsp_lease *out);
+
 static int seal_stage(job_entry *je, const dsp_plan_stage *stage)
 {
     char *key = dsp_proto_seal_key(je->id, stage->id);
@@ -352,8 +354,31 @@ static int seal_stage(job_entry *je, const dsp_plan_stage *stage)
 
     dsp_proto_count(1);
     st = dsp_store_head(W.store, key, &info, &err);
-    if (st == DSP_ENOTFOUND)
-        st = dsp_seal_write(W.store, je->id, stage, &err);
+    if (st == DSP_ENOTFOUND) {
+        /* Sealing reads every commit of the stage, so one worker does it
+         * under a lease and the others pick up its seal at their next
+         * listing. NOTE: the seal lease is not renewed; a stage whose
+         * commits take longer than lease_seconds to read may be sealed
+         * twice, which is harmless because both seals have the same bytes. */
+        char attempt[DSP_PROTO_ID_MAX];
+        dsp_lease lease, cur;
+        make_attempt_id(attempt, sizeof attempt, 1, 0);
+        st = dsp_lease_claim(W.store, je->id, stage->id, "_seal", W.worker_id, attempt,
+                             je->lease_seconds, NULL, 0, &lease, &err);
+        if (st == DSP_EPRECOND && read_lease(je->id, stage->id, "_seal", &cur) &&
+            cur.expires_ms < dsp_now_ms())
+            st = dsp_lease_claim(W.store, je->id, stage->id, "_seal", W.worker_id, attempt,
+                                 je->lease_seconds, &cur, 0, &lease, &err);
+        if (st == DSP_EPRECOND) {
+            free(key);
+            return 0;
+        }
+        if (st == DSP_OK) {
+            st = dsp_seal_write(W.store, je->id, stage, &err);
+            if (st != DSP_OK)
+                dsp_lease_release(W.store, je->id, &lease);
+        }
+    }
     if (st != DSP_OK)
         DSP_WARN("seal_failed", "job=%s stage=%s error=%s message=\"%s\"", je->id, stage->id,
                  dsp_status_name(st), err.msg);
@@ -1067,8 +1092,12 @@ dsp_status dsp_worker_run(const dsp_worker_config *cfg, dsp_err *err)
         pthread_join(slots[i], NULL);
     W.exit = 1;
     pthread_join(heartbeat, NULL);
-    DSP_INFO("worker_stop", "worker=%s reason=%s", W.worker_id,
-             g_stop ? "signal" : "idle_or_finished");
+    dsp_store_stats stats;
+    dsp_store_get_stats(W.store, &stats);
+    DSP_INFO("worker_stop", "worker=%s reason=%s requests=%llu coord_requests=%llu retries=%llu",
+             W.worker_id, g_stop ? "signal" : "idle_or_finished",
+             (unsigned long long)stats_total(&stats), (unsigned long long)dsp_proto_requests(),
+             (unsigned long long)stats.retries);
 out:
     free(slots);
     for (size_t i = 0; i < W.njobs; i++)
