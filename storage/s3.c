@@ -4,11 +4,11 @@
  * DeleteObjects, ListObjectsV2).
  *
  * Guarantees on top of s3_http.c's classification and retries:
- *   - a conditional PUT whose outcome is unknown (a 5xx, a reset or a
- *     timeout after the request went out, or Ceph RGW 16's 500 for a
- *     conditional PUT that lost a race) is settled by reading the key back
- *     and comparing its x-amz-meta-dsp-write-id, a random id sent with each
- *     conditional PUT, with this call's id;
+ *   - a conditional PUT can end with an unknown outcome: a 5xx, a reset or
+ *     a timeout after the request went out, or Ceph RGW 16's 500 for a
+ *     conditional PUT that lost a race. The backend then reads the key back
+ *     and compares its x-amz-meta-dsp-write-id with the random id this call
+ *     sent;
  *   - If-Match carries the ETag unquoted because RGW 16 compares it with
  *     the unquoted value;
  *   - a range past the end of an object returns 0 bytes, not an error;
@@ -345,6 +345,8 @@ static dsp_status s3_delete_batch(dsp_store *store, const char *const *keys, siz
         dsp_buf_reset(&body);
         dsp_buf_append_str(&body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
                                   "<Delete><Quiet>true</Quiet>");
+        /* NOTE: XML 1.0 cannot carry most control characters, so keys that
+         * contain them (other than tab, CR and LF) cannot be batch-deleted. */
         for (size_t i = 0; i < npending; i++) {
             dsp_buf_append_str(&body, "<Object><Key>");
             dsp_s3_xml_escape(&body, pending[i]);
@@ -363,8 +365,8 @@ static dsp_status s3_delete_batch(dsp_store *store, const char *const *keys, siz
         st = dsp_s3_req_attempt(s, &r, err);
 
         if (st == DSP_OK) {
-            /* Keep the keys that failed with a retriable code; report the rest. */
-            size_t kept = 0, failed = 0, permanent = 0;
+            /* Keep the keys that failed with a retriable code and report the rest. */
+            size_t retriable = 0, failed = 0, permanent = 0;
             const char *pos = r.resp.data, *end = r.resp.data + r.resp.len;
             const char *es, *ee;
             char code[128], msg[256];
@@ -385,7 +387,7 @@ static dsp_status s3_delete_batch(dsp_store *store, const char *const *keys, siz
                 failed++;
                 if (strcmp(code, "InternalError") == 0 || strcmp(code, "SlowDown") == 0 ||
                     strcmp(code, "ServiceUnavailable") == 0) {
-                    pending[kept++] = dsp_xstrdup(text.data);
+                    pending[retriable++] = dsp_xstrdup(text.data);
                 } else {
                     permanent++;
                 }
@@ -393,7 +395,7 @@ static dsp_status s3_delete_batch(dsp_store *store, const char *const *keys, siz
                     dsp_buf_printf(&failures, "%s%s (%s: %s)", failed > 1 ? ", " : "", text.data,
                                    code, msg);
             }
-            npending = kept;
+            npending = retriable;
             if (failed) {
                 st = dsp_err_set(err, permanent ? DSP_EPERM : DSP_ETRANSIENT,
                                  "delete in %s: %zu of %zu keys failed, e.g. %s",
@@ -693,10 +695,10 @@ dsp_status dsp_s3_open(const char *bucket_and_prefix, const dsp_store_config *cf
     const char *endpoint = (cfg && cfg->endpoint && *cfg->endpoint) ? cfg->endpoint : settings.endpoint;
     s->region = dsp_xstrdup((cfg && cfg->region && *cfg->region) ? cfg->region : settings.region);
 
-    /* Addressing: 1 forces path-style; otherwise (0 or -1, so a zeroed
-     * config works) path-style when an endpoint is set or the bucket name
-     * has dots, virtual-hosted for AWS. DSPARK_S3_ADDRESSING=virtual forces
-     * virtual-hosted. */
+    /* Addressing: path_style 1 forces path-style. Both 0 and -1 mean auto,
+     * so that a zeroed config works: path-style when an endpoint is set or
+     * the bucket name has dots, virtual-hosted for AWS.
+     * DSPARK_S3_ADDRESSING=path or =virtual overrides auto. */
     const char *addressing = getenv("DSPARK_S3_ADDRESSING");
     int explicit_endpoint = endpoint[0] != '\0';
     if (cfg && cfg->path_style == 1)

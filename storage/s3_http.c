@@ -1,9 +1,9 @@
 /*
  * s3_http.c - one signed S3 request over libcurl, and its retry loop.
  *
- * Every attempt asks the fault layer first and turns an injected fault into
- * the same failure a real server or network produces, then signs the
- * request with SigV4 and performs it on an easy handle from the store's
+ * Every attempt first calls the fault layer and turns an injected fault
+ * into the same failure a real server or network produces. It then signs
+ * the request with SigV4 and performs it on an easy handle from the store's
  * pool. Easy handles share one connection cache (a curl share handle), so
  * connections are reused across threads and across the curl multi handles
  * of streaming readers and writers.
@@ -146,7 +146,7 @@ static size_t http_on_header(char *line, size_t size, size_t n, void *userdata)
     } else if (len > 15 && strncasecmp(line, "Content-Length:", 15) == 0) {
         r->content_length = strtoll(line + 15, NULL, 10);
     } else if (len > 14 && strncasecmp(line, "Content-Range:", 14) == 0) {
-        // "bytes 0-9/1234", or "bytes */1234" on a 416 answer
+        // "bytes 0-9/1234", or "bytes */1234" in a 416 response
         const char *slash = memchr(line, '/', len);
         if (slash && slash[1] != '*')
             r->range_total = strtoll(slash + 1, NULL, 10);
@@ -232,6 +232,7 @@ dsp_status dsp_s3_req_start(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
     r->mtime_ms = 0;
     r->write_id[0] = '\0';
     r->upload_pos = 0;
+    r->reached_server = 0;
     dsp_buf_reset(&r->resp);
     if (r->sink)
         r->sink_start = r->sink->len;
@@ -349,8 +350,8 @@ dsp_status dsp_s3_req_start(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
 static int http_is_transient_code(const char *code)
 {
     static const char *const codes[] = {"SlowDown", "InternalError", "RequestTimeout",
-                                        "ServiceUnavailable", "RequestTimeTooSkewed",
-                                        "OperationAborted", "ThrottlingException", NULL};
+                                        "ServiceUnavailable", "OperationAborted",
+                                        "ThrottlingException", NULL};
     for (int i = 0; codes[i]; i++)
         if (strcmp(code, codes[i]) == 0)
             return 1;
@@ -413,12 +414,15 @@ dsp_status dsp_s3_req_finish(dsp_s3_store *s, dsp_s3_req *r, CURLcode rc, dsp_er
 
     if (dsp_log_enabled(DSP_LOG_DEBUG)) {
         char *url = NULL;
+        long new_conns = 0;
         curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+        curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &new_conns);
         char q[2048];
         dsp_log(DSP_LOG_DEBUG, "s3_request", "op=%s method=%s url=%s status=%ld ms=%lld "
-                "bytes_out=%lld bytes_in=%lld curl=%d", r->op, r->method,
+                "bytes_out=%lld bytes_in=%lld new_connections=%ld curl=%d", r->op, r->method,
                 dsp_log_quote(url ? url : "", q, sizeof q), r->status,
-                (long long)(dsp_mono_ms() - r->start_ms), (long long)up, (long long)down, (int)rc);
+                (long long)(dsp_mono_ms() - r->start_ms), (long long)up, (long long)down,
+                new_conns, (int)rc);
     }
     http_give(s, r->easy);
     r->easy = NULL;
@@ -439,8 +443,10 @@ dsp_status dsp_s3_req_finish(dsp_s3_store *s, dsp_s3_req *r, CURLcode rc, dsp_er
     }
     if (r->status >= 200 && r->status < 300) {
         if (r->fault == DSP_FAULT_TRUNCATE) {
+            /* Like a real short body (CURLE_PARTIAL_FILE): the attempt's
+             * bytes are discarded and the request is retried. */
             if (r->sink)
-                r->sink->len = r->sink_start + (r->sink->len - r->sink_start) / 2;
+                r->sink->len = r->sink_start;
             return dsp_err_set(err, DSP_ETRANSIENT, "%s %s: response body cut short (injected "
                                "fault)", r->op, t);
         }

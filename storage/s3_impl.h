@@ -92,7 +92,7 @@ dsp_status dsp_s3_req_start(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err);
 dsp_status dsp_s3_req_finish(dsp_s3_store *s, dsp_s3_req *r, CURLcode rc, dsp_err *err);
 /* Run one attempt synchronously (start, perform, finish). */
 dsp_status dsp_s3_req_attempt(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err);
-/* Attempts with capped exponential backoff until a final answer. */
+/* Run attempts with capped exponential backoff until the result is final. */
 dsp_status dsp_s3_req_run(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err);
 
 /* "s3://bucket/key" for messages, into buf. */

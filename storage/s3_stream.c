@@ -4,7 +4,7 @@
  *
  * Writer: data is buffered up to part_size. An object that fits in one part
  * goes as a single PUT at close. A larger one becomes a multipart upload
- * with up to `parallel` parts in flight on one curl multi handle; each part
+ * with up to `parallel` parts in flight on one curl multi handle. Each part
  * is retried on its own after a transient error. Any failure, and
  * dsp_writer_abort(), aborts the upload, so no partial object is visible.
  * Conditional writes never go through here because Ceph RGW ignores
@@ -394,7 +394,7 @@ static dsp_status writer_complete(s3_writer *w, dsp_obj_info *info, dsp_err *err
                 }
             }
         } else if (ambiguous && r.status == 404) {
-            /* NoSuchUpload after an attempt whose answer was lost: that
+            /* NoSuchUpload after an attempt whose response was lost: that
              * attempt most likely completed the upload. Accept it when the
              * object has our size and a multipart ETag with our part count.
              * NOTE: this cannot tell our upload from a concurrent writer's
@@ -425,7 +425,7 @@ static dsp_status writer_complete(s3_writer *w, dsp_obj_info *info, dsp_err *err
         atomic_fetch_add(&w->s->base.stats.retries, 1);
     }
     if (st == DSP_OK && !r.etag[0]) {
-        /* Ceph RGW 16 answers with an empty <ETag/>; read it with a HEAD. */
+        /* Ceph RGW 16 returns an empty <ETag></ETag>, so read it with a HEAD. */
         dsp_s3_req hr;
         dsp_err herr;
         dsp_s3_req_init(&hr, "head", DSP_FOP_HEAD, &w->s->base.stats.head, "HEAD", w->full);

@@ -1,7 +1,7 @@
 /*
  * s3_xml.c - just enough XML for S3 responses.
  *
- * S3 answers are small, flat, machine-written documents (ListBucketResult,
+ * S3 responses are small, flat, machine-written documents (ListBucketResult,
  * Error, DeleteResult, InitiateMultipartUploadResult, ...), so a scan for
  * <Tag>...</Tag> plus entity decoding is sufficient. It does not handle
  * CDATA, comments inside elements or attributes on the elements it reads,

@@ -416,6 +416,13 @@ static void test_imds_unreachable(void)
     clear_aws_env();
 }
 
+static void test_remove_temp_homes(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf /tmp/dsp-creds-test-%d-*", (int)getpid());
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 TEST_MAIN({"env keys first", test_env_keys_first},
           {"default profile file", test_default_profile_file},
           {"named profile in config", test_named_profile_config},
@@ -427,4 +434,5 @@ TEST_MAIN({"env keys first", test_env_keys_first},
           {"imds refresh before expiry", test_imds_refresh_before_expiry},
           {"profile beats imds", test_profile_beats_imds},
           {"imds disabled flag", test_imds_disabled_flag},
-          {"imds unreachable", test_imds_unreachable})
+          {"imds unreachable", test_imds_unreachable},
+          {"remove temp homes", test_remove_temp_homes})

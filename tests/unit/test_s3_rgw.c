@@ -4,10 +4,11 @@
  * AWS_ENDPOINT_URL and DSPARK_TEST_S3_BUCKET are set, and works under its
  * own unique prefix.
  *
- * Covers what the shared conformance suite does not: authentication
- * failures and their messages, secrets kept out of logs, the "re-read and
- * decide" path of conditional PUTs, multipart upload and abort at scale,
- * and keys with special characters going through LIST and then GET.
+ * It covers what the shared conformance suite does not. That is
+ * authentication failures and their messages, secrets kept out of logs,
+ * and the "re-read and decide" path of conditional PUTs. It also covers
+ * multipart upload and abort at scale, and keys with special characters
+ * going through LIST and then GET.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -183,6 +184,8 @@ static void test_secret_absent_from_debug_log(void)
     CHECK_EQ_INT(get_st, DSP_OK);
     CHECK_EQ_INT(miss_st, DSP_ENOTFOUND);
     CHECK(strstr(log.data, "event=s3_request") != NULL);
+    /* Requests after the first reuse the pooled connection. */
+    CHECK(strstr(log.data, "new_connections=0") != NULL);
     CHECK(strstr(log.data, secret) == NULL);
     CHECK(strstr(log.data, "Signature=") == NULL);
     CHECK(strstr(log.data, "Authorization") == NULL);
@@ -217,12 +220,14 @@ static void test_if_match_stale_etag(void)
     CHECK_EQ_INT(dsp_store_put(s, "cas/k", "five", 4, &create, NULL, &err), DSP_EPRECOND);
     CHECK_EQ_INT(dsp_store_put(s, "cas/new", "six", 3, &create, NULL, &err), DSP_OK);
 
-    dsp_put_opts gone = {DSP_PUT_IF_MATCH, v3.etag, NULL};
-    CHECK_EQ_INT(dsp_store_put(s, "cas/absent", "seven", 5, &gone, NULL, &err), DSP_ENOTFOUND);
+    dsp_put_opts swap_missing = {DSP_PUT_IF_MATCH, v3.etag, NULL};
+    CHECK_EQ_INT(dsp_store_put(s, "cas/absent", "seven", 5, &swap_missing, NULL, &err),
+                 DSP_ENOTFOUND);
 
     dsp_buf body = DSP_BUF_INIT;
     CHECK_EQ_INT(dsp_store_get(s, "cas/k", 0, -1, &body, NULL, &err), DSP_OK);
-    CHECK(body.len == 4 && memcmp(body.data, "four", 4) == 0);
+    CHECK_EQ_INT(body.len, 4);
+    CHECK(memcmp(body.data, "four", 4) == 0);
     dsp_buf_free(&body);
     wipe(s);
     dsp_store_close(s);
@@ -253,12 +258,12 @@ static void test_cput500_rereads_and_decides(void)
     CHECK_EQ_INT(dsp_store_head(s, "race/lease", &seen, &err), DSP_OK);
     CHECK_EQ_STR(seen.etag, info.etag);
 
-    /* The ETag of attempt-1 is stale: the swap fails even though every
-     * answer is a 500. */
+    /* The ETag of attempt-1 is stale, so the swap fails even though every
+     * response is a 500. */
     dsp_put_opts stale = {DSP_PUT_IF_MATCH, md5, NULL};
     CHECK_EQ_INT(dsp_store_put(s, "race/lease", "attempt-4", 9, &stale, NULL, &err), DSP_EPRECOND);
-    /* Identical bodies have identical ETags: only the write id tells the
-     * second create-only PUT that it did not win. */
+    /* Identical bodies have identical ETags, so only the write id shows
+     * the second create-only PUT that it did not win. */
     CHECK_EQ_INT(dsp_store_put(s, "race/same", "same", 4, &create, NULL, &err), DSP_OK);
     CHECK_EQ_INT(dsp_store_put(s, "race/same", "same", 4, &create, NULL, &err), DSP_EPRECOND);
     CHECK(dsp_fault_count(s->faults) >= 5);
@@ -473,10 +478,12 @@ static void test_ranges_and_empty_object(void)
     REQUIRE(dsp_store_put(s, "r/empty", "", 0, NULL, NULL, &err) == DSP_OK);
 
     CHECK_EQ_INT(dsp_store_get(s, "r/five", 1, 3, &b, &info, &err), DSP_OK);
-    CHECK(b.len == 3 && memcmp(b.data, "123", 3) == 0);
+    CHECK_EQ_INT(b.len, 3);
+    CHECK(memcmp(b.data, "123", 3) == 0);
     CHECK_EQ_INT(info.size, 5);
     CHECK_EQ_INT(dsp_store_get(s, "r/five", 3, 100, &b, NULL, &err), DSP_OK);
-    CHECK(b.len == 2 && memcmp(b.data, "34", 2) == 0);
+    CHECK_EQ_INT(b.len, 2);
+    CHECK(memcmp(b.data, "34", 2) == 0);
     CHECK_EQ_INT(dsp_store_get(s, "r/five", 10, 4, &b, &info, &err), DSP_OK);
     CHECK_EQ_INT(b.len, 0);
     CHECK_EQ_INT(info.size, 5);
@@ -499,6 +506,50 @@ static void test_ranges_and_empty_object(void)
     dsp_store_close(s);
 }
 
+static void test_short_bodies_retried(void)
+{
+    dsp_store *s = open_store("op=get,error=truncate,rate=0.5,seed=5");
+    if (!s)
+        SKIP("no S3 server configured");
+    const size_t size = 3 * MIB + 17;
+    char *data = dsp_xmalloc(size), *back = dsp_xmalloc(size);
+    fill_pattern(data, size, 42);
+    dsp_err err;
+    REQUIRE(dsp_store_put(s, "short/obj", data, size, NULL, NULL, &err) == DSP_OK);
+
+    dsp_buf b = DSP_BUF_INIT;
+    for (int i = 0; i < 8; i++) {
+        dsp_status st = dsp_store_get(s, "short/obj", 0, -1, &b, NULL, &err);
+        CHECKF(st == DSP_OK, "%s", err.msg);
+        CHECK_EQ_INT(b.len, size);
+        CHECK(b.len == size && memcmp(b.data, data, size) == 0);
+    }
+
+    dsp_reader *rd = NULL;
+    dsp_reader_opts ro = {.chunk_size = MIB / 2, .readahead = 3};
+    REQUIRE(dsp_store_reader_open(s, "short/obj", 0, -1, &ro, &rd, &err) == DSP_OK);
+    size_t total = 0, got = 0;
+    dsp_status st;
+    do {
+        st = dsp_reader_read(rd, back + total, size - total, &got, &err);
+        total += got;
+    } while (st == DSP_OK && got && total < size);
+    CHECKF(st == DSP_OK, "%s", err.msg);
+    dsp_reader_close(rd);
+    CHECK_EQ_INT(total, size);
+    CHECK(memcmp(back, data, size) == 0);
+
+    dsp_store_stats stats;
+    dsp_store_get_stats(s, &stats);
+    CHECK(stats.retries > 0);
+    CHECK(dsp_fault_count(s->faults) > 0);
+    free(data);
+    free(back);
+    dsp_buf_free(&b);
+    wipe(s);
+    dsp_store_close(s);
+}
+
 TEST_MAIN({"wrong secret fails fast", test_wrong_secret_fails_fast},
           {"secret absent from debug log", test_secret_absent_from_debug_log},
           {"if-match stale etag", test_if_match_stale_etag},
@@ -506,4 +557,5 @@ TEST_MAIN({"wrong secret fails fast", test_wrong_secret_fails_fast},
           {"multipart 100 MiB round trip", test_multipart_100mib_round_trip},
           {"aborted upload leaves nothing", test_aborted_upload_leaves_nothing},
           {"special keys list then get", test_special_keys_list_then_get},
-          {"ranges and empty object", test_ranges_and_empty_object})
+          {"ranges and empty object", test_ranges_and_empty_object},
+          {"short bodies retried", test_short_bodies_retried})
