@@ -360,6 +360,10 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
 {
     if (len > 0 && line[len - 1] == '\r')
         len--;
+    if (offset == 0 && len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+        line += 3; /* a UTF-8 byte order mark at the start of the file */
+        len -= 3;
+    }
     if (len > (size_t)r->max_record) {
         r->stats.records++;
         return emit_reject(r, "record_too_large", offset, line, len, err);

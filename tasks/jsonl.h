@@ -14,7 +14,8 @@
  * invalid UTF-8, a record over max_record_bytes, or a missing or non-string
  * text member goes to the reject callback with its reason, key and byte
  * offset. Invalid UTF-8 inside string values is repaired with U+FFFD. Blank
- * lines are skipped and not counted as records.
+ * lines are skipped and not counted as records, and a UTF-8 byte order mark
+ * at the start of the input is ignored.
  */
 #ifndef DSP_JSONL_H
 #define DSP_JSONL_H

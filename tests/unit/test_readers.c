@@ -230,7 +230,8 @@ static void test_crlf_blank_unterminated(void)
 {
     temp_store t;
     REQUIRE(temp_store_open(&t) == 0);
-    const char *data = "{\"text\":\"a\"}\r\n\r\n\n   \n{\"text\":\"b\"}\n\t\r\n{\"text\":\"c\"}";
+    const char *data = "\xef\xbb\xbf{\"text\":\"a\"}\r\n\r\n\n   \n{\"text\":\"b\"}\n\t\r\n"
+                       "{\"text\":\"c\"}";
     REQUIRE(put(&t, "mixed.jsonl", data, strlen(data)) == 0);
     reject_log rejects = {0};
     read_result res;
