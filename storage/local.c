@@ -149,7 +149,8 @@ static void fsync_dir(const char *dir)
 }
 
 /* Create every missing directory of `dir` (an absolute path). A component
- * that exists as a file means a key is both an object and a "directory". */
+ * that exists as a file means a key is both an object and a "directory".
+ * DSP_ETRANSIENT means a concurrent delete removed a parent: try again. */
 static dsp_status make_dirs(const local_store *ls, const char *op, const char *key,
                             const char *dir, dsp_err *err)
 {
@@ -171,6 +172,11 @@ static dsp_status make_dirs(const local_store *ls, const char *op, const char *k
             char *parent = dir_of(tmp);
             fsync_dir(parent);
             free(parent);
+        } else if (errno == ENOENT) {
+            /* A delete removed a parent that was just created or found. */
+            rc = dsp_err_set(err, DSP_ETRANSIENT, "%s %s key %s: directory %s vanished", op,
+                             ls->base.uri, key, tmp);
+            goto out;
         } else if (errno != EEXIST) {
             if (errno == ENOTDIR)
                 rc = dsp_err_set(err, DSP_EINVAL,
@@ -216,6 +222,8 @@ static dsp_status create_temp(const local_store *ls, const char *op, const char 
     *fd = -1;
     for (int attempt = 0; attempt < TEMP_CREATE_ATTEMPTS; attempt++) {
         rc = make_dirs(ls, op, key, dir, err);
+        if (rc == DSP_ETRANSIENT)
+            continue;
         if (rc != DSP_OK)
             break;
         /* The pid keeps names apart in forked children, which inherit
@@ -235,7 +243,7 @@ static dsp_status create_temp(const local_store *ls, const char *op, const char 
                          op, ls->base.uri, key, dir, strerror(e));
         break;
     }
-    if (rc == DSP_OK && *fd < 0)
+    if ((rc == DSP_OK || rc == DSP_ETRANSIENT) && *fd < 0)
         rc = dsp_err_set(err, DSP_EIO,
                          "%s %s key %s: failed to create a temporary file in %s after %d "
                          "attempts: the directory kept disappearing or the names clashed",

@@ -5,6 +5,7 @@
  * faults travelling through the same paths as real ones.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +444,62 @@ static void test_truncate_retried(void)
     close_local(s);
 }
 
+typedef struct {
+    dsp_store *s;
+    int id;
+    int failures;
+} churn_job;
+
+/* Put and delete a key whose parent directories every other thread also
+ * creates and removes. */
+static void *churn(void *arg)
+{
+    churn_job *job = arg;
+    char key[64];
+    dsp_err err;
+
+    snprintf(key, sizeof key, "churn/x/y/t%d", job->id);
+    for (int i = 0; i < 200; i++) {
+        if (dsp_store_put(job->s, key, "v", 1, NULL, NULL, &err) != DSP_OK) {
+            fprintf(stderr, "  put %s: %s\n", key, err.msg);
+            job->failures++;
+        }
+        const char *keys[] = {key};
+        if (dsp_store_delete(job->s, keys, 1, &err) != DSP_OK) {
+            fprintf(stderr, "  delete %s: %s\n", key, err.msg);
+            job->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void test_put_delete_churn(void)
+{
+    enum { THREADS = 4 };
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    pthread_t threads[THREADS];
+    churn_job jobs[THREADS];
+
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (churn_job){s, i, 0};
+        pthread_create(&threads[i], NULL, churn, &jobs[i]);
+    }
+    int failures = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        failures += jobs[i].failures;
+    }
+    CHECK_EQ_INT(failures, 0);
+
+    /* Every key was deleted, so the directories are gone too. */
+    char *churn_dir = dsp_xasprintf("%s/root/churn", g_dir);
+    struct stat st;
+    CHECK(stat(churn_dir, &st) != 0);
+    free(churn_dir);
+    close_local(s);
+}
+
 static void test_root_under_file(void)
 {
     dsp_store *s = open_local(NULL);
@@ -529,5 +586,6 @@ TEST_MAIN({"traversal keys rejected", test_traversal_rejected},
           {"nocond ignores condition", test_nocond_ignores_condition},
           {"403 is not retried", test_403_not_retried},
           {"truncated reads retried", test_truncate_retried},
+          {"put and delete churn", test_put_delete_churn},
           {"root below a file", test_root_under_file},
           {"store URI forms", test_uri_forms})
