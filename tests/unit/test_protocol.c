@@ -355,8 +355,8 @@ static void test_submit_idempotent(void)
     dsp_err err;
     int created = -1;
     REQUIRE(s);
-    dsp_spec *spec = make_spec(tmp_root, "out", 1000);
-    dsp_spec *other = make_spec(tmp_root, "out", 2000);
+    dsp_spec *spec = make_spec(tmp_root, "out", 1500);
+    dsp_spec *other = make_spec(tmp_root, "out", 3000);
     REQUIRE(spec && other);
 
     char *id = dsp_job_default_id(spec);
