@@ -48,6 +48,9 @@
 #include "plan.h"
 
 #define DSP_PLAN_MAX_PARTITIONS 10000
+/* Upper bound on the tasks of the input stage, so that a tiny target on a
+ * large input fails with a message instead of exhausting memory. */
+#define DSP_PLAN_MAX_TASKS 1000000
 
 /* ---- expansion ---- */
 
@@ -422,9 +425,21 @@ static int plan_uri_equal(const plan_sorted *a, const plan_sorted *b)
     return !strcmp(a->uri, b->uri);
 }
 
-static void plan_make_input_tasks(const dsp_spec *spec, dsp_plan_object *objs, size_t nobjs,
-                                  plan_task_list *tasks)
+static dsp_status plan_make_input_tasks(const dsp_spec *spec, dsp_plan_object *objs,
+                                        size_t nobjs, plan_task_list *tasks, dsp_err *err)
 {
+    uint64_t target = (uint64_t)spec->target_task_bytes;
+    uint64_t max_pieces = 0;
+    for (size_t i = 0; i < nobjs; i++)
+        max_pieces += objs[i].splittable && objs[i].size > target
+                          ? (objs[i].size + target - 1) / target
+                          : 1;
+    if (max_pieces > DSP_PLAN_MAX_TASKS)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "options.target_task_bytes: %" PRIu64 " bytes would make up to %" PRIu64
+                           " tasks, more than the limit of %d; raise target_task_bytes",
+                           target, max_pieces, DSP_PLAN_MAX_TASKS);
+
     plan_sorted *sorted = dsp_xmalloc((nobjs ? nobjs : 1) * sizeof *sorted);
     for (size_t i = 0; i < nobjs; i++) {
         sorted[i].obj = &objs[i];
@@ -443,7 +458,6 @@ static void plan_make_input_tasks(const dsp_spec *spec, dsp_plan_object *objs, s
     plan_piece *pieces;
     size_t npieces;
     plan_make_pieces(spec, sorted, unique, &pieces, &npieces);
-    uint64_t target = (uint64_t)spec->target_task_bytes;
     size_t run_start = 0;
     for (size_t i = 0; i <= npieces; i++) {
         if (i < npieces && !pieces[i].alone)
@@ -457,6 +471,7 @@ static void plan_make_input_tasks(const dsp_spec *spec, dsp_plan_object *objs, s
     for (size_t i = 0; i < unique; i++)
         free(sorted[i].uri);
     free(sorted);
+    return DSP_OK;
 }
 
 /* ---- stages ---- */
@@ -566,8 +581,9 @@ dsp_status dsp_plan_from_objects(const dsp_spec *spec, dsp_plan_object *objs, si
     plan->job_name = dsp_xstrdup(spec->name);
     memcpy(plan->spec_hash, spec->spec_hash, sizeof plan->spec_hash);
     plan_task_list tasks = {0};
-    plan_make_input_tasks(spec, objs, nobjs, &tasks);
-    dsp_status st = plan_make_stages(spec, plan, &tasks, err);
+    dsp_status st = plan_make_input_tasks(spec, objs, nobjs, &tasks, err);
+    if (!st)
+        st = plan_make_stages(spec, plan, &tasks, err);
     for (size_t t = 0; t < tasks.n; t++) {
         for (size_t j = 0; j < tasks.tasks[t].ninputs; j++) {
             free(tasks.tasks[t].inputs[j].uri_root);

@@ -16,6 +16,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -414,15 +415,16 @@ static int spec_option_type_ok(const cJSON *v, dsp_opt_type type)
 }
 
 /*
- * Check one step: a known operator, known option names with the declared
- * types (with did-you-mean hints), then the registry's own validation and
- * one instantiation, so values the operator rejects (a negative threshold,
- * an invalid pattern) fail here rather than on a worker. Instantiation
- * allows exec, because whether a worker may run it is the worker's
- * setting.
+ * Check one step: a known operator, and known option names with the
+ * declared types (with did-you-mean hints). Then run the registry's own
+ * validation and instantiate the step once, so values the operator rejects
+ * (a negative threshold, an invalid pattern) fail here rather than on a
+ * worker. Instantiation allows exec, because whether a worker may run it
+ * is the worker's setting.
  */
 static dsp_status spec_check_step(const cJSON *step, int index, const char *path,
-                                  const char *op_name, const char *source, dsp_err *err)
+                                  const char *op_name, const dsp_spec *spec, const char *source,
+                                  dsp_err *err)
 {
     const dsp_op_def *def = dsp_op_find(op_name);
     if (!def) {
@@ -474,7 +476,7 @@ static dsp_status spec_check_step(const cJSON *step, int index, const char *path
         dsp_err_prefix(err, "%s", source);
         return st;
     }
-    dsp_op_ctx ctx = {1, "text"};
+    dsp_op_ctx ctx = {1, spec->text_field};
     dsp_op_instance inst;
     st = dsp_op_instantiate(step, index, &ctx, &inst, err);
     if (st) {
@@ -485,7 +487,7 @@ static dsp_status spec_check_step(const cJSON *step, int index, const char *path
     return DSP_OK;
 }
 
-static dsp_status spec_parse_steps(cJSON *root, const char *source,
+static dsp_status spec_parse_steps(const dsp_spec *spec, cJSON *root, const char *source,
                                    dsp_err *err)
 {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "steps");
@@ -508,7 +510,7 @@ static dsp_status spec_parse_steps(cJSON *root, const char *source,
             snprintf(op_path, sizeof op_path, "%s.op", path);
             return spec_type_error(err, source, op_path, "an operator name", op);
         }
-        dsp_status st = spec_check_step(step, i, path, op->valuestring, source, err);
+        dsp_status st = spec_check_step(step, i, path, op->valuestring, spec, source, err);
         if (st)
             return st;
     }
@@ -572,6 +574,13 @@ static dsp_status spec_parse_options(dsp_spec *spec, cJSON *root, const char *so
     if ((st = spec_get_size(v, "target_task_bytes", "options.target_task_bytes",
                             (int64_t)64 << 20, &spec->target_task_bytes, source, err)))
         goto done;
+    if (spec->target_task_bytes < 1024) {
+        st = dsp_err_set(err, DSP_EINVAL,
+                         "%s: options.target_task_bytes: %" PRId64 " is too small; use at least "
+                         "1024 bytes",
+                         source, spec->target_task_bytes);
+        goto done;
+    }
     if ((st = spec_get_size(v, "max_record_bytes", "options.max_record_bytes",
                             (int64_t)64 << 20, &spec->max_record_bytes, source, err)))
         goto done;
@@ -646,7 +655,7 @@ dsp_status dsp_spec_parse(const char *text, size_t len, const char *source, dsp_
     if ((st = spec_get_string(root, "id_field", "id_field", "id", &field, source, err)))
         goto fail;
     spec->id_field = dsp_xstrdup(field);
-    if ((st = spec_parse_steps(root, source, err)))
+    if ((st = spec_parse_steps(spec, root, source, err)))
         goto fail;
     if ((st = spec_parse_output(spec, root, source, err)))
         goto fail;

@@ -348,6 +348,16 @@ static void test_estimate_large_objects(void)
     CHECK(e.max_task_seconds > 2.9);
     CHECK(e.max_task_seconds < 3.1);
     CHECK_EQ_INT(e.coord_puts, 5 + 3 * 2 + 1);
+
+    /* A 4 TiB plain file at a 1 KiB target would be 4 billion tasks. */
+    objs[1].size = 4ULL << 40;
+    dsp_spec *tiny = spec_for("\"/unused\"", "{\"target_task_bytes\":1024}", NULL);
+    REQUIRE(tiny != NULL);
+    dsp_plan *huge = NULL;
+    CHECK(dsp_plan_from_objects(tiny, objs, 2, &huge, &err) == DSP_EINVAL);
+    CHECK(huge == NULL);
+    CHECKF(strstr(err.msg, "raise target_task_bytes") != NULL, "%s", err.msg);
+    dsp_spec_free(tiny);
     double want = (double)e.gets * 0.0004 / 1000 + (double)e.puts * 0.005 / 1000;
     CHECK(e.total_usd > want - 1e-12);
     CHECK(e.total_usd < want + 1e-12);

@@ -258,6 +258,8 @@ static void test_spec_option_errors(void)
                  "options.target_task_bytes: expected a size");
     expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"max_record_bytes\":-5}}",
                  "options.max_record_bytes: expected a whole number of bytes, got -5");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"target_task_bytes\":100}}",
+                 "options.target_task_bytes: 100 is too small; use at least 1024 bytes");
     expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":[]}",
                  "options: expected an object, got a list");
 }
