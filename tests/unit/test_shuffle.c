@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "../../core/buf.h"
 #include "../../core/util.h"
 #include "../../storage/store.h"
+#include "../../tasks/repartition.h"
 #include "../../tasks/shuffle.h"
 #include "test.h"
 
@@ -371,10 +373,184 @@ static void test_invalid_arguments(void)
     close_tmp_store(s);
 }
 
+/* ---- repartition ---- */
+
+typedef struct {
+    char key[8];
+    size_t key_len;
+    size_t index; /* input position = order key offset */
+} repart_doc;
+
+typedef struct {
+    dsp_buf out;
+    size_t lines;
+} collect_ctx;
+
+static dsp_status collect_line(void *ctx, const char *line, size_t len, dsp_err *err)
+{
+    (void)err;
+    collect_ctx *c = ctx;
+    dsp_buf_append(&c->out, line, len);
+    dsp_buf_append_char(&c->out, '\n');
+    c->lines++;
+    return DSP_OK;
+}
+
+static repart_doc *make_repart_docs(size_t n)
+{
+    rng_state = 31337;
+    repart_doc *docs = calloc(n, sizeof *docs);
+    for (size_t i = 0; i < n; i++) {
+        docs[i].key_len = 1 + rng_next() % 4;
+        for (size_t j = 0; j < docs[i].key_len; j++)
+            docs[i].key[j] = (char)('a' + rng_next() % 5);
+        if (i % 17 == 0)
+            docs[i].key[docs[i].key_len - 1] = '\0'; /* a NUL byte inside the key */
+        docs[i].index = i;
+    }
+    return docs;
+}
+
+static int repart_key_cmp(const void *pa, const void *pb)
+{
+    const repart_doc *a = pa, *b = pb;
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(a->key, b->key, n);
+    if (c)
+        return c;
+    if (a->key_len != b->key_len)
+        return a->key_len < b->key_len ? -1 : 1;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* Run maps over `maps` contiguous splits, then every shard; returns the
+ * shards' output concatenated in shard order and per-shard line counts. */
+static int run_repart(dsp_store *s, const repart_doc *docs, size_t n, uint32_t maps,
+                      uint32_t shards, const dsp_repart_opts *o, dsp_buf *all, size_t *counts)
+{
+    char keys[8][64];
+    const char *kp[8];
+    dsp_err err;
+    for (uint32_t m = 0; m < maps; m++) {
+        snprintf(keys[m], sizeof keys[m], "rp-%u-%u-%d/map-%u", maps, shards, (int)o->mode, m);
+        kp[m] = keys[m];
+        dsp_repart_map *rm;
+        if (dsp_repart_map_open(s, kp[m], shards, o, &rm, &err) != DSP_OK)
+            return -1;
+        for (size_t i = n * m / maps; i < n * (m + 1) / maps; i++) {
+            char line[64];
+            int len = snprintf(line, sizeof line, "{\"n\":%zu}", docs[i].index);
+            dsp_dedup_order ord = {0, docs[i].index};
+            if (dsp_repart_map_add(rm, docs[i].key, docs[i].key_len, ord, line, (size_t)len,
+                                   &err) != DSP_OK) {
+                dsp_repart_map_abort(rm);
+                return -1;
+            }
+        }
+        if (dsp_repart_map_close(rm, &err) != DSP_OK)
+            return -1;
+    }
+    for (uint32_t p = 0; p < shards; p++) {
+        collect_ctx c = {DSP_BUF_INIT, 0};
+        if (dsp_repart_reduce(s, kp, NULL, maps, shards, p, NULL, collect_line, &c, &err) !=
+            DSP_OK) {
+            fprintf(stderr, "  reduce: %s\n", err.msg);
+            return -1;
+        }
+        dsp_buf_append(all, c.out.data ? c.out.data : "", c.out.len);
+        counts[p] = c.lines;
+        dsp_buf_free(&c.out);
+    }
+    return 0;
+}
+
+static void test_repartition_range_sorts(void)
+{
+    enum { N = 3000, SHARDS = 4 };
+    dsp_store *s = open_tmp_store();
+    REQUIRE(s);
+    repart_doc *docs = make_repart_docs(N);
+    const char *bounds[] = {"b", "c\0", "d"};
+    size_t bound_lens[] = {1, 2, 1};
+    dsp_repart_opts o = {.mode = DSP_REPART_RANGE, .boundaries = bounds,
+                         .boundary_lens = bound_lens, .nboundaries = 3};
+
+    /* Expected: all documents sorted by (key, input position), and the
+     * shard of each is the first boundary >= its key. */
+    repart_doc *sorted = malloc(N * sizeof *sorted);
+    memcpy(sorted, docs, N * sizeof *sorted);
+    qsort(sorted, N, sizeof *sorted, repart_key_cmp);
+    dsp_buf want = DSP_BUF_INIT;
+    size_t want_counts[SHARDS] = {0};
+    for (size_t i = 0; i < N; i++) {
+        dsp_buf_printf(&want, "{\"n\":%zu}\n", sorted[i].index);
+        size_t shard = 0;
+        while (shard < 3) {
+            repart_doc b = {.key_len = bound_lens[shard], .index = SIZE_MAX};
+            memcpy(b.key, bounds[shard], bound_lens[shard]);
+            if (repart_key_cmp(&sorted[i], &b) < 0)
+                break;
+            shard++;
+        }
+        want_counts[shard]++;
+    }
+    for (uint32_t maps = 1; maps <= 4; maps *= 2) {
+        dsp_buf got = DSP_BUF_INIT;
+        size_t counts[SHARDS];
+        REQUIRE(run_repart(s, docs, N, maps, SHARDS, &o, &got, counts) == 0);
+        CHECKF(got.len == want.len && memcmp(got.data, want.data, want.len) == 0,
+               "%u maps: shards are not one global sort", maps);
+        for (int p = 0; p < SHARDS; p++)
+            CHECK_EQ_INT(counts[p], want_counts[p]);
+        dsp_buf_free(&got);
+    }
+    dsp_repart_map *rm = NULL;
+    dsp_err err;
+    CHECK(dsp_repart_map_open(s, "x", 3, &o, &rm, &err) == DSP_EINVAL);
+    dsp_buf_free(&want);
+    free(sorted);
+    free(docs);
+    close_tmp_store(s);
+}
+
+static void test_repartition_hash_keeps_order(void)
+{
+    enum { N = 2000, SHARDS = 5 };
+    dsp_store *s = open_tmp_store();
+    REQUIRE(s);
+    repart_doc *docs = make_repart_docs(N);
+    dsp_repart_opts o = {.mode = DSP_REPART_HASH};
+    dsp_buf want = DSP_BUF_INIT;
+    size_t want_counts[SHARDS] = {0};
+    for (uint32_t p = 0; p < SHARDS; p++)
+        for (size_t i = 0; i < N; i++)
+            if (dsp_shuffle_partition(XXH3_64bits(docs[i].key, docs[i].key_len), SHARDS) == p) {
+                dsp_buf_printf(&want, "{\"n\":%zu}\n", docs[i].index);
+                want_counts[p]++;
+            }
+    for (uint32_t maps = 1; maps <= 4; maps *= 2) {
+        dsp_buf got = DSP_BUF_INIT;
+        size_t counts[SHARDS];
+        REQUIRE(run_repart(s, docs, N, maps, SHARDS, &o, &got, counts) == 0);
+        CHECKF(got.len == want.len && memcmp(got.data, want.data, want.len) == 0,
+               "%u maps: shard contents or order differ", maps);
+        for (int p = 0; p < SHARDS; p++) {
+            CHECK_EQ_INT(counts[p], want_counts[p]);
+            CHECK(counts[p] > 0);
+        }
+        dsp_buf_free(&got);
+    }
+    dsp_buf_free(&want);
+    free(docs);
+    close_tmp_store(s);
+}
+
 TEST_MAIN({"round trip local store", test_round_trip_local},
           {"round trip S3", test_round_trip_s3},
           {"empty partitions and maps", test_empty_partitions_and_maps},
           {"coalesces neighbour slices", test_coalesces_neighbour_slices},
           {"spill gives same result", test_spill_gives_same_result},
           {"corrupt file rejected", test_corrupt_file_rejected},
-          {"invalid arguments", test_invalid_arguments})
+          {"invalid arguments", test_invalid_arguments},
+          {"repartition range sorts", test_repartition_range_sorts},
+          {"repartition hash keeps order", test_repartition_hash_keeps_order})
