@@ -176,6 +176,20 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len,
     while (p < end) {
         unsigned char ch = *p;
 
+        /* Fast path: copy a run of printable ASCII other than space. */
+        if (ch > 0x20 && ch < 0x7F) {
+            const unsigned char *q = p + 1;
+            while (q < end && *q > 0x20 && *q < 0x7F)
+                q++;
+            if (pending_space)
+                o->data[o->len++] = ' ';
+            pending_space = 0;
+            memcpy(o->data + o->len, p, (size_t)(q - p));
+            o->len += (size_t)(q - p);
+            p = q;
+            continue;
+        }
+
         if (ch >= 0x80) {
             size_t n = normalize_utf8_len(p, end);
             if (n == 0) {
