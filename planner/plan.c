@@ -14,7 +14,8 @@
  *     compression or WARC suffix when format is "jsonl"), and its first 4
  *     bytes are not a gzip, zstd, bzip2 or xz magic number. A mislabeled
  *     compressed object is kept whole.
- *   - Any other object is one piece, read whole.
+ *   - Any other object is one piece, read whole. TODO: split .warc.gz
+ *     objects (one gzip member per record) at member boundaries.
  *   - A whole piece whose cost is at least T/2 gets a task of its own.
  *     Each maximal run of smaller pieces (in URI order) is packed into
  *     k = ceil(run_cost / T) tasks of about run_cost / k each: a piece goes
@@ -520,6 +521,9 @@ static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
     for (size_t t = 0; t < input_tasks->n; t++)
         total += input_tasks->tasks[t].bytes;
     uint64_t target = (uint64_t)spec->target_task_bytes;
+    /* NOTE: total counts stored bytes, so compressed inputs (often 3-5x
+     * smaller than their JSONL) give wide stages fewer partitions than
+     * their decompressed size would need. */
     uint64_t parts = (total + target - 1) / target;
     if (parts < 1)
         parts = 1;
