@@ -56,9 +56,9 @@ static void install_handler(int sig, void (*fn)(int))
     sigaction(sig, &sa, NULL);
 }
 
-/* --store, else $DSPARK_STORE, else ./.dspark made absolute (created if
- * missing, so `run` needs no setup). Caller frees. */
-static char *store_uri(const char *opt)
+/* --store, else $DSPARK_STORE, else ./.dspark made absolute. Commands that
+ * write jobs create it when missing, so `run` needs no setup. Caller frees. */
+static char *store_uri_for(const char *opt, int create)
 {
     const char *env = dsp_cli_default_store();
     char cwd[4096];
@@ -70,10 +70,13 @@ static char *store_uri(const char *opt)
     if (!getcwd(cwd, sizeof cwd))
         return dsp_xstrdup(".dspark");
     char *dir = dsp_xasprintf("%s/.dspark", cwd);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+    if (create && mkdir(dir, 0777) != 0 && errno != EEXIST)
         fprintf(stderr, "dspark: cannot create the local store %s: %s\n", dir, strerror(errno));
     return dir;
 }
+
+static char *store_uri(const char *opt) { return store_uri_for(opt, 0); }
+static char *store_uri_create(const char *opt) { return store_uri_for(opt, 1); }
 
 static int exit_for_status(dsp_status st)
 {
@@ -168,7 +171,7 @@ int dsp_cmd_submit(int argc, char **argv)
     }
     if (load_spec(argv[optind], &spec, &err) != DSP_OK)
         return fail("invalid job spec", &err);
-    uri = store_uri(store_opt);
+    uri = store_uri_create(store_opt);
     id = id_opt ? dsp_xstrdup(id_opt) : dsp_job_default_id(spec);
     if (open_checked_store(uri, &store, 1, &err) != DSP_OK) {
         rc = fail("cannot use the job store", &err);
@@ -244,7 +247,7 @@ int dsp_cmd_worker(int argc, char **argv)
     }
     install_handler(SIGTERM, on_worker_signal);
     install_handler(SIGINT, on_worker_signal);
-    uri = store_uri(store_opt);
+    uri = store_uri_create(store_opt);
     cfg.store_uri = uri;
     rc = dsp_worker_run(&cfg, &err) == DSP_OK ? DSP_EXIT_OK : fail("worker failed", &err);
     free(uri);
@@ -430,9 +433,14 @@ int dsp_cmd_run(int argc, char **argv)
     }
     if (load_spec(argv[optind], &spec, &err) != DSP_OK)
         return fail("invalid job spec", &err);
-    uri = store_uri(store_opt);
+    uri = store_uri_create(store_opt);
     id = id_opt ? dsp_xstrdup(id_opt) : run_default_id(spec);
 
+    /* On a terminal the bar replaces the info lines, also the workers'. */
+    if (isatty(STDERR_FILENO) && !getenv("DSPARK_LOG_LEVEL")) {
+        setenv("DSPARK_LOG_LEVEL", "warn", 1);
+        dsp_log_set_level(DSP_LOG_WARN);
+    }
     if (open_checked_store(uri, &store, 1, &err) != DSP_OK) {
         rc = fail("cannot use the job store", &err);
         goto out;
@@ -448,9 +456,6 @@ int dsp_cmd_run(int argc, char **argv)
     fprintf(stderr, "dspark: job %s: %zu tasks in %zu stages, %d workers, store %s\n", id,
             job->plan->total_tasks, job->plan->nstages, (int)nworkers, dsp_store_uri(store));
 
-    /* On a terminal the bar replaces the workers' info lines. */
-    if (isatty(STDERR_FILENO) && !getenv("DSPARK_LOG_LEVEL"))
-        setenv("DSPARK_LOG_LEVEL", "warn", 1);
     install_handler(SIGINT, on_interrupt);
     install_handler(SIGTERM, on_interrupt);
     fflush(NULL);
