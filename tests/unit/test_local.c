@@ -525,6 +525,48 @@ static void test_root_under_file(void)
     close_local(s);
 }
 
+/* Streaming writes and reads retry their own injected failures, so the
+ * bytes come out exactly as written. */
+static void test_streaming_under_faults(void)
+{
+    dsp_store *s = open_local("op=mpu+get+head,error=503,rate=0.3;seed=11");
+    REQUIRE(s != NULL);
+    dsp_log_set_level(DSP_LOG_ERROR);
+    dsp_err err;
+    dsp_writer *w = NULL;
+    char chunk[4096];
+
+    REQUIRE(dsp_store_writer_open(s, "stream/obj", NULL, &w, &err) == DSP_OK);
+    int write_failures = 0;
+    for (int i = 0; i < 256; i++) {
+        memset(chunk, 'a' + i % 26, sizeof chunk);
+        write_failures += dsp_writer_write(w, chunk, sizeof chunk, &err) != DSP_OK;
+    }
+    CHECK_EQ_INT(write_failures, 0);
+    dsp_obj_info info;
+    CHECKF(dsp_writer_close(w, &info, &err) == DSP_OK, "%s", err.msg);
+    CHECK_EQ_INT(info.size, 256 * sizeof chunk);
+
+    dsp_reader *r = NULL;
+    REQUIRE(dsp_store_reader_open(s, "stream/obj", 0, -1, NULL, &r, &err) == DSP_OK);
+    size_t total = 0, got = 0, wrong = 0;
+    do {
+        CHECK_EQ_INT(dsp_reader_read(r, chunk, 1000, &got, &err), DSP_OK);
+        for (size_t i = 0; i < got; i++)
+            wrong += chunk[i] != 'a' + (int)(((total + i) / 4096) % 26);
+        total += got;
+    } while (got > 0);
+    dsp_reader_close(r);
+    CHECK_EQ_INT(total, 256 * sizeof chunk);
+    CHECK_EQ_INT(wrong, 0);
+
+    dsp_store_stats stats;
+    dsp_store_get_stats(s, &stats);
+    CHECKF(stats.retries >= 50, "only %llu retries", (unsigned long long)stats.retries);
+    dsp_log_set_level(DSP_LOG_WARN);
+    close_local(s);
+}
+
 static void test_uri_forms(void)
 {
     dsp_store *s = NULL;
@@ -587,5 +629,6 @@ TEST_MAIN({"traversal keys rejected", test_traversal_rejected},
           {"403 is not retried", test_403_not_retried},
           {"truncated reads retried", test_truncate_retried},
           {"put and delete churn", test_put_delete_churn},
+          {"streaming under faults", test_streaming_under_faults},
           {"root below a file", test_root_under_file},
           {"store URI forms", test_uri_forms})
