@@ -70,7 +70,7 @@ typedef struct {
 } ops_run;
 
 /* Instantiate step_json and run it once over b. Returns the status of
- * instantiation or processing; r->keep holds the decisions. */
+ * instantiation or processing; r->keep contains the decisions. */
 static inline dsp_status ops_run_step(ops_run *r, const char *step_json, dsp_batch *b, int allow_exec)
 {
     dsp_op_ctx ctx = {allow_exec, "text"};

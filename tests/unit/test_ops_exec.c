@@ -85,7 +85,8 @@ static void test_exec_python_maps_and_drops(void)
     const char *raw;
     size_t raw_len;
     CHECK(dsp_json_find(b.docs[1].line, b.docs[1].line_len, "n", &raw, &raw_len));
-    CHECK(raw_len == 2 && memcmp(raw, "15", 2) == 0);
+    CHECK_EQ_INT(raw_len, 2);
+    CHECK(memcmp(raw, "15", 2) == 0);
     dsp_op_instance_free(&r.inst);
     dsp_batch_free(&b);
 }

@@ -3,7 +3,7 @@
  * gopher_repetition, c4_quality, fineweb_quality) on real Common Crawl
  * documents and on edge cases.
  *
- * tests/data/ops/cc-snippets.jsonl holds 13 documents copied from the
+ * tests/data/ops/cc-snippets.jsonl contains 13 documents copied from the
  * dolma test file CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz.
  * Each expected decision below was checked by reading the document; the
  * comment says what decides it.
