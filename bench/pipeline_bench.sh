@@ -11,9 +11,9 @@
 #    (the floor), a pass-through job, each operator alone, and the whole
 #    quality pipeline of examples/cc-clean.json.
 # 3. Prints a table of medians: MB/s per core = uncompressed input bytes /
-#    CPU seconds (user + system) of the process, and peak RSS from
-#    /usr/bin/time -v. Append it to bench/RESULTS.md by hand or with
-#    --record.
+#    CPU seconds (user + system, child processes included) and peak RSS,
+#    both from /usr/bin/time. --record appends the table to
+#    bench/RESULTS.md.
 #
 # Each job is a spec run with `dspark run --workers 1` on a local store, so
 # the numbers include planning, the job protocol and publishing. Where
@@ -126,7 +126,7 @@ row "quality pipeline (cc-clean steps)" "$speed" "$rss"
 if [ "$RECORD" = 1 ]; then
     {
         echo
-        echo "### Data path, $(date -u +%Y-%m-%d)"
+        echo "## Data path ($(date -u +%Y-%m-%d))"
         echo
         echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)."
         echo "Corpus: $RAW_BYTES bytes of JSONL from Debian documentation packages, zstd -3."
