@@ -640,7 +640,14 @@ int dsp_cmd_rm(int argc, char **argv)
         store_target t;
         dsp_err err;
         dsp_status rc = resolve(argv[i], store, recursive, &t, &err);
-        if (rc == DSP_OK && recursive) {
+        int whole_fs = rc == DSP_OK && recursive && !t.key[0] &&
+                       !strcmp(dsp_store_uri(t.store), "file:///");
+        if (whole_fs) {
+            rc = dsp_err_set(&err, DSP_EINVAL,
+                             "'%s' is the root of the file system, and rm --recursive will not "
+                             "delete every file on the machine",
+                             argv[i]);
+        } else if (rc == DSP_OK && recursive) {
             rc = rm_recursive(&t, &err, &deleted);
         } else if (rc == DSP_OK) {
             const char *keys[] = {t.key};
