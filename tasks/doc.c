@@ -179,13 +179,48 @@ static const char *skip_ws(const char *p, const char *end)
 
 /* p points at an opening quote; returns the byte after the closing quote,
  * or NULL when the string is not terminated. */
+/* Word-at-a-time tests: whether any byte of v equals c, or needs the slow
+ * path of the string decoder (backslash, control byte or non-ASCII). Both
+ * can report a false match only in a word that also has a true one. */
+#define BYTES_ONES 0x0101010101010101ULL
+#define BYTES_HIGHS 0x8080808080808080ULL
+
+static uint64_t word_has_byte(uint64_t v, unsigned char c)
+{
+    uint64_t x = v ^ (BYTES_ONES * c);
+    return (x - BYTES_ONES) & ~x & BYTES_HIGHS;
+}
+
+static int word_needs_decoding(uint64_t v)
+{
+    uint64_t found = word_has_byte(v, '\\');
+    found |= (v - BYTES_ONES * 0x20) & ~v & BYTES_HIGHS;
+    found |= v & BYTES_HIGHS;
+    return found != 0;
+}
+
+/* First quote or backslash in [p, end), or end. */
+static const char *find_quote_or_backslash(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (word_has_byte(v, '"') | word_has_byte(v, '\\'))
+            break;
+        p += 8;
+    }
+    while (p < end && *p != '"' && *p != '\\')
+        p++;
+    return p;
+}
+
+/* p points at an opening quote; returns the byte after the closing quote,
+ * or NULL when the string is not terminated. */
 static const char *skip_string(const char *p, const char *end)
 {
     p++;
     while (p < end) {
-        const char *q = p;
-        while (q < end && *q != '"' && *q != '\\')
-            q++;
+        const char *q = find_quote_or_backslash(p, end);
         if (q >= end)
             return NULL;
         if (*q == '"')
@@ -410,48 +445,40 @@ static int hex4(const char *p, uint32_t *out)
 }
 
 /*
- * The output buffer is sized at 3 bytes per input byte: escapes never grow,
- * and the only growth is one invalid byte becoming U+FFFD (3 bytes).
+ * Decode [p, end) into out. Without invalid UTF-8 the output is never longer
+ * than the input, so out needs end - p bytes plus a terminator. An invalid
+ * byte becomes U+FFFD (3 bytes). With may_grow set, out must have room for
+ * 3 bytes per input byte. Without it, the function returns DECODE_GROWS at
+ * the first invalid byte.
+ * Returns the decoded length, or DECODE_INVALID for an invalid string.
  */
-char *dsp_json_decode_string(dsp_arena *a, const char *raw, size_t raw_len, size_t *out_len)
+#define DECODE_INVALID ((size_t)-1)
+#define DECODE_GROWS ((size_t)-2)
+
+static size_t decode_into(char *out, int may_grow, const char *p, const char *end)
 {
-    if (raw_len < 2 || raw[0] != '"' || raw[raw_len - 1] != '"')
-        return NULL;
-    const char *p = raw + 1;
-    const char *end = raw + raw_len - 1;
-    size_t body = (size_t)(end - p);
-
-    /* Fast path: no escapes, no control bytes and valid UTF-8. */
-    int simple = 1;
-    for (const unsigned char *q = (const unsigned char *)p; q < (const unsigned char *)end;) {
-        if (*q == '\\' || *q < 0x20) {
-            simple = 0;
-            break;
-        }
-        if (*q < 0x80) {
-            q++;
-            continue;
-        }
-        size_t n = utf8_seq_len(q, (const unsigned char *)end);
-        if (!n) {
-            simple = 0;
-            break;
-        }
-        q += n;
-    }
-    if (simple) {
-        if (out_len)
-            *out_len = body;
-        return dsp_arena_strndup(a, p, body);
-    }
-
-    char *out = dsp_arena_alloc(a, body * 3 + 1);
     size_t o = 0;
     while (p < end) {
+        /* Copy the run of bytes that need no decoding, a word at a time. */
+        const char *run = p;
+        while (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            if (word_needs_decoding(v))
+                break;
+            p += 8;
+        }
+        while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '\\')
+            p++;
+        memcpy(out + o, run, (size_t)(p - run));
+        o += (size_t)(p - run);
+        if (p >= end)
+            break;
+
         unsigned char c = (unsigned char)*p;
         if (c == '\\') {
             if (p + 1 >= end)
-                return NULL;
+                return DECODE_INVALID;
             char e = p[1];
             p += 2;
             switch (e) {
@@ -466,7 +493,7 @@ char *dsp_json_decode_string(dsp_arena *a, const char *raw, size_t raw_len, size
             case 'u': {
                 uint32_t cp;
                 if (end - p < 4 || hex4(p, &cp) != 0)
-                    return NULL;
+                    return DECODE_INVALID;
                 p += 4;
                 if (cp >= 0xD800 && cp <= 0xDBFF) {
                     uint32_t lo;
@@ -480,35 +507,57 @@ char *dsp_json_decode_string(dsp_arena *a, const char *raw, size_t raw_len, size
                 } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                     cp = 0xFFFD; /* unpaired low surrogate */
                 }
+                /* \uXXXX is 6 bytes (12 for a pair) and yields at most 4. */
                 o += utf8_put(out + o, cp);
                 break;
             }
             default:
-                return NULL;
+                return DECODE_INVALID;
             }
             continue;
         }
         if (c < 0x20)
-            return NULL; /* raw control characters are not allowed in JSON strings */
-        if (c < 0x80) {
-            out[o++] = (char)c;
-            p++;
-            continue;
-        }
+            return DECODE_INVALID; /* raw control characters are not allowed in JSON strings */
         size_t n = utf8_seq_len((const unsigned char *)p, (const unsigned char *)end);
         if (n) {
             memcpy(out + o, p, n);
             o += n;
             p += n;
-        } else {
-            memcpy(out + o, REPLACEMENT, 3);
-            o += 3;
-            p++;
+            continue;
         }
+        if (!may_grow)
+            return DECODE_GROWS;
+        memcpy(out + o, REPLACEMENT, 3);
+        o += 3;
+        p++;
     }
     out[o] = '\0';
+    return o;
+}
+
+/*
+ * The output is first sized like the input, which suffices unless invalid
+ * UTF-8 must be replaced. Only then is it decoded again into 3 bytes per
+ * input byte, because one invalid byte becomes U+FFFD (3 bytes).
+ */
+char *dsp_json_decode_string(dsp_arena *a, const char *raw, size_t raw_len, size_t *out_len)
+{
+    if (raw_len < 2 || raw[0] != '"' || raw[raw_len - 1] != '"')
+        return NULL;
+    const char *p = raw + 1;
+    const char *end = raw + raw_len - 1;
+    size_t body = (size_t)(end - p);
+
+    char *out = dsp_arena_alloc(a, body + 1);
+    size_t n = decode_into(out, 0, p, end);
+    if (n == DECODE_GROWS) {
+        out = dsp_arena_alloc(a, body * 3 + 1);
+        n = decode_into(out, 1, p, end);
+    }
+    if (n == DECODE_INVALID)
+        return NULL;
     if (out_len)
-        *out_len = o;
+        *out_len = n;
     return out;
 }
 

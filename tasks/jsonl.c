@@ -85,6 +85,23 @@ static int is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/*
+ * Whether any of the 8 bytes in v is a quote, a backslash, a control byte
+ * (< 0x20) or non-ASCII (>= 0x80), using the "has zero byte" bit trick. It
+ * can report a false match only in a word that also has a true one.
+ */
+static int word_needs_attention(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = v ^ (ones * '"');
+    uint64_t backslash = v ^ (ones * '\\');
+    uint64_t found = (quote - ones) & ~quote;
+    found |= (backslash - ones) & ~backslash;
+    found |= (v - ones * 0x20) & ~v;
+    found |= v;
+    return (found & highs) != 0;
+}
+
 /* Scan a string starting at its opening quote. Returns the result code and
  * leaves *pp after the closing quote. */
 static int scan_string(const unsigned char **pp, const unsigned char *end, int is_name,
@@ -92,6 +109,13 @@ static int scan_string(const unsigned char **pp, const unsigned char *end, int i
 {
     const unsigned char *p = *pp + 1;
     for (;;) {
+        while (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            if (word_needs_attention(v))
+                break;
+            p += 8;
+        }
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
         if (p >= end)

@@ -112,6 +112,22 @@ static void test_decode_string(void)
     s = dsp_json_decode_string(&a, raw, strlen(raw), &n);
     CHECK_EQ_STR(s, "bad\xef\xbf\xbd\xef\xbf\xbd byte");
 
+    /* Invalid bytes first, then a long valid run: the output outgrows the
+     * input and must not spill into the next arena allocation. */
+    char grown_raw[256];
+    grown_raw[0] = '"';
+    memset(grown_raw + 1, 0xff, 5);
+    memset(grown_raw + 6, 'a', 200);
+    grown_raw[206] = '"';
+    char *grown = dsp_json_decode_string(&a, grown_raw, 207, &n);
+    char *next = dsp_json_decode_string(&a, "\"zzzzzzzzzzzzzzzzzzzzzzzzzzzz\"", 30, NULL);
+    REQUIRE(grown != NULL);
+    REQUIRE(next != NULL);
+    CHECK_EQ_INT(n, 215);
+    CHECK(memcmp(grown, "\xef\xbf\xbd\xef\xbf\xbd", 6) == 0);
+    CHECK(grown[214] == 'a');
+    CHECK(grown[215] == '\0');
+
     CHECK(dsp_json_decode_string(&a, "\"\\q\"", 4, &n) == NULL);
     CHECK(dsp_json_decode_string(&a, "\"\\u12\"", 6, &n) == NULL);
     CHECK(dsp_json_decode_string(&a, "\"a\nb\"", 5, &n) == NULL);
