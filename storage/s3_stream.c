@@ -65,6 +65,7 @@ typedef struct {
     size_t etags_cap;
     int failed;
     dsp_err first_err;
+    int max_in_flight; /* most parts uploading at once, for the debug log */
 } s3_writer;
 
 static void writer_fail(s3_writer *w, const dsp_err *e)
@@ -82,6 +83,11 @@ static dsp_status writer_start_part(s3_writer *w, s3_part *p)
         if (st == DSP_OK && p->req.easy) {
             curl_multi_add_handle(w->multi, p->req.easy);
             p->state = SLOT_BUSY;
+            int busy = 0;
+            for (int i = 0; i < w->parallel; i++)
+                busy += w->parts[i].state == SLOT_BUSY;
+            if (busy > w->max_in_flight)
+                w->max_in_flight = busy;
             return DSP_OK;
         }
         /* An injected fault failed the attempt before it was sent. */
@@ -433,6 +439,9 @@ static dsp_status writer_complete(s3_writer *w, dsp_obj_info *info, dsp_err *err
             snprintf(r.etag, sizeof r.etag, "%s", hr.etag);
         dsp_s3_req_free(&hr);
     }
+    DSP_DEBUG("s3_upload_complete", "key=%s parts=%d max_in_flight=%d bytes=%llu status=%s",
+              w->full, nparts, w->max_in_flight, (unsigned long long)w->total,
+              dsp_status_name(st));
     if (st == DSP_OK && info) {
         memset(info, 0, sizeof *info);
         info->size = w->total;

@@ -336,8 +336,17 @@ static void test_multipart_100mib_round_trip(void)
     dsp_store_get_stats(s, &mid);
     CHECKF(mid.mpu_parts >= 8, "parts sent before close: %llu", (unsigned long long)mid.mpu_parts);
     dsp_obj_info info;
+    capture cap;
+    dsp_buf log = DSP_BUF_INIT;
+    dsp_log_set_level(DSP_LOG_DEBUG);
+    capture_start(&cap);
     dsp_status st = dsp_writer_close(w, &info, &err);
+    capture_stop(&cap, &log);
+    dsp_log_set_level(DSP_LOG_INFO);
     CHECKF(st == DSP_OK, "%s", err.msg);
+    /* The writer kept all 4 allowed parts uploading at once at some point. */
+    CHECKF(strstr(log.data, "parts=13 max_in_flight=4") != NULL, "%s", log.data);
+    dsp_buf_free(&log);
     dsp_sha256_final_hex(h_in, sum_in);
     CHECK_EQ_INT(info.size, total);
     CHECKF(strstr(info.etag, "-13") != NULL, "etag %s", info.etag);
@@ -522,7 +531,8 @@ static void test_short_bodies_retried(void)
         dsp_status st = dsp_store_get(s, "short/obj", 0, -1, &b, NULL, &err);
         CHECKF(st == DSP_OK, "%s", err.msg);
         CHECK_EQ_INT(b.len, size);
-        CHECK(b.len == size && memcmp(b.data, data, size) == 0);
+        if (b.len == size)
+            CHECK(memcmp(b.data, data, size) == 0);
     }
 
     dsp_reader *rd = NULL;
