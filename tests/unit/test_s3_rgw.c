@@ -35,6 +35,9 @@ static dsp_store *open_store(const char *faults)
     const char *bucket = getenv("DSPARK_TEST_S3_BUCKET");
     if (!endpoint || !*endpoint || !bucket || !*bucket)
         return NULL;
+    /* Never fall back to the real instance metadata address from a test. */
+    if (!getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"))
+        setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
     snprintf(uri, sizeof uri, "s3://%s/dsp-s3-test-%d-%016llx", bucket, (int)getpid(),
              (unsigned long long)dsp_rand64());
     dsp_store_config cfg = {.faults = faults};
