@@ -264,6 +264,9 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
         res->warc_skipped += ws->skipped;
         res->bytes_in += ws->bytes_in;
         res->bytes_in_raw += ws->bytes_in_raw;
+        DSP_DEBUG("input_done", "key=%s format=warc records=%llu rejected=%llu skipped=%llu",
+                  in->key, (unsigned long long)ws->records, (unsigned long long)ws->rejected,
+                  (unsigned long long)ws->skipped);
         dsp_warc_close(wr);
     } else {
         const dsp_jsonl_stats *js = dsp_jsonl_get_stats(jr);
@@ -271,6 +274,13 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
         res->records_rejected += js->rejected;
         res->bytes_in += js->bytes_in;
         res->bytes_in_raw += js->bytes_in_raw;
+        /* Repaired records are kept, so this line is the only trace of them. */
+        if (js->utf8_repaired > 0)
+            DSP_INFO("utf8_repaired", "key=%s records=%llu", in->key,
+                     (unsigned long long)js->utf8_repaired);
+        DSP_DEBUG("input_done", "key=%s format=jsonl records=%llu rejected=%llu blank=%llu",
+                  in->key, (unsigned long long)js->records, (unsigned long long)js->rejected,
+                  (unsigned long long)js->blank_lines);
         dsp_jsonl_close(jr);
     }
     return st;
