@@ -119,9 +119,9 @@ static dsp_status resolve(const char *arg, const char *store_uri, int as_prefix,
     return rc;
 }
 
-static const char *store_option(const char *given)
+static const char *store_option(const char *from_command_line)
 {
-    return given ? given : dsp_cli_default_store();
+    return from_command_line ? from_command_line : dsp_cli_default_store();
 }
 
 static void format_mtime(int64_t mtime_ms, char *out, size_t cap)
@@ -252,8 +252,8 @@ int dsp_cmd_ls(int argc, char **argv)
 
     const char *delimiter = recursive ? NULL : "/";
     if (json) {
-        /* NOTE: --json builds one document, so it holds the whole listing
-         * in memory; the text output streams page by page. */
+        /* NOTE: --json builds one document, so the whole listing is kept
+         * in memory. The text output streams page by page. */
         dsp_list_page all;
         rc = dsp_store_list_all(t.store, t.key, delimiter, &all, &err);
         if (rc == DSP_OK) {

@@ -139,7 +139,9 @@ static void test_process_create_only(void)
             dsp_put_opts opts = {.cond = DSP_PUT_IF_ABSENT};
             dsp_status rc = dsp_store_put(cs, "jobs/x/commit.json", body, strlen(body), &opts,
                                           NULL, &err);
-            _exit(rc == DSP_OK ? 0 : rc == DSP_EPRECOND ? 1 : 2);
+            if (rc == DSP_OK)
+                _exit(0);
+            _exit(rc == DSP_EPRECOND ? 1 : 2);
         }
     }
     close(gate[0]);
@@ -365,7 +367,7 @@ static void test_cput500_rereads(void)
     dsp_err err;
     dsp_put_opts create = {.cond = DSP_PUT_IF_ABSENT};
 
-    /* Every conditional PUT lands and then reports 500: the re-read sees
+    /* Every conditional PUT lands and then reports 500. The re-read finds
      * our ETag, so the first writer still learns that it won. */
     CHECKF(dsp_store_put(s, "lease", "mine", 4, &create, NULL, &err) == DSP_OK, "%s", err.msg);
     CHECK_EQ_INT(dsp_store_put(s, "lease", "theirs", 6, &create, NULL, &err), DSP_EPRECOND);
@@ -438,7 +440,8 @@ static void test_truncate_retried(void)
     } while (got > 0);
     dsp_reader_close(r);
     CHECK_EQ_INT(total, strlen(body));
-    CHECK(total == strlen(body) && memcmp(got_all, body, total) == 0);
+    if (total == strlen(body))
+        CHECK(memcmp(got_all, body, total) == 0);
     dsp_log_set_level(DSP_LOG_WARN);
     dsp_buf_free(&buf);
     close_local(s);
