@@ -8,11 +8,15 @@
  * connections are reused across threads and across the curl multi handles
  * of streaming readers and writers.
  *
- * Classification: 404 -> DSP_ENOTFOUND; 412 and 409 on a conditional PUT
- * -> DSP_EPRECOND; 5xx, 429, SlowDown, RequestTimeout, curl network errors
- * and short bodies -> DSP_ETRANSIENT; everything else (403, 400, ...) ->
- * DSP_EPERM. Messages name the operation, s3://bucket/key, the HTTP status
- * and the S3 error code and message, never a credential.
+ * Classification of a failed attempt:
+ *   - 404 -> DSP_ENOTFOUND, except NoSuchBucket and NoSuchUpload (DSP_EPERM);
+ *   - 412, 409 ConditionalRequestConflict, and any 409 to a request with a
+ *     condition -> DSP_EPRECOND;
+ *   - 5xx, 429, SlowDown, RequestTimeout, curl network errors and short
+ *     bodies -> DSP_ETRANSIENT;
+ *   - everything else (403, 400, TLS verification failures) -> DSP_EPERM.
+ * Messages name the operation, s3://bucket/key, the HTTP status and the S3
+ * error code and message, never a credential.
  */
 #include <stdio.h>
 #include <stdlib.h>
