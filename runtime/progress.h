@@ -1,7 +1,7 @@
 /*
- * progress.h - what `dspark run` shows while a job runs and when it ends:
- * on a terminal a one-line bar (tasks done, MB/s, ETA) redrawn in place,
- * otherwise one log line every few seconds; then a summary.
+ * progress.h - what `dspark run` shows while a job runs and when it ends.
+ * On a terminal it redraws a one-line bar (tasks done, MB/s, ETA) in place,
+ * otherwise it logs one line every few seconds. A summary follows the end.
  */
 #ifndef DSP_PROGRESS_H
 #define DSP_PROGRESS_H

@@ -10,7 +10,7 @@
  *
  * Scheduling reads listings of commits/, leases/ and errors/ of a job's
  * first unsealed stage and claims from that snapshot in a random order, so
- * workers rarely collide; it lists again after a few lost claims. The
+ * workers rarely collide. After a few lost claims it lists again. The
  * request cost per task is one lease PUT and one commit PUT plus a share of
  * the listings; leases of committed tasks are left for `gc`.
  *
@@ -211,7 +211,7 @@ static job_entry *add_job(const char *id)
     return je;
 }
 
-/* Mark a job finished when state.json says so. */
+/* Mark a job finished when its state.json records a final state. */
 static void check_job_state(job_entry *je)
 {
     dsp_job_state state;
@@ -357,7 +357,7 @@ static int seal_stage(job_entry *je, const dsp_plan_stage *stage)
     if (st == DSP_ENOTFOUND) {
         /* Sealing reads every commit of the stage, so one worker does it
          * under a lease and the others pick up its seal at their next
-         * listing. NOTE: the seal lease is not renewed; a stage whose
+         * listing. NOTE: the seal lease is not renewed. A stage whose
          * commits take longer than lease_seconds to read may be sealed
          * twice, which is harmless because both seals have the same bytes. */
         char attempt[DSP_PROTO_ID_MAX];
@@ -913,8 +913,12 @@ static void run_task(work_item *w)
          * its lease was lost: the first commit wins either way. */
         commit_task(je, stage, task, &w->lease, started, &res);
     } else if (rt->cancel || st == DSP_ECANCELLED) {
-        DSP_INFO("task_abandoned", "reason=%s",
-                 rt->lost ? "lease_lost" : je->finished ? "job_finished" : "worker_stopping");
+        const char *reason = "worker_stopping";
+        if (rt->lost)
+            reason = "lease_lost";
+        else if (je->finished)
+            reason = "job_finished";
+        DSP_INFO("task_abandoned", "reason=%s", reason);
         discard_attempt(je, stage->id, task->id, w->lease.attempt);
         if (!rt->lost)
             dsp_lease_release(W.store, je->id, &w->lease);

@@ -129,13 +129,15 @@ job_state() {
 }
 
 # attempts_match_commits JOB: every object under attempts/ belongs to a
-# winning commit (local stores only).
+# winning commit (local stores only). Files named .dsp-* are the local
+# store's temporary files: not objects, never listed, and left behind when
+# a writer is killed in the middle of a put.
 attempts_match_commits() {
     local job=$1 dir="$STORE/jobs/$1"
     local referenced actual
     referenced=$(jq -r '.tasks[].files[].key, (.tasks[].rejects // empty | .key)' \
         "$dir"/seals/*.json | sort)
-    actual=$(cd "$STORE" && find "jobs/$job/attempts" -type f 2>/dev/null | sort)
+    actual=$(cd "$STORE" && find "jobs/$job/attempts" -type f ! -name '.dsp-*' 2>/dev/null | sort)
     [ "$referenced" = "$actual" ] || {
         echo "referenced by seals:"; echo "$referenced" | head
         echo "present under attempts/:"; echo "$actual" | head
