@@ -69,8 +69,15 @@ def measure(cmd, env=None):
     return data.decode(), ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, time.monotonic() - t0
 
 def count_lines(path):
-    z = subprocess.run(['zstd', '-dc', path], stdout=subprocess.PIPE, check=True)
-    return z.stdout.count(b'\n')
+    # Stream the count: Linux keeps a process's peak RSS across fork and
+    # exec, so a large parent would inflate the next child's measured peak.
+    z = subprocess.Popen(['zstd', '-dc', path], stdout=subprocess.PIPE)
+    lines = 0
+    while chunk := z.stdout.read(1 << 20):
+        lines += chunk.count(b'\n')
+    if z.wait() != 0:
+        sys.exit(f'dedup_bench: zstd -dc {path} failed')
+    return lines
 
 raw_env = dict(os.environ, DEDUP_EXACT_RAW='1')
 cases = {

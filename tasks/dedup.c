@@ -495,6 +495,10 @@ dsp_status dsp_dedup_minhash_components(dsp_store *store, const char *const *edg
     if (st != DSP_OK)
         goto out;
 
+    /* NOTE: every document with an edge becomes a union-find node in this
+     * one task (about 48 bytes each). Edges stream through the shuffle's
+     * external sort, but the node set is neither spilled nor split into
+     * rounds, so it must fit in memory. */
     dsp_shuffle_rec rec;
     int got;
     while ((got = dsp_shuffle_reader_next(r, &rec, err)) == 1) {

@@ -97,7 +97,8 @@ typedef struct {
  * collisions (n^2 / 2^65), and each would silently drop a unique document.
  * At 128 bits the collision probability is about 10^-19.
  * The length costs 8 bytes per record and makes a collision also need
- * equal lengths.
+ * equal lengths. Documents whose normalised text is empty (no letters or
+ * digits at all) share one key, so only the first of them is kept.
  */
 typedef struct {
     int raw;                 /* 1: hash the bytes as given (a field such as url);

@@ -219,6 +219,16 @@ static void test_round_trip_s3(void)
         SKIP("S3 backend not available: %s", err.msg);
     REQUIRE(st == DSP_OK);
     run_round_trip(s, "rt");
+
+    /* Remove what the test wrote, so repeated runs leave no objects. */
+    dsp_list_page page = {0};
+    REQUIRE(dsp_store_list_all(s, "rt/", NULL, &page, &err) == DSP_OK);
+    CHECK_EQ_INT(page.n, 3);
+    const char *keys[8];
+    for (size_t i = 0; i < page.n && i < 8; i++)
+        keys[i] = page.items[i].key;
+    CHECK(dsp_store_delete(s, keys, page.n < 8 ? page.n : 8, &err) == DSP_OK);
+    dsp_list_page_free(&page);
     dsp_store_close(s);
 }
 
