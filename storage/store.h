@@ -6,7 +6,7 @@
  *   /abs/dir, rel/dir, file:///abs/dir   local directory (embedded default)
  *   s3://bucket[/prefix]                 S3-compatible server; endpoint,
  *                                        region and credentials from the
- *                                        AWS_* environment (see s3.h)
+ *                                        AWS_* environment (see s3_creds.h)
  *
  * Guarantees every backend keeps:
  *   - put is atomic: readers see the old object or the whole new one.
@@ -62,7 +62,8 @@ typedef struct {
     const char *endpoint;   /* S3 endpoint URL, e.g. http://127.0.0.1:7480 */
     const char *region;     /* S3 region, e.g. us-east-1 */
     const char *faults;     /* fault-injection spec, see fault.h; else DSPARK_FAULTS */
-    int path_style;         /* 1 path-style, 0 virtual-hosted, -1 auto (default) */
+    int path_style;         /* 1 forces path-style; 0 or -1 picks automatically (path-style
+                             * when an endpoint is set or the bucket has dots) */
     int max_attempts;       /* retries of transient errors; 0 = default */
 } dsp_store_config;
 
