@@ -141,6 +141,52 @@ static void ascii_map_init(void)
     __atomic_store_n(&ascii_map_ready, 1, __ATOMIC_RELEASE);
 }
 
+/*
+ * Normalised form of every BMP code point, filled lazily from utf8proc:
+ * 0 = not looked up yet, 1 = word separator, otherwise the code point to
+ * write plus 2. Concurrent fills store the same value, so relaxed atomics
+ * suffice. It replaces three utf8proc lookups per code point with one load.
+ */
+static uint32_t bmp_map[65536];
+
+static uint32_t normalize_lookup(utf8proc_int32_t cp)
+{
+    switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+        return (uint32_t)utf8proc_tolower(cp) + 2;
+    case UTF8PROC_CATEGORY_ND:
+        return '0' + 2;
+    default:
+        return 1;
+    }
+}
+
+/* Decode a 2- or 3-byte UTF-8 sequence at s (n bytes left) with the same
+ * validity rules as utf8proc_iterate (no overlongs, no surrogates). Returns
+ * its length, or 0 for anything else (4-byte or invalid). */
+static size_t decode_bmp(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    if (c >= 0xc2 && c <= 0xdf && n >= 2 && (s[1] & 0xc0) == 0x80) {
+        *cp = (uint32_t)(c & 0x1f) << 6 | (s[1] & 0x3f);
+        return 2;
+    }
+    if (c >= 0xe0 && c <= 0xef && n >= 3 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
+        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
+            return 0;
+        *cp = (uint32_t)(c & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+        return 3;
+    }
+    return 0;
+}
+
 void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
 {
     ascii_map_init();
@@ -167,42 +213,35 @@ void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
         }
         if (i >= len)
             break;
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t n = utf8proc_iterate(s + i, (utf8proc_ssize_t)(len - i), &cp);
-        if (n <= 0) {
-            /* Invalid UTF-8 byte: treat it as a separator. */
-            i++;
-            in_word = 0;
-            continue;
+        uint32_t bmp, mapped;
+        size_t n = decode_bmp(s + i, len - i, &bmp);
+        if (n > 0) {
+            mapped = __atomic_load_n(&bmp_map[bmp], __ATOMIC_RELAXED);
+            if (mapped == 0) {
+                mapped = normalize_lookup((utf8proc_int32_t)bmp);
+                __atomic_store_n(&bmp_map[bmp], mapped, __ATOMIC_RELAXED);
+            }
+        } else {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t got = utf8proc_iterate(s + i, (utf8proc_ssize_t)(len - i), &cp);
+            if (got <= 0) {
+                /* Invalid UTF-8 byte: treat it as a separator. */
+                i++;
+                in_word = 0;
+                continue;
+            }
+            n = (size_t)got;
+            mapped = normalize_lookup(cp);
         }
-        i += (size_t)n;
-        utf8proc_category_t cat = utf8proc_category(cp);
-        int keep = 1;
-        switch (cat) {
-        case UTF8PROC_CATEGORY_LU:
-        case UTF8PROC_CATEGORY_LL:
-        case UTF8PROC_CATEGORY_LT:
-        case UTF8PROC_CATEGORY_LM:
-        case UTF8PROC_CATEGORY_LO:
-        case UTF8PROC_CATEGORY_MN:
-        case UTF8PROC_CATEGORY_MC:
-        case UTF8PROC_CATEGORY_ME:
-            cp = utf8proc_tolower(cp);
-            break;
-        case UTF8PROC_CATEGORY_ND:
-            cp = '0';
-            break;
-        default:
-            keep = 0;
-        }
-        if (!keep) {
+        i += n;
+        if (mapped == 1) {
             in_word = 0;
             continue;
         }
         if (!in_word && dst != start)
             *dst++ = ' ';
         in_word = 1;
-        dst += utf8proc_encode_char(cp, dst);
+        dst += utf8proc_encode_char((utf8proc_int32_t)(mapped - 2), dst);
     }
     out->len += (size_t)(dst - start);
     out->data[out->len] = '\0';

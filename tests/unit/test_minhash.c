@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 #include <zlib.h>
 
 #include <cjson/cJSON.h>
@@ -102,6 +103,55 @@ static void test_normalize_folds_case_digits(void)
     dsp_text_normalize("ab\xff" "cd", 5, &out);
     CHECK_EQ_STR(out.data, "ab cd");
     dsp_buf_free(&out);
+}
+
+/* Every code point up to U+FFFF, alone between two ASCII words, must
+ * normalise exactly as utf8proc's category and lower-case tables say, so
+ * the lookup table of the fast path agrees with the slow path. */
+static void test_normalize_matches_utf8proc(void)
+{
+    dsp_buf in = DSP_BUF_INIT, out = DSP_BUF_INIT, want = DSP_BUF_INIT;
+    int mismatches = 0;
+    for (int32_t cp = 0x80; cp <= 0x10ffff && mismatches < 5; cp++) {
+        if (cp >= 0xd800 && cp <= 0xdfff)
+            continue;
+        if (cp > 0xffff && cp % 97 != 0)
+            continue; /* a sample of the supplementary planes */
+        unsigned char enc[4];
+        utf8proc_ssize_t n = utf8proc_encode_char(cp, enc);
+        dsp_buf_reset(&in);
+        dsp_buf_append_str(&in, "ab ");
+        dsp_buf_append(&in, enc, (size_t)n);
+        dsp_buf_append_str(&in, " cd");
+        dsp_buf_reset(&out);
+        dsp_text_normalize(in.data, in.len, &out);
+
+        dsp_buf_reset(&want);
+        dsp_buf_append_str(&want, "ab");
+        utf8proc_category_t cat = utf8proc_category(cp);
+        int32_t mapped = -1;
+        if (cat == UTF8PROC_CATEGORY_ND)
+            mapped = '0';
+        else if ((cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+                 (cat >= UTF8PROC_CATEGORY_MN && cat <= UTF8PROC_CATEGORY_ME))
+            mapped = utf8proc_tolower(cp);
+        if (mapped >= 0) {
+            unsigned char lower[4];
+            utf8proc_ssize_t ln = utf8proc_encode_char(mapped, lower);
+            dsp_buf_append_char(&want, ' ');
+            dsp_buf_append(&want, lower, (size_t)ln);
+        }
+        dsp_buf_append_str(&want, " cd");
+        if (out.len != want.len || memcmp(out.data, want.data, out.len) != 0) {
+            fprintf(stderr, "  U+%04X: got \"%s\", want \"%s\"\n", (unsigned)cp, out.data,
+                    want.data);
+            mismatches++;
+        }
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    dsp_buf_free(&in);
+    dsp_buf_free(&out);
+    dsp_buf_free(&want);
 }
 
 static void test_shingle_counts(void)
@@ -295,6 +345,7 @@ static void test_linux_doc_estimates(void)
 }
 
 TEST_MAIN({"normalize folds case digits", test_normalize_folds_case_digits},
+          {"normalize matches utf8proc", test_normalize_matches_utf8proc},
           {"shingle counts", test_shingle_counts},
           {"invalid params rejected", test_invalid_params_rejected},
           {"controlled shift jaccard", test_controlled_shift_jaccard},
