@@ -79,7 +79,9 @@ static char *absolute_output(const char *uri)
     return dsp_xasprintf("%s/%s", cwd, uri);
 }
 
-/* Claim the output for job id in outputs/<sha256 of the URI>. */
+/* Claim the output for job id in outputs/<sha256 of the URI>. NOTE: the
+ * claim lives in the job store, so jobs submitted to different job stores
+ * can still write the same output. */
 static dsp_status claim_output(dsp_store *s, const char *id, const char *output, dsp_err *err)
 {
     char *abs = absolute_output(output);

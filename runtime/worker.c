@@ -556,6 +556,9 @@ static int claim_expired(job_entry *je, size_t t, work_item *w)
     }
     if (cur.expires_ms > dsp_now_ms())
         return 0;
+    /* NOTE: only attempts that recorded an error count against
+     * max_attempts, so a task that kills its worker every time (a crash,
+     * the OOM killer) is taken over again and again without failing the job. */
     make_attempt_id(attempt, sizeof attempt, je->failures[t] + 1, 0);
     st = dsp_lease_claim(W.store, je->id, stage->id, task, W.worker_id, attempt,
                          je->lease_seconds, &cur, 0, &w->lease, &err);
