@@ -461,7 +461,9 @@ static int list_stage(job_entry *je)
         }
         if (lease_mtime[t]) {
             /* A renewal rewrites the lease, so an old mtime means an
-             * expired lease; the lease body has the exact expiry. */
+             * expired lease, and the lease body has the exact expiry.
+             * NOTE: both compare the store's or another worker's clock
+             * with ours, so clocks must agree to well within a lease. */
             if (now - lease_mtime[t] > lease_ms)
                 je->expired[je->nexpired++] = (int)t;
             else
