@@ -675,6 +675,39 @@ static void case_batch_delete(void)
     close_and_clean(s);
 }
 
+static void case_request_counters(void)
+{
+    WITH_STORE(s);
+    dsp_err err;
+    dsp_obj_info info;
+    dsp_buf buf = DSP_BUF_INIT;
+    dsp_store_stats before, after;
+
+    dsp_store_get_stats(s, &before);
+    REQUIRE(put_str(s, "stats/a", "12345", NULL) == DSP_OK);
+    CHECK_EQ_INT(dsp_store_get(s, "stats/a", 1, 2, &buf, NULL, &err), DSP_OK);
+    CHECK_EQ_INT(dsp_store_head(s, "stats/a", &info, &err), DSP_OK);
+    CHECK_EQ_INT(dsp_store_copy(s, "stats/a", "stats/b", NULL, &err), DSP_OK);
+    dsp_list_page page;
+    CHECK_EQ_INT(dsp_store_list_page(s, "stats/", NULL, NULL, 0, &page, &err), DSP_OK);
+    dsp_list_page_free(&page);
+    const char *keys[] = {"stats/a", "stats/b"};
+    CHECK_EQ_INT(dsp_store_delete(s, keys, 2, &err), DSP_OK);
+    dsp_store_get_stats(s, &after);
+
+    CHECK_EQ_INT(after.put - before.put, 1);
+    CHECK_EQ_INT(after.get - before.get, 1);
+    CHECK(after.head - before.head >= 1);
+    CHECK_EQ_INT(after.copy - before.copy, 1);
+    CHECK_EQ_INT(after.list - before.list, 1);
+    CHECK_EQ_INT(after.del - before.del, 1);
+    CHECK_EQ_INT(after.bytes_out - before.bytes_out, 5);
+    CHECK_EQ_INT(after.bytes_in - before.bytes_in, 2);
+    CHECK_EQ_INT(after.retries - before.retries, 0);
+    dsp_buf_free(&buf);
+    close_and_clean(s);
+}
+
 /* 500 operations of every kind through a store that fails 20% of attempts
  * with 503 and 1% with a connection reset: every one must succeed. */
 static void case_fault_workload(void)
@@ -754,6 +787,7 @@ BOTH("compare and swap counter", case_compare_and_swap_counter)
 BOTH("aborted write", case_aborted_write)
 BOTH("copy", case_copy)
 BOTH("batch delete", case_batch_delete)
+BOTH("request counters", case_request_counters)
 BOTH("fault workload", case_fault_workload)
 
 #define ENTRIES(name, fn) {"local " name, fn##_local}, {"s3 " name, fn##_s3}
@@ -769,4 +803,5 @@ TEST_MAIN(ENTRIES("small round trip", case_small_round_trip),
           ENTRIES("aborted write", case_aborted_write),
           ENTRIES("copy", case_copy),
           ENTRIES("batch delete", case_batch_delete),
+          ENTRIES("request counters", case_request_counters),
           ENTRIES("fault workload", case_fault_workload))
