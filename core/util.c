@@ -163,12 +163,20 @@ uint64_t dsp_hash64(const void *data, size_t len, uint64_t seed)
 }
 
 static __thread uint64_t t_rng[2];
+static __thread pid_t t_rng_pid; /* process that seeded t_rng */
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t dsp_rand64(void)
 {
-    /* xoroshiro128+ */
+    /* xoroshiro128+. A forked child inherits the parent's state, so the
+     * generator is seeded again whenever the process id changes; otherwise
+     * every child of one parent would draw the same ids. */
+    pid_t pid = getpid();
+    if (pid != t_rng_pid) {
+        t_rng[0] = t_rng[1] = 0;
+        t_rng_pid = pid;
+    }
     if (!t_rng[0] && !t_rng[1]) {
         if (getrandom(t_rng, sizeof t_rng, 0) != (ssize_t)sizeof t_rng) {
             t_rng[0] = (uint64_t)dsp_now_ms() ^ ((uint64_t)getpid() << 32);

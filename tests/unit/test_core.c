@@ -5,6 +5,9 @@
 #include "../../core/util.h"
 #include "test.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 static void test_buf_append_and_reset(void)
 {
     dsp_buf b = DSP_BUF_INIT;
@@ -60,6 +63,32 @@ static void test_hashes(void)
     CHECK(dsp_hash64("x", 1, 0) != dsp_hash64("x", 1, 1));
 }
 
+static void test_rand_differs_after_fork(void)
+{
+    int fds[2];
+    uint64_t parent_first = dsp_rand64(); /* seed the parent's generator */
+    (void)parent_first;
+    REQUIRE(pipe(fds) == 0);
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            uint64_t v = dsp_rand64();
+            ssize_t n = write(fds[1], &v, sizeof v);
+            _exit(n == (ssize_t)sizeof v ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    uint64_t a = 0, b = 0;
+    CHECK(read(fds[0], &a, sizeof a) == (ssize_t)sizeof a);
+    CHECK(read(fds[0], &b, sizeof b) == (ssize_t)sizeof b);
+    CHECK(a != b);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_log_quote(void)
 {
     char q[64];
@@ -72,4 +101,5 @@ TEST_MAIN({"buf append and reset", test_buf_append_and_reset},
           {"err prefix", test_err_prefix},
           {"parse size", test_parse_size},
           {"sha256 md5 xxh3", test_hashes},
+          {"rand differs after fork", test_rand_differs_after_fork},
           {"log quote", test_log_quote})
