@@ -375,15 +375,6 @@ static int supervise(dsp_store *store, dsp_job *job, pid_t *pids, int nworkers)
         dsp_progress_show(&prog, job, stages);
     dsp_progress_end(&prog);
 
-    /* Workers of this job exit by themselves once it is final. */
-    for (int waited = 0; reap_workers(pids, nworkers) > 0; waited += 100) {
-        if (waited == 30000 || (waited == 0 && state == DSP_JOB_CANCELLED))
-            for (int i = 0; i < nworkers; i++)
-                if (pids[i] > 0)
-                    kill(pids[i], SIGTERM);
-        dsp_sleep_ms(100);
-    }
-
     double seconds = (double)(dsp_mono_ms() - start) / 1000.0;
     cJSON *status = NULL;
     if (state == DSP_JOB_DONE && dsp_job_status_json(store, job->id, &status, &err) == DSP_OK)
@@ -393,6 +384,17 @@ static int supervise(dsp_store *store, dsp_job *job, pid_t *pids, int nworkers)
     else if (state == DSP_JOB_CANCELLED)
         fprintf(stderr, "dspark: job %s was cancelled\n", job->id);
     cJSON_Delete(status);
+    fflush(stdout);
+
+    /* Workers of this job exit by themselves once it is final. */
+    for (int waited = 0; reap_workers(pids, nworkers) > 0; waited += 100) {
+        if (waited == 30000 || (waited == 0 && state == DSP_JOB_CANCELLED))
+            for (int i = 0; i < nworkers; i++)
+                if (pids[i] > 0)
+                    kill(pids[i], SIGTERM);
+        dsp_sleep_ms(100);
+    }
+
     rc = exit_for_state(state);
     free(stages);
     return rc;

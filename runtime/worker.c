@@ -71,6 +71,7 @@ typedef struct {
     size_t committed;
     int misses;
 
+    int committed_since_listing;  /* this worker committed after the last listing */
     int64_t *durations;           /* ms of commits seen in the current stage */
     size_t ndurations, capdurations;
     int durations_fetched;
@@ -686,8 +687,11 @@ static int job_next(job_entry *je, work_item *w)
 
         int exhausted = je->fresh_pos >= je->nfresh && je->expired_pos >= je->nexpired;
         int64_t since = dsp_mono_ms() - je->listed_mono;
+        /* A commit of ours may have been the stage's last one, so an
+         * exhausted snapshot is listed again at once to seal without delay. */
         if (!je->failures || je->misses >= MISSES_BEFORE_RELIST ||
-            (exhausted && since >= RELIST_MIN_MS)) {
+            (exhausted && (since >= RELIST_MIN_MS || je->committed_since_listing))) {
+            je->committed_since_listing = 0;
             /* Bounded, so a store that rejects every claim is not hammered. */
             if (listings >= 3)
                 return 0;
@@ -859,8 +863,10 @@ static void commit_task(job_entry *je, const dsp_plan_stage *stage, const dsp_pl
                  (long long)(meta.finished_ms - started_ms), (unsigned long long)meta.requests);
         pthread_mutex_lock(&W.lock);
         if (je->stage < je->job->plan->nstages &&
-            !strcmp(je->job->plan->stages[je->stage].id, stage->id))
+            !strcmp(je->job->plan->stages[je->stage].id, stage->id)) {
             add_duration(je, meta.finished_ms - started_ms);
+            je->committed_since_listing = 1;
+        }
         pthread_mutex_unlock(&W.lock);
     } else {
         const cJSON *wa = cJSON_GetObjectItemCaseSensitive(winner, "attempt");
