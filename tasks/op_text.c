@@ -1,7 +1,8 @@
 /*
- * op_text.c - the shared word split and character counts (see op_text.h).
- * ASCII bytes are classified by a table lookup, and only lead bytes that
- * may start a Unicode space are decoded further.
+ * op_text.c - the helpers operators share (see op_text.h): the word split,
+ * character and line counts, the occurrence counter and access to a
+ * document's text. ASCII bytes are classified by a table lookup, and only
+ * lead bytes that may start a Unicode space are decoded further.
  */
 #include <stdlib.h>
 #include <string.h>

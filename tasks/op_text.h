@@ -1,6 +1,6 @@
 /*
  * op_text.h - text helpers shared by the operators: one definition of a
- * word, and counting of characters and lines.
+ * word, counts of characters and lines, and a reusable occurrence counter.
  *
  * A word is a maximal run of characters that are not whitespace, the same
  * split as Python's str.split() with no argument. Whitespace is ASCII \t \n \v \f \r, space, 0x1C-0x1F,
