@@ -34,6 +34,7 @@ static const dsp_command commands[] = {
     {"cp", dsp_cmd_cp, "copy between local files and stores"},
     {"rm", dsp_cmd_rm, "delete objects"},
     {"doctor", dsp_cmd_doctor, "check that a store supports what DSpark needs"},
+    {"metrics", dsp_cmd_metrics, "count a store's runnable tasks; publish them to CloudWatch"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "show this help"},
 };
@@ -42,7 +43,7 @@ static int cmd_help(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    printf("usage: dspark COMMAND [OPTIONS]\n\n"
+    printf("usage: dspark [--log-format text|json] COMMAND [OPTIONS]\n\n"
            "DSpark curates LLM pre-training data on object storage.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         printf("  %-9s %s\n", commands[i].name, commands[i].summary);
@@ -61,6 +62,30 @@ const char *dsp_cli_default_store(void)
 int main(int argc, char **argv)
 {
     dsp_log_init();
+    if (argc < 2) {
+        cmd_help(0, NULL);
+        return DSP_EXIT_USAGE;
+    }
+    /* Global options before the command: --log-format text|json overrides
+     * DSPARK_LOG_FORMAT for this process and the workers it starts. */
+    while (argc >= 2 && !strncmp(argv[1], "--log-format", 12)) {
+        const char *fmt = NULL;
+        int used = 1;
+        if (argv[1][12] == '=')
+            fmt = argv[1] + 13;
+        else if (argv[1][12] == '\0' && argc >= 3)
+            fmt = argv[2], used = 2;
+        if (!fmt || (strcmp(fmt, "text") != 0 && strcmp(fmt, "json") != 0)) {
+            fprintf(stderr, "dspark: invalid --log-format '%s'; expected text or json\n",
+                    fmt ? fmt : "");
+            return DSP_EXIT_USAGE;
+        }
+        setenv("DSPARK_LOG_FORMAT", fmt, 1);
+        dsp_log_init();
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
     if (argc < 2) {
         cmd_help(0, NULL);
         return DSP_EXIT_USAGE;
