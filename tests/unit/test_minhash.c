@@ -106,7 +106,7 @@ static void test_normalize_folds_case_digits(void)
 }
 
 /* Every code point up to U+FFFF, alone between two ASCII words, must
- * normalise exactly as utf8proc's category and lower-case tables say, so
+ * normalise exactly as utf8proc's category and lower-case tables define, so
  * the lookup table of the fast path agrees with the slow path. */
 static void test_normalize_matches_utf8proc(void)
 {
