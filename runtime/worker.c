@@ -244,17 +244,33 @@ static void refresh_jobs(void)
         DSP_WARN("job_list_failed", "error=%s message=\"%s\"", dsp_status_name(err.code), err.msg);
         return;
     }
+
+    /* Jobs that left the index are finished. Free those with no running
+     * work, so a long-lived worker does not keep every plan it ever ran;
+     * a finished job still listed stays, so it is not loaded again. */
+    size_t kept = 0;
     for (size_t i = 0; i < W.njobs; i++) {
-        int listed = 0;
-        char *key = dsp_proto_active_key(W.jobs[i]->id);
+        job_entry *je = W.jobs[i];
+        char *key = dsp_proto_active_key(je->id);
+        int listed = 0, running = 0;
         for (size_t k = 0; k < page.n && !listed; k++)
             listed = !strcmp(page.items[k].key, key);
         free(key);
-        if (!listed && !W.jobs[i]->finished) {
-            W.jobs[i]->finished = 1;
-            DSP_INFO("job_inactive", "job=%s reason=left_the_active_index", W.jobs[i]->id);
+        if (!listed && !je->finished) {
+            je->finished = 1;
+            DSP_INFO("job_inactive", "job=%s reason=left_the_active_index", je->id);
         }
+        pthread_mutex_lock(&W.run_lock);
+        for (running_task *rt = W.running; rt && !running; rt = rt->next)
+            running = rt->je == je;
+        pthread_mutex_unlock(&W.run_lock);
+        if (!listed && !running)
+            job_entry_free(je);
+        else
+            W.jobs[kept++] = je;
     }
+    W.njobs = kept;
+
     for (size_t k = 0; k < page.n; k++) {
         const char *id = page.items[k].key + strlen("active/");
         if (!find_job(id))
@@ -877,7 +893,7 @@ static void commit_task(job_entry *je, const dsp_plan_stage *stage, const dsp_pl
     cJSON_Delete(manifest);
 }
 
-static void run_task(work_item *w)
+static void run_task(work_item *w, running_task *rt)
 {
     job_entry *je = w->je;
     const dsp_spec *spec = je->job->spec;
@@ -888,7 +904,6 @@ static void run_task(work_item *w)
     dsp_pipeline_result res;
     dsp_err err;
     int64_t started = dsp_now_ms();
-    running_task *rt = register_running(je, &w->lease);
 
     dsp_log_context(je->id, stage->id, task->id, w->lease.attempt);
     /* The log context adds job, stage, task and attempt to every line. */
@@ -953,10 +968,9 @@ static void run_task(work_item *w)
     free(prefix);
 }
 
-static void run_publish(work_item *w)
+static void run_publish(work_item *w, running_task *rt)
 {
     job_entry *je = w->je;
-    running_task *rt = register_running(je, &w->lease);
     dsp_err err;
 
     if (dsp_publish_job(W.store, je->job, &err) == DSP_OK) {
@@ -1049,17 +1063,22 @@ static void *slot_main(void *arg)
     (void)arg;
     while (!should_exit()) {
         work_item w;
+        running_task *rt = NULL;
         pthread_mutex_lock(&W.lock);
         int found = find_work(&w);
+        /* Registered before the lock is released, so refresh_jobs never
+         * frees a job that a slot is about to run. */
+        if (found)
+            rt = register_running(w.je, &w.lease);
         pthread_mutex_unlock(&W.lock);
         if (!found) {
             sleep_interruptible(W.cfg.poll_ms / 2 + (int64_t)(dsp_rand64() % (uint64_t)W.cfg.poll_ms));
             continue;
         }
         if (w.publish)
-            run_publish(&w);
+            run_publish(&w, rt);
         else
-            run_task(&w);
+            run_task(&w, rt);
     }
     W.exit = 1;
     return NULL;
