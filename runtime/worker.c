@@ -12,7 +12,7 @@
  * first unsealed stage and claims from that snapshot in a random order, so
  * workers rarely collide. After a few lost claims it lists again. The
  * request cost per task is one lease PUT and one commit PUT plus a share of
- * the listings; leases of committed tasks are left for `gc`.
+ * the listings. Leases of committed tasks are left for `gc`.
  *
  * Correctness does not depend on any of this: commits are create-only and
  * first-wins, and nothing reads an attempt's files except through its
@@ -245,9 +245,9 @@ static void refresh_jobs(void)
         return;
     }
 
-    /* Jobs that left the index are finished. Free those with no running
-     * work, so a long-lived worker does not keep every plan it ever ran;
-     * a finished job still listed stays, so it is not loaded again. */
+    /* Jobs that left the index are finished. Those with no running work
+     * are freed, so a long-lived worker does not keep every plan it ever
+     * ran. A finished job still listed stays, so it is not loaded again. */
     size_t kept = 0;
     for (size_t i = 0; i < W.njobs; i++) {
         job_entry *je = W.jobs[i];

@@ -2,7 +2,7 @@
 # Speculative execution: one worker is slow (its exec step sleeps 40 s),
 # another is fast. Once most of the stage is committed and the slow
 # attempt has run for more than max(2 x median, 10 s), the fast worker
-# starts a second attempt of that task; the first commit wins, so the job
+# starts a second attempt of that task. The first commit wins, so the job
 # finishes long before the slow attempt would.
 . "$(dirname "$0")/job_lib/common.bash"
 
