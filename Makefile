@@ -86,7 +86,7 @@ check: deps
 
 demo: deps
 	$(MAKE) $(BUILD)/dspark
-	scripts/demo.sh
+	DSPARK_BIN=$(BUILD)/dspark scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

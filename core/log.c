@@ -187,27 +187,43 @@ void dsp_log(dsp_log_level level, const char *event, const char *fmt, ...)
     size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(tv.tv_usec / 1000) % 1000);
 
-    pthread_mutex_lock(&g_lock);
+    /* Build the whole line first and send it with one write(2): workers
+     * forked by `dspark run` share one stderr, and separate stdio writes
+     * from several processes would interleave inside a line. */
+    char *line = NULL;
+    size_t line_len = 0;
+    FILE *out = open_memstream(&line, &line_len);
+    if (!out)
+        return;
     if (g_json) {
-        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", ts, level_name(level));
-        json_escape(stderr, event, strlen(event));
-        fputc('"', stderr);
-        fprintf(stderr, ",\"pid\":\"%d\"", (int)getpid());
-        if (t_ctx.job[0]) fprintf(stderr, ",\"job\":\"%s\"", t_ctx.job);
-        if (t_ctx.stage[0]) fprintf(stderr, ",\"stage\":\"%s\"", t_ctx.stage);
-        if (t_ctx.task[0]) fprintf(stderr, ",\"task\":\"%s\"", t_ctx.task);
-        if (t_ctx.attempt[0]) fprintf(stderr, ",\"attempt\":\"%s\"", t_ctx.attempt);
-        kv_to_json(stderr, body);
-        fputs("}\n", stderr);
+        fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", ts, level_name(level));
+        json_escape(out, event, strlen(event));
+        fputc('"', out);
+        fprintf(out, ",\"pid\":\"%d\"", (int)getpid());
+        if (t_ctx.job[0]) fprintf(out, ",\"job\":\"%s\"", t_ctx.job);
+        if (t_ctx.stage[0]) fprintf(out, ",\"stage\":\"%s\"", t_ctx.stage);
+        if (t_ctx.task[0]) fprintf(out, ",\"task\":\"%s\"", t_ctx.task);
+        if (t_ctx.attempt[0]) fprintf(out, ",\"attempt\":\"%s\"", t_ctx.attempt);
+        kv_to_json(out, body);
+        fputs("}\n", out);
     } else {
-        fprintf(stderr, "ts=%s level=%s event=%s pid=%d", ts, level_name(level), event, (int)getpid());
-        if (t_ctx.job[0]) fprintf(stderr, " job=%s", t_ctx.job);
-        if (t_ctx.stage[0]) fprintf(stderr, " stage=%s", t_ctx.stage);
-        if (t_ctx.task[0]) fprintf(stderr, " task=%s", t_ctx.task);
-        if (t_ctx.attempt[0]) fprintf(stderr, " attempt=%s", t_ctx.attempt);
+        fprintf(out, "ts=%s level=%s event=%s pid=%d", ts, level_name(level), event, (int)getpid());
+        if (t_ctx.job[0]) fprintf(out, " job=%s", t_ctx.job);
+        if (t_ctx.stage[0]) fprintf(out, " stage=%s", t_ctx.stage);
+        if (t_ctx.task[0]) fprintf(out, " task=%s", t_ctx.task);
+        if (t_ctx.attempt[0]) fprintf(out, " attempt=%s", t_ctx.attempt);
         if (body[0])
-            fprintf(stderr, " %s", body);
-        fputc('\n', stderr);
+            fprintf(out, " %s", body);
+        fputc('\n', out);
+    }
+    fclose(out);
+    pthread_mutex_lock(&g_lock);
+    for (size_t done = 0; done < line_len;) {
+        ssize_t n = write(STDERR_FILENO, line + done, line_len - done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
     }
     pthread_mutex_unlock(&g_lock);
+    free(line);
 }

@@ -15,7 +15,9 @@ fi
 # Each run is a new job; clear the previous run's output so the job's
 # output prefix is free.
 rm -rf "$OUT"
-"$BIN" run examples/cc-clean.json --store .dspark
+# Workers log every task at info level; the demo shows warnings and the
+# summary only. DSPARK_LOG_LEVEL=info brings the task lines back.
+DSPARK_LOG_LEVEL=${DSPARK_LOG_LEVEL:-warn} "$BIN" run examples/cc-clean.json --store .dspark
 echo
 echo "output: $OUT"
 ls -l "$OUT"
