@@ -129,7 +129,18 @@ void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status, do
             fprintf(out, "%s%s %.0f", first ? "  (" : ", ", r->string, r->valuedouble);
             first = 0;
         }
-        fprintf(out, "%s\n", first ? "" : ")");
+        fprintf(out, "%s", first ? "" : ")");
+        /* Operator-specific counts, e.g. PII redactions per kind or the
+         * totals of `stats`, in brackets after the removals. */
+        const cJSON *extra = cJSON_GetObjectItemCaseSensitive(step, "extra");
+        first = 1;
+        cJSON_ArrayForEach(r, extra) {
+            if (!cJSON_IsNumber(r) || r->valuedouble == 0)
+                continue;
+            fprintf(out, "%s%s %.0f", first ? "  [" : ", ", r->string, r->valuedouble);
+            first = 0;
+        }
+        fprintf(out, "%s\n", first ? "" : "]");
     }
     fprintf(out, "  requests   %.0f store requests, %.0f retries\n", number(c, "requests"),
             number(c, "retries"));
