@@ -30,7 +30,8 @@ start_fake() {
         sleep 0.1
     done
     [ -s "$WORK/$name.port" ] || die "fake CloudWatch $name did not start: $(cat "$WORK/$name.log")"
-    export AWS_ENDPOINT_URL_CLOUDWATCH="http://127.0.0.1:$(cat "$WORK/$name.port")"
+    AWS_ENDPOINT_URL_CLOUDWATCH="http://127.0.0.1:$(cat "$WORK/$name.port")"
+    export AWS_ENDPOINT_URL_CLOUDWATCH
 }
 
 stop_fake() {

@@ -1,10 +1,10 @@
 #!/bin/bash
 # Worker user data, run for real: render terraform/aws/user_data.sh.tftpl
 # with test variables (with the small renderer, and compared with Terraform's
-# own templatefile() when terraform is installed), check it with
-# shellcheck, run it against a temporary directory standing in for the
-# instance's root with the freshly built binary, then start the worker the
-# way the unit's ExecStart and Environment lines say, against the S3 server.
+# own templatefile() when terraform is installed), run shellcheck on it,
+# run it against a temporary directory standing in for the
+# instance's root with the freshly built binary, then start the worker from
+# the unit's ExecStart and Environment lines, against the S3 server.
 # A submitted job must succeed and the worker must exit when idle. The idle
 # hook is run with stub aws and systemctl commands.
 . "$(dirname "$0")/job_lib/common.bash"
