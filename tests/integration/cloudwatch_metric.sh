@@ -11,6 +11,8 @@ LIB="$(dirname "$0")/deploy_lib"
 RECORD="$WORK/metrics.jsonl"
 touch "$RECORD"
 
+# The S3 server's settings, restored for the S3 part at the end.
+S3_ENV=$(export -p | grep -E ' (AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_REGION|AWS_DEFAULT_REGION|AWS_SESSION_TOKEN)=')
 export AWS_ACCESS_KEY_ID=AKIDFAKECLOUDWATCH AWS_SECRET_ACCESS_KEY=fake-cw-secret-key
 export AWS_REGION=eu-west-3 AWS_DEFAULT_REGION=eu-west-3
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL_CLOUDWATCH
@@ -133,4 +135,18 @@ stop_fake
 grep -q "reserved" "$WORK/ns.err" || die "unclear message for a reserved namespace: $(cat "$WORK/ns.err")"
 "$BIN" metrics show 2>/dev/null
 [ $? = 2 ] || die "metrics show without a store was accepted"
+# The same count on an S3 store, when a server is configured.
+if use_s3_store metrics; then
+    (
+        . /dev/stdin <<<"$S3_ENV"
+        "$BIN" submit "$WORK/a.json" --store "$STORE" --job-id backlog-s3 >/dev/null 2>&1 ||
+            die "submit to $STORE failed"
+        s3_count=$("$BIN" metrics show --store "$STORE" --json | jq .runnable_tasks)
+        [ "$s3_count" = "$tasks" ] || die "runnable_tasks on S3 is $s3_count, expected $tasks"
+        "$BIN" cancel backlog-s3 --store "$STORE" >/dev/null 2>&1
+        after=$("$BIN" metrics show --store "$STORE" --json | jq -c '[.active_jobs, .runnable_tasks]')
+        [ "$after" = "[0,0]" ] || die "a cancelled job still counts on S3: $after"
+        "$BIN" rm --recursive "$STORE/" >/dev/null 2>&1
+    ) || exit 1
+fi
 echo "cloudwatch_metric: ok ($tasks runnable tasks published and verified)"

@@ -5,8 +5,9 @@
 # run it against a temporary directory standing in for the
 # instance's root with the freshly built binary, then start the worker from
 # the unit's ExecStart and Environment lines, against the S3 server.
-# A submitted job must succeed and the worker must exit when idle. The idle
-# hook is run with stub aws and systemctl commands.
+# A submitted job must succeed and the worker must exit when idle. The
+# metrics unit must publish the backlog to a fake CloudWatch endpoint, and
+# the idle hook is run with stub aws and systemctl commands.
 . "$(dirname "$0")/job_lib/common.bash"
 
 if ! use_s3_store userdata; then
@@ -89,10 +90,42 @@ gen_jsonl "$WORK/in/a.jsonl" 300 11
 "$BIN" cp "$WORK/in/a.jsonl" "$STORE-data/in/a.jsonl" >/dev/null || die "upload of the input failed"
 write_spec "$WORK/job.json" "$STORE-data/in/*.jsonl" "$STORE-data/out" 6000
 job=$("$BIN" submit "$WORK/job.json" --store "$STORE" --job-id userdata) || die "submit failed"
+
+# The metrics unit, started from its ExecStart and Environment lines, sends
+# the backlog to a fake CloudWatch endpoint that checks the signature.
+METRICS_UNIT="$ROOT/etc/systemd/system/dspark-metrics.service"
+mapfile -t metrics_env < <(sed -n 's/^Environment=//p' "$METRICS_UNIT")
+read -r -a metrics_argv <<<"$(sed -n 's/^ExecStart=//p' "$METRICS_UNIT")"
+metrics_argv[0]="$ROOT/usr/local/bin/dspark"
+FAKE_CW_ACCESS_KEY=$AWS_ACCESS_KEY_ID FAKE_CW_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
+    FAKE_CW_REGION=${AWS_REGION:-us-east-1} python3 "$DEPLOY_LIB/fake_cloudwatch.py" \
+    --port-file "$WORK/cw.port" --record "$WORK/cw.jsonl" 2>"$WORK/cw.log" &
+STARTED_PIDS+=("$!")
+for _ in $(seq 50); do
+    [ -s "$WORK/cw.port" ] && break
+    sleep 0.1
+done
+[ -s "$WORK/cw.port" ] || die "fake CloudWatch did not start: $(cat "$WORK/cw.log")"
+env "${metrics_env[@]}" AWS_ENDPOINT_URL_CLOUDWATCH="http://127.0.0.1:$(cat "$WORK/cw.port")" \
+    "${metrics_argv[@]}" >"$WORK/metrics.log" 2>&1 &
+publisher=$!
+STARTED_PIDS+=("$publisher")
 "$BIN" wait "$job" --store "$STORE" --timeout 60
 rc=$?
 [ "$rc" = 0 ] || { tail -n 20 "$WORK/worker.log"; die "wait exited $rc, expected 0"; }
 "$BIN" ls "$STORE-data/out/" | grep -q _SUCCESS || die "the job published no _SUCCESS"
+for _ in $(seq 50); do
+    grep -q RunnableTasks "$WORK/cw.jsonl" 2>/dev/null && break
+    sleep 0.1
+done
+kill -TERM "$publisher"
+wait "$publisher" || { cat "$WORK/metrics.log"; die "metrics publisher did not stop cleanly on SIGTERM"; }
+jq -s -e 'map(select(.name == "RunnableTasks")) | length >= 1 and all(.namespace == "DSparkTest" and .dimensions.WorkerPool == "test-pool")' \
+    "$WORK/cw.jsonl" >/dev/null || { cat "$WORK/cw.jsonl" "$WORK/metrics.log"; die "metrics unit did not publish RunnableTasks for test-pool"; }
+if grep -q rejected "$WORK/cw.jsonl"; then
+    die "fake CloudWatch rejected a request of the metrics unit: $(grep rejected "$WORK/cw.jsonl")"
+fi
+
 grep -q '"event":"task_committed"' "$WORK/worker.log" || { head "$WORK/worker.log"; die "worker log has no JSON task_committed line"; }
 grep '"event":"task_committed"' "$WORK/worker.log" | head -n 1 | jq -e '.job == "userdata" and .stage and .task and .attempt' >/dev/null ||
     die "task_committed lines lack job, stage, task and attempt ids"
