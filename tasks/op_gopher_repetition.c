@@ -23,13 +23,22 @@
  * and jumps past it, as datatrove does. Words are split on whitespace
  * (op_text.h) where datatrove uses a tokenizer.
  *
- * NOTE: lines, paragraphs and n-grams are compared by 64-bit hashes (xxh3
- * of the bytes, folded per word for n-grams), so two different strings
- * with the same hash count as equal. At about 2^-64 per pair this does not
- * change decisions in practice.
+ * NOTE: lines, paragraphs and n-grams are compared by 64-bit hashes, so two
+ * different strings with the same hash count as equal. Lines and paragraphs
+ * hash their bytes with xxh3. An n-gram hashes its words' xxh3 hashes as a
+ * polynomial mod 2^64, read in O(1) from prefix sums. At about 2^-64 per
+ * pair this does not change decisions in practice.
  *
- * Memory: the word and hash-table arrays live in the state and grow to the
- * largest document, so nothing is allocated per record after warm-up.
+ * Speed: an n-gram that occurs twice starts with an (n-1)-gram that occurs
+ * twice. So the count of 2-grams visits every position and marks those
+ * whose 2-gram repeats, the count of 3-grams visits only those and marks
+ * the repeated 3-grams, and so on up to 5-grams. The duplicate scans for
+ * n = 5..10 add to the counter only at positions with a repeated 5-gram.
+ * A skipped position starts an n-gram that occurs once, so it can neither
+ * be a repeat nor match a later one, and every result stays as it was.
+ *
+ * Memory: the per-word arrays and hash tables live in the state and grow to
+ * the largest document, so nothing is allocated per record after warm-up.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,16 +53,30 @@
 #define GR_DUP_MIN 5
 #define GR_DUP_MAX 10
 
+/* Odd multiplier of the n-gram polynomial hash (the 64-bit golden ratio). */
+#define GR_BASE 0x9e3779b97f4a7c15ull
+
+/* Slot of the n-gram count table; key 0 marks an empty slot. */
+typedef struct {
+    uint64_t key;
+    size_t first; /* position of the first occurrence */
+    size_t count;
+} gr_ngram_slot;
+
 typedef struct {
     double dup_para_frac, dup_para_char_frac, dup_line_frac, dup_line_char_frac;
     double top_frac[GR_TOP_MAX + 1];
     double dup_frac[GR_DUP_MAX + 1];
 
-    uint64_t *word_hash;   /* per word */
-    uint64_t *chars_before;/* code points in the words before word i; n + 1 entries */
+    uint64_t *prefix_hash;  /* polynomial hash of words 0..i-1; n + 1 entries */
+    uint64_t *chars_before; /* code points in the words before word i; n + 1 entries */
+    unsigned char *marks[2]; /* per word: 1 when the n-gram there occurs more than once */
     size_t words_cap;
+    uint64_t base_pow[GR_DUP_MAX + 1]; /* GR_BASE^n mod 2^64 */
 
     dsp_text_counter table;
+    gr_ngram_slot *slots;
+    size_t slots_cap;
 } gr_state;
 
 enum {
@@ -130,6 +153,9 @@ static dsp_status gr_create(const cJSON *options, const dsp_op_ctx *ctx, void **
         free(s);
         return st;
     }
+    s->base_pow[0] = 1;
+    for (int n = 1; n <= GR_DUP_MAX; n++)
+        s->base_pow[n] = s->base_pow[n - 1] * GR_BASE;
     *state = s;
     return DSP_OK;
 }
@@ -186,29 +212,35 @@ static size_t gr_collect_words(gr_state *s, const char *text, size_t len)
     while (dsp_text_next_word(text, len, &pos, &start, &wlen)) {
         if (n == s->words_cap) {
             s->words_cap = s->words_cap ? 2 * s->words_cap : 4096;
-            s->word_hash = dsp_xrealloc(s->word_hash, s->words_cap * sizeof *s->word_hash);
+            s->prefix_hash =
+                dsp_xrealloc(s->prefix_hash, (s->words_cap + 1) * sizeof *s->prefix_hash);
             s->chars_before =
                 dsp_xrealloc(s->chars_before, (s->words_cap + 1) * sizeof *s->chars_before);
+            s->marks[0] = dsp_xrealloc(s->marks[0], s->words_cap);
+            s->marks[1] = dsp_xrealloc(s->marks[1], s->words_cap);
         }
-        if (n == 0)
+        if (n == 0) {
+            s->prefix_hash[0] = 0;
             s->chars_before[0] = 0;
-        s->word_hash[n] = dsp_hash64(text + start, wlen, 0);
+        }
+        s->prefix_hash[n + 1] = s->prefix_hash[n] * GR_BASE + dsp_hash64(text + start, wlen, 0);
         s->chars_before[n + 1] = s->chars_before[n] + dsp_text_count_chars(text + start, wlen);
         n++;
     }
     return n;
 }
 
-/* Hash of the n words starting at i, from their word hashes. A multiply-
- * rotate fold is enough here because the inputs are already xxh3 hashes. */
+/* Hash of the n words starting at i: the polynomial hash of words i..i+n-1,
+ * the difference of two prefix hashes, then mixed (the finalizer of
+ * MurmurHash3) because the counter indexes its table by the low bits. */
 static uint64_t gr_ngram_hash(const gr_state *s, size_t i, int n)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)n;
-    for (int k = 0; k < n; k++) {
-        h ^= s->word_hash[i + (size_t)k];
-        h *= 0xff51afd7ed558ccdull;
-        h = (h << 31) | (h >> 33);
-    }
+    uint64_t h = s->prefix_hash[i + (size_t)n] - s->prefix_hash[i] * s->base_pow[n];
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h;
 }
 
@@ -217,29 +249,76 @@ static size_t gr_ngram_chars(const gr_state *s, size_t i, int n)
     return (size_t)(s->chars_before[i + (size_t)n] - s->chars_before[i]);
 }
 
-/* Characters of the most frequent n-gram times its count (words joined by
- * one space). On a tie the n-gram that reached the top count first wins. */
-static size_t gr_top_ngram_chars(gr_state *s, size_t nwords, int n)
+/*
+ * Count the n-grams that start at the positions marked in `from` (every
+ * position when `from` is NULL), and mark in `to` the positions whose
+ * n-gram occurs more than once. Sets *top_chars to the characters of the
+ * most frequent n-gram (words joined by one space) times its count. On a
+ * tie the n-gram that reached the top count first wins. Returns the number
+ * of positions marked in `to`.
+ */
+static size_t gr_count_ngrams(gr_state *s, size_t nwords, int n, const unsigned char *from,
+                              unsigned char *to, size_t *top_chars)
 {
-    size_t best_count = 0, best_chars = 0;
-    dsp_text_counter_reset(&s->table, nwords);
-    for (size_t i = 0; i + (size_t)n <= nwords; i++) {
-        uint32_t count = dsp_text_counter_add(&s->table, gr_ngram_hash(s, i, n));
-        if (count > best_count) {
-            best_count = count;
+    size_t npos = nwords - (size_t)(n - 1), marked = 0;
+    size_t cap = 64;
+    while (cap < 2 * npos)
+        cap *= 2;
+    if (cap > s->slots_cap) {
+        free(s->slots);
+        s->slots = dsp_xmalloc(cap * sizeof *s->slots);
+        s->slots_cap = cap;
+    }
+    memset(s->slots, 0, cap * sizeof *s->slots);
+    memset(to, 0, npos);
+
+    size_t mask = cap - 1, best_count = 0, best_chars = 0;
+    for (size_t i = 0; i < npos; i++) {
+        if (from && !from[i])
+            continue;
+        uint64_t key = gr_ngram_hash(s, i, n);
+        if (key == 0)
+            key = 1;
+        size_t slot = (size_t)key & mask;
+        while (s->slots[slot].key != 0 && s->slots[slot].key != key)
+            slot = (slot + 1) & mask;
+        gr_ngram_slot *e = &s->slots[slot];
+        if (e->key == 0) {
+            e->key = key;
+            e->first = i;
+        } else {
+            marked += !to[e->first] + 1;
+            to[e->first] = 1;
+            to[i] = 1;
+        }
+        if (++e->count > best_count) {
+            best_count = e->count;
             best_chars = gr_ngram_chars(s, i, n) + (size_t)(n - 1);
         }
     }
-    return best_count * best_chars;
+    /* Without a repeat, every n-gram counts 1 and the first one wins, even
+     * when `from` skipped it. */
+    if (best_count <= 1) {
+        best_count = 1;
+        best_chars = gr_ngram_chars(s, 0, n) + (size_t)(n - 1);
+    }
+    *top_chars = best_count * best_chars;
+    return marked;
 }
 
 /* Characters in repeated n-grams (words without spaces), skipping past each
- * repeat. */
-static size_t gr_dup_ngram_chars(gr_state *s, size_t nwords, int n)
+ * repeat. Only the positions marked in repeated5 can start a repeated
+ * n-gram, so the table contains just those (see the file comment). */
+static size_t gr_dup_ngram_chars(gr_state *s, size_t nwords, const unsigned char *repeated5,
+                                 size_t nmarked, int n)
 {
     size_t repeated = 0, i = 0;
-    dsp_text_counter_reset(&s->table, nwords);
+    dsp_text_counter_reset(&s->table, nmarked);
     while (i + (size_t)n <= nwords) {
+        if (!repeated5[i]) {
+            i++;
+            continue;
+        }
         uint32_t count = dsp_text_counter_add(&s->table, gr_ngram_hash(s, i, n));
         if (count > 1) {
             repeated += gr_ngram_chars(s, i, n);
@@ -283,16 +362,28 @@ static int gr_check(gr_state *s, const char *text, size_t len)
         return GR_DUP_LINE_CHAR;
 
     size_t nwords = gr_collect_words(s, text, len);
-    for (int n = GR_TOP_MIN; n <= GR_TOP_MAX; n++) {
-        if (s->top_frac[n] <= 0 || nwords < (size_t)n)
-            continue;
-        if ((double)gr_top_ngram_chars(s, nwords, n) / (double)chars > s->top_frac[n])
+    if (nwords < GR_TOP_MIN)
+        return -1;
+
+    /* Count 2- to 5-grams, each over the positions whose shorter n-gram
+     * repeats; marks[cur] ends with the positions of repeated 5-grams. */
+    const unsigned char *from = NULL;
+    size_t nmarked = 0, top_chars;
+    int cur = 0;
+    for (int n = GR_TOP_MIN; n <= GR_DUP_MIN && nwords >= (size_t)n; n++) {
+        nmarked = gr_count_ngrams(s, nwords, n, from, s->marks[cur], &top_chars);
+        if (n <= GR_TOP_MAX && s->top_frac[n] > 0 &&
+            (double)top_chars / (double)chars > s->top_frac[n])
             return GR_TOP2 + (n - GR_TOP_MIN);
+        from = s->marks[cur];
+        cur = 1 - cur;
     }
+    if (nwords < GR_DUP_MIN)
+        return -1;
     for (int n = GR_DUP_MIN; n <= GR_DUP_MAX; n++) {
         if (s->dup_frac[n] <= 0 || nwords < (size_t)n)
             continue;
-        size_t repeated = gr_dup_ngram_chars(s, nwords, n);
+        size_t repeated = gr_dup_ngram_chars(s, nwords, from, nmarked, n);
         if ((double)repeated / (double)chars > s->dup_frac[n])
             return GR_DUP5 + (n - GR_DUP_MIN);
         /* No n-gram repeats, so no longer one can: each contains one. */
@@ -325,8 +416,11 @@ static dsp_status gr_process(void *state, dsp_batch *b, unsigned char *keep, dsp
 static void gr_destroy(void *state)
 {
     gr_state *s = state;
-    free(s->word_hash);
+    free(s->prefix_hash);
     free(s->chars_before);
+    free(s->marks[0]);
+    free(s->marks[1]);
+    free(s->slots);
     dsp_text_counter_free(&s->table);
     free(s);
 }
