@@ -85,6 +85,17 @@ static int is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* Whether e may follow a backslash as a one-character JSON escape. */
+static int is_simple_escape(unsigned char e)
+{
+    switch (e) {
+    case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /*
  * Whether any of the 8 bytes in v is a quote, a backslash, a control byte
  * (< 0x20) or non-ASCII (>= 0x80), using the "has zero byte" bit trick. It
@@ -136,7 +147,7 @@ static int scan_string(const unsigned char **pp, const unsigned char *end, int i
                     !is_hex(p[5]))
                     return DSP_JSON_INVALID;
                 p += 6;
-            } else if (strchr("\"\\/bfnrt", e) && e != '\0') {
+            } else if (is_simple_escape(e)) {
                 p += 2;
             } else {
                 return DSP_JSON_INVALID;
