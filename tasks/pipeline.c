@@ -10,7 +10,8 @@
  * <out_prefix>/rejects.jsonl.zst, opened on the first reject.
  *
  * Counters reconcile: records_in = records_out + the documents each step
- * removed + records_rejected. On failure the task aborts its open shards
+ * removed + records_rejected, plus the documents a pre_filter hook dropped
+ * (counted by the hook's owner). On failure the task aborts its open shards
  * and deletes the ones it finished; a failed delete is logged, not fatal.
  */
 #include <stdio.h>
@@ -124,9 +125,30 @@ static dsp_status run_steps(run_state *s, dsp_batch *b, dsp_err *err)
     return DSP_OK;
 }
 
+/* The caller's pre_filter hook, which drops documents before the steps. */
+static dsp_status run_pre_filter(run_state *s, dsp_batch *b, dsp_err *err)
+{
+    if (!s->cfg->pre_filter || b->n == 0)
+        return DSP_OK;
+    if (b->n > s->keep_cap) {
+        s->keep_cap = b->n;
+        s->keep = dsp_xrealloc(s->keep, s->keep_cap);
+    }
+    memset(s->keep, 1, b->n);
+    dsp_status st = s->cfg->pre_filter(s->cfg->hook_ctx, b, s->keep, err);
+    if (st == DSP_OK)
+        dsp_batch_compact(b, s->keep);
+    return st;
+}
+
 static dsp_status write_batch(run_state *s, dsp_batch *b, dsp_err *err)
 {
     for (size_t i = 0; i < b->n; i++) {
+        if (s->cfg->emit) {
+            dsp_status st = s->cfg->emit(s->cfg->hook_ctx, b, &b->docs[i], err);
+            if (st != DSP_OK)
+                return st;
+        }
         dsp_buf_reset(&s->line);
         dsp_doc_serialize(b, &b->docs[i], &s->line);
         dsp_status st = dsp_shard_writer_write(s->out, s->line.data, s->line.len, err);
@@ -249,7 +271,9 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
             break;
         for (size_t i = 0; i < b->n; i++)
             b->docs[i].seq = s->next_seq++;
-        st = run_steps(s, b, err);
+        st = run_pre_filter(s, b, err);
+        if (st == DSP_OK)
+            st = run_steps(s, b, err);
         if (st == DSP_OK)
             st = write_batch(s, b, err);
         if (st != DSP_OK)

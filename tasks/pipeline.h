@@ -55,6 +55,15 @@ typedef struct {
 
     int allow_exec;
     volatile int *cancel;    /* when set non-zero, stop with DSP_ECANCELLED */
+
+    /* Optional hooks for stages around a shuffle (runtime/stage_wide.c);
+     * NULL when unused. pre_filter sees each batch before the steps and
+     * sets keep[i] = 0 for documents to drop; those documents are counted
+     * by the hook's owner, not in any step's counters. emit sees every
+     * surviving document after the steps, in output order. */
+    dsp_status (*pre_filter)(void *ctx, dsp_batch *b, unsigned char *keep, dsp_err *err);
+    dsp_status (*emit)(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp_err *err);
+    void *hook_ctx;
 } dsp_pipeline_config;
 
 typedef struct {
