@@ -9,7 +9,11 @@
  *   - shuffle: each task of a stage followed by a wide stage writes one
  *     object (one PUT, or multipart when larger than 8 MiB), and each of
  *     the R partitions reads a slice of each of the M map outputs:
- *     M x R ranged GETs before coalescing;
+ *     M x R ranged GETs before coalescing. A dedup_filter task re-reads
+ *     the shards its source task wrote (counted like an input of the
+ *     task's bytes) and the source's order file (1 GET); the source task
+ *     wrote those shards and the order file (counted like one object of
+ *     the task's bytes, plus 1 PUT);
  *   - output: output bytes are taken to be the final stage's input bytes
  *     (an upper bound, because filters only drop records and compression
  *     is not modeled). Each final task writes ceil(bytes / target_shard_bytes)
@@ -104,6 +108,13 @@ void dsp_plan_estimate_requests(const dsp_plan *plan, const dsp_spec *spec,
         if (s == 0)
             est_input_reads(stage, e);
         est_coordination(stage, spec->lease_seconds, e);
+        if (!strcmp(stage->kind, "dedup_filter")) {
+            for (size_t t = 0; t < stage->ntasks; t++) {
+                uint64_t bytes = stage->tasks[t].bytes;
+                e->shuffle_puts += est_object_puts(bytes) + 1;
+                e->shuffle_gets += est_ceil_div(bytes ? bytes : 1, DSP_ESTIMATE_CHUNK_BYTES) + 1;
+            }
+        }
         if (s + 1 < plan->nstages) {
             for (size_t t = 0; t < stage->ntasks; t++)
                 e->shuffle_puts += est_object_puts(stage->tasks[t].bytes);

@@ -27,9 +27,13 @@
  *     other tasks are empty.
  *
  * Stages: stage 0 is a map stage that reads the inputs and runs the
- * narrow steps up to the first wide operator. Each wide operator starts a
- * new stage, named after the operator, holding it and the narrow steps
- * after it. Stage i depends on stage i-1. A wide stage has
+ * narrow steps up to the first wide operator. A wide operator with a
+ * shuffle layout (plan_wide_layouts: dedup_exact, dedup_minhash) adds its
+ * reduce stages and then a dedup_filter stage that holds it and the narrow
+ * steps after it (see plan_wide_layouts for the dependencies). Any other
+ * wide operator starts one stage, named after the operator, holding it and
+ * the narrow steps after it, and depending on the stage before. A
+ * partitioned stage has
  * P = clamp(ceil(job input bytes / T), 1, DSP_PLAN_MAX_PARTITIONS)
  * partition tasks, because filters before it only shrink the data, so the
  * job's input size bounds each partition's share at about T. Their byte
@@ -495,6 +499,71 @@ size_t dsp_plan_cut_stages(const int *wide, size_t nsteps, size_t *stage_of)
     return stage + 1;
 }
 
+/*
+ * Shuffle stages of the wide operators the runtime knows how to run
+ * (runtime/stage_wide.c). A segment [wide, narrow...] of such an operator
+ * becomes its reduce stages, each depending on the one before, then a
+ * "dedup_filter" stage with one task per task of the pipeline stage that
+ * fed the shuffle. The filter stage holds the segment's steps, wide step
+ * first, and depends on the last reduce stage and on that pipeline stage.
+ */
+typedef struct {
+    const char *op;
+    const char *kinds[2];  /* reduce stages in order, NULL-terminated */
+    int single[2];         /* 1: the stage has one task instead of P */
+} plan_wide_layout;
+
+static const plan_wide_layout plan_wide_layouts[] = {
+    {"dedup_exact", {"dedup_exact_reduce", NULL}, {0, 0}},
+    {"dedup_minhash", {"minhash_bands", "minhash_components"}, {0, 1}},
+};
+
+static const plan_wide_layout *plan_find_layout(const char *op)
+{
+    for (size_t i = 0; i < sizeof plan_wide_layouts / sizeof plan_wide_layouts[0]; i++)
+        if (!strcmp(plan_wide_layouts[i].op, op))
+            return &plan_wide_layouts[i];
+    return NULL;
+}
+
+/* Append a stage with `ntasks` input-less tasks sharing `total` bytes. */
+static dsp_plan_stage *plan_add_stage(dsp_plan *plan, size_t *cap, const char *kind,
+                                      size_t ntasks, uint64_t total)
+{
+    if (plan->nstages == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        plan->stages = dsp_xrealloc(plan->stages, *cap * sizeof *plan->stages);
+    }
+    dsp_plan_stage *stage = &plan->stages[plan->nstages];
+    memset(stage, 0, sizeof *stage);
+    stage->index = (int)plan->nstages;
+    snprintf(stage->id, sizeof stage->id, "s%u", (unsigned)(plan->nstages % 1000000));
+    snprintf(stage->kind, sizeof stage->kind, "%s", kind);
+    stage->steps = cJSON_CreateArray();
+    stage->ntasks = ntasks;
+    stage->tasks = dsp_xcalloc(ntasks ? ntasks : 1, sizeof *stage->tasks);
+    for (size_t t = 0; t < ntasks; t++) {
+        dsp_plan_task *task = &stage->tasks[t];
+        task->index = (int)t;
+        snprintf(task->id, sizeof task->id, "t%05d", (int)t);
+        /* Share the estimate so that the tasks add up to it. */
+        task->bytes = total / ntasks + (t < total % ntasks ? 1 : 0);
+        stage->bytes += task->bytes;
+    }
+    plan->nstages++;
+    plan->total_tasks += ntasks;
+    return stage;
+}
+
+static void plan_set_deps(dsp_plan_stage *stage, int a, int b)
+{
+    stage->ndeps = b >= 0 ? 2 : 1;
+    stage->deps = dsp_xmalloc(stage->ndeps * sizeof *stage->deps);
+    stage->deps[0] = a;
+    if (b >= 0)
+        stage->deps[1] = b;
+}
+
 static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
                                    plan_task_list *input_tasks, dsp_err *err)
 {
@@ -514,8 +583,10 @@ static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
         wide[i] = def->wide;
         names[i] = def->name;
     }
-    plan->nstages = dsp_plan_cut_stages(wide, nsteps, stage_of);
-    plan->stages = dsp_xcalloc(plan->nstages, sizeof *plan->stages);
+    /* Segment k holds the steps with stage_of == k: segment 0 the narrow
+     * steps before the first wide operator, every later one a wide
+     * operator and the narrow steps after it. */
+    size_t nsegments = dsp_plan_cut_stages(wide, nsteps, stage_of);
 
     uint64_t total = 0;
     for (size_t t = 0; t < input_tasks->n; t++)
@@ -530,44 +601,59 @@ static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
     if (parts > DSP_PLAN_MAX_PARTITIONS)
         parts = DSP_PLAN_MAX_PARTITIONS;
 
-    for (size_t s = 0; s < plan->nstages; s++) {
-        dsp_plan_stage *stage = &plan->stages[s];
-        stage->index = (int)s;
-        snprintf(stage->id, sizeof stage->id, "s%u", (unsigned)(s % 1000000));
-        snprintf(stage->kind, sizeof stage->kind, "map");
-        stage->steps = cJSON_CreateArray();
+    size_t cap = 0;
+    int pipeline_stage = 0; /* the stage whose tasks read documents last */
+    for (size_t seg = 0; seg < nsegments; seg++) {
+        const plan_wide_layout *layout = NULL;
+        const char *kind = "map";
+        dsp_plan_stage *stage;
+
         i = 0;
-        for (const cJSON *step = spec->steps->child; step; step = step->next, i++) {
-            if (stage_of[i] != s)
-                continue;
-            if (wide[i] && s > 0 && cJSON_GetArraySize(stage->steps) == 0)
-                snprintf(stage->kind, sizeof stage->kind, "%s", names[i]);
-            cJSON_AddItemToArray(stage->steps, cJSON_Duplicate(step, 1));
-        }
-        if (s > 0) {
-            stage->deps = dsp_xmalloc(sizeof *stage->deps);
-            stage->deps[0] = (int)s - 1;
-            stage->ndeps = 1;
-        }
-        if (s == 0) {
+        for (const cJSON *step = spec->steps->child; step; step = step->next, i++)
+            if (stage_of[i] == seg && wide[i] && seg > 0) {
+                kind = names[i];
+                layout = plan_find_layout(names[i]);
+                break;
+            }
+        if (seg == 0) {
+            stage = plan_add_stage(plan, &cap, "map", 0, 0);
+            free(stage->tasks);
             stage->tasks = input_tasks->tasks;
             stage->ntasks = input_tasks->n;
             input_tasks->tasks = NULL;
             input_tasks->n = 0;
-        } else {
-            stage->ntasks = (size_t)parts;
-            stage->tasks = dsp_xcalloc(stage->ntasks, sizeof *stage->tasks);
-            for (size_t t = 0; t < stage->ntasks; t++) {
-                dsp_plan_task *task = &stage->tasks[t];
-                task->index = (int)t;
-                snprintf(task->id, sizeof task->id, "t%05d", (int)t);
-                /* Share the estimate so that the partitions add up to it. */
-                task->bytes = total / parts + (t < total % parts ? 1 : 0);
+            stage->bytes = total;
+            plan->total_tasks += stage->ntasks;
+        } else if (layout) {
+            const cJSON *wide_step = cJSON_GetArrayItem(spec->steps, (int)i);
+            for (size_t k = 0; k < 2 && layout->kinds[k]; k++) {
+                size_t n = layout->single[k] ? 1 : (size_t)parts;
+                int prev = (int)plan->nstages - 1;
+                stage = plan_add_stage(plan, &cap, layout->kinds[k], n, total);
+                cJSON_AddItemToArray(stage->steps, cJSON_Duplicate(wide_step, 1));
+                plan_set_deps(stage, prev, -1);
             }
+            int last_reduce = (int)plan->nstages - 1;
+            stage = plan_add_stage(plan, &cap, "dedup_filter",
+                                   plan->stages[pipeline_stage].ntasks, 0);
+            /* Each filter task reads what its source task wrote. */
+            for (size_t t = 0; t < stage->ntasks; t++)
+                stage->tasks[t].bytes = plan->stages[pipeline_stage].tasks[t].bytes;
+            stage->bytes = plan->stages[pipeline_stage].bytes;
+            plan_set_deps(stage, last_reduce, pipeline_stage);
+            pipeline_stage = stage->index;
+        } else {
+            /* A wide operator without a shuffle layout: one stage of P
+             * partition tasks, which the runtime rejects at submit. */
+            int prev = (int)plan->nstages - 1;
+            stage = plan_add_stage(plan, &cap, kind, (size_t)parts, total);
+            plan_set_deps(stage, prev, -1);
         }
-        for (size_t t = 0; t < stage->ntasks; t++)
-            stage->bytes += stage->tasks[t].bytes;
-        plan->total_tasks += stage->ntasks;
+        /* A filter stage gets its wide step first, which names its counters. */
+        i = 0;
+        for (const cJSON *step = spec->steps->child; step; step = step->next, i++)
+            if (stage_of[i] == seg)
+                cJSON_AddItemToArray(stage->steps, cJSON_Duplicate(step, 1));
     }
     plan->total_bytes = total;
 done:

@@ -67,7 +67,9 @@ typedef struct {
 typedef struct {
     int index;
     char id[8];           /* "s0" */
-    char kind[16];        /* "map", or the wide operator's kind */
+    char kind[32];        /* "map", "dedup_exact_reduce", "minhash_bands",
+                             "minhash_components", "dedup_filter", or the name
+                             of a wide operator without a shuffle layout */
     cJSON *steps;         /* the fused steps of this stage, owned */
     int *deps;            /* indexes of stages this one reads */
     size_t ndeps;

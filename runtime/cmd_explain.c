@@ -77,17 +77,19 @@ static void explain_print_text(const dsp_spec *spec, const dsp_plan *plan,
     if (store)
         printf("store: %s\n", store);
     printf("\nstages: %zu, tasks: %zu\n", plan->nstages, plan->total_tasks);
-    printf("  %-5s %-16s %-5s %7s %11s %11s %11s %11s  %s\n", "stage", "kind", "deps", "tasks",
+    printf("  %-5s %-18s %-5s %7s %11s %11s %11s %11s  %s\n", "stage", "kind", "deps", "tasks",
            "min", "median", "max", "input", "steps");
     dsp_buf names = DSP_BUF_INIT;
     for (size_t s = 0; s < plan->nstages; s++) {
         const dsp_plan_stage *stage = &plan->stages[s];
         explain_sizes sz = explain_task_sizes(stage);
         char deps[32] = "-";
-        if (stage->ndeps)
+        if (stage->ndeps == 1)
             snprintf(deps, sizeof deps, "s%d", stage->deps[0]);
+        else if (stage->ndeps >= 2)
+            snprintf(deps, sizeof deps, "s%d,s%d", stage->deps[0], stage->deps[1]);
         explain_step_names(stage, &names);
-        printf("  %-5s %-16s %-5s %7zu %11s %11s %11s %11s  %s%s\n", stage->id, stage->kind, deps,
+        printf("  %-5s %-18s %-5s %7zu %11s %11s %11s %11s  %s%s\n", stage->id, stage->kind, deps,
                stage->ntasks, explain_bytes(sz.min, b1, sizeof b1),
                explain_bytes(sz.median, b2, sizeof b2), explain_bytes(sz.max, b3, sizeof b3),
                explain_bytes(stage->bytes, b4, sizeof b4), names.data,

@@ -32,6 +32,8 @@ extern const dsp_op_def dsp_op_stats_def;
 extern const dsp_op_def dsp_op_sample_def;
 extern const dsp_op_def dsp_op_pii_redact_def;
 extern const dsp_op_def dsp_op_exec_def;
+extern const dsp_op_def dsp_op_dedup_exact_def;
+extern const dsp_op_def dsp_op_dedup_minhash_def;
 
 /* In the order `dspark ops` lists them. */
 static const dsp_op_def *const op_registry[] = {
@@ -47,6 +49,8 @@ static const dsp_op_def *const op_registry[] = {
     &dsp_op_stats_def,
     &dsp_op_sample_def,
     &dsp_op_exec_def,
+    &dsp_op_dedup_exact_def,
+    &dsp_op_dedup_minhash_def,
     NULL,
 };
 

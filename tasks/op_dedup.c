@@ -1,0 +1,127 @@
+/*
+ * op_dedup.c - the wide operators dedup_exact and dedup_minhash.
+ *
+ * Both remove every document that duplicates an earlier one, where
+ * "earlier" is the global order key of tasks/dedup.h, so the survivors do
+ * not depend on the number of workers or tasks. The planner turns each into
+ * shuffle stages (planner/plan.c) and the runtime runs those stages
+ * (runtime/stage_wide.c). Their `process` callback only rejects a call,
+ * because a map stage must never run a wide operator inline.
+ */
+#include <string.h>
+
+#include "minhash.h"
+#include "op_dedup.h"
+
+static const dsp_op_option dedup_exact_options[] = {
+    {"field", DSP_OPT_STRING, "\"\"",
+     "JSON member to compare, e.g. \"url\"; empty = the document's text"},
+    {"normalize", DSP_OPT_BOOL, "true",
+     "compare normalised text (lower case, digits as 0, punctuation and spaces as one "
+     "separator) instead of the raw bytes"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const dsp_op_option dedup_minhash_options[] = {
+    {"ngram", DSP_OPT_INT, "5", "words per shingle"},
+    {"bands", DSP_OPT_INT, "14", "LSH bands; bands x rows signature values per document"},
+    {"rows", DSP_OPT_INT, "8", "signature values per LSH band"},
+    {"threshold", DSP_OPT_FLOAT, "0.8",
+     "estimated Jaccard similarity of the shingle sets that makes two documents duplicates"},
+    {"verify", DSP_OPT_BOOL, "true",
+     "check the estimated similarity of each candidate pair instead of trusting a shared band"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const dedup_reasons[] = {"duplicate", NULL};
+
+dsp_status dsp_op_dedup_exact_config(const cJSON *step, const char **field,
+                                     dsp_dedup_exact_opts *opts, dsp_err *err)
+{
+    (void)err;
+    memset(opts, 0, sizeof *opts);
+    const char *f = dsp_op_opt_string(step, &dsp_op_dedup_exact_def, "field");
+    *field = f && f[0] ? f : NULL;
+    opts->raw = !dsp_op_opt_bool(step, &dsp_op_dedup_exact_def, "normalize");
+    return DSP_OK;
+}
+
+dsp_status dsp_op_dedup_minhash_config(const cJSON *step, dsp_dedup_minhash_opts *opts,
+                                       dsp_err *err)
+{
+    const dsp_op_def *def = &dsp_op_dedup_minhash_def;
+    double ngram = dsp_op_opt_number(step, def, "ngram");
+    double bands = dsp_op_opt_number(step, def, "bands");
+    double rows = dsp_op_opt_number(step, def, "rows");
+    double threshold = dsp_op_opt_number(step, def, "threshold");
+
+    memset(opts, 0, sizeof *opts);
+    if (ngram < 1 || ngram > 64)
+        return dsp_err_set(err, DSP_EINVAL, "option \"ngram\" must be 1 to 64, got %g", ngram);
+    if (bands < 1 || rows < 1 || bands * rows > DSP_MINHASH_MAX_PERMS)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "options \"bands\" (%g) and \"rows\" (%g) must be at least 1 and "
+                           "their product at most %d",
+                           bands, rows, DSP_MINHASH_MAX_PERMS);
+    if (!(threshold > 0 && threshold <= 1))
+        return dsp_err_set(err, DSP_EINVAL,
+                           "option \"threshold\" must be in (0, 1], got %g", threshold);
+    opts->params.ngram = (int)ngram;
+    opts->params.bands = (int)bands;
+    opts->params.rows = (int)rows;
+    opts->threshold = threshold;
+    opts->verify = dsp_op_opt_bool(step, def, "verify") ? 1 : -1;
+    return DSP_OK;
+}
+
+/* The state is unused: the runtime reads the options from the plan. */
+static dsp_status dedup_exact_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,
+                                     dsp_err *err)
+{
+    const char *field;
+    dsp_dedup_exact_opts opts;
+    (void)ctx;
+    *state = NULL;
+    return dsp_op_dedup_exact_config(options, &field, &opts, err);
+}
+
+static dsp_status dedup_minhash_create(const cJSON *options, const dsp_op_ctx *ctx,
+                                       void **state, dsp_err *err)
+{
+    dsp_dedup_minhash_opts opts;
+    (void)ctx;
+    *state = NULL;
+    return dsp_op_dedup_minhash_config(options, &opts, err);
+}
+
+static dsp_status dedup_process(void *state, dsp_batch *b, unsigned char *keep,
+                                dsp_op_counters *c, dsp_err *err)
+{
+    (void)state;
+    (void)b;
+    (void)keep;
+    (void)c;
+    return dsp_err_set(err, DSP_EINVAL,
+                       "dedup is a wide operator and runs in its own shuffle stages, "
+                       "not inside a map stage");
+}
+
+const dsp_op_def dsp_op_dedup_exact_def = {
+    .name = "dedup_exact",
+    .summary = "remove documents whose text (or a chosen field) equals an earlier document's",
+    .wide = 1,
+    .options = dedup_exact_options,
+    .reasons = dedup_reasons,
+    .create = dedup_exact_create,
+    .process = dedup_process,
+};
+
+const dsp_op_def dsp_op_dedup_minhash_def = {
+    .name = "dedup_minhash",
+    .summary = "remove near-duplicate documents found with MinHash LSH over word shingles",
+    .wide = 1,
+    .options = dedup_minhash_options,
+    .reasons = dedup_reasons,
+    .create = dedup_minhash_create,
+    .process = dedup_process,
+};

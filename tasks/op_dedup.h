@@ -1,0 +1,31 @@
+/*
+ * op_dedup.h - registry entries of the wide dedup operators and the
+ * translation of their step options into tasks/dedup.h options.
+ *
+ * dedup_exact and dedup_minhash are wide: the planner gives each its own
+ * shuffle stages, and runtime/stage_wide.c runs them through dedup.h.
+ * Their `process` callback is never used by a map stage.
+ */
+#ifndef DSP_OP_DEDUP_H
+#define DSP_OP_DEDUP_H
+
+#include <cjson/cJSON.h>
+
+#include "../core/err.h"
+#include "dedup.h"
+#include "op.h"
+
+extern const dsp_op_def dsp_op_dedup_exact_def;
+extern const dsp_op_def dsp_op_dedup_minhash_def;
+
+/* Options of a dedup_exact step. *field is the JSON member to hash, or
+ * NULL for the document's text; it points into step or a static default. */
+dsp_status dsp_op_dedup_exact_config(const cJSON *step, const char **field,
+                                     dsp_dedup_exact_opts *opts, dsp_err *err);
+/* Options of a dedup_minhash step. TODO: a "clusters" option that
+ * publishes the duplicate clusters (dsp_dedup_minhash_components can write
+ * them) under the output's _dedup/ prefix. */
+dsp_status dsp_op_dedup_minhash_config(const cJSON *step, dsp_dedup_minhash_opts *opts,
+                                       dsp_err *err);
+
+#endif
