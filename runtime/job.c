@@ -17,6 +17,7 @@
 #include "../core/util.h"
 #include "commit.h"
 #include "protocol.h"
+#include "stage_wide.h"
 
 #define STATUS_MAX_ERRORS 100
 
@@ -147,13 +148,14 @@ out:
 static dsp_status check_stages(const dsp_plan *plan, dsp_err *err)
 {
     for (size_t i = 0; i < plan->nstages; i++) {
-        /* TODO: run wide stages (dedup, sort, repartition) through
-         * tasks/dedup.h and tasks/shuffle.h. Until then such jobs are
-         * rejected here, so they do not fail later in a worker. */
-        if (strcmp(plan->stages[i].kind, "map") != 0)
+        /* Stage kinds the runtime cannot run (wide operators without a
+         * shuffle layout) are rejected here, so they do not fail later in a
+         * worker. */
+        if (!dsp_wide_kind_supported(plan->stages[i].kind))
             return dsp_err_set(err, DSP_EUNSUPPORTED,
-                               "stage %s (%s) needs a shuffle, which this build's runtime does "
-                               "not run yet; only jobs of narrow operators can be submitted",
+                               "stage %s (%s) needs a shuffle that this build's runtime does "
+                               "not run; jobs may use narrow operators, dedup_exact and "
+                               "dedup_minhash",
                                plan->stages[i].id, plan->stages[i].kind);
     }
     return DSP_OK;
@@ -477,14 +479,23 @@ void dsp_job_merge_counters(cJSON *sum, const cJSON *op_counters)
     }
 }
 
-/* Add one commit manifest to the status counters. */
-static void add_commit(cJSON *counters, const cJSON *c)
+/* Add one commit manifest of `stage` to the status counters. In a job with
+ * shuffle stages, later stages re-read intermediates, so the input side
+ * comes from stage 0 and the output side from the last stage only. */
+static void add_commit(cJSON *counters, const cJSON *c, const dsp_plan *plan,
+                       const dsp_plan_stage *stage)
 {
     static const char *const fields[] = {"records_in", "records_out", "records_rejected",
                                          "bytes_in", "bytes_out", "cpu_seconds",
                                          "requests", "coord_requests", "retries"};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    int first = stage->index == 0, last = (size_t)stage->index + 1 == plan->nstages;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        int input_side = !strcmp(fields[i], "records_in") || !strcmp(fields[i], "bytes_in");
+        int output_side = !strcmp(fields[i], "records_out") || !strcmp(fields[i], "bytes_out");
+        if ((input_side && !first) || (output_side && !last))
+            continue;
         add_number(counters, fields[i], json_number(c, fields[i]));
+    }
     dsp_job_merge_counters(cJSON_GetObjectItemCaseSensitive(counters, "operators"),
                            cJSON_GetObjectItemCaseSensitive(c, "op_counters"));
 }
@@ -500,7 +511,7 @@ static dsp_status stage_counters(dsp_store *s, const dsp_job *job, const dsp_pla
     if (st == DSP_OK) {
         const cJSON *c;
         cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(seal, "tasks"))
-            add_commit(counters, c);
+            add_commit(counters, c, job->plan, stage);
         cJSON_Delete(seal);
         return DSP_OK;
     }
@@ -517,7 +528,7 @@ static dsp_status stage_counters(dsp_store *s, const dsp_job *job, const dsp_pla
         cJSON *c = NULL;
         st = dsp_proto_get_json(s, page.items[i].key, &c, NULL, err);
         if (st == DSP_OK)
-            add_commit(counters, c);
+            add_commit(counters, c, job->plan, stage);
         cJSON_Delete(c);
     }
     dsp_list_page_free(&page);

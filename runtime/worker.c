@@ -35,6 +35,7 @@
 #include "job.h"
 #include "protocol.h"
 #include "publish.h"
+#include "stage_wide.h"
 
 #define MISSES_BEFORE_RELIST 3
 #define RELIST_MIN_MS 200
@@ -932,7 +933,10 @@ static void run_task(work_item *w, running_task *rt)
 
     memset(&res, 0, sizeof res);
     dsp_err_clear(&err);
-    dsp_status st = dsp_pipeline_run(&cfg, inputs, task->ninputs, &res, &err);
+    dsp_status st = dsp_wide_stage_needed(je->job->plan, stage)
+                        ? dsp_wide_run_task(W.store, je->id, je->job->plan, stage, task, &cfg,
+                                            inputs, &res, &err)
+                        : dsp_pipeline_run(&cfg, inputs, task->ninputs, &res, &err);
 
     if (st == DSP_OK) {
         /* A finished task is committed even when the worker is stopping or

@@ -1,0 +1,635 @@
+/*
+ * stage_wide.c - tasks of the stages the planner makes for dedup_exact and
+ * dedup_minhash (planner/plan.c, plan_wide_layouts), run through
+ * tasks/dedup.h.
+ *
+ * Stage kinds and what one task does (M source tasks, P partitions):
+ *   map or dedup_filter feeding a shuffle: runs its pipeline as usual and,
+ *     for every surviving document, adds it to the next wide operator's
+ *     dedup map. Besides its shards it writes <attempt>/shuffle.bin (the
+ *     dedup map's shuffle file) and <attempt>/order.bin (the 16-byte order
+ *     key of each written document, in output order).
+ *   dedup_exact_reduce, partition p: reads partition p of every
+ *     shuffle.bin and writes <attempt>/drops.bin (M partitions).
+ *   minhash_bands, partition p: writes <attempt>/edges.bin.
+ *   minhash_components, one task: reads every edges.bin and writes
+ *     <attempt>/drops.bin.
+ *   dedup_filter, task t: re-reads the shards that source task t committed,
+ *     drops the documents whose order key is in drops.bin, and runs the
+ *     narrow steps after the wide one.
+ *
+ * Order keys: (index of the input object in the map stage's sorted input
+ * list, byte offset of the record in it). A filter stage takes each
+ * document's key from its source task's order.bin, so a second wide
+ * operator still orders documents by where they sat in the job's input.
+ * Survivors therefore depend only on the input, not on the number of
+ * workers, tasks or partitions.
+ *
+ * Every earlier output is found through the seals of the stages this one
+ * depends on, and every output goes under the attempt prefix. The commit
+ * protocol (first commit wins, losers deleted) therefore covers the
+ * intermediates too, and no seal names an abandoned attempt's shuffle.bin.
+ */
+#include "stage_wide.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "../tasks/dedup.h"
+#include "../tasks/op_dedup.h"
+#include "commit.h"
+
+#define WIDE_SHUFFLE_NAME "shuffle.bin"
+#define WIDE_ORDER_NAME "order.bin"
+#define WIDE_DROPS_NAME "drops.bin"
+#define WIDE_EDGES_NAME "edges.bin"
+
+/* ---- stage kinds ---- */
+
+static int wide_is_pipeline(const char *kind)
+{
+    return !strcmp(kind, "map") || !strcmp(kind, "dedup_filter");
+}
+
+static int wide_is_shuffle_reader(const char *kind)
+{
+    return !strcmp(kind, "dedup_exact_reduce") || !strcmp(kind, "minhash_bands");
+}
+
+int dsp_wide_kind_supported(const char *kind)
+{
+    return wide_is_pipeline(kind) || wide_is_shuffle_reader(kind) ||
+           !strcmp(kind, "minhash_components");
+}
+
+/* The stage after `stage` when it reads a shuffle that `stage` must write. */
+static const dsp_plan_stage *wide_next_shuffle(const dsp_plan *plan, const dsp_plan_stage *stage)
+{
+    size_t next = (size_t)stage->index + 1;
+    if (next >= plan->nstages || !wide_is_shuffle_reader(plan->stages[next].kind))
+        return NULL;
+    return &plan->stages[next];
+}
+
+int dsp_wide_stage_needed(const dsp_plan *plan, const dsp_plan_stage *stage)
+{
+    return strcmp(stage->kind, "map") != 0 || wide_next_shuffle(plan, stage) != NULL;
+}
+
+/* Index of a stage's first step in the job's step list: the steps of the
+ * pipeline stages before it, because reduce stages only repeat a wide step
+ * that the following filter stage lists again. */
+static int wide_first_step_index(const dsp_plan *plan, const dsp_plan_stage *stage)
+{
+    int n = 0;
+    for (int s = 0; s < stage->index; s++)
+        if (wide_is_pipeline(plan->stages[s].kind))
+            n += cJSON_GetArraySize(plan->stages[s].steps);
+    return n;
+}
+
+/* op_counters with empty objects for the steps before `index`, so that
+ * counters merged by position across stages land on the right step. */
+static cJSON *wide_counters_at(int index, cJSON *counters)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < index; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateObject());
+    cJSON_AddItemToArray(arr, counters);
+    return arr;
+}
+
+/* ---- seals ---- */
+
+/* Keys and sizes of the file named `name` in every task of a sealed stage,
+ * in task order. Each committed task must have one. */
+static dsp_status wide_sealed_files(dsp_store *store, const char *job, const dsp_plan_stage *dep,
+                                    const char *name, char ***keys, uint64_t **sizes,
+                                    size_t *n, dsp_err *err)
+{
+    cJSON *seal = NULL;
+    dsp_status st = dsp_seal_read(store, job, dep->id, &seal, err);
+    if (st != DSP_OK) {
+        dsp_err_prefix(err, "seal of stage %s", dep->id);
+        return st;
+    }
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(seal, "tasks");
+    size_t count = (size_t)cJSON_GetArraySize(tasks);
+    *keys = dsp_xcalloc(count ? count : 1, sizeof **keys);
+    *sizes = dsp_xcalloc(count ? count : 1, sizeof **sizes);
+    *n = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tasks) {
+        const cJSON *f, *found = NULL;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "files")) {
+            const cJSON *k = cJSON_GetObjectItemCaseSensitive(f, "key");
+            const char *slash = cJSON_IsString(k) ? strrchr(k->valuestring, '/') : NULL;
+            if (slash && !strcmp(slash + 1, name))
+                found = f;
+        }
+        if (!found) {
+            const cJSON *tid = cJSON_GetObjectItemCaseSensitive(t, "task");
+            st = dsp_err_set(err, DSP_ECORRUPT,
+                             "seal of stage %s: task %s committed no %s; the plan and the "
+                             "seal do not match",
+                             dep->id, cJSON_IsString(tid) ? tid->valuestring : "?", name);
+            break;
+        }
+        (*keys)[*n] = dsp_xstrdup(cJSON_GetObjectItemCaseSensitive(found, "key")->valuestring);
+        const cJSON *size = cJSON_GetObjectItemCaseSensitive(found, "size");
+        (*sizes)[*n] = cJSON_IsNumber(size) ? (uint64_t)size->valuedouble : 0;
+        (*n)++;
+    }
+    cJSON_Delete(seal);
+    return st;
+}
+
+static void wide_free_keys(char **keys, uint64_t *sizes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(sizes);
+}
+
+/* ---- result files ---- */
+
+/* Append an object written under the attempt prefix to res->files. The
+ * SHA-256 is left empty for shuffle files, whose index carries its own
+ * xxh3 hash. */
+static dsp_status wide_add_file(dsp_store *store, dsp_pipeline_result *res, const char *key,
+                                uint64_t records, const char *sha256, dsp_err *err)
+{
+    dsp_obj_info info;
+    dsp_status st = dsp_store_head(store, key, &info, err);
+    if (st != DSP_OK) {
+        dsp_err_prefix(err, "reading the size of %s", key);
+        return st;
+    }
+    res->files = dsp_xrealloc(res->files, (res->nfiles + 1) * sizeof *res->files);
+    dsp_output_file *f = &res->files[res->nfiles++];
+    memset(f, 0, sizeof *f);
+    f->key = dsp_xstrdup(key);
+    f->size = info.size;
+    f->records = records;
+    snprintf(f->sha256, sizeof f->sha256, "%s", sha256 ? sha256 : "");
+    res->bytes_out += info.size;
+    return DSP_OK;
+}
+
+/* ---- pipeline stages: map and dedup_filter ---- */
+
+typedef struct {
+    dsp_store *store;
+    /* map stage: global input index of each of the task's inputs */
+    const dsp_plan_task *task;
+    uint64_t *input_index;
+    size_t cursor;
+    /* filter stage: order keys of the source task's documents, and drops */
+    unsigned char *orders;
+    size_t norders;
+    dsp_dedup_drops *drops;
+    uint64_t dropped;
+    /* next shuffle, when this stage feeds one */
+    dsp_dedup_exact_map *exact;
+    dsp_dedup_minhash_map *minhash;
+    const char *field;
+    uint64_t missing_field;
+    dsp_arena arena;
+    dsp_buf order_out;
+} wide_pipe;
+
+/* Global input index of each input of map task `task`: the position of its
+ * object among the distinct objects of stage 0 in task order, which is the
+ * planner's sorted URI order. */
+static uint64_t *wide_input_indexes(const dsp_plan_stage *map, const dsp_plan_task *task)
+{
+    uint64_t *idx = dsp_xcalloc(task->ninputs ? task->ninputs : 1, sizeof *idx);
+    const dsp_plan_input *prev = NULL;
+    uint64_t n = 0;
+    for (size_t t = 0; t < map->ntasks; t++) {
+        const dsp_plan_task *cur = &map->tasks[t];
+        for (size_t j = 0; j < cur->ninputs; j++) {
+            const dsp_plan_input *in = &cur->inputs[j];
+            if (prev && (strcmp(prev->key, in->key) || strcmp(prev->uri_root, in->uri_root)))
+                n++;
+            prev = in;
+            if (cur == task)
+                idx[j] = n;
+        }
+        if (cur == task)
+            break;
+    }
+    return idx;
+}
+
+static dsp_status wide_doc_order(wide_pipe *w, const dsp_doc *d, dsp_dedup_order *o,
+                                 dsp_err *err)
+{
+    if (w->orders) {
+        if (d->seq >= w->norders)
+            return dsp_err_set(err, DSP_ECORRUPT,
+                               "document %llu of the source task has no order key (%s holds "
+                               "%zu keys)",
+                               (unsigned long long)d->seq, WIDE_ORDER_NAME, w->norders);
+        *o = dsp_dedup_order_decode(w->orders + d->seq * DSP_DEDUP_ORDER_SIZE);
+        return DSP_OK;
+    }
+    const dsp_plan_task *t = w->task;
+    while (w->cursor < t->ninputs && strcmp(d->source, t->inputs[w->cursor].key) != 0)
+        w->cursor++;
+    if (w->cursor >= t->ninputs)
+        return dsp_err_set(err, DSP_EINVAL, "document at offset %llu comes from %s, which is "
+                           "not among the task's inputs in order",
+                           (unsigned long long)d->offset, d->source);
+    o->input = w->input_index[w->cursor];
+    o->offset = d->offset;
+    return DSP_OK;
+}
+
+static dsp_status wide_pre_filter(void *ctx, dsp_batch *b, unsigned char *keep, dsp_err *err)
+{
+    wide_pipe *w = ctx;
+    for (size_t i = 0; i < b->n; i++) {
+        dsp_dedup_order o;
+        dsp_status st = wide_doc_order(w, &b->docs[i], &o, err);
+        if (st != DSP_OK)
+            return st;
+        int r = dsp_dedup_drops_contains(w->drops, o, err);
+        if (r < 0)
+            return err->code ? err->code : DSP_EIO;
+        if (r) {
+            keep[i] = 0;
+            w->dropped++;
+        }
+    }
+    return DSP_OK;
+}
+
+static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp_err *err)
+{
+    wide_pipe *w = ctx;
+    dsp_dedup_order o;
+    dsp_status st = wide_doc_order(w, d, &o, err);
+    if (st != DSP_OK)
+        return st;
+    unsigned char enc[DSP_DEDUP_ORDER_SIZE];
+    dsp_dedup_order_encode(o, enc);
+    dsp_buf_append(&w->order_out, enc, sizeof enc);
+
+    const char *text = d->text ? d->text : "";
+    size_t len = d->text ? d->text_len : 0;
+    if (w->field) {
+        const char *val;
+        size_t vlen;
+        if (!dsp_json_find(d->line, d->line_len, w->field, &val, &vlen)) {
+            /* Without the member there is nothing to compare: keep it. */
+            w->missing_field++;
+            return DSP_OK;
+        }
+        text = val;
+        len = vlen;
+        if (vlen > 0 && val[0] == '"') {
+            dsp_arena_reset(&w->arena);
+            text = dsp_json_decode_string(&w->arena, val, vlen, &len);
+            if (!text) {
+                text = val;
+                len = vlen;
+            }
+        }
+    }
+    (void)b;
+    if (w->exact)
+        return dsp_dedup_exact_map_add(w->exact, text, len, o, err);
+    return dsp_dedup_minhash_map_add(w->minhash, text, len, o, err);
+}
+
+/* Read source task t's order.bin and data shards from the source stage's
+ * seal; *shards get the task's data files in order. */
+static dsp_status wide_load_source(dsp_store *store, const char *job,
+                                   const dsp_plan_stage *source, size_t t, wide_pipe *w,
+                                   dsp_input_range **shards, size_t *nshards, dsp_err *err)
+{
+    cJSON *seal = NULL;
+    dsp_status st = dsp_seal_read(store, job, source->id, &seal, err);
+    if (st != DSP_OK) {
+        dsp_err_prefix(err, "seal of stage %s", source->id);
+        return st;
+    }
+    const cJSON *commit = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(seal, "tasks"),
+                                             (int)t);
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(commit, "files");
+    size_t n = (size_t)cJSON_GetArraySize(files);
+    const char *order_key = NULL;
+    *shards = dsp_xcalloc(n ? n : 1, sizeof **shards);
+    *nshards = 0;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, files) {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(f, "key");
+        if (!cJSON_IsString(k))
+            continue;
+        const char *slash = strrchr(k->valuestring, '/');
+        const char *base = slash ? slash + 1 : k->valuestring;
+        if (!strcmp(base, WIDE_ORDER_NAME)) {
+            order_key = k->valuestring;
+        } else if (strcmp(base, WIDE_SHUFFLE_NAME) != 0) {
+            dsp_input_range *in = &(*shards)[(*nshards)++];
+            in->uri_root = dsp_store_uri(store);
+            in->key = dsp_xstrdup(k->valuestring);
+            in->offset = 0;
+            in->length = -1;
+        }
+    }
+    if (!order_key) {
+        st = dsp_err_set(err, DSP_ECORRUPT, "seal of stage %s: task %zu committed no %s",
+                         source->id, t, WIDE_ORDER_NAME);
+        goto out;
+    }
+    dsp_buf buf = DSP_BUF_INIT;
+    st = dsp_store_get(store, order_key, 0, -1, &buf, NULL, err);
+    if (st != DSP_OK) {
+        dsp_err_prefix(err, "reading %s", order_key);
+        dsp_buf_free(&buf);
+        goto out;
+    }
+    if (buf.len % DSP_DEDUP_ORDER_SIZE != 0) {
+        st = dsp_err_set(err, DSP_ECORRUPT, "%s: %zu bytes is not a multiple of %d", order_key,
+                         buf.len, DSP_DEDUP_ORDER_SIZE);
+        dsp_buf_free(&buf);
+        goto out;
+    }
+    w->norders = buf.len / DSP_DEDUP_ORDER_SIZE;
+    w->orders = (unsigned char *)dsp_buf_detach(&buf, NULL);
+out:
+    cJSON_Delete(seal);
+    return st;
+}
+
+/* Open the dedup map for the shuffle that `next` reads. */
+static dsp_status wide_open_map(dsp_store *store, const dsp_pipeline_config *cfg,
+                                const dsp_plan_stage *next, const dsp_plan_task *task,
+                                wide_pipe *w, char **key, dsp_err *err)
+{
+    const cJSON *step = cJSON_GetArrayItem(next->steps, 0);
+    uint32_t parts = (uint32_t)next->ntasks;
+    *key = dsp_xasprintf("%s/%s", cfg->out_prefix, WIDE_SHUFFLE_NAME);
+    if (!strcmp(next->kind, "dedup_exact_reduce")) {
+        dsp_dedup_exact_opts opts;
+        dsp_status st = dsp_op_dedup_exact_config(step, &w->field, &opts, err);
+        if (st != DSP_OK)
+            return st;
+        return dsp_dedup_exact_map_open(store, *key, parts, (uint32_t)task->index, &opts,
+                                        &w->exact, err);
+    }
+    dsp_dedup_minhash_opts opts;
+    dsp_status st = dsp_op_dedup_minhash_config(step, &opts, err);
+    if (st != DSP_OK)
+        return st;
+    return dsp_dedup_minhash_map_open(store, *key, parts, (uint32_t)task->index, &opts,
+                                      &w->minhash, err);
+}
+
+/* Drop files of the reduce stage a filter stage depends on. */
+static dsp_status wide_open_drops(dsp_store *store, const char *job, const dsp_plan *plan,
+                                  const dsp_plan_stage *stage, size_t t, uint32_t tasks,
+                                  wide_pipe *w, dsp_err *err)
+{
+    const dsp_plan_stage *reduce = &plan->stages[stage->deps[0]];
+    char **keys = NULL;
+    uint64_t *sizes = NULL;
+    size_t n = 0;
+    dsp_status st = wide_sealed_files(store, job, reduce, WIDE_DROPS_NAME, &keys, &sizes, &n,
+                                      err);
+    if (st == DSP_OK)
+        st = dsp_dedup_drops_open(store, (const char *const *)keys, sizes, n, tasks,
+                                  (uint32_t)t, NULL, &w->drops, err);
+    wide_free_keys(keys, sizes, n);
+    return st;
+}
+
+static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp_plan *plan,
+                                    const dsp_plan_stage *stage, const dsp_plan_task *task,
+                                    const dsp_pipeline_config *base,
+                                    const dsp_input_range *inputs, dsp_pipeline_result *res,
+                                    dsp_err *err)
+{
+    int filter = !strcmp(stage->kind, "dedup_filter");
+    const dsp_plan_stage *next = wide_next_shuffle(plan, stage);
+    dsp_pipeline_config cfg = *base;
+    wide_pipe w;
+    dsp_input_range *shards = NULL;
+    size_t nshards = 0, ninputs = task->ninputs;
+    cJSON *steps = NULL;
+    char *shuffle_key = NULL, *order_key = NULL;
+    dsp_status st = DSP_OK;
+
+    memset(&w, 0, sizeof w);
+    w.store = store;
+    w.task = task;
+    dsp_arena_init(&w.arena, 64 << 10);
+
+    if (filter) {
+        if (stage->ndeps != 2) {
+            st = dsp_err_set(err, DSP_ECORRUPT, "stage %s (dedup_filter) must depend on two "
+                             "stages, not %zu", stage->id, stage->ndeps);
+            goto out;
+        }
+        const dsp_plan_stage *source = &plan->stages[stage->deps[1]];
+        st = wide_load_source(store, job, source, (size_t)task->index, &w, &shards, &nshards,
+                              err);
+        if (st == DSP_OK)
+            st = wide_open_drops(store, job, plan, stage, (size_t)task->index,
+                                 (uint32_t)source->ntasks, &w, err);
+        if (st != DSP_OK)
+            goto out;
+        /* The shards are our own JSONL output; the wide step is not run here. */
+        steps = cJSON_CreateArray();
+        for (const cJSON *s = stage->steps->child ? stage->steps->child->next : NULL; s;
+             s = s->next)
+            cJSON_AddItemReferenceToArray(steps, (cJSON *)s);
+        cfg.steps = steps;
+        cfg.format = DSP_FMT_JSONL;
+        cfg.pre_filter = wide_pre_filter;
+        inputs = shards;
+        ninputs = nshards;
+    } else {
+        w.input_index = wide_input_indexes(&plan->stages[0], task);
+    }
+    if (next) {
+        st = wide_open_map(store, base, next, task, &w, &shuffle_key, err);
+        if (st != DSP_OK)
+            goto out;
+        cfg.emit = wide_emit;
+    }
+    cfg.hook_ctx = &w;
+
+    st = dsp_pipeline_run(&cfg, inputs, ninputs, res, err);
+    if (st != DSP_OK)
+        goto out;
+
+    if (filter) {
+        uint64_t in = res->records_in - res->records_rejected;
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "in", (double)in);
+        cJSON_AddNumberToObject(c, "out", (double)(in - w.dropped));
+        cJSON *removed = cJSON_AddObjectToObject(c, "removed");
+        cJSON_AddNumberToObject(removed, "duplicate", (double)w.dropped);
+        cJSON *arr = wide_counters_at(wide_first_step_index(plan, stage), c);
+        cJSON *item;
+        while ((item = cJSON_DetachItemFromArray(res->op_counters, 0)) != NULL)
+            cJSON_AddItemToArray(arr, item);
+        cJSON_Delete(res->op_counters);
+        res->op_counters = arr;
+        DSP_INFO("dedup_filtered", "dropped=%llu expected=%llu",
+                 (unsigned long long)w.dropped,
+                 (unsigned long long)dsp_dedup_drops_count(w.drops));
+        if (w.dropped != dsp_dedup_drops_count(w.drops)) {
+            st = dsp_err_set(err, DSP_ECORRUPT,
+                             "the drop list names %llu documents of this task but %llu were "
+                             "found in its source shards",
+                             (unsigned long long)dsp_dedup_drops_count(w.drops),
+                             (unsigned long long)w.dropped);
+            goto out;
+        }
+    }
+    if (next) {
+        dsp_dedup_stats ds = {0};
+        if (w.exact)
+            st = dsp_dedup_exact_map_close(w.exact, &ds, err);
+        else
+            st = dsp_dedup_minhash_map_close(w.minhash, &ds, err);
+        w.exact = NULL;
+        w.minhash = NULL;
+        if (st != DSP_OK)
+            goto out;
+        if (w.missing_field)
+            DSP_INFO("dedup_field_missing", "field=%s documents=%llu", w.field,
+                     (unsigned long long)w.missing_field);
+        st = wide_add_file(store, res, shuffle_key, ds.records, NULL, err);
+        if (st != DSP_OK)
+            goto out;
+        char sha[65];
+        order_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_ORDER_NAME);
+        dsp_sha256_hex(w.order_out.data, w.order_out.len, sha);
+        st = dsp_store_put(store, order_key, w.order_out.data, w.order_out.len, NULL, NULL,
+                           err);
+        if (st == DSP_OK)
+            st = wide_add_file(store, res, order_key, w.order_out.len / DSP_DEDUP_ORDER_SIZE,
+                               sha, err);
+        if (st != DSP_OK)
+            dsp_err_prefix(err, "writing %s", order_key);
+    }
+out:
+    if (w.exact)
+        dsp_dedup_exact_map_abort(w.exact);
+    if (w.minhash)
+        dsp_dedup_minhash_map_abort(w.minhash);
+    if (w.drops)
+        dsp_dedup_drops_close(w.drops);
+    for (size_t i = 0; i < nshards; i++)
+        free((char *)shards[i].key);
+    free(shards);
+    cJSON_Delete(steps);
+    free(w.orders);
+    free(w.input_index);
+    dsp_arena_free(&w.arena);
+    dsp_buf_free(&w.order_out);
+    free(shuffle_key);
+    free(order_key);
+    return st;
+}
+
+/* ---- reduce stages ---- */
+
+static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_plan *plan,
+                                  const dsp_plan_stage *stage, const dsp_plan_task *task,
+                                  const dsp_pipeline_config *cfg, dsp_pipeline_result *res,
+                                  dsp_err *err)
+{
+    const dsp_plan_stage *dep = &plan->stages[stage->deps[0]];
+    const cJSON *step = cJSON_GetArrayItem(stage->steps, 0);
+    int components = !strcmp(stage->kind, "minhash_components");
+    const char *in_name = components ? WIDE_EDGES_NAME : WIDE_SHUFFLE_NAME;
+    const char *out_name = !strcmp(stage->kind, "minhash_bands") ? WIDE_EDGES_NAME
+                                                                  : WIDE_DROPS_NAME;
+    char **keys = NULL;
+    uint64_t *sizes = NULL;
+    size_t n = 0;
+    char *out_key = dsp_xasprintf("%s/%s", cfg->out_prefix, out_name);
+    dsp_dedup_stats ds = {0};
+    dsp_status st = wide_sealed_files(store, job, dep, in_name, &keys, &sizes, &n, err);
+    if (st != DSP_OK)
+        goto out;
+    const char *const *ck = (const char *const *)keys;
+    uint32_t p = (uint32_t)task->index;
+    if (!strcmp(stage->kind, "dedup_exact_reduce")) {
+        st = dsp_dedup_exact_reduce(store, ck, sizes, n, (uint32_t)stage->ntasks, p, out_key,
+                                    (uint32_t)n, NULL, &ds, err);
+    } else {
+        dsp_dedup_minhash_opts opts;
+        st = dsp_op_dedup_minhash_config(step, &opts, err);
+        if (st != DSP_OK)
+            goto out;
+        if (!components) {
+            st = dsp_dedup_minhash_bands(store, ck, sizes, n, (uint32_t)stage->ntasks, p, out_key,
+                                         &opts, &ds, err);
+        } else {
+            /* The drop file has one partition per task of the stage that
+             * wrote the shuffle, two stages back. */
+            const dsp_plan_stage *source = &plan->stages[dep->deps[0]];
+            st = dsp_dedup_minhash_components(store, ck, sizes, n, out_key,
+                                              (uint32_t)source->ntasks, NULL, NULL, &ds, err);
+        }
+    }
+    if (st != DSP_OK)
+        goto out;
+    uint64_t records = !strcmp(out_name, WIDE_EDGES_NAME) ? ds.edges : ds.dropped;
+    st = wide_add_file(store, res, out_key, records, NULL, err);
+    if (st != DSP_OK)
+        goto out;
+
+    res->records_in = ds.records;
+    cJSON *c = cJSON_CreateObject();
+    cJSON *extra = cJSON_AddObjectToObject(c, "extra");
+    if (!strcmp(stage->kind, "dedup_exact_reduce")) {
+        cJSON_AddNumberToObject(extra, "distinct", (double)ds.groups);
+    } else if (!components) {
+        cJSON_AddNumberToObject(extra, "buckets", (double)ds.groups);
+        cJSON_AddNumberToObject(extra, "candidates", (double)ds.candidates);
+        cJSON_AddNumberToObject(extra, "edges", (double)ds.edges);
+    } else {
+        cJSON_AddNumberToObject(extra, "clusters", (double)ds.components);
+    }
+    res->op_counters = wide_counters_at(wide_first_step_index(plan, stage), c);
+    DSP_INFO("dedup_reduced", "kind=%s records=%llu groups=%llu dropped=%llu runs_spilled=%llu",
+             stage->kind, (unsigned long long)ds.records, (unsigned long long)ds.groups,
+             (unsigned long long)ds.dropped, (unsigned long long)ds.runs_spilled);
+out:
+    wide_free_keys(keys, sizes, n);
+    free(out_key);
+    return st;
+}
+
+dsp_status dsp_wide_run_task(dsp_store *store, const char *job, const dsp_plan *plan,
+                             const dsp_plan_stage *stage, const dsp_plan_task *task,
+                             const dsp_pipeline_config *cfg, const dsp_input_range *inputs,
+                             dsp_pipeline_result *res, dsp_err *err)
+{
+    if (!dsp_wide_kind_supported(stage->kind))
+        return dsp_err_set(err, DSP_EUNSUPPORTED, "stage %s has kind %s, which this runtime "
+                           "cannot run", stage->id, stage->kind);
+    if (wide_is_pipeline(stage->kind))
+        return wide_run_pipeline(store, job, plan, stage, task, cfg, inputs, res, err);
+    if (stage->ndeps < 1)
+        return dsp_err_set(err, DSP_ECORRUPT, "stage %s (%s) depends on no stage", stage->id,
+                           stage->kind);
+    dsp_status st = wide_run_reduce(store, job, plan, stage, task, cfg, res, err);
+    if (st != DSP_OK) {
+        /* Remove what this attempt wrote; the worker discards the prefix too. */
+        dsp_pipeline_result_free(res);
+    }
+    return st;
+}

@@ -1,0 +1,181 @@
+#!/bin/bash
+# Dedup as job stages. On the Common Crawl sample, dedup_exact without
+# normalisation removes exactly the 35 repeated texts (counted here with
+# Python) and the manifest counts them. The same job split into many tasks
+# publishes byte-identical output with 1, 2 and 4 workers, and with workers
+# killed by SIGKILL. Bogus files planted under an attempt prefix that no
+# commit names are never read. dedup_minhash on the linux-doc pairs keeps
+# every 6.1 version and drops the 6.12 versions of identical pairs. With an
+# S3 server configured, the exact job also runs with its store on S3.
+. "$(dirname "$0")/job_lib/common.bash"
+
+ROOT=${DSPARK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+CC="$ROOT/tests/data/cc/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+LINUX_DOC="$ROOT/tests/data/linux-doc/linux-doc-6.1-6.12-sample.jsonl.gz"
+
+# dedup_spec FILE INPUT OUTPUT TARGET STEPS_JSON [OPTIONS_JSON]
+dedup_spec() {
+    cat >"$1" <<JSON
+{
+  "name": "dedup-$(basename "$1" .json)",
+  "input": ["$2"],
+  "steps": [$5],
+  "output": {"uri": "$3", "format": "jsonl.zst"},
+  "options": {"target_task_bytes": $4${6:+, $6}}
+}
+JSON
+}
+
+# out_records DIR: the records_out total of a published output.
+out_records() {
+    jq '.totals.records_out' "$1/_MANIFEST.json"
+}
+
+run_job() {
+    local spec=$1 log=$2
+    shift 2
+    "$BIN" run "$spec" --store "$STORE" "$@" >"$log" 2>&1 || { tail -20 "$log"; die "run of $spec failed"; }
+}
+
+# ---- exact dedup on the gzip sample: 35 fewer documents ----
+expected=$(python3 - "$CC" <<'PY'
+import collections, gzip, json, sys
+texts = [json.loads(l)["text"] for l in gzip.open(sys.argv[1], "rt", encoding="utf-8")]
+print(sum(n - 1 for n in collections.Counter(texts).values()))
+PY
+)
+[ "$expected" = 35 ] || die "the CC sample should hold 35 repeated texts, Python counts $expected"
+
+mkdir -p "$WORK/gz"
+cp "$CC" "$WORK/gz/"
+dedup_spec "$WORK/plain.json" "$WORK/gz/*.jsonl.gz" "$WORK/out-plain" 1000000 '{"op": "stats"}'
+dedup_spec "$WORK/raw.json" "$WORK/gz/*.jsonl.gz" "$WORK/out-raw" 1000000 \
+    '{"op": "dedup_exact", "normalize": false}, {"op": "stats"}'
+run_job "$WORK/plain.json" "$WORK/plain.log"
+run_job "$WORK/raw.json" "$WORK/raw.log" --workers 2
+plain=$(out_records "$WORK/out-plain")
+raw=$(out_records "$WORK/out-raw")
+[ $((plain - raw)) = 35 ] || die "dedup_exact removed $((plain - raw)) documents, expected 35"
+jq -e '.operators[0].removed.duplicate == 35 and .operators[0].in == 697 and .operators[0].out == 662
+       and .operators[1].in == 662 and .totals.records_in == 697' \
+    "$WORK/out-raw/_MANIFEST.json" >/dev/null ||
+    { jq '.totals, .operators' "$WORK/out-raw/_MANIFEST.json"; die "dedup counters are wrong"; }
+grep -q "documents  in 697  out 662" "$WORK/raw.log" || { head -8 "$WORK/raw.log"; die "run summary is wrong"; }
+# The survivors are the first copy of each text, in input order.
+python3 - "$CC" "$WORK/out-raw" <<'PY' || die "the survivors are not the first copy of each text"
+import glob, gzip, json, subprocess, sys
+seen, want = set(), []
+for line in gzip.open(sys.argv[1], "rt", encoding="utf-8"):
+    d = json.loads(line)
+    if d["text"] not in seen:
+        seen.add(d["text"])
+        want.append(d["id"])
+got = []
+for part in sorted(glob.glob(sys.argv[2] + "/part-*")):
+    data = subprocess.run(["zstdcat", part], check=True, capture_output=True).stdout
+    got += [json.loads(l)["id"] for l in data.decode().split("\n") if l]
+sys.exit(0 if got == want else 1)
+PY
+
+# ---- many tasks: 1, 2 and 4 workers give the same bytes ----
+mkdir -p "$WORK/split"
+zcat "$CC" >"$WORK/split/cc.jsonl"
+steps='{"op": "length", "min_words": 3}, {"op": "dedup_exact"}, {"op": "stats"}'
+for n in 1 2 4; do
+    dedup_spec "$WORK/split-$n.json" "$WORK/split/*.jsonl" "$WORK/out-split-$n" 200000 "$steps"
+    run_job "$WORK/split-$n.json" "$WORK/split-$n.log" --workers "$n"
+done
+job1=$(ls "$STORE/jobs" | grep '^dedup-split-1-')
+ntasks=$("$BIN" status "$job1" --store "$STORE" --json | jq '.stages[0].tasks')
+[ "$ntasks" -ge 10 ] || die "expected at least 10 map tasks, got $ntasks"
+nstages=$("$BIN" status "$job1" --store "$STORE" --json | jq '.stages | length')
+[ "$nstages" = 3 ] || die "expected 3 stages (map, reduce, filter), got $nstages"
+same_output "$WORK/out-split-1" "$WORK/out-split-2"
+same_output "$WORK/out-split-1" "$WORK/out-split-4"
+jq -e '.totals.records_out + .operators[0].removed.too_few_words
+       + .operators[1].removed.duplicate == .totals.records_in' \
+    "$WORK/out-split-1/_MANIFEST.json" >/dev/null || die "split run counters do not reconcile"
+
+# ---- SIGKILL while the map and filter stages run ----
+# An exec step that sleeps makes each task last long enough to be killed.
+slow='{"op": "exec", "command": ["sh", "-c", "sleep 0.2; cat"]}'
+chaos_steps="$slow, {\"op\": \"length\", \"min_words\": 3}, {\"op\": \"dedup_exact\"}, $slow, {\"op\": \"stats\"}"
+dedup_spec "$WORK/clean.json" "$WORK/split/*.jsonl" "$WORK/out-clean" 200000 "$chaos_steps" '"lease_seconds": 5'
+dedup_spec "$WORK/chaos.json" "$WORK/split/*.jsonl" "$WORK/out-chaos" 200000 "$chaos_steps" '"lease_seconds": 5'
+run_job "$WORK/clean.json" "$WORK/clean.log" --workers 4 --allow-exec
+same_output_data() {
+    diff <(cd "$1" && find . -name 'part-*' | sort | xargs sha256sum) \
+         <(cd "$2" && find . -name 'part-*' | sort | xargs sha256sum) || die "parts of $1 and $2 differ"
+}
+# Without exec steps the data is the same as the 1-worker split run.
+same_output_data "$WORK/out-split-1" "$WORK/out-clean"
+
+job=$("$BIN" submit "$WORK/chaos.json" --store "$STORE" --job-id dedup-chaos) || die "submit failed"
+# Plant garbage under an attempt prefix that no commit names: readers go
+# through seals, so these must never be read.
+for f in shuffle.bin order.bin part-00000.jsonl.zst; do
+    mkdir -p "$STORE/jobs/$job/attempts/s0/t00000/a9-bogus"
+    head -c 4096 /dev/urandom >"$STORE/jobs/$job/attempts/s0/t00000/a9-bogus/$f"
+done
+pids=()
+for i in 0 1 2; do
+    start_worker "$WORK/worker.log" --allow-exec
+    pids+=("$LAST_PID")
+done
+kills=0
+deadline=$((SECONDS + 100))
+while [ "$(job_state "$job")" = running ]; do
+    [ $SECONDS -lt $deadline ] || die "job did not finish within 100 s under SIGKILL"
+    sleep 0.7
+    victim=$((RANDOM % ${#pids[@]}))
+    kill -KILL "${pids[$victim]}" 2>/dev/null && kills=$((kills + 1))
+    start_worker "$WORK/worker.log" --allow-exec
+    pids[$victim]=$LAST_PID
+done
+echo "killed $kills workers"
+[ "$kills" -ge 3 ] || die "only $kills workers were killed; the job ran too fast to test"
+[ "$(job_state "$job")" = done ] || die "job ended as $(job_state "$job")"
+same_output "$WORK/out-clean" "$WORK/out-chaos"
+sleep 1
+attempts_match_commits "$job"
+
+# ---- MinHash on the linux-doc version pairs ----
+mkdir -p "$WORK/ld"
+cp "$LINUX_DOC" "$WORK/ld/"
+dedup_spec "$WORK/mh.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mh" 1000000 '{"op": "dedup_minhash"}'
+run_job "$WORK/mh.json" "$WORK/mh.log" --workers 2
+python3 - "$LINUX_DOC" "$WORK/out-mh" <<'PY' || die "MinHash kept or dropped the wrong documents"
+import glob, gzip, json, subprocess, sys
+docs = [json.loads(l) for l in gzip.open(sys.argv[1], "rt", encoding="utf-8")]
+kept = set()
+for part in sorted(glob.glob(sys.argv[2] + "/part-*")):
+    data = subprocess.run(["zstdcat", part], check=True, capture_output=True).stdout
+    kept |= {json.loads(l)["id"] for l in data.decode().split("\n") if l}
+bad = 0
+identical = dropped = 0
+for i in range(0, len(docs), 2):
+    old, new = docs[i], docs[i + 1]
+    if old["id"] not in kept:
+        print("6.1 version dropped:", old["id"]); bad += 1
+    if old["text"] == new["text"]:
+        identical += 1
+        if new["id"] in kept:
+            print("identical 6.12 version kept:", new["id"]); bad += 1
+    dropped += new["id"] not in kept
+print("pairs %d, identical %d, 6.12 versions dropped %d" % (len(docs) // 2, identical, dropped))
+sys.exit(1 if bad or dropped <= 30 else 0)
+PY
+jq -e '.operators[0].removed.duplicate > 30 and .operators[0].extra.clusters > 30' \
+    "$WORK/out-mh/_MANIFEST.json" >/dev/null ||
+    { jq '.operators' "$WORK/out-mh/_MANIFEST.json"; die "MinHash counters are wrong"; }
+
+# ---- the exact job with its store on S3 ----
+if use_s3_store dedup; then
+    out="s3://$DSPARK_TEST_S3_BUCKET/out-dedup-$$-$RANDOM"
+    dedup_spec "$WORK/s3.json" "$WORK/split/*.jsonl" "$out" 200000 "$steps"
+    run_job "$WORK/s3.json" "$WORK/s3.log" --workers 2
+    fetch_output "$out" "$WORK/out-s3" || die "cannot download $out"
+    same_output "$WORK/out-split-1" "$WORK/out-s3"
+    echo "S3 run matches"
+fi
+echo "ok"
