@@ -4,6 +4,7 @@
  * document's text. ASCII bytes are classified by a table lookup, and only
  * lead bytes that may start a Unicode space are decoded further.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,24 @@ size_t dsp_text_space_len(const char *s, size_t len, size_t i)
     return 0;
 }
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "text_plain_prefix assumes a little-endian target"
+#endif
+
+/*
+ * Count the leading bytes of p[0..7] that are ASCII above 0x20, so cannot
+ * start a space. The "has less than" bit trick can flag a byte after a
+ * flagged one, but never before it, so the lowest flag is exact.
+ */
+static size_t text_plain_prefix(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t flags = (((v - ones * 0x21) & ~v) | v) & highs;
+    return flags ? (size_t)__builtin_ctzll(flags) / 8 : 8;
+}
+
 int dsp_text_next_word(const char *s, size_t len, size_t *pos, size_t *start, size_t *wlen)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -62,6 +81,12 @@ int dsp_text_next_word(const char *s, size_t len, size_t *pos, size_t *start, si
     }
     size_t b = i;
     while (i < len) {
+        if (len - i >= 8) {
+            size_t plain = text_plain_prefix(u + i);
+            i += plain;
+            if (plain == 8)
+                continue;
+        }
         if (u[i] < 0x80) {
             if (text_ascii_space[u[i]])
                 break;
