@@ -561,6 +561,82 @@ static int read_lease(const char *job, const char *stage, const char *task, dsp_
     return ok;
 }
 
+static dsp_status put_error_record(job_entry *je, const char *stage, const char *task,
+                                   const char *attempt, int number, const char *worker,
+                                   const char *code, const char *message, int create_only);
+
+/* Record an attempt whose worker died as failed with code "worker_lost".
+ * DSP_OK when this call created the record; DSP_EPRECOND when the attempt
+ * already had one (it recorded its own error before its worker died). */
+static dsp_status record_lost_attempt(job_entry *je, const char *stage, const char *task,
+                                      const dsp_lease *lost)
+{
+    char message[512];
+    int number = 0;
+
+    sscanf(lost->attempt, "a%d", &number);
+    snprintf(message, sizeof message,
+             "attempt %s on worker %s stopped renewing its lease without finishing "
+             "(lease expired at %lld ms since the epoch); the worker crashed, was killed "
+             "or lost the store",
+             lost->attempt, lost->worker, (long long)lost->expires_ms);
+    return put_error_record(je, stage, task, lost->attempt, number, lost->worker, "worker_lost",
+                            message, 1);
+}
+
+/* 1 when the task has a commit (a lost attempt may still have committed). */
+static int task_committed(job_entry *je, const char *stage, const char *task)
+{
+    char *key = dsp_proto_commit_key(je->id, stage, task);
+    dsp_obj_info info;
+    dsp_err err;
+
+    dsp_proto_count(1);
+    int found = dsp_store_head(W.store, key, &info, &err) == DSP_OK;
+    free(key);
+    return found;
+}
+
+/* Fail the job because a task used up its attempts, the last one lost
+ * with its worker. The message counts the lost attempts among the task's
+ * error records (a few GETs, once per failed job). */
+static void fail_job_lost_worker(job_entry *je, const char *stage, const char *task,
+                                 const dsp_lease *lost, int failures)
+{
+    char *prefix = dsp_xasprintf("jobs/%s/errors/%s/%s/", je->id, stage, task);
+    dsp_list_page page;
+    dsp_err err;
+    int nlost = 0;
+
+    if (dsp_proto_list(W.store, prefix, &page, &err) == DSP_OK) {
+        for (size_t i = 0; i < page.n; i++) {
+            cJSON *e = NULL;
+            if (dsp_proto_get_json(W.store, page.items[i].key, &e, NULL, &err) == DSP_OK) {
+                const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
+                if (cJSON_IsString(c) && !strcmp(c->valuestring, "worker_lost"))
+                    nlost++;
+            }
+            cJSON_Delete(e);
+        }
+        dsp_list_page_free(&page);
+    }
+    if (nlost < 1)
+        nlost = 1;
+    char *message;
+    if (nlost >= failures)
+        message = dsp_xasprintf("task %s/%s lost its worker %d times; last attempt %s on worker "
+                                "%s; the task may crash or exhaust memory",
+                                stage, task, nlost, lost->attempt, lost->worker);
+    else
+        message = dsp_xasprintf("task %s/%s lost its worker %d times and failed %d other "
+                                "attempts with errors; last attempt %s on worker %s; the task "
+                                "may crash or exhaust memory",
+                                stage, task, nlost, failures - nlost, lost->attempt, lost->worker);
+    fail_job(je, stage, task, lost->attempt, "worker_lost", message);
+    free(message);
+    free(prefix);
+}
+
 static int claim_expired(job_entry *je, size_t t, work_item *w)
 {
     const dsp_plan_stage *stage = &je->job->plan->stages[je->stage];
@@ -576,20 +652,31 @@ static int claim_expired(job_entry *je, size_t t, work_item *w)
     }
     if (cur.expires_ms > dsp_now_ms())
         return 0;
-    /* NOTE: only attempts that recorded an error count against
-     * max_attempts, so a task that kills its worker every time (a crash,
-     * the OOM killer) is taken over again and again without failing the job. */
-    make_attempt_id(attempt, sizeof attempt, je->failures[t] + 1, 0);
+    /* The expired attempt stopped renewing without releasing its lease, so
+     * its worker died (a crash, kill -9, the OOM killer) or lost the store.
+     * It counts against max_attempts like an attempt that recorded an
+     * error, so a task that kills every worker that runs it fails the job.
+     * Ours is numbered after it. */
+    make_attempt_id(attempt, sizeof attempt, je->failures[t] + 2, 0);
     st = dsp_lease_claim(W.store, je->id, stage->id, task, W.worker_id, attempt,
                          je->lease_seconds, &cur, 0, &w->lease, &err);
     if (st != DSP_OK)
         return 0;
     DSP_INFO("lease_taken_over", "job=%s stage=%s task=%s from_worker=%s from_attempt=%s", je->id,
              stage->id, task, cur.worker, cur.attempt);
+    int failures = je->failures[t];
+    if (record_lost_attempt(je, stage->id, task, &cur) == DSP_OK)
+        failures++;
+    if (failures >= je->max_attempts) {
+        if (!task_committed(je, stage->id, task))
+            fail_job_lost_worker(je, stage->id, task, &cur, failures);
+        dsp_lease_release(W.store, je->id, &w->lease);
+        return 0;
+    }
     w->je = je;
     w->stage = je->stage;
     w->task = t;
-    w->failures = je->failures[t];
+    w->failures = failures;
     return 1;
 }
 
@@ -796,13 +883,17 @@ static void unregister_running(running_task *rt)
     free(rt);
 }
 
-static void record_error(job_entry *je, const char *stage, const char *task,
-                         const char *attempt, int number, const dsp_err *terr)
+/* Write the error record of one attempt. With create_only an existing
+ * record is kept and DSP_EPRECOND returned, so an attempt is counted once. */
+static dsp_status put_error_record(job_entry *je, const char *stage, const char *task,
+                                   const char *attempt, int number, const char *worker,
+                                   const char *code, const char *message, int create_only)
 {
     char *key = dsp_proto_error_key(je->id, stage, task, attempt);
     cJSON *o = cJSON_CreateObject();
     char *body;
     dsp_err err;
+    dsp_status st;
 
     cJSON_AddNumberToObject(o, "schema_version", DSP_PROTO_SCHEMA_VERSION);
     cJSON_AddStringToObject(o, "job", je->id);
@@ -810,16 +901,28 @@ static void record_error(job_entry *je, const char *stage, const char *task,
     cJSON_AddStringToObject(o, "task", task);
     cJSON_AddStringToObject(o, "attempt", attempt);
     cJSON_AddNumberToObject(o, "attempt_number", number);
-    cJSON_AddStringToObject(o, "worker", W.worker_id);
-    cJSON_AddStringToObject(o, "code", dsp_status_name(terr->code));
-    cJSON_AddStringToObject(o, "message", terr->msg);
+    cJSON_AddStringToObject(o, "worker", worker);
+    cJSON_AddStringToObject(o, "code", code);
+    cJSON_AddStringToObject(o, "message", message);
     cJSON_AddNumberToObject(o, "time_ms", (double)dsp_now_ms());
     body = cJSON_PrintUnformatted(o);
-    if (dsp_proto_put(W.store, key, body, strlen(body), NULL, &err) != DSP_OK)
+    if (create_only)
+        st = dsp_proto_create(W.store, key, body, strlen(body), NULL, &err);
+    else
+        st = dsp_proto_put(W.store, key, body, strlen(body), NULL, &err);
+    if (st != DSP_OK && st != DSP_EPRECOND)
         DSP_ERROR("error_record_failed", "key=%s message=\"%s\"", key, err.msg);
     free(body);
     cJSON_Delete(o);
     free(key);
+    return st;
+}
+
+static void record_error(job_entry *je, const char *stage, const char *task,
+                         const char *attempt, int number, const dsp_err *terr)
+{
+    put_error_record(je, stage, task, attempt, number, W.worker_id, dsp_status_name(terr->code),
+                     terr->msg, 0);
 }
 
 static dsp_input_format input_format(const char *name)
@@ -894,6 +997,19 @@ static void commit_task(job_entry *je, const dsp_plan_stage *stage, const dsp_pl
     cJSON_Delete(manifest);
 }
 
+/*
+ * Errors that fail the same way on every attempt, so the task fails the job
+ * at once: an invalid step or option (an exec step on a worker without
+ * --allow-exec), a feature the build or store lacks, and a permanent store
+ * error (AccessDenied, NoSuchBucket). Transient store errors, local I/O
+ * errors and corrupt input are retried up to max_attempts. Corrupt input
+ * is retried because a read cut short can look like a corrupt stream.
+ */
+static int is_permanent_error(dsp_status st)
+{
+    return st == DSP_EINVAL || st == DSP_EUNSUPPORTED || st == DSP_EPERM;
+}
+
 static void run_task(work_item *w, running_task *rt)
 {
     job_entry *je = w->je;
@@ -954,11 +1070,18 @@ static void run_task(work_item *w, running_task *rt)
             dsp_lease_release(W.store, je->id, &w->lease);
     } else {
         int number = w->failures + 1;
-        DSP_WARN("task_failed", "attempt_number=%d max_attempts=%d error=%s message=\"%s\"",
-                 number, je->max_attempts, dsp_status_name(st), err.msg);
+        int permanent = is_permanent_error(st);
+        DSP_WARN("task_failed", "attempt_number=%d max_attempts=%d permanent=%d error=%s "
+                 "message=\"%s\"", number, je->max_attempts, permanent, dsp_status_name(st),
+                 err.msg);
         record_error(je, stage->id, task->id, w->lease.attempt, number, &err);
         discard_attempt(je, stage->id, task->id, w->lease.attempt);
-        if (number >= je->max_attempts) {
+        if (permanent) {
+            char *message = dsp_xasprintf("%s (a permanent error, so the task was not retried)",
+                                          err.msg);
+            fail_job(je, stage->id, task->id, w->lease.attempt, dsp_status_name(st), message);
+            free(message);
+        } else if (number >= je->max_attempts) {
             fail_job(je, stage->id, task->id, w->lease.attempt, dsp_status_name(st), err.msg);
         } else if (!w->lease.speculative) {
             /* Free the task for a retry once its backoff has passed. */

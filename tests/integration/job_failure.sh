@@ -13,7 +13,9 @@ head -c $((size / 2)) "$WORK/full.gz" >"$WORK/bad/broken.jsonl.gz"
 
 write_spec "$WORK/bad.json" "$WORK/bad/*.gz" "$WORK/out-bad" 1000000 "" '"max_attempts": 2'
 job=$("$BIN" submit "$WORK/bad.json" --store "$STORE" --job-id broken) || die "submit failed"
-start_worker "$WORK/worker.log"
+# Only this job: a worker without --allow-exec fails the exec steps of the
+# later jobs at once, because that error is permanent.
+start_worker "$WORK/worker.log" --job broken
 "$BIN" wait "$job" --store "$STORE" --timeout 60
 rc=$?
 [ "$rc" = 1 ] || die "wait exited $rc for a failed job, expected 1"
