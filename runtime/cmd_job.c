@@ -33,6 +33,13 @@
     "  --store URI      job store: s3://bucket/prefix, file:///dir or a directory\n" \
     "                   (default: $DSPARK_STORE, else ./.dspark)\n"
 
+#define RETRY_HELP                                                                    \
+    "A failed task is retried up to the spec's max_attempts (default 4), and an\n"      \
+    "attempt whose worker died (a crash, kill -9, the OOM killer) counts as failed.\n"  \
+    "Corrupt input is retried too. An error that a retry cannot fix fails the job\n"   \
+    "at once: an invalid step (an exec step on a worker without --allow-exec), a\n"     \
+    "feature the build or store lacks, or a permanent store error (AccessDenied).\n"
+
 static volatile sig_atomic_t g_interrupted;
 
 static void on_interrupt(int sig)
@@ -204,10 +211,12 @@ static const char worker_help[] =
     "released) and exits.\n\n" STORE_HELP
     "  --slots N        tasks run at once (default 1)\n"
     "  --idle-exit S    exit after S seconds without work (default: never)\n"
-    "  --allow-exec     allow pipeline steps that run external programs\n"
+    "  --allow-exec     allow pipeline steps that run external programs; without\n"
+    "                   it, a claimed task with an exec step fails its job, so run\n"
+    "                   such workers with --job next to jobs with exec steps\n"
     "  --job ID         run only this job\n"
     "  --exit-when-finished  with --job: exit once the job is done, failed or\n"
-    "                   cancelled\n\n"
+    "                   cancelled\n\n" RETRY_HELP "\n"
     "exit codes: 0 stopped normally, 1 the store is unusable, 2 invalid command line\n";
 
 int dsp_cmd_worker(int argc, char **argv)
@@ -247,6 +256,9 @@ int dsp_cmd_worker(int argc, char **argv)
     }
     install_handler(SIGTERM, on_worker_signal);
     install_handler(SIGINT, on_worker_signal);
+    /* A closed log pipe (`dspark worker 2>&1 | head`) must not kill a
+     * worker in the middle of a task: log writes then fail and are dropped. */
+    signal(SIGPIPE, SIG_IGN);
     uri = store_uri_create(store_opt);
     cfg.store_uri = uri;
     rc = dsp_worker_run(&cfg, &err) == DSP_OK ? DSP_EXIT_OK : fail("worker failed", &err);
@@ -265,7 +277,9 @@ static const char run_help[] =
     "  --job-id ID      job id (default: <name>-<spec hash>-<UTC time>, a new job per\n"
     "                   run; pass the id of an unfinished job to resume it)\n"
     "  --allow-exec     allow pipeline steps that run external programs\n\n"
-    "Ctrl-C cancels the job.\n" EXIT_CODES_HELP;
+    "Ctrl-C cancels the job. When run itself is killed, its workers finish the job\n"
+    "and then exit. A closed output pipe (run ... | head) does not stop the job.\n\n"
+    RETRY_HELP "\n" EXIT_CODES_HELP;
 
 static pid_t spawn_worker(const char *uri, const char *id, int allow_exec)
 {
@@ -433,6 +447,11 @@ int dsp_cmd_run(int argc, char **argv)
         fprintf(stderr, "dspark run: expected one JOB.json and --workers from 1 to 1024\n");
         return DSP_EXIT_USAGE;
     }
+    /* `dspark run ... | head -1` closes the pipe after one line. Dying of
+     * SIGPIPE then would leave the job unfinished and owning its output, so
+     * run ignores the signal, loses the rest of its output and keeps
+     * supervising. Its workers inherit the setting through exec. */
+    signal(SIGPIPE, SIG_IGN);
     if (load_spec(argv[optind], &spec, &err) != DSP_OK)
         return fail("invalid job spec", &err);
     uri = store_uri_create(store_opt);
