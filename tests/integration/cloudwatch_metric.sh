@@ -78,6 +78,17 @@ AWS_SESSION_TOKEN=fake-session-token "$BIN" metrics publish --store "$STORE" 2>"
     die "session token not received: $(tail -n 1 "$RECORD")"
 [ "$(tail -n 1 "$RECORD" | jq -r .namespace)" = DSpark ] || die "default namespace is not DSpark"
 
+# An endpoint with a trailing slash names the same root path.
+AWS_ENDPOINT_URL_CLOUDWATCH="$AWS_ENDPOINT_URL_CLOUDWATCH/" "$BIN" metrics publish --store "$STORE" \
+    2>"$WORK/slash.err" || { cat "$WORK/slash.err"; die "publish to an endpoint with a trailing slash failed"; }
+
+# An endpoint that is not http or https is rejected before any request.
+AWS_ENDPOINT_URL_CLOUDWATCH=ftp://127.0.0.1:1 "$BIN" metrics publish --store "$STORE" 2>"$WORK/ftp.err"
+rc=$?
+[ "$rc" = 1 ] || die "publish to an ftp:// endpoint exited $rc, expected 1"
+grep -q "invalid CloudWatch endpoint 'ftp://127.0.0.1:1'" "$WORK/ftp.err" ||
+    die "unclear message for an invalid endpoint: $(cat "$WORK/ftp.err")"
+
 # A wrong secret key: the fake rejects the signature and publish exits 1.
 lines=$(wc -l <"$RECORD")
 AWS_SECRET_ACCESS_KEY=wrong-secret "$BIN" metrics publish --store "$STORE" 2>"$WORK/bad.err"
