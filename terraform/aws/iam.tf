@@ -4,12 +4,12 @@
 locals {
   # s3://bucket/prefix -> {bucket, prefix}; prefix "" means the whole bucket.
   extra_read = [for uri in var.read_s3_uris : {
-    bucket = split("/", trimprefix(uri, "s3://"))[0]
-    prefix = trim(join("/", slice(split("/", trimprefix(uri, "s3://")), 1, length(split("/", trimprefix(uri, "s3://"))))), "/")
+    bucket = regex("^s3://([^/]+)/?(.*)$", uri)[0]
+    prefix = trimsuffix(regex("^s3://([^/]+)/?(.*)$", uri)[1], "/")
   }]
   extra_write = [for uri in var.write_s3_uris : {
-    bucket = split("/", trimprefix(uri, "s3://"))[0]
-    prefix = trim(join("/", slice(split("/", trimprefix(uri, "s3://")), 1, length(split("/", trimprefix(uri, "s3://"))))), "/")
+    bucket = regex("^s3://([^/]+)/?(.*)$", uri)[0]
+    prefix = trimsuffix(regex("^s3://([^/]+)/?(.*)$", uri)[1], "/")
   }]
   store_location = { bucket = aws_s3_bucket.store.id, prefix = var.store_prefix }
   read_locations = concat(local.extra_read, local.extra_write, [local.store_location])

@@ -30,7 +30,8 @@ python3 tests/integration/deploy_lib/render_template.py terraform/aws/user_data.
 # SC1091: the tests source job_lib/common.bash, which is not checked here.
 shellcheck -e SC1091 "$work/user-data.sh" examples/ci/dspark-ci.sh tests/integration/deploy_userdata.sh \
     tests/integration/cloudwatch_metric.sh tests/integration/ci_exit_codes.sh \
-    tests/integration/terraform_fmt.sh tests/integration/deploy_lint.sh ||
+    tests/integration/terraform_fmt.sh tests/integration/terraform_vars.sh \
+    tests/integration/deploy_lint.sh ||
     { echo "FAIL: shellcheck"; fail=1; }
 
 python3 - <<'PY' || fail=1
