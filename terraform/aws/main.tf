@@ -6,7 +6,6 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  bucket_name = aws_s3_bucket.store.id
   store_uri   = "s3://${aws_s3_bucket.store.id}/${var.store_prefix}"
   group_name  = "${var.name}-workers"
   common_tags = merge(var.tags, { "dspark:pool" = var.name })

@@ -8,7 +8,9 @@
 # - Python syntax of the Airflow DAG (Airflow is not installed, so the DAG
 #   is parsed, not imported);
 # - every step of the orchestrator examples that waits or submits goes
-#   through dspark-ci.sh, which ci_exit_codes.sh tests.
+#   through dspark-ci.sh, which ci_exit_codes.sh tests;
+# - every reference in the Terraform module is declared, and every variable
+#   and local is used (terraform validate needs the AWS provider).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 command -v shellcheck >/dev/null || { echo "SKIP: shellcheck is not installed"; exit 77; }
@@ -86,6 +88,31 @@ check(trigger.get("type") == "aws-cloudwatch", "ScaledObject trigger is not aws-
 check(meta.get("metricName") == "RunnableTasks" and meta.get("namespace") == "DSpark",
       "ScaledObject does not read DSpark/RunnableTasks")
 check(all(isinstance(v, str) for v in meta.values()), "KEDA trigger metadata values must be strings")
+
+# Terraform references, since terraform validate cannot run here: every
+# var., local., data. and resource reference is declared, and every
+# variable and local is used.
+import glob
+import re
+
+tf = "\n".join(open(f).read() for f in sorted(glob.glob("terraform/aws/*.tf")))
+variables = set(re.findall(r'^variable "(\w+)"', tf, re.M))
+used_vars = set(re.findall(r"\bvar\.(\w+)", tf))
+check(used_vars <= variables, "undeclared variables: %s" % sorted(used_vars - variables))
+check(variables <= used_vars, "unused variables: %s" % sorted(variables - used_vars))
+local_names = set()
+for block in re.findall(r"^locals \{\n(.*?)^\}", tf, re.M | re.S):
+    local_names |= set(re.findall(r"^  (\w+)\s*=", block, re.M))
+used_locals = set(re.findall(r"\blocal\.(\w+)", tf))
+check(used_locals <= local_names, "undeclared locals: %s" % sorted(used_locals - local_names))
+check(local_names <= used_locals, "unused locals: %s" % sorted(local_names - used_locals))
+data_sources = set(re.findall(r'^data "(\w+)" "(\w+)"', tf, re.M))
+used_data = set(re.findall(r"\bdata\.(\w+)\.(\w+)", tf))
+check(used_data <= data_sources, "undeclared data sources: %s" % sorted(used_data - data_sources))
+resources = set(re.findall(r'^resource "(\w+)" "(\w+)"', tf, re.M))
+body = re.sub(r"^(resource|data) .*$", "", tf, flags=re.M)
+used_resources = set(re.findall(r"(?<![\w.])(aws_\w+)\.(\w+)", body))
+check(used_resources <= resources, "undeclared resources: %s" % sorted(used_resources - resources))
 
 # Argo.
 (wf,) = load_all("examples/ci/argo-workflow.yaml")
