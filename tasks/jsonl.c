@@ -216,14 +216,33 @@ static int scan_literal(const unsigned char **pp, const unsigned char *end, cons
     return DSP_JSON_VALID;
 }
 
-int dsp_json_validate(const char *line, size_t len, int *needs_repair)
+/* Outcome of the member search that json_validate_find does on the side. */
+typedef enum {
+    FIND_MISSING = 0, /* no top-level member has that name */
+    FIND_FOUND,       /* *val and *val_len are set */
+    FIND_UNKNOWN,     /* a name with escapes came first: ask dsp_json_find */
+} find_result;
+
+/*
+ * Validate like dsp_json_validate and, when name is not NULL, locate the
+ * first top-level member called name in the same pass. *val and *val_len
+ * get the raw value, quotes included, when it is a string. For any other
+ * value *val points at its first byte and *val_len is 1. Member names
+ * with escapes are compared only by dsp_json_find, so one of those before
+ * the match makes the result FIND_UNKNOWN.
+ */
+static int json_validate_find(const char *line, size_t len, int *needs_repair, const char *name,
+                              const char **val, size_t *val_len, find_result *found)
 {
     const unsigned char *p = (const unsigned char *)line;
     const unsigned char *end = p + len;
     char stack[JSON_MAX_DEPTH];
     int depth = 0;
     int rc;
+    size_t name_len = name ? strlen(name) : 0;
+    int capture = 0; /* the next value belongs to the member searched for */
     *needs_repair = 0;
+    *found = FIND_MISSING;
 
     p = skip_ws(p, end);
     if (p >= end || *p != '{')
@@ -233,6 +252,17 @@ value:
     p = skip_ws(p, end);
     if (p >= end)
         return DSP_JSON_INVALID;
+    if (capture) {
+        capture = 0;
+        *found = FIND_FOUND;
+        *val = (const char *)p;
+        *val_len = 1;
+        if (*p == '"') {
+            rc = scan_string(&p, end, 0, needs_repair);
+            *val_len = (size_t)((const char *)p - *val);
+            goto after_scan;
+        }
+    }
     switch (*p) {
     case '{':
     case '[':
@@ -266,6 +296,7 @@ value:
         rc = scan_number(&p, end);
         break;
     }
+after_scan:
     if (rc != DSP_JSON_VALID)
         return rc;
 
@@ -292,14 +323,30 @@ member_name:
     p = skip_ws(p, end);
     if (p >= end || *p != '"')
         return DSP_JSON_INVALID;
+    const unsigned char *name_start = p + 1;
     rc = scan_string(&p, end, 1, needs_repair);
     if (rc != DSP_JSON_VALID)
         return rc;
+    if (name && depth == 1 && *found == FIND_MISSING) {
+        size_t raw_len = (size_t)(p - 1 - name_start);
+        if (memchr(name_start, '\\', raw_len))
+            *found = FIND_UNKNOWN;
+        else if (raw_len == name_len && memcmp(name_start, name, name_len) == 0)
+            capture = 1;
+    }
     p = skip_ws(p, end);
     if (p >= end || *p != ':')
         return DSP_JSON_INVALID;
     p++;
     goto value;
+}
+
+int dsp_json_validate(const char *line, size_t len, int *needs_repair)
+{
+    const char *val;
+    size_t val_len;
+    find_result found;
+    return json_validate_find(line, len, needs_repair, NULL, &val, &val_len, &found);
 }
 
 void dsp_utf8_repair(const char *s, size_t len, dsp_buf *out)
@@ -413,7 +460,10 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
     r->stats.records++;
 
     int needs_repair = 0;
-    int rc = dsp_json_validate(line, len, &needs_repair);
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    find_result found;
+    int rc = json_validate_find(line, len, &needs_repair, b->text_field, &raw, &raw_len, &found);
     if (rc == DSP_JSON_INVALID)
         return emit_reject(r, "invalid_json", offset, line, len, err);
     if (rc == DSP_JSON_INVALID_NAME_UTF8)
@@ -424,11 +474,13 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
         line = r->scratch.data;
         len = r->scratch.len;
         r->stats.utf8_repaired++;
+        found = FIND_UNKNOWN; /* the value moved in the repaired copy */
     }
 
-    const char *raw;
-    size_t raw_len;
-    if (!dsp_json_find(line, len, b->text_field, &raw, &raw_len))
+    if (found == FIND_UNKNOWN)
+        found = dsp_json_find(line, len, b->text_field, &raw, &raw_len) ? FIND_FOUND
+                                                                         : FIND_MISSING;
+    if (found == FIND_MISSING)
         return emit_reject(r, "missing_text", offset, line, len, err);
     if (raw[0] != '"')
         return emit_reject(r, "text_not_string", offset, line, len, err);

@@ -282,6 +282,42 @@ static void test_bad_records(void)
     temp_store_close(&t);
 }
 
+/* The reader finds the text member while it validates a line. Names with
+ * escapes, nested members and repeated names must resolve as in
+ * dsp_json_find: the first top-level member whose decoded name matches. */
+static void test_text_member_lookup(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char lines[] =
+        "{\"id\":1,\"text\":\"late\"}\n"                       /* 0 */
+        "{\"te\\u0078t\":\"escaped name\",\"text\":\"second\"}\n" /* 23 */
+        "{\"meta\":{\"text\":\"nested\"},\"text\":\"top\"}\n"    /* 68 */
+        "{\"text\":\"first\",\"text\":\"repeat\"}\n"             /* 108 */
+        "{\"a\":\"\\u00e9\",\"text\":\"tab\\there\"}\n"          /* 141 */
+        "{\"te\\u0078t\":5}\n"                                  /* 175 */
+        "{\"text\":[\"x\"]}\n"                                   /* 191 */
+        "{\"meta\":{\"text\":\"x\"}}\n"                           /* 206 */
+        "{\"n\":\"\xff\",\"text\":\"after repair\"}\n";           /* 229 */
+    REQUIRE(put(&t, "names.jsonl", lines, sizeof lines - 1) == 0);
+    reject_log rejects = {0};
+    read_result res;
+    read_all(&t, "names.jsonl", 0, -1, 0, &rejects, &res);
+    CHECKF(res.status == DSP_OK, "%s", res.err.msg);
+    CHECK_EQ_STR(res.texts.data, "late|escaped name|top|first|tab\there|after repair");
+    CHECK_EQ_INT(res.stats.records, 9);
+    CHECK_EQ_INT(res.stats.utf8_repaired, 1);
+    REQUIRE(rejects.n == 3);
+    const char *want_reasons[] = {"text_not_string", "text_not_string", "missing_text"};
+    const uint64_t want_offsets[] = {175, 191, 206};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_STR(rejects.reasons[i], want_reasons[i]);
+        CHECK_EQ_INT(rejects.offsets[i], want_offsets[i]);
+    }
+    dsp_buf_free(&res.texts);
+    temp_store_close(&t);
+}
+
 static long max_rss_kib(void)
 {
     struct rusage ru;
@@ -485,6 +521,7 @@ TEST_MAIN({"empty file", test_empty_file},
           {"zstd frames", test_zstd_frames},
           {"crlf blank unterminated", test_crlf_blank_unterminated},
           {"bad records rejected", test_bad_records},
+          {"text member lookup", test_text_member_lookup},
           {"huge line rejected", test_huge_line_rejected},
           {"plain file named zst", test_plain_named_zst},
           {"byte ranges cover once", test_byte_ranges_cover},
