@@ -218,7 +218,7 @@ variable "dspark_binary_url" {
 }
 
 variable "dspark_binary_sha256" {
-  description = "Hex SHA-256 of the binary. When set, user data refuses a download with another checksum."
+  description = "Hex SHA-256 of the binary. When set, user data rejects a download with another checksum."
   type        = string
   default     = ""
 

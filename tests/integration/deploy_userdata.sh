@@ -171,7 +171,7 @@ if grep -q "^aws" "$WORK/stub.log"; then
 fi
 run_hook env AWS_RC=1
 grep -qx "systemctl --no-block restart dspark-worker.service" "$WORK/stub.log" ||
-    { cat "$WORK/stub.log"; die "idle hook did not restart the worker after a refused termination"; }
+    { cat "$WORK/stub.log"; die "idle hook did not restart the worker after a failed termination"; }
 
 "$BIN" rm --recursive "$STORE/" >/dev/null 2>&1
 "$BIN" rm --recursive "$STORE-data/" >/dev/null 2>&1
