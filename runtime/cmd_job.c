@@ -18,6 +18,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../planner/plan.h"
+#include "../storage/local_sweep.h"
 #include "../storage/store.h"
 #include "cli.h"
 #include "job.h"
@@ -749,13 +750,83 @@ out:
 }
 
 static const char gc_help[] =
-    "usage: dspark gc JOB [--store URI]\n\n"
+    "usage: dspark gc JOB [--store URI]\n"
+    "       dspark gc --temp-older-than SECONDS [--store URI]\n\n"
     "Delete the attempt files and leases of a finished job. Its spec, plan,\n"
     "commits, seals, errors and state are kept, so status still works.\n\n"
+    "With --temp-older-than, remove instead the hidden temporary files\n"
+    "(.dsp-tmp.*) that writers killed in the middle of a put left in a local\n"
+    "store: those unchanged for SECONDS whose writer pid no longer runs on this\n"
+    "machine. For a directory shared with other hosts, choose SECONDS above the\n"
+    "longest put (3600 is a safe start). S3 stores keep no such files.\n\n"
     STORE_HELP EXIT_CODES_HELP;
+
+/* Resolve a store URI to a local directory; NULL for an S3 store. */
+static const char *local_store_dir(const char *uri)
+{
+    if (!strncmp(uri, "s3://", 5))
+        return NULL;
+    if (!strncmp(uri, "file://", 7))
+        return uri + 7;
+    return uri;
+}
+
+/* dspark gc --temp-older-than SECONDS: sweep a local store's temporary files. */
+static int gc_temp_files(int argc, char **argv)
+{
+    static const struct option opts[] = {{"store", required_argument, NULL, 's'},
+                                         {"temp-older-than", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *store_opt = NULL, *age_opt = NULL;
+    dsp_local_sweep_stats stats;
+    dsp_err err;
+    char *end;
+    int c, rc;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': store_opt = optarg; break;
+        case 'T': age_opt = optarg; break;
+        case 'h': fputs(gc_help, stdout); return DSP_EXIT_OK;
+        default: fputs(gc_help, stderr); return DSP_EXIT_USAGE;
+        }
+    }
+    long long age = age_opt ? strtoll(age_opt, &end, 10) : -1;
+    if (optind != argc || !age_opt || *end || age < 0) {
+        fprintf(stderr, "dspark gc: invalid --temp-older-than '%s': expected whole seconds "
+                        ">= 0 and no JOB\n", age_opt ? age_opt : "");
+        return DSP_EXIT_USAGE;
+    }
+    char *uri = store_uri(store_opt);
+    const char *dir = local_store_dir(uri);
+    if (!dir) {
+        fprintf(stderr, "dspark gc: %s is an S3 store, which keeps no temporary files; expire "
+                        "incomplete multipart uploads with a bucket lifecycle rule\n", uri);
+        free(uri);
+        return DSP_EXIT_USAGE;
+    }
+    if (dsp_local_sweep_temp(dir, age, &stats, &err) != DSP_OK) {
+        rc = fail("gc failed", &err);
+    } else {
+        fprintf(stderr, "dspark: %s: removed %llu temporary files (%llu bytes); kept %llu younger "
+                        "than %lld s and %llu whose writer still runs\n", dir,
+                (unsigned long long)stats.removed, (unsigned long long)stats.bytes_removed,
+                (unsigned long long)stats.kept_young, age,
+                (unsigned long long)stats.kept_running);
+        rc = DSP_EXIT_OK;
+    }
+    free(uri);
+    return rc;
+}
 
 int dsp_cmd_gc(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--temp-older-than", strlen("--temp-older-than")))
+            return gc_temp_files(argc, argv);
+
     const char *store_opt = NULL;
     int r = parse_job_command(argc, argv, gc_help, &store_opt, NULL, NULL);
     dsp_store *store = NULL;

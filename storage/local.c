@@ -212,9 +212,10 @@ out:
 
 /* Create a temporary file in the directory of `path`, creating the
  * directory first. The caller owns *tmp and the descriptor.
- * NOTE: a process that dies mid-write leaves its hidden temporary file
- * behind, and nothing removes it yet. Like an incomplete S3 multipart
- * upload it is invisible to listings but uses space. */
+ * A process that dies mid-write leaves its hidden temporary file behind.
+ * Like an incomplete S3 multipart upload it is invisible to listings but
+ * uses space, until `dspark gc --temp-older-than` removes it
+ * (local_sweep.c, which parses the name format below). */
 static dsp_status create_temp(const local_store *ls, const char *op, const char *key,
                               const char *path, char **tmp, int *fd, dsp_err *err)
 {
