@@ -59,8 +59,8 @@
 /* Slot of the n-gram count table; key 0 marks an empty slot. */
 typedef struct {
     uint64_t key;
-    size_t first; /* position of the first occurrence */
-    size_t count;
+    uint32_t first; /* position of the first occurrence */
+    uint32_t count;
 } gr_ngram_slot;
 
 typedef struct {
@@ -285,7 +285,7 @@ static size_t gr_count_ngrams(gr_state *s, size_t nwords, int n, const unsigned 
         gr_ngram_slot *e = &s->slots[slot];
         if (e->key == 0) {
             e->key = key;
-            e->first = i;
+            e->first = (uint32_t)i;
         } else {
             marked += !to[e->first] + 1;
             to[e->first] = 1;
@@ -363,6 +363,10 @@ static int gr_check(gr_state *s, const char *text, size_t len)
 
     size_t nwords = gr_collect_words(s, text, len);
     if (nwords < GR_TOP_MIN)
+        return -1;
+    /* NOTE: positions are stored in 32 bits, so a document of 2^32 words or
+     * more (at least 8 GiB of text) is kept without the n-gram checks. */
+    if (nwords > UINT32_MAX)
         return -1;
 
     /* Count 2- to 5-grams, each over the positions whose shorter n-gram
