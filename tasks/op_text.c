@@ -112,10 +112,18 @@ size_t dsp_text_count_words(const char *s, size_t len)
 
 size_t dsp_text_count_chars(const char *s, size_t len)
 {
-    size_t n = 0;
+    const uint64_t highs = 0x8080808080808080ULL;
+    size_t n = len, i = 0;
 
-    for (size_t i = 0; i < len; i++)
-        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    /* Subtract the continuation bytes (10xxxxxx), 8 bytes at a time: shifting
+     * left by one moves bit 6 of each byte under its bit 7. */
+    for (; len - i >= 8; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        n -= (size_t)__builtin_popcountll(v & ~(v << 1) & highs);
+    }
+    for (; i < len; i++)
+        n -= ((unsigned char)s[i] & 0xC0) == 0x80;
     return n;
 }
 
