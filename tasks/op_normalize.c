@@ -161,6 +161,26 @@ static uint32_t normalize_decode(const unsigned char *p, size_t n)
 
 /* Run every part except NFC from text into s->out. Sets *needs_nfc when a
  * character outside the NFC-stable ranges was copied. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "normalize_plain_prefix assumes a little-endian target"
+#endif
+
+/*
+ * Count the leading bytes of p[0..7] that are printable ASCII other than
+ * space (0x21-0x7E). The borrow of the subtraction and the carry of the
+ * addition only reach bytes after a flagged one, so the lowest flag is exact.
+ */
+static size_t normalize_plain_prefix(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t below = (v - ones * 0x21) & ~v; /* bytes below 0x21 */
+    uint64_t above = v + ones;                /* bytes 0x7F and up */
+    uint64_t flags = (below | above | v) & highs;
+    return flags ? (size_t)__builtin_ctzll(flags) / 8 : 8;
+}
+
 static void normalize_clean(normalize_state *s, const char *text, size_t len,
                             dsp_op_counters *c, int *needs_nfc)
 {
@@ -179,6 +199,12 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len,
         /* Fast path: copy a run of printable ASCII other than space. */
         if (ch > 0x20 && ch < 0x7F) {
             const unsigned char *q = p + 1;
+            while (end - q >= 8) {
+                size_t plain = normalize_plain_prefix(q);
+                q += plain;
+                if (plain < 8)
+                    break;
+            }
             while (q < end && *q > 0x20 && *q < 0x7F)
                 q++;
             if (pending_space)
