@@ -28,9 +28,10 @@
  *
  * Stages: stage 0 is a map stage that reads the inputs and runs the
  * narrow steps up to the first wide operator. A wide operator with a
- * shuffle layout (plan_wide_layouts: dedup_exact, dedup_minhash) adds its
- * reduce stages and then a dedup_filter stage that holds it and the narrow
- * steps after it (see plan_wide_layouts for the dependencies). Any other
+ * shuffle layout (plan_wide_layouts: dedup_exact, dedup_minhash,
+ * repartition) adds its reduce stages and, for dedup, a dedup_filter stage
+ * that holds it and the narrow steps after it (see plan_wide_layouts for
+ * the dependencies). Any other
  * wide operator starts one stage, named after the operator, holding it and
  * the narrow steps after it, and depending on the stage before. A
  * partitioned stage has
@@ -501,21 +502,25 @@ size_t dsp_plan_cut_stages(const int *wide, size_t nsteps, size_t *stage_of)
 
 /*
  * Shuffle stages of the wide operators the runtime knows how to run
- * (runtime/stage_wide.c). A segment [wide, narrow...] of such an operator
+ * (runtime/stage_wide.c). A segment [wide, narrow...] of a dedup operator
  * becomes its reduce stages, each depending on the one before, then a
  * "dedup_filter" stage with one task per task of the pipeline stage that
  * fed the shuffle. The filter stage holds the segment's steps, wide step
  * first, and depends on the last reduce stage and on that pipeline stage.
+ * repartition becomes one "repartition_reduce" stage of `shards` tasks (P
+ * when 0) that writes the output itself, so it must be the last step.
  */
 typedef struct {
     const char *op;
     const char *kinds[2];  /* reduce stages in order, NULL-terminated */
     int single[2];         /* 1: the stage has one task instead of P */
+    int filter;            /* 1: a dedup_filter stage follows */
 } plan_wide_layout;
 
 static const plan_wide_layout plan_wide_layouts[] = {
-    {"dedup_exact", {"dedup_exact_reduce", NULL}, {0, 0}},
-    {"dedup_minhash", {"minhash_bands", "minhash_components"}, {0, 1}},
+    {"dedup_exact", {"dedup_exact_reduce", NULL}, {0, 0}, 1},
+    {"dedup_minhash", {"minhash_bands", "minhash_components"}, {0, 1}, 1},
+    {"repartition", {"repartition_reduce", NULL}, {0, 0}, 0},
 };
 
 static const plan_wide_layout *plan_find_layout(const char *op)
@@ -624,6 +629,23 @@ static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
             input_tasks->n = 0;
             stage->bytes = total;
             plan->total_tasks += stage->ntasks;
+        } else if (layout && !layout->filter) {
+            if (i + 1 < nsteps) {
+                st = dsp_err_set(err, DSP_EINVAL,
+                                 "steps[%zu] (%s) must be the last step, because it writes the "
+                                 "output itself; move the steps after it before it",
+                                 i, names[i]);
+                goto done;
+            }
+            const cJSON *wide_step = cJSON_GetArrayItem(spec->steps, (int)i);
+            const cJSON *shards = cJSON_GetObjectItemCaseSensitive(wide_step, "shards");
+            size_t n = (size_t)parts;
+            if (cJSON_IsNumber(shards) && shards->valuedouble >= 1 &&
+                shards->valuedouble <= DSP_PLAN_MAX_PARTITIONS)
+                n = (size_t)shards->valuedouble;
+            int prev = pipeline_stage;
+            stage = plan_add_stage(plan, &cap, layout->kinds[0], n, total);
+            plan_set_deps(stage, prev, -1);
         } else if (layout) {
             const cJSON *wide_step = cJSON_GetArrayItem(spec->steps, (int)i);
             for (size_t k = 0; k < 2 && layout->kinds[k]; k++) {

@@ -154,8 +154,8 @@ static dsp_status check_stages(const dsp_plan *plan, dsp_err *err)
         if (!dsp_wide_kind_supported(plan->stages[i].kind))
             return dsp_err_set(err, DSP_EUNSUPPORTED,
                                "stage %s (%s) needs a shuffle that this build's runtime does "
-                               "not run; jobs may use narrow operators, dedup_exact and "
-                               "dedup_minhash",
+                               "not run; jobs may use narrow operators, dedup_exact, "
+                               "dedup_minhash and repartition",
                                plan->stages[i].id, plan->stages[i].kind);
     }
     return DSP_OK;

@@ -1,7 +1,7 @@
 /*
- * stage_wide.c - tasks of the stages the planner makes for dedup_exact and
- * dedup_minhash (planner/plan.c, plan_wide_layouts), run through
- * tasks/dedup.h.
+ * stage_wide.c - tasks of the stages the planner makes for dedup_exact,
+ * dedup_minhash and repartition (planner/plan.c, plan_wide_layouts), run
+ * through tasks/dedup.h and tasks/repartition.h.
  *
  * Stage kinds and what one task does (M source tasks, P partitions):
  *   map or dedup_filter feeding a shuffle: runs its pipeline as usual and,
@@ -17,6 +17,9 @@
  *   dedup_filter, task t: re-reads the shards that source task t committed,
  *     drops the documents whose order key is in drops.bin, and runs the
  *     narrow steps after the wide one.
+ *   repartition_reduce, shard p: reads partition p of every shuffle.bin
+ *     (whole document lines) and writes them, in input order, as the
+ *     job's output shards.
  *
  * Order keys: (index of the input object in the map stage's sorted input
  * list, byte offset of the record in it). A filter stage takes each
@@ -35,11 +38,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../tasks/dedup.h"
 #include "../tasks/op_dedup.h"
+#include "../tasks/op_repartition.h"
+#include "../tasks/repartition.h"
+#include "../tasks/writer.h"
 #include "commit.h"
 
 #define WIDE_SHUFFLE_NAME "shuffle.bin"
@@ -56,7 +63,8 @@ static int wide_is_pipeline(const char *kind)
 
 static int wide_is_shuffle_reader(const char *kind)
 {
-    return !strcmp(kind, "dedup_exact_reduce") || !strcmp(kind, "minhash_bands");
+    return !strcmp(kind, "dedup_exact_reduce") || !strcmp(kind, "minhash_bands") ||
+           !strcmp(kind, "repartition_reduce");
 }
 
 int dsp_wide_kind_supported(const char *kind)
@@ -196,6 +204,8 @@ typedef struct {
     /* next shuffle, when this stage feeds one */
     dsp_dedup_exact_map *exact;
     dsp_dedup_minhash_map *minhash;
+    dsp_repart_map *repart;
+    dsp_buf line;
     const char *field;
     uint64_t missing_field;
     dsp_arena arena;
@@ -269,6 +279,26 @@ static dsp_status wide_pre_filter(void *ctx, dsp_batch *b, unsigned char *keep, 
     return DSP_OK;
 }
 
+/* Add a document to the repartition shuffle, keyed by the xxh3-64 hash of
+ * its line or of one member's raw JSON value (empty when missing), so keys
+ * stay 8 bytes whatever the document size. */
+static dsp_status wide_emit_repartition(wide_pipe *w, const dsp_batch *b, const dsp_doc *d,
+                                        dsp_dedup_order o, dsp_err *err)
+{
+    dsp_buf_reset(&w->line);
+    dsp_doc_serialize(b, d, &w->line);
+    const char *val = w->line.data;
+    size_t vlen = w->line.len;
+    if (w->field && !dsp_json_find(w->line.data, w->line.len, w->field, &val, &vlen)) {
+        w->missing_field++;
+        val = "";
+        vlen = 0;
+    }
+    unsigned char key[8];
+    dsp_be64_put(key, XXH3_64bits(val, vlen));
+    return dsp_repart_map_add(w->repart, key, sizeof key, o, w->line.data, w->line.len, err);
+}
+
 static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp_err *err)
 {
     wide_pipe *w = ctx;
@@ -279,6 +309,8 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
     unsigned char enc[DSP_DEDUP_ORDER_SIZE];
     dsp_dedup_order_encode(o, enc);
     dsp_buf_append(&w->order_out, enc, sizeof enc);
+    if (w->repart)
+        return wide_emit_repartition(w, b, d, o, err);
 
     const char *text = d->text ? d->text : "";
     size_t len = d->text ? d->text_len : 0;
@@ -376,6 +408,16 @@ static dsp_status wide_open_map(dsp_store *store, const dsp_pipeline_config *cfg
     const cJSON *step = cJSON_GetArrayItem(next->steps, 0);
     uint32_t parts = (uint32_t)next->ntasks;
     *key = dsp_xasprintf("%s/%s", cfg->out_prefix, WIDE_SHUFFLE_NAME);
+    if (!strcmp(next->kind, "repartition_reduce")) {
+        uint32_t shards;
+        dsp_status st = dsp_op_repartition_config(step, &w->field, &shards, err);
+        if (st != DSP_OK)
+            return st;
+        dsp_repart_opts opts;
+        memset(&opts, 0, sizeof opts);
+        opts.mode = DSP_REPART_HASH;
+        return dsp_repart_map_open(store, *key, parts, &opts, &w->repart, err);
+    }
     if (!strcmp(next->kind, "dedup_exact_reduce")) {
         dsp_dedup_exact_opts opts;
         dsp_status st = dsp_op_dedup_exact_config(step, &w->field, &opts, err);
@@ -497,12 +539,20 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
     }
     if (next) {
         dsp_dedup_stats ds = {0};
-        if (w.exact)
+        if (w.exact) {
             st = dsp_dedup_exact_map_close(w.exact, &ds, err);
-        else
+        } else if (w.minhash) {
             st = dsp_dedup_minhash_map_close(w.minhash, &ds, err);
+        } else {
+            /* NOTE: the shards the pipeline wrote next to this shuffle are
+             * never read, because the shuffle carries whole lines, so a
+             * repartition writes its data twice. */
+            st = dsp_repart_map_close(w.repart, err);
+            ds.records = res->records_out;
+        }
         w.exact = NULL;
         w.minhash = NULL;
+        w.repart = NULL;
         if (st != DSP_OK)
             goto out;
         if (w.missing_field)
@@ -527,6 +577,8 @@ out:
         dsp_dedup_exact_map_abort(w.exact);
     if (w.minhash)
         dsp_dedup_minhash_map_abort(w.minhash);
+    if (w.repart)
+        dsp_repart_map_abort(w.repart);
     if (w.drops)
         dsp_dedup_drops_close(w.drops);
     for (size_t i = 0; i < nshards; i++)
@@ -537,6 +589,7 @@ out:
     free(w.input_index);
     dsp_arena_free(&w.arena);
     dsp_buf_free(&w.order_out);
+    dsp_buf_free(&w.line);
     free(shuffle_key);
     free(order_key);
     return st;
@@ -613,6 +666,71 @@ out:
     return st;
 }
 
+/* ---- repartition ---- */
+
+typedef struct {
+    dsp_shard_writer *out;
+    uint64_t records;
+} wide_repart_out;
+
+static dsp_status wide_repart_write(void *ctx, const char *line, size_t len, dsp_err *err)
+{
+    wide_repart_out *o = ctx;
+    o->records++;
+    return dsp_shard_writer_write(o->out, line, len, err);
+}
+
+/* Shard p of the output: the lines of partition p of every shuffle.bin, in
+ * the job's input order, written as compressed JSONL shards. */
+static dsp_status wide_run_repartition(dsp_store *store, const char *job, const dsp_plan *plan,
+                                       const dsp_plan_stage *stage, const dsp_plan_task *task,
+                                       const dsp_pipeline_config *cfg, dsp_pipeline_result *res,
+                                       dsp_err *err)
+{
+    const dsp_plan_stage *dep = &plan->stages[stage->deps[0]];
+    char **keys = NULL;
+    uint64_t *sizes = NULL;
+    size_t n = 0;
+    wide_repart_out o = {NULL, 0};
+    dsp_codec codec;
+    dsp_status st = dsp_codec_parse(cfg->out_format, &codec, err);
+    if (st == DSP_OK)
+        st = wide_sealed_files(store, job, dep, WIDE_SHUFFLE_NAME, &keys, &sizes, &n, err);
+    if (st != DSP_OK)
+        goto out;
+    dsp_shard_writer_opts wopts = {store, cfg->out_prefix, NULL, codec, cfg->level,
+                                   cfg->target_shard_bytes};
+    st = dsp_shard_writer_open(&wopts, &o.out, err);
+    if (st != DSP_OK)
+        goto out;
+    st = dsp_repart_reduce(store, (const char *const *)keys, sizes, n, (uint32_t)stage->ntasks,
+                           (uint32_t)task->index, NULL, wide_repart_write, &o, err);
+    if (st == DSP_OK) {
+        st = dsp_shard_writer_close(o.out, &res->files, &res->nfiles, err);
+    } else {
+        dsp_output_file *files = NULL;
+        size_t nfiles = 0;
+        dsp_shard_writer_abort(o.out, &files, &nfiles);
+        res->files = files;
+        res->nfiles = nfiles;
+    }
+    if (st != DSP_OK)
+        goto out;
+
+    res->records_in = o.records;
+    res->records_out = o.records;
+    for (size_t i = 0; i < res->nfiles; i++)
+        res->bytes_out += res->files[i].size;
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "in", (double)o.records);
+    cJSON_AddNumberToObject(c, "out", (double)o.records);
+    cJSON_AddObjectToObject(c, "removed");
+    res->op_counters = wide_counters_at(wide_first_step_index(plan, stage), c);
+out:
+    wide_free_keys(keys, sizes, n);
+    return st;
+}
+
 dsp_status dsp_wide_run_task(dsp_store *store, const char *job, const dsp_plan *plan,
                              const dsp_plan_stage *stage, const dsp_plan_task *task,
                              const dsp_pipeline_config *cfg, const dsp_input_range *inputs,
@@ -626,7 +744,9 @@ dsp_status dsp_wide_run_task(dsp_store *store, const char *job, const dsp_plan *
     if (stage->ndeps < 1)
         return dsp_err_set(err, DSP_ECORRUPT, "stage %s (%s) depends on no stage", stage->id,
                            stage->kind);
-    dsp_status st = wide_run_reduce(store, job, plan, stage, task, cfg, res, err);
+    dsp_status st = !strcmp(stage->kind, "repartition_reduce")
+                        ? wide_run_repartition(store, job, plan, stage, task, cfg, res, err)
+                        : wide_run_reduce(store, job, plan, stage, task, cfg, res, err);
     if (st != DSP_OK) {
         /* Remove what this attempt wrote; the worker discards the prefix too. */
         dsp_pipeline_result_free(res);

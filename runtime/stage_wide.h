@@ -1,6 +1,7 @@
 /*
  * stage_wide.h - tasks of the stages around a shuffle (dedup_exact,
- * dedup_minhash), called by the worker in place of dsp_pipeline_run.
+ * dedup_minhash, repartition), called by the worker in place of
+ * dsp_pipeline_run.
  */
 #ifndef DSP_STAGE_WIDE_H
 #define DSP_STAGE_WIDE_H

@@ -34,6 +34,7 @@ extern const dsp_op_def dsp_op_pii_redact_def;
 extern const dsp_op_def dsp_op_exec_def;
 extern const dsp_op_def dsp_op_dedup_exact_def;
 extern const dsp_op_def dsp_op_dedup_minhash_def;
+extern const dsp_op_def dsp_op_repartition_def;
 
 /* In the order `dspark ops` lists them. */
 static const dsp_op_def *const op_registry[] = {
@@ -51,6 +52,7 @@ static const dsp_op_def *const op_registry[] = {
     &dsp_op_exec_def,
     &dsp_op_dedup_exact_def,
     &dsp_op_dedup_minhash_def,
+    &dsp_op_repartition_def,
     NULL,
 };
 

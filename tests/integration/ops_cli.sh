@@ -42,9 +42,9 @@ python3 - "$work/json" <<'PY' || fail "--json output is wrong"
 import json, sys
 ops = json.load(open(sys.argv[1]))
 names = [o["name"] for o in ops]
-assert len(names) == 14, names
+assert len(names) == 15, names
 wide = sorted(o["name"] for o in ops if o["wide"])
-assert wide == ["dedup_exact", "dedup_minhash"], wide
+assert wide == ["dedup_exact", "dedup_minhash", "repartition"], wide
 langid = next(o for o in ops if o["name"] == "langid")
 opts = {o["name"]: o for o in langid["options"]}
 assert opts["min_score"]["default"] == 0.65, opts["min_score"]

@@ -33,7 +33,8 @@ static void test_registry_lists_every_operator(void)
     static const char *const names[] = {"normalize", "langid", "gopher_quality",
                                         "gopher_repetition", "c4_quality", "fineweb_quality",
                                         "length", "field", "pii_redact", "stats", "sample",
-                                        "exec", "dedup_exact", "dedup_minhash"};
+                                        "exec", "dedup_exact", "dedup_minhash",
+                                        "repartition"};
     size_t n = 0;
     for (const dsp_op_def *const *d = dsp_op_all(); *d; d++)
         n++;

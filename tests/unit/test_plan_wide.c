@@ -1,7 +1,7 @@
 /*
- * test_plan_wide.c - stages the planner makes for dedup_exact and
- * dedup_minhash: reduce stages, a filter stage per wide step, their
- * dependencies and task counts, and the plan.json round trip.
+ * test_plan_wide.c - stages the planner makes for dedup_exact,
+ * dedup_minhash and repartition: reduce stages, a filter stage per dedup
+ * step, their dependencies and task counts, and the plan.json round trip.
  */
 #include <string.h>
 
@@ -110,6 +110,48 @@ static void test_leading_dedup_stages(void)
     dsp_spec_free(spec);
 }
 
+static void test_repartition_stage(void)
+{
+    dsp_spec *spec = parse_spec("[{\"op\":\"dedup_exact\"},"
+                                "{\"op\":\"repartition\",\"shards\":3}]");
+    REQUIRE(spec != NULL);
+    dsp_plan *plan = plan_five(spec);
+    REQUIRE(plan != NULL);
+    REQUIRE(plan->nstages == 4);
+    check_stage(&plan->stages[2], "dedup_filter", 5, 1, 1, 0);
+    /* The repartition stage reads the shuffle that the filter stage wrote. */
+    check_stage(&plan->stages[3], "repartition_reduce", 3, 1, 2, -1);
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+
+    /* shards 0: one shard per target_task_bytes of input. */
+    spec = parse_spec("[{\"op\":\"repartition\",\"by\":\"field\",\"field\":\"lang\"}]");
+    REQUIRE(spec != NULL);
+    plan = plan_five(spec);
+    REQUIRE(plan != NULL);
+    REQUIRE(plan->nstages == 2);
+    check_stage(&plan->stages[1], "repartition_reduce", 5, 1, 0, -1);
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+}
+
+static void test_repartition_not_last(void)
+{
+    dsp_spec *spec = parse_spec("[{\"op\":\"repartition\"},{\"op\":\"stats\"}]");
+    REQUIRE(spec != NULL);
+    dsp_plan_object obj;
+    memset(&obj, 0, sizeof obj);
+    obj.uri_root = "s3://b";
+    obj.key = "in/0.jsonl";
+    obj.size = MiB;
+    dsp_plan *plan = NULL;
+    dsp_err err = {0};
+    CHECK(dsp_plan_from_objects(spec, &obj, 1, &plan, &err) == DSP_EINVAL);
+    CHECK(strstr(err.msg, "must be the last step") != NULL);
+    CHECK(plan == NULL);
+    dsp_spec_free(spec);
+}
+
 static void test_dedup_estimate_requests(void)
 {
     dsp_spec *spec = parse_spec("[{\"op\":\"dedup_exact\"}]");
@@ -139,9 +181,17 @@ static void test_dedup_options_checked(void)
     bad = parse_spec("[{\"op\":\"dedup_exact\",\"fields\":\"url\"}]");
     CHECK(bad == NULL);
     dsp_spec_free(bad);
+    bad = parse_spec("[{\"op\":\"repartition\",\"by\":\"field\"}]");
+    CHECK(bad == NULL);
+    dsp_spec_free(bad);
+    bad = parse_spec("[{\"op\":\"repartition\",\"by\":\"sort\"}]");
+    CHECK(bad == NULL);
+    dsp_spec_free(bad);
 }
 
 TEST_MAIN({"exact then minhash stages", test_exact_then_minhash_stages},
           {"leading dedup stages", test_leading_dedup_stages},
+          {"repartition stage", test_repartition_stage},
+          {"repartition not last", test_repartition_not_last},
           {"dedup estimate requests", test_dedup_estimate_requests},
           {"dedup options checked", test_dedup_options_checked})

@@ -1,0 +1,84 @@
+/*
+ * op_repartition.c - the wide operator `repartition` (see op_repartition.h).
+ * Its `process` callback only rejects a call, because a map stage must
+ * never run a wide operator inline.
+ */
+#include "op_repartition.h"
+
+#include <string.h>
+
+/* Same bound as the planner's partition count. */
+#define REPARTITION_MAX_SHARDS 10000
+
+static const dsp_op_option repartition_options[] = {
+    {"by", DSP_OPT_STRING, "\"hash\"",
+     "\"hash\": shard by a hash of the whole document; \"field\": by a hash of `field`"},
+    {"field", DSP_OPT_STRING, "\"\"", "top-level JSON member to shard by when by is \"field\""},
+    {"shards", DSP_OPT_INT, "0",
+     "number of output shards (1 to 10000); 0 = one per target_task_bytes of input"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const repartition_reasons[] = {NULL};
+
+dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, uint32_t *shards,
+                                     dsp_err *err)
+{
+    const dsp_op_def *def = &dsp_op_repartition_def;
+    const char *by = dsp_op_opt_string(step, def, "by");
+    const char *f = dsp_op_opt_string(step, def, "field");
+    double n = dsp_op_opt_number(step, def, "shards");
+
+    if (n < 0 || n > REPARTITION_MAX_SHARDS)
+        return dsp_err_set(err, DSP_EINVAL, "option \"shards\" must be 0 to %d, got %g",
+                           REPARTITION_MAX_SHARDS, n);
+    *shards = (uint32_t)n;
+    if (by && !strcmp(by, "hash")) {
+        if (f && f[0])
+            return dsp_err_set(err, DSP_EINVAL,
+                               "option \"field\" (\"%s\") needs \"by\": \"field\"", f);
+        *field = NULL;
+        return DSP_OK;
+    }
+    if (by && !strcmp(by, "field")) {
+        if (!f || !f[0])
+            return dsp_err_set(err, DSP_EINVAL,
+                               "\"by\": \"field\" needs option \"field\" (a top-level member name)");
+        *field = f;
+        return DSP_OK;
+    }
+    return dsp_err_set(err, DSP_EINVAL, "option \"by\" must be \"hash\" or \"field\", got \"%s\"",
+                       by ? by : "");
+}
+
+static dsp_status repartition_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,
+                                     dsp_err *err)
+{
+    const char *field;
+    uint32_t shards;
+    (void)ctx;
+    *state = NULL;
+    return dsp_op_repartition_config(options, &field, &shards, err);
+}
+
+static dsp_status repartition_process(void *state, dsp_batch *b, unsigned char *keep,
+                                      dsp_op_counters *c, dsp_err *err)
+{
+    (void)state;
+    (void)b;
+    (void)keep;
+    (void)c;
+    return dsp_err_set(err, DSP_EINVAL,
+                       "repartition is a wide operator and runs in its own shuffle stage, "
+                       "not inside a map stage");
+}
+
+const dsp_op_def dsp_op_repartition_def = {
+    .name = "repartition",
+    .summary = "write the output as N shards, by a hash of the document or of one field",
+    .wide = 1,
+    .options = repartition_options,
+    .reasons = repartition_reasons,
+    .create = repartition_create,
+    .process = repartition_process,
+};

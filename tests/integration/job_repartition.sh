@@ -1,0 +1,94 @@
+#!/bin/bash
+# repartition as a job stage, on the Common Crawl sample with each
+# document's domain copied to a top-level "domain" member. By field: 4
+# shards, every domain in exactly one shard, each shard in input order, the
+# same documents as without repartition, and byte-identical output with 1
+# and 3 workers. By hash: the requested shard count. A step after
+# repartition is rejected at planning. After dedup_exact: the counts add up.
+. "$(dirname "$0")/job_lib/common.bash"
+
+ROOT=${DSPARK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+CC="$ROOT/tests/data/cc/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+
+mkdir -p "$WORK/in"
+zcat "$CC" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    d["domain"] = d["metadata"]["url"].split("/")[0]
+    print(json.dumps(d))' >"$WORK/in/cc.jsonl"
+
+# repart_spec FILE OUTPUT STEPS_JSON
+repart_spec() {
+    cat >"$1" <<JSON
+{
+  "name": "repart-$(basename "$1" .json)",
+  "input": ["$WORK/in/*.jsonl"],
+  "steps": [$3],
+  "output": {"uri": "$2", "format": "jsonl.zst"},
+  "options": {"target_task_bytes": 300000}
+}
+JSON
+}
+
+run_job() {
+    local spec=$1 log=$2
+    shift 2
+    "$BIN" run "$spec" --store "$STORE" "$@" >"$log" 2>&1 || { tail -20 "$log"; die "run of $spec failed"; }
+}
+
+length='{"op": "length", "min_words": 3}'
+repart_spec "$WORK/base.json" "$WORK/out-base" "$length"
+run_job "$WORK/base.json" "$WORK/base.log"
+for n in 1 3; do
+    repart_spec "$WORK/field-$n.json" "$WORK/out-field-$n" \
+        "$length, {\"op\": \"repartition\", \"by\": \"field\", \"field\": \"domain\", \"shards\": 4}"
+    run_job "$WORK/field-$n.json" "$WORK/field-$n.log" --workers "$n"
+done
+same_output "$WORK/out-field-1" "$WORK/out-field-3"
+jq -e '.totals.files == 4' "$WORK/out-field-1/_MANIFEST.json" >/dev/null ||
+    die "expected 4 output files, got $(jq .totals.files "$WORK/out-field-1/_MANIFEST.json")"
+
+python3 - "$WORK/in/cc.jsonl" "$WORK/out-base" "$WORK/out-field-1" <<'PY' || die "repartition by field is wrong"
+import glob, json, subprocess, sys
+
+def parts(d):
+    out = []
+    for p in sorted(glob.glob(d + "/part-*")):
+        data = subprocess.run(["zstdcat", p], check=True, capture_output=True).stdout
+        out.append([json.loads(l) for l in data.decode().split("\n") if l])
+    return out
+
+position = {json.loads(l)["id"]: i for i, l in enumerate(open(sys.argv[1], encoding="utf-8"))}
+base = sorted(d["id"] for p in parts(sys.argv[2]) for d in p)
+shards = parts(sys.argv[3])
+got = sorted(d["id"] for p in shards for d in p)
+assert got == base, "repartitioned output has %d documents, expected %d" % (len(got), len(base))
+owner = {}
+for i, p in enumerate(shards):
+    for d in p:
+        assert owner.setdefault(d["domain"], i) == i, "domain %s in shards %d and %d" % (d["domain"], owner[d["domain"]], i)
+    order = [position[d["id"]] for d in p]
+    assert order == sorted(order), "shard %d is not in input order" % i
+print("shards", [len(p) for p in shards], "domains", len(owner))
+PY
+
+repart_spec "$WORK/hash.json" "$WORK/out-hash" "$length, {\"op\": \"repartition\", \"shards\": 3}"
+run_job "$WORK/hash.json" "$WORK/hash.log" --workers 2
+jq -e '.totals.files == 3' "$WORK/out-hash/_MANIFEST.json" >/dev/null || die "expected 3 output files by hash"
+[ "$(jq .totals.records_out "$WORK/out-hash/_MANIFEST.json")" = "$(jq .totals.records_out "$WORK/out-base/_MANIFEST.json")" ] ||
+    die "repartition by hash changed the number of documents"
+
+repart_spec "$WORK/after.json" "$WORK/out-after" "{\"op\": \"repartition\", \"shards\": 2}, $length"
+if "$BIN" explain "$WORK/after.json" >"$WORK/after.log" 2>&1; then
+    die "a step after repartition was accepted"
+fi
+grep -q "must be the last step" "$WORK/after.log" || { cat "$WORK/after.log"; die "unclear message for a step after repartition"; }
+
+repart_spec "$WORK/dedup.json" "$WORK/out-dedup" \
+    '{"op": "dedup_exact", "normalize": false}, {"op": "repartition", "shards": 2}'
+run_job "$WORK/dedup.json" "$WORK/dedup.log" --workers 2
+jq -e '.totals.records_in == 697 and .totals.records_out == 662 and .operators[0].removed.duplicate == 35
+       and .operators[1].in == 662 and .operators[1].out == 662' "$WORK/out-dedup/_MANIFEST.json" >/dev/null ||
+    { jq '.totals, .operators' "$WORK/out-dedup/_MANIFEST.json"; die "dedup then repartition counts are wrong"; }
+echo "ok"
