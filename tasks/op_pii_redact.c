@@ -50,7 +50,14 @@ typedef struct {
     pii_match *matches;
     size_t nmatches, matches_cap;
     dsp_buf out;
+    unsigned char byte_class[256]; /* PII_STARTS and PII_JOINS bits per byte */
 } pii_state;
+
+/* Bits of pii_state.byte_class. */
+enum {
+    PII_STARTS = 1, /* may start an address or number: hex digit, '+', '(' or ':' */
+    PII_JOINS = 2,  /* continues a token, so no match starts right after it */
+};
 
 static const dsp_op_option pii_options[] = {
     {"emails", DSP_OPT_BOOL, "true", "redact e-mail addresses"},
@@ -79,25 +86,6 @@ static void pii_destroy(void *state)
     free(s);
 }
 
-static dsp_status pii_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,
-                             dsp_err *err)
-{
-    (void)ctx;
-    const dsp_op_def *def = &dsp_op_pii_redact_def;
-    pii_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return dsp_err_set(err, DSP_ENOMEM, "out of memory");
-    s->enabled[PII_EMAIL] = dsp_op_opt_bool(options, def, "emails");
-    s->enabled[PII_IPV4] = s->enabled[PII_IPV6] = dsp_op_opt_bool(options, def, "ips");
-    s->enabled[PII_PHONE] = dsp_op_opt_bool(options, def, "phones");
-    s->placeholder[PII_EMAIL] = dsp_xstrdup(dsp_op_opt_string(options, def, "email_placeholder"));
-    s->placeholder[PII_IPV4] = dsp_xstrdup(dsp_op_opt_string(options, def, "ip_placeholder"));
-    s->placeholder[PII_IPV6] = dsp_xstrdup(dsp_op_opt_string(options, def, "ip_placeholder"));
-    s->placeholder[PII_PHONE] = dsp_xstrdup(dsp_op_opt_string(options, def, "phone_placeholder"));
-    *state = s;
-    return DSP_OK;
-}
-
 static int pii_is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -116,6 +104,33 @@ static int pii_is_alnum(char c)
 static int pii_is_hex(char c)
 {
     return pii_is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static dsp_status pii_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,
+                             dsp_err *err)
+{
+    (void)ctx;
+    const dsp_op_def *def = &dsp_op_pii_redact_def;
+    pii_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return dsp_err_set(err, DSP_ENOMEM, "out of memory");
+    s->enabled[PII_EMAIL] = dsp_op_opt_bool(options, def, "emails");
+    s->enabled[PII_IPV4] = s->enabled[PII_IPV6] = dsp_op_opt_bool(options, def, "ips");
+    s->enabled[PII_PHONE] = dsp_op_opt_bool(options, def, "phones");
+    s->placeholder[PII_EMAIL] = dsp_xstrdup(dsp_op_opt_string(options, def, "email_placeholder"));
+    s->placeholder[PII_IPV4] = dsp_xstrdup(dsp_op_opt_string(options, def, "ip_placeholder"));
+    s->placeholder[PII_IPV6] = dsp_xstrdup(dsp_op_opt_string(options, def, "ip_placeholder"));
+    s->placeholder[PII_PHONE] = dsp_xstrdup(dsp_op_opt_string(options, def, "phone_placeholder"));
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        if (pii_is_hex(c) || c == '+' || c == '(' || c == ':')
+            s->byte_class[b] |= PII_STARTS;
+        if (pii_is_alnum(c) || c == '_' || c == '.' || c == '-' || c == '+' || c == '/' ||
+            c == ':' || c == '@')
+            s->byte_class[b] |= PII_JOINS;
+    }
+    *state = s;
+    return DSP_OK;
 }
 
 static int pii_is_local_char(char c)
@@ -369,11 +384,9 @@ static void pii_scan(pii_state *s, const char *t, size_t len)
             continue;
         }
         char c = t[i];
-        char prev = i > 0 ? t[i - 1] : ' ';
-        if (pii_is_alnum(prev) || prev == '_' || prev == '.' || prev == '-' || prev == '+' ||
-            prev == '/' || prev == ':' || prev == '@')
+        if (!(s->byte_class[(unsigned char)c] & PII_STARTS))
             continue;
-        if (!pii_is_hex(c) && c != '+' && c != '(' && c != ':')
+        if (i > 0 && (s->byte_class[(unsigned char)t[i - 1]] & PII_JOINS))
             continue;
         size_t limit = next_email < nemail ? s->matches[next_email].start : len;
         size_t e = 0;
