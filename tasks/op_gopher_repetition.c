@@ -183,9 +183,12 @@ static size_t gr_split_duplicates(gr_state *s, const char *text, size_t len, int
     for (;;) {
         /* Find the next separator: a run of >= min_newlines newlines. */
         size_t sep = len, sep_end = len;
-        for (i = start; i < len; i++) {
-            if (text[i] != '\n')
-                continue;
+        i = start;
+        while (i < len) {
+            const char *nl = memchr(text + i, '\n', len - i);
+            if (!nl)
+                break;
+            i = (size_t)(nl - text);
             size_t j = i;
             while (j < len && text[j] == '\n')
                 j++;
@@ -194,7 +197,7 @@ static size_t gr_split_duplicates(gr_state *s, const char *text, size_t len, int
                 sep_end = j;
                 break;
             }
-            i = j - 1;
+            i = j;
         }
         size_t n = sep - start;
         pieces++;
