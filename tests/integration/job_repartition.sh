@@ -5,6 +5,7 @@
 # same documents as without repartition, and byte-identical output with 1
 # and 3 workers. By hash: the requested shard count. A step after
 # repartition is rejected at planning. After dedup_exact: the counts add up.
+# With an S3 server configured, the by-field job also runs on S3.
 . "$(dirname "$0")/job_lib/common.bash"
 
 ROOT=${DSPARK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -91,4 +92,14 @@ run_job "$WORK/dedup.json" "$WORK/dedup.log" --workers 2
 jq -e '.totals.records_in == 697 and .totals.records_out == 662 and .operators[0].removed.duplicate == 35
        and .operators[1].in == 662 and .operators[1].out == 662' "$WORK/out-dedup/_MANIFEST.json" >/dev/null ||
     { jq '.totals, .operators' "$WORK/out-dedup/_MANIFEST.json"; die "dedup then repartition counts are wrong"; }
+
+if use_s3_store repartition; then
+    out="s3://$DSPARK_TEST_S3_BUCKET/out-repartition-$$-$RANDOM"
+    repart_spec "$WORK/s3.json" "$out" \
+        "$length, {\"op\": \"repartition\", \"by\": \"field\", \"field\": \"domain\", \"shards\": 4}"
+    run_job "$WORK/s3.json" "$WORK/s3.log" --workers 2
+    fetch_output "$out" "$WORK/out-s3" || die "cannot download $out"
+    same_output "$WORK/out-field-1" "$WORK/out-s3"
+    echo "S3 run matches"
+fi
 echo "ok"
