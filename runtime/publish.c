@@ -274,7 +274,7 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     publish_ctx c = {s, NULL, NULL, NULL};
     cJSON *seals = cJSON_CreateArray();
     cJSON *manifest = cJSON_CreateObject(), *names = cJSON_CreateArray();
-    cJSON *files, *rejects, *totals, *operators, *extra = NULL;
+    cJSON *files, *rejects, *totals, *operators, *extra = NULL, *clusters = NULL;
     char *body = NULL, *key = NULL;
     const char *success_body;
     int part = 0, reject_part = 0;
@@ -364,6 +364,30 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
                      dsp_xasprintf("%s/%s", c.out_prefix, name));
             cJSON_AddItemToArray(rejects, manifest_file(name, f));
             cJSON_AddItemToArray(names, cJSON_CreateString(name));
+        }
+    }
+    /* Duplicate clusters of dedup_minhash steps with "clusters": true, which
+     * their minhash_components task wrote as clusters-step<i>.jsonl. */
+    for (size_t i = 0; i < plan->nstages; i++) {
+        if (strcmp(plan->stages[i].kind, "minhash_components") != 0)
+            continue;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(seals, (int)i),
+                                                               "tasks")) {
+            const cJSON *f;
+            cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "files")) {
+                const char *src = json_string(f, "key");
+                const char *base = strrchr(src, '/');
+                base = base ? base + 1 : src;
+                if (strncmp(base, "clusters-", 9) != 0)
+                    continue;
+                char name[96];
+                snprintf(name, sizeof name, "_dedup/clusters/%s", base + 9);
+                add_copy(&copies, &ncopies, src, dsp_xasprintf("%s/%s", c.out_prefix, name));
+                if (!clusters)
+                    clusters = cJSON_AddArrayToObject(manifest, "dedup_clusters");
+                cJSON_AddItemToArray(clusters, manifest_file(name, f));
+                cJSON_AddItemToArray(names, cJSON_CreateString(name));
+            }
         }
     }
     cJSON_AddNumberToObject(totals, "files", part);

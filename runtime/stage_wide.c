@@ -13,7 +13,8 @@
  *     shuffle.bin and writes <attempt>/drops.bin (M partitions).
  *   minhash_bands, partition p: writes <attempt>/edges.bin.
  *   minhash_components, one task: reads every edges.bin and writes
- *     <attempt>/drops.bin.
+ *     <attempt>/drops.bin, and with the step's "clusters" option
+ *     <attempt>/clusters-step<i>.jsonl (i: the step's index in the job).
  *   dedup_filter, task t: re-reads the shards that source task t committed,
  *     drops the documents whose order key is in drops.bin, and runs the
  *     narrow steps after the wide one.
@@ -53,6 +54,8 @@
 #define WIDE_ORDER_NAME "order.bin"
 #define WIDE_DROPS_NAME "drops.bin"
 #define WIDE_EDGES_NAME "edges.bin"
+/* clusters-step<i>.jsonl: publish.c copies it to _dedup/clusters/step<i>.jsonl. */
+#define WIDE_CLUSTERS_PREFIX "clusters-step"
 
 /* ---- stage kinds ---- */
 
@@ -186,6 +189,24 @@ static dsp_status wide_add_file(dsp_store *store, dsp_pipeline_result *res, cons
     snprintf(f->sha256, sizeof f->sha256, "%s", sha256 ? sha256 : "");
     res->bytes_out += info.size;
     return DSP_OK;
+}
+
+/* Append a published file to res->files with the SHA-256 of its bytes,
+ * read back from the store. */
+static dsp_status wide_add_hashed_file(dsp_store *store, dsp_pipeline_result *res,
+                                       const char *key, uint64_t records, dsp_err *err)
+{
+    dsp_buf buf = DSP_BUF_INIT;
+    char sha[65];
+    dsp_status st = dsp_store_get(store, key, 0, -1, &buf, NULL, err);
+    if (st == DSP_OK) {
+        dsp_sha256_hex(buf.data, buf.len, sha);
+        st = wide_add_file(store, res, key, records, sha, err);
+    } else {
+        dsp_err_prefix(err, "reading %s", key);
+    }
+    dsp_buf_free(&buf);
+    return st;
 }
 
 /* ---- pipeline stages: map and dedup_filter ---- */
@@ -612,6 +633,7 @@ static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_p
     uint64_t *sizes = NULL;
     size_t n = 0;
     char *out_key = dsp_xasprintf("%s/%s", cfg->out_prefix, out_name);
+    char *clusters_key = NULL;
     dsp_dedup_stats ds = {0};
     dsp_status st = wide_sealed_files(store, job, dep, in_name, &keys, &sizes, &n, err);
     if (st != DSP_OK)
@@ -633,12 +655,22 @@ static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_p
             /* The drop file has one partition per task of the stage that
              * wrote the shuffle, two stages back. */
             const dsp_plan_stage *source = &plan->stages[dep->deps[0]];
+            if (dsp_op_opt_bool(step, &dsp_op_dedup_minhash_def, "clusters"))
+                clusters_key = dsp_xasprintf("%s/%s%d.jsonl", cfg->out_prefix,
+                                             WIDE_CLUSTERS_PREFIX,
+                                             wide_first_step_index(plan, stage));
             st = dsp_dedup_minhash_components(store, ck, sizes, n, out_key,
-                                              (uint32_t)source->ntasks, NULL, NULL, &ds, err);
+                                              (uint32_t)source->ntasks, clusters_key, NULL, &ds,
+                                              err);
         }
     }
     if (st != DSP_OK)
         goto out;
+    if (clusters_key) {
+        st = wide_add_hashed_file(store, res, clusters_key, ds.components, err);
+        if (st != DSP_OK)
+            goto out;
+    }
     uint64_t records = !strcmp(out_name, WIDE_EDGES_NAME) ? ds.edges : ds.dropped;
     st = wide_add_file(store, res, out_key, records, NULL, err);
     if (st != DSP_OK)
@@ -663,6 +695,7 @@ static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_p
 out:
     wide_free_keys(keys, sizes, n);
     free(out_key);
+    free(clusters_key);
     return st;
 }
 

@@ -30,6 +30,9 @@ static const dsp_op_option dedup_minhash_options[] = {
      "estimated Jaccard similarity of the shingle sets that makes two documents duplicates"},
     {"verify", DSP_OPT_BOOL, "true",
      "check the estimated similarity of each candidate pair instead of trusting a shared band"},
+    {"clusters", DSP_OPT_BOOL, "false",
+     "also publish the duplicate clusters as JSONL under _dedup/clusters/ in the output, "
+     "one line per cluster of [input index, byte offset] keys"},
     {NULL, 0, NULL, NULL},
 };
 

@@ -22,9 +22,8 @@ extern const dsp_op_def dsp_op_dedup_minhash_def;
  * NULL for the document's text; it points into step or a static default. */
 dsp_status dsp_op_dedup_exact_config(const cJSON *step, const char **field,
                                      dsp_dedup_exact_opts *opts, dsp_err *err);
-/* Options of a dedup_minhash step. TODO: a "clusters" option that
- * publishes the duplicate clusters (dsp_dedup_minhash_components can write
- * them) under the output's _dedup/ prefix. */
+/* Options of a dedup_minhash step, except "clusters", which the runtime
+ * reads with dsp_op_opt_bool. */
 dsp_status dsp_op_dedup_minhash_config(const cJSON *step, dsp_dedup_minhash_opts *opts,
                                        dsp_err *err);
 

@@ -5,7 +5,8 @@
 # publishes byte-identical output with 1, 2 and 4 workers, and with workers
 # killed by SIGKILL. Bogus files planted under an attempt prefix that no
 # commit names are never read. dedup_minhash on the linux-doc pairs keeps
-# every 6.1 version and drops the 6.12 versions of identical pairs. With an
+# every 6.1 version, drops the 6.12 versions of identical pairs and
+# publishes clusters whose members are exactly the dropped documents. With an
 # S3 server configured, the exact job also runs with its store on S3.
 . "$(dirname "$0")/job_lib/common.bash"
 
@@ -142,7 +143,8 @@ attempts_match_commits "$job"
 # ---- MinHash on the linux-doc version pairs ----
 mkdir -p "$WORK/ld"
 cp "$LINUX_DOC" "$WORK/ld/"
-dedup_spec "$WORK/mh.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mh" 1000000 '{"op": "dedup_minhash"}'
+dedup_spec "$WORK/mh.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mh" 1000000 \
+    '{"op": "dedup_minhash", "clusters": true}'
 run_job "$WORK/mh.json" "$WORK/mh.log" --workers 2
 python3 - "$LINUX_DOC" "$WORK/out-mh" <<'PY' || die "MinHash kept or dropped the wrong documents"
 import glob, gzip, json, subprocess, sys
@@ -168,6 +170,30 @@ PY
 jq -e '.operators[0].removed.duplicate > 30 and .operators[0].extra.clusters > 30' \
     "$WORK/out-mh/_MANIFEST.json" >/dev/null ||
     { jq '.operators' "$WORK/out-mh/_MANIFEST.json"; die "MinHash counters are wrong"; }
+# The published clusters name exactly the dropped documents as members, by
+# (input index, byte offset of the line in the decompressed input).
+python3 - "$LINUX_DOC" "$WORK/out-mh" <<'PY' || die "published MinHash clusters are wrong"
+import glob, gzip, json, subprocess, sys
+by_offset, pos = {}, 0
+for line in gzip.open(sys.argv[1], "rb"):
+    d = json.loads(line)
+    by_offset[pos] = d["id"]
+    pos += len(line)
+kept = set()
+for part in sorted(glob.glob(sys.argv[2] + "/part-*")):
+    data = subprocess.run(["zstdcat", part], check=True, capture_output=True).stdout
+    kept |= {json.loads(l)["id"] for l in data.decode().split("\n") if l}
+dropped = set(by_offset.values()) - kept
+clusters = [json.loads(l) for l in open(sys.argv[2] + "/_dedup/clusters/step0.jsonl")]
+members = {by_offset[m[1]] for c in clusters for m in c["members"]}
+reps = {by_offset[c["representative"][1]] for c in clusters}
+assert members == dropped, "members %d, dropped %d" % (len(members), len(dropped))
+assert reps <= kept, "a representative was dropped"
+manifest = json.load(open(sys.argv[2] + "/_MANIFEST.json"))
+assert manifest["dedup_clusters"][0]["name"] == "_dedup/clusters/step0.jsonl", manifest.get("dedup_clusters")
+assert manifest["dedup_clusters"][0]["records"] == len(clusters)
+print("clusters", len(clusters), "members", len(members))
+PY
 
 # ---- the exact job with its store on S3 ----
 if use_s3_store dedup; then
