@@ -376,7 +376,7 @@ static int gr_check(gr_state *s, const char *text, size_t len)
         return -1;
 
     /* Count 2- to 5-grams, each over the positions whose shorter n-gram
-     * repeats; marks[cur] ends with the positions of repeated 5-grams. */
+     * repeats. After the loop, `from` marks the repeated 5-grams. */
     const unsigned char *from = NULL;
     size_t nmarked = 0, top_chars;
     int cur = 0;
