@@ -573,7 +573,15 @@ static size_t json_escape(char *dst, const char *s, size_t len)
     size_t o = 0;
     dst[o++] = '"';
     while (p < end) {
+        /* Skip the run of bytes that need no escaping, a word at a time. */
         const unsigned char *run = p;
+        while (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            if (word_needs_decoding(v) || word_has_byte(v, '"'))
+                break;
+            p += 8;
+        }
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
         if (p > run) {
