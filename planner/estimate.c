@@ -9,7 +9,7 @@
  *   - shuffle: each task of a stage followed by a wide stage writes one
  *     object (one PUT, or multipart when larger than 8 MiB), and each of
  *     the R partitions reads a slice of each of the M map outputs:
- *     M x R ranged GETs before coalescing. A dedup_filter task re-reads
+ *     M x R ranged GETs before coalescing. A dedup_filter or sort_map task re-reads
  *     the shards its source task wrote (counted like an input of the
  *     task's bytes) and the source's order file (1 GET); the source task
  *     wrote those shards and the order file (counted like one object of
@@ -108,7 +108,7 @@ void dsp_plan_estimate_requests(const dsp_plan *plan, const dsp_spec *spec,
         if (s == 0)
             est_input_reads(stage, e);
         est_coordination(stage, spec->lease_seconds, e);
-        if (!strcmp(stage->kind, "dedup_filter")) {
+        if (!strcmp(stage->kind, "dedup_filter") || !strcmp(stage->kind, "sort_map")) {
             for (size_t t = 0; t < stage->ntasks; t++) {
                 uint64_t bytes = stage->tasks[t].bytes;
                 e->shuffle_puts += est_object_puts(bytes) + 1;

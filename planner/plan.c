@@ -508,7 +508,10 @@ size_t dsp_plan_cut_stages(const int *wide, size_t nsteps, size_t *stage_of)
  * fed the shuffle. The filter stage holds the segment's steps, wide step
  * first, and depends on the last reduce stage and on that pipeline stage.
  * repartition becomes one "repartition_reduce" stage of `shards` tasks (P
- * when 0) that writes the output itself, so it must be the last step.
+ * when 0) that writes the output itself, so it must be the last step. With
+ * "by": "sort" it becomes "sort_boundaries" (one task, reading the pipeline
+ * stage's key samples), "sort_map" (one task per pipeline task, depending
+ * on both) and "sort_reduce" (`shards` tasks) instead.
  */
 typedef struct {
     const char *op;
@@ -643,9 +646,30 @@ static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
             if (cJSON_IsNumber(shards) && shards->valuedouble >= 1 &&
                 shards->valuedouble <= DSP_PLAN_MAX_PARTITIONS)
                 n = (size_t)shards->valuedouble;
-            int prev = pipeline_stage;
-            stage = plan_add_stage(plan, &cap, layout->kinds[0], n, total);
-            plan_set_deps(stage, prev, -1);
+            const cJSON *by = cJSON_GetObjectItemCaseSensitive(wide_step, "by");
+            if (cJSON_IsString(by) && !strcmp(by->valuestring, "sort")) {
+                /* A sample of the sort keys picks the shard boundaries, then
+                 * sort_map re-reads each pipeline task's output into the
+                 * range shuffle that sort_reduce merges. */
+                int source = pipeline_stage;
+                stage = plan_add_stage(plan, &cap, "sort_boundaries", 1, total);
+                cJSON_AddItemToArray(stage->steps, cJSON_Duplicate(wide_step, 1));
+                plan_set_deps(stage, source, -1);
+                int bounds = stage->index;
+                stage = plan_add_stage(plan, &cap, "sort_map", plan->stages[source].ntasks, 0);
+                for (size_t t = 0; t < stage->ntasks; t++)
+                    stage->tasks[t].bytes = plan->stages[source].tasks[t].bytes;
+                stage->bytes = plan->stages[source].bytes;
+                cJSON_AddItemToArray(stage->steps, cJSON_Duplicate(wide_step, 1));
+                plan_set_deps(stage, bounds, source);
+                int sort_map = stage->index;
+                stage = plan_add_stage(plan, &cap, "sort_reduce", n, total);
+                plan_set_deps(stage, sort_map, -1);
+            } else {
+                int prev = pipeline_stage;
+                stage = plan_add_stage(plan, &cap, layout->kinds[0], n, total);
+                plan_set_deps(stage, prev, -1);
+            }
         } else if (layout) {
             const cJSON *wide_step = cJSON_GetArrayItem(spec->steps, (int)i);
             for (size_t k = 0; k < 2 && layout->kinds[k]; k++) {

@@ -21,6 +21,12 @@
  *   repartition_reduce, shard p: reads partition p of every shuffle.bin
  *     (whole document lines) and writes them, in input order, as the
  *     job's output shards.
+ *   Sort ("by": "sort"): the pipeline stage writes sample.bin, the sort
+ *     keys of about 1 in WIDE_SAMPLE_RATE documents, instead of a shuffle.
+ *     sort_boundaries (one task) writes boundaries.bin, the shards - 1
+ *     quantiles of all samples. sort_map, task t, re-reads source task t's
+ *     shards into a range shuffle.bin, and sort_reduce writes each range
+ *     sorted by (key, order key) like repartition_reduce.
  *
  * Order keys: (index of the input object in the map stage's sorted input
  * list, byte offset of the record in it). A filter stage takes each
@@ -54,6 +60,15 @@
 #define WIDE_ORDER_NAME "order.bin"
 #define WIDE_DROPS_NAME "drops.bin"
 #define WIDE_EDGES_NAME "edges.bin"
+#define WIDE_SAMPLE_NAME "sample.bin"
+#define WIDE_BOUNDS_NAME "boundaries.bin"
+/* Sort keys longer than this are cut, so that the escaped key and the order
+ * key fit the shuffle's 65,535-byte key limit. Documents whose keys agree
+ * on this prefix sort in input order. */
+#define WIDE_SORT_KEY_MAX 16384
+/* One document in WIDE_SAMPLE_RATE goes into the sort sample, picked by a
+ * hash of its order key so that the sample does not depend on the tasks. */
+#define WIDE_SAMPLE_RATE 8
 /* clusters-step<i>.jsonl: publish.c copies it to _dedup/clusters/step<i>.jsonl. */
 #define WIDE_CLUSTERS_PREFIX "clusters-step"
 
@@ -67,20 +82,24 @@ static int wide_is_pipeline(const char *kind)
 static int wide_is_shuffle_reader(const char *kind)
 {
     return !strcmp(kind, "dedup_exact_reduce") || !strcmp(kind, "minhash_bands") ||
-           !strcmp(kind, "repartition_reduce");
+           !strcmp(kind, "repartition_reduce") || !strcmp(kind, "sort_reduce");
 }
 
 int dsp_wide_kind_supported(const char *kind)
 {
     return wide_is_pipeline(kind) || wide_is_shuffle_reader(kind) ||
-           !strcmp(kind, "minhash_components");
+           !strcmp(kind, "minhash_components") || !strcmp(kind, "sort_boundaries") ||
+           !strcmp(kind, "sort_map");
 }
 
 /* The stage after `stage` when it reads a shuffle that `stage` must write. */
 static const dsp_plan_stage *wide_next_shuffle(const dsp_plan *plan, const dsp_plan_stage *stage)
 {
     size_t next = (size_t)stage->index + 1;
-    if (next >= plan->nstages || !wide_is_shuffle_reader(plan->stages[next].kind))
+    if (next >= plan->nstages)
+        return NULL;
+    const char *kind = plan->stages[next].kind;
+    if (!wide_is_shuffle_reader(kind) && strcmp(kind, "sort_boundaries") != 0)
         return NULL;
     return &plan->stages[next];
 }
@@ -209,7 +228,7 @@ static dsp_status wide_add_hashed_file(dsp_store *store, dsp_pipeline_result *re
     return st;
 }
 
-/* ---- pipeline stages: map and dedup_filter ---- */
+/* ---- pipeline stages: map, dedup_filter and sort_map ---- */
 
 typedef struct {
     dsp_store *store;
@@ -226,7 +245,16 @@ typedef struct {
     dsp_dedup_exact_map *exact;
     dsp_dedup_minhash_map *minhash;
     dsp_repart_map *repart;
+    int sort;                  /* repart is in range mode, keyed by wide_sort_key */
+    int sampling;              /* collect sort keys into `sample` instead */
+    dsp_buf sample;
+    uint64_t samples;
+    dsp_buf bounds_buf;        /* boundaries.bin; bounds point into it */
+    const char **bounds;
+    size_t *bound_lens;
+    size_t nbounds;
     dsp_buf line;
+    dsp_buf key;
     const char *field;
     uint64_t missing_field;
     dsp_arena arena;
@@ -300,6 +328,63 @@ static dsp_status wide_pre_filter(void *ctx, dsp_batch *b, unsigned char *keep, 
     return DSP_OK;
 }
 
+/*
+ * Build the sort key of a document line. A missing or null member gives
+ * 0x00. A number gives 0x01 and its IEEE-754 bits big endian, with the
+ * sign bit set for positives and all bits flipped for negatives, so byte
+ * order is numeric order. A string gives 0x02 and its decoded bytes, and
+ * anything else 0x03 and its raw JSON.
+ */
+static void wide_sort_key(wide_pipe *w, const char *line, size_t len, dsp_buf *out)
+{
+    const char *val;
+    size_t vlen;
+    dsp_buf_reset(out);
+    if (!dsp_json_find(line, len, w->field, &val, &vlen) || (vlen == 4 && !memcmp(val, "null", 4))) {
+        dsp_buf_append_char(out, 0x00);
+        return;
+    }
+    if (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
+        char num[64];
+        size_t n = vlen < sizeof num - 1 ? vlen : sizeof num - 1;
+        memcpy(num, val, n);
+        num[n] = '\0';
+        double v = strtod(num, NULL);
+        uint64_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        bits = (bits >> 63) ? ~bits : bits | (1ULL << 63);
+        unsigned char be[8];
+        dsp_be64_put(be, bits);
+        dsp_buf_append_char(out, 0x01);
+        dsp_buf_append(out, be, sizeof be);
+        return;
+    }
+    if (val[0] == '"') {
+        size_t dlen;
+        dsp_arena_reset(&w->arena);
+        const char *text = dsp_json_decode_string(&w->arena, val, vlen, &dlen);
+        if (text) {
+            dsp_buf_append_char(out, 0x02);
+            dsp_buf_append(out, text, dlen < WIDE_SORT_KEY_MAX ? dlen : WIDE_SORT_KEY_MAX);
+            return;
+        }
+    }
+    dsp_buf_append_char(out, 0x03);
+    dsp_buf_append(out, val, vlen < WIDE_SORT_KEY_MAX ? vlen : WIDE_SORT_KEY_MAX);
+}
+
+/* Add the document's sort key to the sample when its order key is picked. */
+static void wide_sample(wide_pipe *w, const char *line, size_t len, const unsigned char *order)
+{
+    if (XXH3_64bits(order, DSP_DEDUP_ORDER_SIZE) % WIDE_SAMPLE_RATE != 0)
+        return;
+    wide_sort_key(w, line, len, &w->key);
+    unsigned char n[2] = {(unsigned char)(w->key.len >> 8), (unsigned char)w->key.len};
+    dsp_buf_append(&w->sample, n, sizeof n);
+    dsp_buf_append(&w->sample, w->key.data, w->key.len);
+    w->samples++;
+}
+
 /* Add a document to the repartition shuffle, keyed by the xxh3-64 hash of
  * its line or of one member's raw JSON value (empty when missing), so keys
  * stay 8 bytes whatever the document size. */
@@ -308,6 +393,11 @@ static dsp_status wide_emit_repartition(wide_pipe *w, const dsp_batch *b, const 
 {
     dsp_buf_reset(&w->line);
     dsp_doc_serialize(b, d, &w->line);
+    if (w->sort) {
+        wide_sort_key(w, w->line.data, w->line.len, &w->key);
+        return dsp_repart_map_add(w->repart, w->key.data, w->key.len, o, w->line.data,
+                                  w->line.len, err);
+    }
     const char *val = w->line.data;
     size_t vlen = w->line.len;
     if (w->field && !dsp_json_find(w->line.data, w->line.len, w->field, &val, &vlen)) {
@@ -332,6 +422,12 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
     dsp_buf_append(&w->order_out, enc, sizeof enc);
     if (w->repart)
         return wide_emit_repartition(w, b, d, o, err);
+    if (w->sampling) {
+        dsp_buf_reset(&w->line);
+        dsp_doc_serialize(b, d, &w->line);
+        wide_sample(w, w->line.data, w->line.len, enc);
+        return DSP_OK;
+    }
 
     const char *text = d->text ? d->text : "";
     size_t len = d->text ? d->text_len : 0;
@@ -388,7 +484,8 @@ static dsp_status wide_load_source(dsp_store *store, const char *job,
         const char *base = slash ? slash + 1 : k->valuestring;
         if (!strcmp(base, WIDE_ORDER_NAME)) {
             order_key = k->valuestring;
-        } else if (strcmp(base, WIDE_SHUFFLE_NAME) != 0) {
+        } else if (!strncmp(base, "part-", 5)) {
+            /* Data shards, as the pipeline names them. */
             dsp_input_range *in = &(*shards)[(*nshards)++];
             in->uri_root = dsp_store_uri(store);
             in->key = dsp_xstrdup(k->valuestring);
@@ -429,14 +526,27 @@ static dsp_status wide_open_map(dsp_store *store, const dsp_pipeline_config *cfg
     const cJSON *step = cJSON_GetArrayItem(next->steps, 0);
     uint32_t parts = (uint32_t)next->ntasks;
     *key = dsp_xasprintf("%s/%s", cfg->out_prefix, WIDE_SHUFFLE_NAME);
-    if (!strcmp(next->kind, "repartition_reduce")) {
+    if (!strcmp(next->kind, "repartition_reduce") || !strcmp(next->kind, "sort_reduce") ||
+        !strcmp(next->kind, "sort_boundaries")) {
         uint32_t shards;
-        dsp_status st = dsp_op_repartition_config(step, &w->field, &shards, err);
+        int sort;
+        dsp_status st = dsp_op_repartition_config(step, &w->field, &sort, &shards, err);
         if (st != DSP_OK)
             return st;
+        if (!strcmp(next->kind, "sort_boundaries")) {
+            w->sampling = 1;
+            return DSP_OK;
+        }
         dsp_repart_opts opts;
         memset(&opts, 0, sizeof opts);
         opts.mode = DSP_REPART_HASH;
+        if (!strcmp(next->kind, "sort_reduce")) {
+            w->sort = 1;
+            opts.mode = DSP_REPART_RANGE;
+            opts.boundaries = w->bounds;
+            opts.boundary_lens = w->bound_lens;
+            opts.nboundaries = w->nbounds;
+        }
         return dsp_repart_map_open(store, *key, parts, &opts, &w->repart, err);
     }
     if (!strcmp(next->kind, "dedup_exact_reduce")) {
@@ -473,6 +583,148 @@ static dsp_status wide_open_drops(dsp_store *store, const char *job, const dsp_p
     return st;
 }
 
+/* Parse a file of (u16 big-endian length, bytes) records: sample.bin and
+ * boundaries.bin. Keys point into buf. */
+static dsp_status wide_parse_keys(const char *name, const dsp_buf *buf, const char ***keys,
+                                  size_t **lens, size_t *n, dsp_err *err)
+{
+    const unsigned char *p = (const unsigned char *)buf->data;
+    size_t count = 0, pos = 0;
+
+    /* Count and check first, so the arrays grow once per file. */
+    while (pos < buf->len) {
+        if (buf->len - pos < 2)
+            return dsp_err_set(err, DSP_ECORRUPT, "%s: truncated length at byte %zu", name, pos);
+        size_t len = (size_t)p[pos] << 8 | p[pos + 1];
+        if (buf->len - pos - 2 < len)
+            return dsp_err_set(err, DSP_ECORRUPT, "%s: key of %zu bytes at byte %zu passes the "
+                               "end", name, len, pos);
+        pos += 2 + len;
+        count++;
+    }
+    *keys = dsp_xrealloc(*keys, (*n + count + 1) * sizeof **keys);
+    *lens = dsp_xrealloc(*lens, (*n + count + 1) * sizeof **lens);
+    pos = 0;
+    while (pos < buf->len) {
+        size_t len = (size_t)p[pos] << 8 | p[pos + 1];
+        (*keys)[*n] = buf->data + pos + 2;
+        (*lens)[*n] = len;
+        (*n)++;
+        pos += 2 + len;
+    }
+    return DSP_OK;
+}
+
+/* The shard boundaries that the sort_boundaries stage committed. */
+static dsp_status wide_load_bounds(dsp_store *store, const char *job,
+                                   const dsp_plan_stage *bounds_stage, wide_pipe *w,
+                                   dsp_err *err)
+{
+    char **keys = NULL;
+    uint64_t *sizes = NULL;
+    size_t n = 0;
+    dsp_status st = wide_sealed_files(store, job, bounds_stage, WIDE_BOUNDS_NAME, &keys, &sizes,
+                                      &n, err);
+    if (st == DSP_OK && n != 1)
+        st = dsp_err_set(err, DSP_ECORRUPT, "stage %s committed %zu %s files, expected 1",
+                         bounds_stage->id, n, WIDE_BOUNDS_NAME);
+    if (st == DSP_OK)
+        st = dsp_store_get(store, keys[0], 0, -1, &w->bounds_buf, NULL, err);
+    if (st == DSP_OK)
+        st = wide_parse_keys(keys[0], &w->bounds_buf, &w->bounds, &w->bound_lens, &w->nbounds,
+                             err);
+    wide_free_keys(keys, sizes, n);
+    return st;
+}
+
+typedef struct {
+    const char *key;
+    size_t len;
+} wide_key;
+
+static int wide_key_cmp(const void *a, const void *b)
+{
+    const wide_key *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->key, y->key, n) : 0;
+    if (c)
+        return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* sort_boundaries: sort every task's key sample and write the shards - 1
+ * quantiles of it as boundaries.bin. Equal quantiles give empty shards. */
+static dsp_status wide_run_boundaries(dsp_store *store, const char *job, const dsp_plan *plan,
+                                      const dsp_plan_stage *stage, const dsp_pipeline_config *cfg,
+                                      dsp_pipeline_result *res, dsp_err *err)
+{
+    if ((size_t)stage->index + 2 >= plan->nstages)
+        return dsp_err_set(err, DSP_ECORRUPT, "stage %s (sort_boundaries) is not followed by "
+                           "sort_map and sort_reduce", stage->id);
+    const dsp_plan_stage *dep = &plan->stages[stage->deps[0]];
+    size_t shards = plan->stages[stage->index + 2].ntasks;
+    char **files = NULL;
+    uint64_t *sizes = NULL;
+    size_t nfiles = 0, nkeys = 0;
+    const char **keys = NULL;
+    size_t *lens = NULL;
+    dsp_buf *bufs = NULL;
+    dsp_buf out = DSP_BUF_INIT;
+    wide_key *sorted = NULL;
+    char *out_key = dsp_xasprintf("%s/%s", cfg->out_prefix, WIDE_BOUNDS_NAME);
+    dsp_status st = wide_sealed_files(store, job, dep, WIDE_SAMPLE_NAME, &files, &sizes, &nfiles,
+                                      err);
+    if (st != DSP_OK)
+        goto out;
+    bufs = dsp_xcalloc(nfiles ? nfiles : 1, sizeof *bufs);
+    for (size_t i = 0; i < nfiles && st == DSP_OK; i++) {
+        st = dsp_store_get(store, files[i], 0, -1, &bufs[i], NULL, err);
+        if (st == DSP_OK)
+            st = wide_parse_keys(files[i], &bufs[i], &keys, &lens, &nkeys, err);
+    }
+    if (st != DSP_OK)
+        goto out;
+    sorted = dsp_xcalloc(nkeys ? nkeys : 1, sizeof *sorted);
+    for (size_t i = 0; i < nkeys; i++) {
+        sorted[i].key = keys[i];
+        sorted[i].len = lens[i];
+    }
+    qsort(sorted, nkeys, sizeof *sorted, wide_key_cmp);
+    for (size_t p = 1; p < shards; p++) {
+        const char *k = "";
+        size_t len = 0;
+        if (nkeys > 0) {
+            size_t at = p * nkeys / shards;
+            k = sorted[at > 0 ? at - 1 : 0].key;
+            len = sorted[at > 0 ? at - 1 : 0].len;
+        }
+        unsigned char n[2] = {(unsigned char)(len >> 8), (unsigned char)len};
+        dsp_buf_append(&out, n, sizeof n);
+        dsp_buf_append(&out, k, len);
+    }
+    char sha[65];
+    dsp_sha256_hex(out.data, out.len, sha);
+    st = dsp_store_put(store, out_key, out.data, out.len, NULL, NULL, err);
+    if (st == DSP_OK)
+        st = wide_add_file(store, res, out_key, shards - 1, sha, err);
+    if (st != DSP_OK)
+        goto out;
+    res->records_in = nkeys;
+    res->op_counters = cJSON_CreateArray();
+    DSP_INFO("sort_boundaries", "samples=%zu shards=%zu", nkeys, shards);
+out:
+    for (size_t i = 0; bufs && i < nfiles; i++)
+        dsp_buf_free(&bufs[i]);
+    free(bufs);
+    free(sorted);
+    free(keys);
+    free(lens);
+    dsp_buf_free(&out);
+    wide_free_keys(files, sizes, nfiles);
+    free(out_key);
+    return st;
+}
+
 static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp_plan *plan,
                                     const dsp_plan_stage *stage, const dsp_plan_task *task,
                                     const dsp_pipeline_config *base,
@@ -480,6 +732,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
                                     dsp_err *err)
 {
     int filter = !strcmp(stage->kind, "dedup_filter");
+    int sort_map = !strcmp(stage->kind, "sort_map");
     const dsp_plan_stage *next = wide_next_shuffle(plan, stage);
     dsp_pipeline_config cfg = *base;
     wide_pipe w;
@@ -494,18 +747,20 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
     w.task = task;
     dsp_arena_init(&w.arena, 64 << 10);
 
-    if (filter) {
+    if (filter || sort_map) {
         if (stage->ndeps != 2) {
-            st = dsp_err_set(err, DSP_ECORRUPT, "stage %s (dedup_filter) must depend on two "
-                             "stages, not %zu", stage->id, stage->ndeps);
+            st = dsp_err_set(err, DSP_ECORRUPT, "stage %s (%s) must depend on two stages, not %zu",
+                             stage->id, stage->kind, stage->ndeps);
             goto out;
         }
         const dsp_plan_stage *source = &plan->stages[stage->deps[1]];
         st = wide_load_source(store, job, source, (size_t)task->index, &w, &shards, &nshards,
                               err);
-        if (st == DSP_OK)
+        if (st == DSP_OK && filter)
             st = wide_open_drops(store, job, plan, stage, (size_t)task->index,
                                  (uint32_t)source->ntasks, &w, err);
+        if (st == DSP_OK && sort_map)
+            st = wide_load_bounds(store, job, &plan->stages[stage->deps[0]], &w, err);
         if (st != DSP_OK)
             goto out;
         /* The shards are our own JSONL output; the wide step is not run here. */
@@ -515,7 +770,8 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cJSON_AddItemReferenceToArray(steps, (cJSON *)s);
         cfg.steps = steps;
         cfg.format = DSP_FMT_JSONL;
-        cfg.pre_filter = wide_pre_filter;
+        if (filter)
+            cfg.pre_filter = wide_pre_filter;
         inputs = shards;
         ninputs = nshards;
     } else {
@@ -558,7 +814,35 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             goto out;
         }
     }
-    if (next) {
+    if (sort_map) {
+        /* NOTE: the pipeline wrote the shards again; only the shuffle is
+         * needed, so they are deleted before the commit. */
+        for (size_t i = 0; i < res->nfiles && st == DSP_OK; i++) {
+            const char *key = res->files[i].key;
+            st = dsp_store_delete(store, &key, 1, err);
+            free(res->files[i].key);
+        }
+        if (st != DSP_OK)
+            goto out;
+        free(res->files);
+        res->files = NULL;
+        res->nfiles = 0;
+        res->bytes_out = 0;
+    }
+    if (w.sampling) {
+        char sha[65];
+        char *sample_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_SAMPLE_NAME);
+        dsp_sha256_hex(w.sample.data, w.sample.len, sha);
+        st = dsp_store_put(store, sample_key, w.sample.data, w.sample.len, NULL, NULL, err);
+        if (st == DSP_OK)
+            st = wide_add_file(store, res, sample_key, w.samples, sha, err);
+        if (st != DSP_OK)
+            dsp_err_prefix(err, "writing %s", sample_key);
+        free(sample_key);
+        if (st != DSP_OK)
+            goto out;
+    }
+    if (next && !w.sampling) {
         dsp_dedup_stats ds = {0};
         if (w.exact) {
             st = dsp_dedup_exact_map_close(w.exact, &ds, err);
@@ -582,6 +866,8 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
         st = wide_add_file(store, res, shuffle_key, ds.records, NULL, err);
         if (st != DSP_OK)
             goto out;
+    }
+    if (next && !sort_map) {
         char sha[65];
         order_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_ORDER_NAME);
         dsp_sha256_hex(w.order_out.data, w.order_out.len, sha);
@@ -611,6 +897,11 @@ out:
     dsp_arena_free(&w.arena);
     dsp_buf_free(&w.order_out);
     dsp_buf_free(&w.line);
+    dsp_buf_free(&w.key);
+    dsp_buf_free(&w.sample);
+    dsp_buf_free(&w.bounds_buf);
+    free(w.bounds);
+    free(w.bound_lens);
     free(shuffle_key);
     free(order_key);
     return st;
@@ -772,14 +1063,18 @@ dsp_status dsp_wide_run_task(dsp_store *store, const char *job, const dsp_plan *
     if (!dsp_wide_kind_supported(stage->kind))
         return dsp_err_set(err, DSP_EUNSUPPORTED, "stage %s has kind %s, which this runtime "
                            "cannot run", stage->id, stage->kind);
-    if (wide_is_pipeline(stage->kind))
+    if (wide_is_pipeline(stage->kind) || !strcmp(stage->kind, "sort_map"))
         return wide_run_pipeline(store, job, plan, stage, task, cfg, inputs, res, err);
     if (stage->ndeps < 1)
         return dsp_err_set(err, DSP_ECORRUPT, "stage %s (%s) depends on no stage", stage->id,
                            stage->kind);
-    dsp_status st = !strcmp(stage->kind, "repartition_reduce")
-                        ? wide_run_repartition(store, job, plan, stage, task, cfg, res, err)
-                        : wide_run_reduce(store, job, plan, stage, task, cfg, res, err);
+    dsp_status st;
+    if (!strcmp(stage->kind, "repartition_reduce") || !strcmp(stage->kind, "sort_reduce"))
+        st = wide_run_repartition(store, job, plan, stage, task, cfg, res, err);
+    else if (!strcmp(stage->kind, "sort_boundaries"))
+        st = wide_run_boundaries(store, job, plan, stage, cfg, res, err);
+    else
+        st = wide_run_reduce(store, job, plan, stage, task, cfg, res, err);
     if (st != DSP_OK) {
         /* Remove what this attempt wrote; the worker discards the prefix too. */
         dsp_pipeline_result_free(res);

@@ -12,8 +12,11 @@
 
 static const dsp_op_option repartition_options[] = {
     {"by", DSP_OPT_STRING, "\"hash\"",
-     "\"hash\": shard by a hash of the whole document; \"field\": by a hash of `field`"},
-    {"field", DSP_OPT_STRING, "\"\"", "top-level JSON member to shard by when by is \"field\""},
+     "\"hash\": shard by a hash of the whole document; \"field\": by a hash of `field`; "
+     "\"sort\": sort by `field` into ranges (missing and null first, then numbers, strings, "
+     "other values)"},
+    {"field", DSP_OPT_STRING, "\"\"",
+     "top-level JSON member to shard or sort by when by is \"field\" or \"sort\""},
     {"shards", DSP_OPT_INT, "0",
      "number of output shards (1 to 10000); 0 = one per target_task_bytes of input"},
     {NULL, 0, NULL, NULL},
@@ -21,8 +24,8 @@ static const dsp_op_option repartition_options[] = {
 
 static const char *const repartition_reasons[] = {NULL};
 
-dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, uint32_t *shards,
-                                     dsp_err *err)
+dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, int *sort,
+                                     uint32_t *shards, dsp_err *err)
 {
     const dsp_op_def *def = &dsp_op_repartition_def;
     const char *by = dsp_op_opt_string(step, def, "by");
@@ -33,6 +36,7 @@ dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, uint
         return dsp_err_set(err, DSP_EINVAL, "option \"shards\" must be 0 to %d, got %g",
                            REPARTITION_MAX_SHARDS, n);
     *shards = (uint32_t)n;
+    *sort = by && !strcmp(by, "sort");
     if (by && !strcmp(by, "hash")) {
         if (f && f[0])
             return dsp_err_set(err, DSP_EINVAL,
@@ -40,14 +44,16 @@ dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, uint
         *field = NULL;
         return DSP_OK;
     }
-    if (by && !strcmp(by, "field")) {
+    if (by && (!strcmp(by, "field") || *sort)) {
         if (!f || !f[0])
             return dsp_err_set(err, DSP_EINVAL,
-                               "\"by\": \"field\" needs option \"field\" (a top-level member name)");
+                               "\"by\": \"%s\" needs option \"field\" (a top-level member name)",
+                               by);
         *field = f;
         return DSP_OK;
     }
-    return dsp_err_set(err, DSP_EINVAL, "option \"by\" must be \"hash\" or \"field\", got \"%s\"",
+    return dsp_err_set(err, DSP_EINVAL,
+                       "option \"by\" must be \"hash\", \"field\" or \"sort\", got \"%s\"",
                        by ? by : "");
 }
 
@@ -55,10 +61,11 @@ static dsp_status repartition_create(const cJSON *options, const dsp_op_ctx *ctx
                                      dsp_err *err)
 {
     const char *field;
+    int sort;
     uint32_t shards;
     (void)ctx;
     *state = NULL;
-    return dsp_op_repartition_config(options, &field, &shards, err);
+    return dsp_op_repartition_config(options, &field, &sort, &shards, err);
 }
 
 static dsp_status repartition_process(void *state, dsp_batch *b, unsigned char *keep,
@@ -75,7 +82,8 @@ static dsp_status repartition_process(void *state, dsp_batch *b, unsigned char *
 
 const dsp_op_def dsp_op_repartition_def = {
     .name = "repartition",
-    .summary = "write the output as N shards, by a hash of the document or of one field",
+    .summary = "write the output as N shards, by a hash of the document or of one field, "
+               "or sorted by one field",
     .wide = 1,
     .options = repartition_options,
     .reasons = repartition_reasons,

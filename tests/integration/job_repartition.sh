@@ -3,7 +3,8 @@
 # document's domain copied to a top-level "domain" member. By field: 4
 # shards, every domain in exactly one shard, each shard in input order, the
 # same documents as without repartition, and byte-identical output with 1
-# and 3 workers. By hash: the requested shard count. A step after
+# and 3 workers. By hash: the requested shard count. By sort: a global
+# sort by a string or a number, split into ranges. A step after
 # repartition is rejected at planning. After dedup_exact: the counts add up.
 # With an S3 server configured, the by-field job also runs on S3.
 . "$(dirname "$0")/job_lib/common.bash"
@@ -79,6 +80,52 @@ run_job "$WORK/hash.json" "$WORK/hash.log" --workers 2
 jq -e '.totals.files == 3' "$WORK/out-hash/_MANIFEST.json" >/dev/null || die "expected 3 output files by hash"
 [ "$(jq .totals.records_out "$WORK/out-hash/_MANIFEST.json")" = "$(jq .totals.records_out "$WORK/out-base/_MANIFEST.json")" ] ||
     die "repartition by hash changed the number of documents"
+
+# by sort: 4 shards that are consecutive ranges of domain, each sorted by
+# domain with ties in input order, the same with 1 and 3 workers; a numeric
+# member sorts numerically.
+for n in 1 3; do
+    repart_spec "$WORK/sort-$n.json" "$WORK/out-sort-$n" \
+        "$length, {\"op\": \"repartition\", \"by\": \"sort\", \"field\": \"domain\", \"shards\": 4}"
+    run_job "$WORK/sort-$n.json" "$WORK/sort-$n.log" --workers "$n"
+done
+same_output "$WORK/out-sort-1" "$WORK/out-sort-3"
+repart_spec "$WORK/sortnum.json" "$WORK/out-sortnum" \
+    "$length, {\"op\": \"repartition\", \"by\": \"sort\", \"field\": \"words\", \"shards\": 3}"
+python3 - "$WORK/in/cc.jsonl" "$WORK/in-num.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[2], "w") as out:
+    for line in open(sys.argv[1], encoding="utf-8"):
+        d = json.loads(line)
+        d["words"] = len(d["text"].split()) * (-1 if len(d["text"]) % 3 == 0 else 1) / 4
+        out.write(json.dumps(d) + "\n")
+PY
+mkdir -p "$WORK/num" && mv "$WORK/in-num.jsonl" "$WORK/num/cc.jsonl"
+sed -i "s|$WORK/in/\*.jsonl|$WORK/num/*.jsonl|" "$WORK/sortnum.json"
+run_job "$WORK/sortnum.json" "$WORK/sortnum.log" --workers 2
+python3 - "$WORK/in/cc.jsonl" "$WORK/out-base" "$WORK/out-sort-1" "$WORK/out-sortnum" <<'PY' || die "repartition by sort is wrong"
+import glob, json, subprocess, sys
+
+def parts(d):
+    out = []
+    for p in sorted(glob.glob(d + "/part-*")):
+        data = subprocess.run(["zstdcat", p], check=True, capture_output=True).stdout
+        out.append([json.loads(l) for l in data.decode().split("\n") if l])
+    return out
+
+position = {json.loads(l)["id"]: i for i, l in enumerate(open(sys.argv[1], encoding="utf-8"))}
+base = parts(sys.argv[2])
+shards = parts(sys.argv[3])
+assert len(shards) == 4, "expected 4 shards, got %d" % len(shards)
+docs = [d for p in shards for d in p]
+assert sorted(d["id"] for d in docs) == sorted(d["id"] for p in base for d in p), "documents differ"
+keys = [(d["domain"].encode(), position[d["id"]]) for d in docs]
+assert keys == sorted(keys), "concatenated shards are not sorted by (domain, input order)"
+nums = [d["words"] for p in parts(sys.argv[4]) for d in p]
+assert nums == sorted(nums), "numeric sort is wrong"
+assert any(x < 0 for x in nums) and any(x > 0 for x in nums)
+print("sort shards", [len(p) for p in shards])
+PY
 
 repart_spec "$WORK/after.json" "$WORK/out-after" "{\"op\": \"repartition\", \"shards\": 2}, $length"
 if "$BIN" explain "$WORK/after.json" >"$WORK/after.log" 2>&1; then

@@ -135,6 +135,33 @@ static void test_repartition_stage(void)
     dsp_spec_free(spec);
 }
 
+static void test_sort_stages(void)
+{
+    dsp_spec *spec = parse_spec("[{\"op\":\"length\"},{\"op\":\"repartition\",\"by\":\"sort\","
+                                "\"field\":\"url\",\"shards\":3}]");
+    REQUIRE(spec != NULL);
+    dsp_plan *plan = plan_five(spec);
+    REQUIRE(plan != NULL);
+    REQUIRE(plan->nstages == 4);
+    check_stage(&plan->stages[0], "map", 5, 1, -1, -1);
+    check_stage(&plan->stages[1], "sort_boundaries", 1, 1, 0, -1);
+    check_stage(&plan->stages[2], "sort_map", 5, 1, 1, 0);
+    check_stage(&plan->stages[3], "sort_reduce", 3, 1, 2, -1);
+    CHECK_EQ_INT(plan->stages[2].tasks[4].bytes, MiB);
+
+    char *ja = dsp_plan_to_json(plan);
+    dsp_plan *back = NULL;
+    dsp_err err = {0};
+    REQUIRE(dsp_plan_from_json(ja, strlen(ja), &back, &err) == DSP_OK);
+    char *jb = dsp_plan_to_json(back);
+    CHECK_EQ_STR(ja, jb);
+    free(ja);
+    free(jb);
+    dsp_plan_free(back);
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+}
+
 static void test_repartition_not_last(void)
 {
     dsp_spec *spec = parse_spec("[{\"op\":\"repartition\"},{\"op\":\"stats\"}]");
@@ -187,11 +214,15 @@ static void test_dedup_options_checked(void)
     bad = parse_spec("[{\"op\":\"repartition\",\"by\":\"sort\"}]");
     CHECK(bad == NULL);
     dsp_spec_free(bad);
+    bad = parse_spec("[{\"op\":\"repartition\",\"by\":\"range\",\"field\":\"x\"}]");
+    CHECK(bad == NULL);
+    dsp_spec_free(bad);
 }
 
 TEST_MAIN({"exact then minhash stages", test_exact_then_minhash_stages},
           {"leading dedup stages", test_leading_dedup_stages},
           {"repartition stage", test_repartition_stage},
           {"repartition not last", test_repartition_not_last},
+          {"sort stages", test_sort_stages},
           {"dedup estimate requests", test_dedup_estimate_requests},
           {"dedup options checked", test_dedup_options_checked})
