@@ -67,7 +67,9 @@
  * on this prefix sort in input order. */
 #define WIDE_SORT_KEY_MAX 16384
 /* One document in WIDE_SAMPLE_RATE goes into the sort sample, picked by a
- * hash of its order key so that the sample does not depend on the tasks. */
+ * hash of its order key so that the sample does not depend on the tasks.
+ * NOTE: the one sort_boundaries task holds the whole sample in memory, so
+ * it grows with the input; very large jobs need a lower rate or a cap. */
 #define WIDE_SAMPLE_RATE 8
 /* clusters-step<i>.jsonl: publish.c copies it to _dedup/clusters/step<i>.jsonl. */
 #define WIDE_CLUSTERS_PREFIX "clusters-step"
@@ -908,6 +910,9 @@ out:
 }
 
 /* ---- reduce stages ---- */
+
+/* NOTE: reduce tasks do not poll cfg->cancel, so a stopping worker or a
+ * lost lease waits for the running reduce to finish before it lets go. */
 
 static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_plan *plan,
                                   const dsp_plan_stage *stage, const dsp_plan_task *task,
