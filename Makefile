@@ -2,7 +2,7 @@
 #   make            release build: build/dspark and the test binaries
 #   make asan       AddressSanitizer + UBSan build in build-asan/
 #   make test       build, then run every test (unit and integration)
-#   make test-asan  run the unit tests under the sanitizer build
+#   make test-asan  unit tests and four job tests on the sanitizer build
 #   make deps       install the Debian packages the build and tests need
 #   make check      deps, then test and test-asan (the README's test command)
 #   make demo       deps, build, then run examples/cc-clean.json locally
@@ -74,8 +74,12 @@ asan: $(BUILD_ASAN)/dspark $(ASAN_TEST_BINS)
 test: all
 	tests/run.sh $(BUILD)
 
+# The sanitizer run covers every unit test and the integration tests that
+# drive the whole binary through a job (workers are sanitized processes too).
+ASAN_INTEGRATION := main_job store_cli job_workers_identical job_dedup
+
 test-asan: asan
-	DSPARK_TEST_UNIT_ONLY=1 tests/run.sh $(BUILD_ASAN)
+	DSPARK_TEST_INTEGRATION="$(ASAN_INTEGRATION)" tests/run.sh $(BUILD_ASAN)
 
 deps:
 	scripts/install-deps.sh

@@ -9,13 +9,14 @@
 # (MinIO, a remote bucket, ...) the tests use them. Otherwise this script
 # starts Ceph RGW on 127.0.0.1 with scripts/rgw-up.sh and stops it at the
 # end. DSPARK_TEST_NO_S3=1 runs only what needs no server.
-# DSPARK_TEST_UNIT_ONLY=1 skips the integration scripts.
+# DSPARK_TEST_UNIT_ONLY=1 skips the integration scripts, and
+# DSPARK_TEST_INTEGRATION="name ..." runs only the named ones.
 # Unit tests that need S3 read the same variables and skip without them.
 # An integration script exits 0 (pass), 77 (skipped) or anything else (fail).
 #
 # The last line of output is "N passed, N failed, N skipped" over all tests.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BUILD=${1:-build}
 export DSPARK_BIN="$PWD/$BUILD/dspark"
 export DSPARK_ROOT="$PWD"
@@ -89,6 +90,10 @@ if [ "${DSPARK_TEST_UNIT_ONLY:-0}" != 1 ]; then
     for t in tests/integration/*.sh; do
         [ -f "$t" ] || continue
         name=$(basename "$t" .sh)
+        if [ -n "${DSPARK_TEST_INTEGRATION:-}" ] &&
+            [[ " $DSPARK_TEST_INTEGRATION " != *" $name "* ]]; then
+            continue
+        fi
         log="$BUILD/tests/$name.log"
         mkdir -p "$BUILD/tests"
         start=$(date +%s)
