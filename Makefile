@@ -6,6 +6,7 @@
 #   make deps       install the Debian packages the build and tests need
 #   make check      deps, then test and test-asan (the README's test command)
 #   make demo       deps, build, then run examples/cc-clean.json locally
+#   make install    copy build/dspark to $(PREFIX)/bin (PREFIX=/usr/local)
 #
 # Sources are picked up by folder, so a new .c file needs no Makefile edit.
 # tests/unit/test_*.c each become one test binary.
@@ -64,7 +65,7 @@ $(eval $(call build_rules,$(BUILD_ASAN),-O1 $(SAN)))
 TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 ASAN_TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD_ASAN)/tests/%,$(TEST_SRCS))
 
-.PHONY: all asan test test-asan deps check demo clean
+.PHONY: all asan test test-asan deps check demo install clean
 .SECONDARY:
 
 all: $(BUILD)/dspark $(TEST_BINS)
@@ -91,6 +92,11 @@ check: deps
 demo: deps
 	$(MAKE) $(BUILD)/dspark
 	DSPARK_BIN=$(BUILD)/dspark scripts/demo.sh
+
+PREFIX ?= /usr/local
+
+install: $(BUILD)/dspark
+	install -D -m 755 $(BUILD)/dspark $(DESTDIR)$(PREFIX)/bin/dspark
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
