@@ -198,6 +198,14 @@ char *dsp_uri_join(const char *root, const char *key)
     return dsp_xasprintf("%s/%s", root, key);
 }
 
+char *dsp_store_object_name(const dsp_store *s, const char *key)
+{
+    const char *root = s->uri;
+    if (strncmp(root, "file://", 7) == 0)
+        root += 7;
+    return dsp_uri_join(root, key);
+}
+
 dsp_status dsp_store_get(dsp_store *s, const char *key, uint64_t offset, int64_t length,
                          dsp_buf *out, dsp_obj_info *info, dsp_err *err)
 {

@@ -83,6 +83,9 @@ const char *dsp_store_kind(const dsp_store *s);
 dsp_status dsp_uri_split(const char *uri, char **root, char **key, dsp_err *err);
 /* Join a store URI and a key into a full object URI (malloc'ed). */
 char *dsp_uri_join(const char *root, const char *key);
+/* Name an object of s for messages and reject records: "s3://bucket/p/key"
+ * for S3, the absolute path for a local store (malloc'ed). */
+char *dsp_store_object_name(const dsp_store *s, const char *key);
 
 /* Read [offset, offset+length) into out (replacing its contents); length -1
  * reads to the end. A range past the end returns 0 bytes, not an error.

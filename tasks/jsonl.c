@@ -27,7 +27,8 @@
 
 struct dsp_jsonl_reader {
     dsp_store *store;
-    char *key;
+    char *key;           /* key within the store, for reads */
+    char *uri;           /* store root + key, for messages and rejects */
     uint64_t range_end;   /* UINT64_MAX when reading to the end */
     int ranged;
     int64_t max_record;
@@ -375,6 +376,7 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     dsp_status st;
     r->store = opts->store;
     r->key = dsp_xstrdup(opts->key);
+    r->uri = dsp_store_object_name(opts->store, opts->key);
     r->max_record = opts->max_record_bytes > 0 ? opts->max_record_bytes
                                                : DSP_DEFAULT_MAX_RECORD_BYTES;
     r->read_size = opts->read_size ? opts->read_size : (4u << 20);
@@ -393,7 +395,7 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     st = dsp_store_reader_open(r->store, r->key, read_from, read_len, &ropts, &r->src, err);
     if (st != DSP_OK)
         goto fail;
-    st = dsp_dstream_open(r->src, r->key, read_from, r->read_size, &r->stream, err);
+    st = dsp_dstream_open(r->src, r->uri, read_from, r->read_size, &r->stream, err);
     if (st != DSP_OK)
         goto fail;
 
@@ -402,15 +404,15 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
         st = dsp_err_set(err, DSP_EINVAL,
                          "%s is %s-compressed: byte ranges apply only to plain JSONL "
                          "(requested offset %llu, length %lld)",
-                         r->key, dsp_compression_name(comp), (unsigned long long)opts->offset,
+                         r->uri, dsp_compression_name(comp), (unsigned long long)opts->offset,
                          (long long)opts->length);
         goto fail;
     }
     if (comp == DSP_COMP_NONE && opts->offset == 0) {
-        const char *dot = strrchr(r->key, '.');
+        const char *dot = strrchr(r->uri, '.');
         if (dot && (!strcmp(dot, ".zst") || !strcmp(dot, ".zstd") || !strcmp(dot, ".gz")))
             DSP_WARN("input_not_compressed", "key=%s detail=\"name ends in %s but the content "
-                     "is not compressed; reading it as plain JSONL\"", r->key, dot);
+                     "is not compressed; reading it as plain JSONL\"", r->uri, dot);
     }
     if (comp != DSP_COMP_NONE)
         r->buf_offset = 0;
@@ -433,7 +435,7 @@ static dsp_status emit_reject(dsp_jsonl_reader *r, const char *reason, uint64_t 
         return DSP_OK;
     if (len > REJECT_PREFIX_BYTES)
         len = REJECT_PREFIX_BYTES;
-    return r->reject(r->reject_ctx, reason, r->key, offset, record, len, err);
+    return r->reject(r->reject_ctx, reason, r->uri, offset, record, len, err);
 }
 
 /* Validate one record and append it to the batch, or reject it. */
@@ -619,7 +621,7 @@ dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, si
                              r->len - r->start, err);
             if (st != DSP_OK)
                 return st;
-            DSP_WARN("record_too_large", "key=%s offset=%llu max_record_bytes=%lld", r->key,
+            DSP_WARN("record_too_large", "key=%s offset=%llu max_record_bytes=%lld", r->uri,
                      (unsigned long long)rec_offset, (long long)r->max_record);
             r->skipping = 1;
             r->buf_offset += r->len;
@@ -655,5 +657,6 @@ void dsp_jsonl_close(dsp_jsonl_reader *r)
     dsp_buf_free(&r->scratch);
     free(r->buf);
     free(r->key);
+    free(r->uri);
     free(r);
 }

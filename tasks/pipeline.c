@@ -180,7 +180,9 @@ static dsp_status detect_format(dsp_store *store, const dsp_input_range *in,
     if (st != DSP_OK)
         return st;
     dsp_dstream *ds = NULL;
-    st = dsp_dstream_open(r, in->key, 0, 65536, &ds, err);
+    char *uri = dsp_store_object_name(store, in->key);
+    st = dsp_dstream_open(r, uri, 0, 65536, &ds, err);
+    free(uri);
     if (st == DSP_OK) {
         char head[8];
         size_t have = 0;
@@ -236,11 +238,15 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
         if (st != DSP_OK)
             return st;
     }
-    if (fmt == DSP_FMT_WARC && (in->offset > 0 || in->length >= 0))
-        return dsp_err_set(err, DSP_EINVAL,
-                           "%s is WARC: byte ranges apply only to plain JSONL (requested "
-                           "offset %llu, length %lld)",
-                           in->key, (unsigned long long)in->offset, (long long)in->length);
+    if (fmt == DSP_FMT_WARC && (in->offset > 0 || in->length >= 0)) {
+        char *name = dsp_store_object_name(store, in->key);
+        st = dsp_err_set(err, DSP_EINVAL,
+                         "%s is WARC: byte ranges apply only to plain JSONL (requested "
+                         "offset %llu, length %lld)",
+                         name, (unsigned long long)in->offset, (long long)in->length);
+        free(name);
+        return st;
+    }
 
     dsp_jsonl_reader *jr = NULL;
     dsp_warc_reader *wr = NULL;
@@ -259,7 +265,9 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
     int eof = 0;
     while (!eof) {
         if (cancelled(s)) {
-            st = dsp_err_set(err, DSP_ECANCELLED, "task cancelled while reading %s", in->key);
+            char *name = dsp_store_object_name(store, in->key);
+            st = dsp_err_set(err, DSP_ECANCELLED, "task cancelled while reading %s", name);
+            free(name);
             break;
         }
         dsp_batch_reset(b);

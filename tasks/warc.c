@@ -23,7 +23,8 @@ typedef enum { REC_OTHER = 0, REC_RESPONSE, REC_CONVERSION } record_kind;
 
 struct dsp_warc_reader {
     dsp_store *store;
-    char *key;
+    char *key; /* key within the store, for reads */
+    char *uri; /* store root + key, for messages and rejects */
     int64_t max_record;
     size_t read_size;
     dsp_reject_fn reject;
@@ -59,6 +60,7 @@ dsp_status dsp_warc_open(const dsp_warc_opts *opts, dsp_warc_reader **out, dsp_e
     dsp_status st;
     r->store = opts->store;
     r->key = dsp_xstrdup(opts->key);
+    r->uri = dsp_store_object_name(opts->store, opts->key);
     r->max_record = opts->max_record_bytes > 0 ? opts->max_record_bytes
                                                : DSP_DEFAULT_MAX_RECORD_BYTES;
     r->read_size = opts->read_size ? opts->read_size : (4u << 20);
@@ -71,7 +73,7 @@ dsp_status dsp_warc_open(const dsp_warc_opts *opts, dsp_warc_reader **out, dsp_e
     st = dsp_store_reader_open(r->store, r->key, 0, -1, &ropts, &r->src, err);
     if (st != DSP_OK)
         goto fail;
-    st = dsp_dstream_open(r->src, r->key, 0, r->read_size, &r->stream, err);
+    st = dsp_dstream_open(r->src, r->uri, 0, r->read_size, &r->stream, err);
     if (st != DSP_OK)
         goto fail;
     r->cap = r->read_size < 65536 ? 65536 : r->read_size;
@@ -128,7 +130,7 @@ static dsp_status take_bytes(dsp_warc_reader *r, uint64_t n, dsp_buf *out, uint6
                 return dsp_err_set(err, DSP_ECORRUPT,
                                    "truncated WARC record in %s at byte %llu: input ends %llu "
                                    "bytes before the end of its Content-Length",
-                                   r->key, (unsigned long long)rec_offset,
+                                   r->uri, (unsigned long long)rec_offset,
                                    (unsigned long long)n);
         }
         size_t chunk = r->len - r->start;
@@ -310,7 +312,7 @@ static dsp_status reject_record(dsp_warc_reader *r, const char *reason, uint64_t
     r->stats.rejected++;
     if (!r->reject)
         return DSP_OK;
-    return r->reject(r->reject_ctx, reason, r->key, offset, data,
+    return r->reject(r->reject_ctx, reason, r->uri, offset, data,
                      len > REJECT_PREFIX_BYTES ? REJECT_PREFIX_BYTES : len, err);
 }
 
@@ -361,7 +363,7 @@ static int response_text(dsp_warc_reader *r, dsp_err *err, dsp_status *st)
         /* NOTE: compressed bodies (Content-Encoding gzip, br, ...) are skipped.
          * Common Crawl stores them decoded and renames the header to
          * X-Crawler-Content-Encoding, which this check does not see. */
-        DSP_DEBUG("warc_skip_encoded", "key=%s encoding=%s", r->key, h.content_encoding);
+        DSP_DEBUG("warc_skip_encoded", "key=%s encoding=%s", r->uri, h.content_encoding);
         return 0;
     }
     const char *html = p + body;
@@ -376,7 +378,7 @@ static int response_text(dsp_warc_reader *r, dsp_err *err, dsp_status *st)
     charset_param(h.content_type, charset, sizeof charset);
     *st = dsp_html_to_text(r->html, html, html_len, charset[0] ? charset : NULL, &r->text, err);
     if (*st != DSP_OK) {
-        dsp_err_prefix(err, "converting the HTML of %s in %s", r->id, r->key);
+        dsp_err_prefix(err, "converting the HTML of %s in %s", r->id, r->uri);
         return 0;
     }
     return 1;
@@ -410,12 +412,12 @@ static dsp_status read_record(dsp_warc_reader *r, dsp_batch *b, dsp_err *err)
             return dsp_err_set(err, DSP_ECORRUPT,
                                "truncated WARC record in %s at byte %llu: input ends inside "
                                "the header block",
-                               r->key, (unsigned long long)rec_offset);
+                               r->uri, (unsigned long long)rec_offset);
         if (want >= MAX_HEADER_BYTES)
             return dsp_err_set(err, DSP_ECORRUPT,
                                "invalid WARC record in %s at byte %llu: no end of the header "
                                "block within %u bytes",
-                               r->key, (unsigned long long)rec_offset, MAX_HEADER_BYTES);
+                               r->uri, (unsigned long long)rec_offset, MAX_HEADER_BYTES);
         want *= 4;
     }
     const char *hdr = r->buf + r->start;
@@ -424,7 +426,7 @@ static dsp_status read_record(dsp_warc_reader *r, dsp_batch *b, dsp_err *err)
         return dsp_err_set(err, DSP_ECORRUPT,
                            "invalid WARC record in %s at byte %llu: expected the version "
                            "line WARC/1.0 or WARC/1.1, found \"%.12s\"",
-                           r->key, (unsigned long long)rec_offset, hdr);
+                           r->uri, (unsigned long long)rec_offset, hdr);
 
     r->type[0] = r->id[0] = r->date[0] = '\0';
     dsp_buf_reset(&r->url);
@@ -435,7 +437,7 @@ static dsp_status read_record(dsp_warc_reader *r, dsp_batch *b, dsp_err *err)
         return dsp_err_set(err, DSP_ECORRUPT,
                            "invalid WARC record in %s at byte %llu: missing or invalid "
                            "Content-Length",
-                           r->key, (unsigned long long)rec_offset);
+                           r->uri, (unsigned long long)rec_offset);
 
     record_kind kind = REC_OTHER;
     if (!strcasecmp(r->type, "response"))
@@ -459,7 +461,7 @@ static dsp_status read_record(dsp_warc_reader *r, dsp_batch *b, dsp_err *err)
                            "invalid WARC record in %s at byte %llu: expected CRLF CRLF at byte "
                            "%llu after a block of Content-Length %lld; the Content-Length is "
                            "wrong or the record is truncated",
-                           r->key, (unsigned long long)rec_offset,
+                           r->uri, (unsigned long long)rec_offset,
                            (unsigned long long)trailer_offset, (long long)f.content_length);
     r->start += 4;
 
@@ -469,7 +471,7 @@ static dsp_status read_record(dsp_warc_reader *r, dsp_batch *b, dsp_err *err)
     }
     if (!keep) {
         DSP_WARN("record_too_large", "key=%s offset=%llu content_length=%lld "
-                 "max_record_bytes=%lld", r->key, (unsigned long long)rec_offset,
+                 "max_record_bytes=%lld", r->uri, (unsigned long long)rec_offset,
                  (long long)f.content_length, (long long)r->max_record);
         return reject_record(r, "record_too_large", rec_offset, r->id, strlen(r->id), err);
     }
@@ -532,6 +534,7 @@ void dsp_warc_close(dsp_warc_reader *r)
     dsp_buf_free(&r->line);
     free(r->buf);
     free(r->key);
+    free(r->uri);
     free(r->id_field);
     free(r);
 }

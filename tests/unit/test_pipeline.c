@@ -193,10 +193,14 @@ static void test_pipeline_no_steps(void)
     }
     REQUIRE(!ZSTD_isError(plain_len));
     plain[plain_len] = '\0';
-    CHECKF(strstr(plain, "{\"reason\":\"invalid_json\",\"source\":\"in/bad.jsonl\",\"offset\":25,")
-               != NULL, "%s", plain);
-    CHECKF(strstr(plain, "{\"reason\":\"missing_text\",\"source\":\"in/bad.jsonl\",\"offset\":44,")
-               != NULL, "%s", plain);
+    /* The source is the full path of the input, not its key or base name. */
+    char want[256];
+    snprintf(want, sizeof want,
+             "{\"reason\":\"invalid_json\",\"source\":\"%s/in/bad.jsonl\",\"offset\":25,", t.dir);
+    CHECKF(strstr(plain, want) != NULL, "%s", plain);
+    snprintf(want, sizeof want,
+             "{\"reason\":\"missing_text\",\"source\":\"%s/in/bad.jsonl\",\"offset\":44,", t.dir);
+    CHECKF(strstr(plain, want) != NULL, "%s", plain);
     free(plain);
     dsp_buf_free(&body);
     CHECK(cJSON_GetArraySize(res.op_counters) == 0);

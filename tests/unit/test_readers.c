@@ -226,6 +226,26 @@ static void test_zstd_frames(void)
     temp_store_close(&t);
 }
 
+/* Errors name the object by its full path, not by its base name, so that
+ * two inputs with the same name in different directories can be told apart. */
+static void test_truncated_gzip_full_path(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf gz = DSP_BUF_INIT;
+    gzip_append(&gz, "{\"text\":\"one\"}\n{\"text\":\"two\"}\n", 30);
+    REQUIRE(put(&t, "sub1/trunc.jsonl.gz", gz.data, gz.len - 5) == 0);
+    read_result res;
+    read_all(&t, "sub1/trunc.jsonl.gz", 0, -1, 0, NULL, &res);
+    CHECK_EQ_INT(res.status, DSP_ECORRUPT);
+    char want[128];
+    snprintf(want, sizeof want, "truncated gzip stream in %s/sub1/trunc.jsonl.gz:", t.dir);
+    CHECKF(strstr(res.err.msg, want) != NULL, "%s", res.err.msg);
+    dsp_buf_free(&res.texts);
+    dsp_buf_free(&gz);
+    temp_store_close(&t);
+}
+
 static void test_crlf_blank_unterminated(void)
 {
     temp_store t;
@@ -273,10 +293,12 @@ static void test_bad_records(void)
     const char *want_reasons[] = {"invalid_json", "invalid_json", "invalid_utf8", "missing_text",
                                   "text_not_string", "invalid_json", "invalid_json"};
     const uint64_t want_offsets[] = {15, 32, 70, 94, 103, 115, 121};
+    char want_source[128];
+    snprintf(want_source, sizeof want_source, "%s/bad.jsonl", t.dir);
     for (int i = 0; i < 7; i++) {
         CHECK_EQ_STR(rejects.reasons[i], want_reasons[i]);
         CHECK_EQ_INT(rejects.offsets[i], want_offsets[i]);
-        CHECK_EQ_STR(rejects.keys[i], "bad.jsonl");
+        CHECK_EQ_STR(rejects.keys[i], want_source);
     }
     dsp_buf_free(&res.texts);
     temp_store_close(&t);
@@ -519,6 +541,7 @@ static void test_json_validate(void)
 TEST_MAIN({"empty file", test_empty_file},
           {"gzip members", test_gzip_members},
           {"zstd frames", test_zstd_frames},
+          {"truncated gzip full path", test_truncated_gzip_full_path},
           {"crlf blank unterminated", test_crlf_blank_unterminated},
           {"bad records rejected", test_bad_records},
           {"text member lookup", test_text_member_lookup},
