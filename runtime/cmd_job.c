@@ -560,31 +560,40 @@ static const char status_help[] =
     "                   message, time_ms) and final (state.json or null)\n"
     EXIT_CODES_HELP;
 
+/* Return member `name` of `o` as a number, or 0 when it is missing or not a
+ * number, so a partial document never crashes the printer. */
+static double status_number(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* Return string member `name` of `o`, or "?" when it is missing. */
+static const char *status_string(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : "?";
+}
+
 static void print_status_text(const cJSON *doc)
 {
     const cJSON *s, *e;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "counters");
     const cJSON *final = cJSON_GetObjectItemCaseSensitive(doc, "final");
 
-    printf("job %s: %s\n", cJSON_GetObjectItemCaseSensitive(doc, "job")->valuestring,
-           cJSON_GetObjectItemCaseSensitive(doc, "state")->valuestring);
-    printf("output: %s\n", cJSON_GetObjectItemCaseSensitive(doc, "output")->valuestring);
+    printf("job %s: %s\n", status_string(doc, "job"), status_string(doc, "state"));
+    printf("output: %s\n", status_string(doc, "output"));
     cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(doc, "stages")) {
-        printf("stage %s (%s): %d/%d tasks committed, %d running, %d failed attempts%s\n",
-               cJSON_GetObjectItemCaseSensitive(s, "id")->valuestring,
-               cJSON_GetObjectItemCaseSensitive(s, "kind")->valuestring,
-               cJSON_GetObjectItemCaseSensitive(s, "committed")->valueint,
-               cJSON_GetObjectItemCaseSensitive(s, "tasks")->valueint,
-               cJSON_GetObjectItemCaseSensitive(s, "running")->valueint,
-               cJSON_GetObjectItemCaseSensitive(s, "failed_attempts")->valueint,
+        printf("stage %s (%s): %.0f/%.0f tasks committed, %.0f running, %.0f failed attempts%s\n",
+               status_string(s, "id"), status_string(s, "kind"), status_number(s, "committed"),
+               status_number(s, "tasks"), status_number(s, "running"),
+               status_number(s, "failed_attempts"),
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "sealed")) ? ", sealed" : "");
     }
     printf("documents in %.0f, out %.0f, rejected %.0f; bytes in %.0f, out %.0f\n",
-           cJSON_GetObjectItemCaseSensitive(c, "records_in")->valuedouble,
-           cJSON_GetObjectItemCaseSensitive(c, "records_out")->valuedouble,
-           cJSON_GetObjectItemCaseSensitive(c, "records_rejected")->valuedouble,
-           cJSON_GetObjectItemCaseSensitive(c, "bytes_in")->valuedouble,
-           cJSON_GetObjectItemCaseSensitive(c, "bytes_out")->valuedouble);
+           status_number(c, "records_in"), status_number(c, "records_out"),
+           status_number(c, "records_rejected"), status_number(c, "bytes_in"),
+           status_number(c, "bytes_out"));
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "errors")) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "stage");

@@ -479,22 +479,25 @@ void dsp_job_merge_counters(cJSON *sum, const cJSON *op_counters)
     }
 }
 
+/* Numeric counters of the status document, summed over commit manifests. */
+static const char *const status_counter_fields[] = {
+    "records_in", "records_out", "records_rejected", "bytes_in", "bytes_out",
+    "cpu_seconds", "requests", "coord_requests", "retries"};
+
 /* Add one commit manifest of `stage` to the status counters. In a job with
  * shuffle stages, later stages re-read intermediates, so the input side
  * comes from stage 0 and the output side from the last stage only. */
 static void add_commit(cJSON *counters, const cJSON *c, const dsp_plan *plan,
                        const dsp_plan_stage *stage)
 {
-    static const char *const fields[] = {"records_in", "records_out", "records_rejected",
-                                         "bytes_in", "bytes_out", "cpu_seconds",
-                                         "requests", "coord_requests", "retries"};
     int first = stage->index == 0, last = (size_t)stage->index + 1 == plan->nstages;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        int input_side = !strcmp(fields[i], "records_in") || !strcmp(fields[i], "bytes_in");
-        int output_side = !strcmp(fields[i], "records_out") || !strcmp(fields[i], "bytes_out");
+    for (size_t i = 0; i < sizeof status_counter_fields / sizeof status_counter_fields[0]; i++) {
+        const char *field = status_counter_fields[i];
+        int input_side = !strcmp(field, "records_in") || !strcmp(field, "bytes_in");
+        int output_side = !strcmp(field, "records_out") || !strcmp(field, "bytes_out");
         if ((input_side && !first) || (output_side && !last))
             continue;
-        add_number(counters, fields[i], json_number(c, fields[i]));
+        add_number(counters, field, json_number(c, field));
     }
     dsp_job_merge_counters(cJSON_GetObjectItemCaseSensitive(counters, "operators"),
                            cJSON_GetObjectItemCaseSensitive(c, "op_counters"));
@@ -589,6 +592,10 @@ dsp_status dsp_job_status_json(dsp_store *s, const char *id, cJSON **out, dsp_er
 
     cJSON *stages = cJSON_AddArrayToObject(doc, "stages");
     cJSON *counters = cJSON_AddObjectToObject(doc, "counters");
+    /* Every documented counter is present from submit on, as zero until a
+     * commit adds to it. */
+    for (size_t i = 0; i < sizeof status_counter_fields / sizeof status_counter_fields[0]; i++)
+        cJSON_AddNumberToObject(counters, status_counter_fields[i], 0);
     cJSON_AddArrayToObject(counters, "operators");
     for (size_t i = 0; i < job->plan->nstages && st == DSP_OK; i++) {
         const dsp_plan_stage *stage = &job->plan->stages[i];
