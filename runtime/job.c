@@ -21,6 +21,12 @@
 
 #define STATUS_MAX_ERRORS 100
 
+/* Age after which an output claim whose job has no spec.json counts as a
+ * crashed submission that another job may take over. A live submission
+ * writes its spec a few requests after its claim, so a younger claim
+ * belongs to a concurrent submission and decides the race. */
+#define CLAIM_TAKEOVER_MS 60000
+
 const char *dsp_job_state_name(dsp_job_state st)
 {
     switch (st) {
@@ -96,6 +102,7 @@ static dsp_status claim_output(dsp_store *s, const char *id, const char *output,
     key = dsp_xasprintf("outputs/%s", hash);
     cJSON_AddStringToObject(o, "job", id);
     cJSON_AddStringToObject(o, "output", abs);
+    cJSON_AddNumberToObject(o, "claimed_ms", (double)dsp_now_ms());
     body = cJSON_PrintUnformatted(o);
 
     st = dsp_proto_create(s, key, body, strlen(body), NULL, err);
@@ -123,9 +130,16 @@ static dsp_status claim_output(dsp_store *s, const char *id, const char *output,
         dsp_err herr;
         int owner_exists = dsp_store_head(s, owner_spec, &oi, &herr) == DSP_OK;
         free(owner_spec);
-        /* A claim whose job never got its spec written is a crashed
-         * submission; it owns nothing. */
-        if (owner_exists) {
+        /* A claim whose job never got its spec written is either a
+         * submission running right now, which owns the output, or, once
+         * older than CLAIM_TAKEOVER_MS, a crashed one that owns nothing.
+         * The claim's own timestamp is preferred to the store's mtime. */
+        double claimed_ms = json_number(seen, "claimed_ms");
+        if (claimed_ms <= 0)
+            claimed_ms = (double)info.mtime_ms;
+        int owner_submitting = !owner_exists && claimed_ms > 0 &&
+                               (double)dsp_now_ms() - claimed_ms < CLAIM_TAKEOVER_MS;
+        if (owner_exists || owner_submitting) {
             st = dsp_err_set(err, DSP_EPRECOND,
                              "output %s is the output of unfinished job %s; wait for it "
                              "('dspark wait %s'), cancel it, or choose another output",
@@ -140,6 +154,48 @@ out:
     cJSON_Delete(seen);
     cJSON_Delete(o);
     free(body);
+    free(key);
+    free(abs);
+    return st;
+}
+
+/* Check that job id still owns its output claim after its spec and plan are
+ * written. A submission that stalled for longer than CLAIM_TAKEOVER_MS
+ * between claim and spec can have lost the claim to another job. It is
+ * then finished as failed before it enters the active index, so no worker
+ * runs it. */
+static dsp_status confirm_output_claim(dsp_store *s, const char *id, const char *output,
+                                       dsp_err *err)
+{
+    char *abs = absolute_output(output);
+    char hash[65];
+    char *key;
+    cJSON *seen = NULL;
+    dsp_status st;
+
+    dsp_sha256_hex(abs, strlen(abs), hash);
+    key = dsp_xasprintf("outputs/%s", hash);
+    st = dsp_proto_get_json(s, key, &seen, NULL, err);
+    if (st != DSP_OK)
+        goto out;
+    const char *owner = json_string(seen, "job");
+    if (!strcmp(owner, id))
+        goto out;
+
+    char *message = dsp_xasprintf("output %s was claimed by job %s while job %s was being "
+                                  "submitted; submit again once %s is finished, or choose "
+                                  "another output",
+                                  abs, owner, id, owner);
+    cJSON *extra = cJSON_CreateObject();
+    dsp_err ferr;
+    cJSON_AddStringToObject(extra, "message", message);
+    if (dsp_job_finish(s, id, DSP_JOB_FAILED, extra, NULL, &ferr) != DSP_OK)
+        DSP_WARN("job_finish_failed", "job=%s message=\"%s\"", id, ferr.msg);
+    cJSON_Delete(extra);
+    st = dsp_err_set(err, DSP_EPRECOND, "%s", message);
+    free(message);
+out:
+    cJSON_Delete(seen);
     free(key);
     free(abs);
     return st;
@@ -232,6 +288,9 @@ dsp_status dsp_job_submit(dsp_store *s, const dsp_spec *spec, const char *id, in
         *created = 0;
         st = DSP_OK;
     }
+    if (st != DSP_OK)
+        goto out;
+    st = confirm_output_claim(s, id, spec->output_uri, err);
     if (st != DSP_OK)
         goto out;
     st = dsp_proto_put(s, active_key, "{}", 2, NULL, err);
