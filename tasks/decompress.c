@@ -12,6 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "../core/util.h"
 #include "decompress.h"
@@ -30,7 +31,9 @@ struct dsp_dstream {
     int gz_in_member;
 
     ZSTD_DStream *zd;
-    size_t zstd_hint; /* last ZSTD_decompressStream result: 0 at a frame end */
+    size_t zstd_hint;      /* last ZSTD_decompressStream result: 0 at a frame end */
+    size_t zstd_first_in;  /* input size ZSTD_initDStream recommends for a frame start */
+    uint64_t frame_start;  /* object offset of the current zstd frame */
 
     uint64_t bytes_in, bytes_out;
 };
@@ -133,7 +136,9 @@ dsp_status dsp_dstream_open(dsp_reader *src, const char *key, uint64_t base_offs
             st = dsp_err_set(err, DSP_ENOMEM, "ZSTD_createDStream failed for %s", s->key);
             goto fail;
         }
-        ZSTD_initDStream(s->zd);
+        s->zstd_first_in = ZSTD_initDStream(s->zd);
+        if (ZSTD_isError(s->zstd_first_in) || s->zstd_first_in == 0)
+            s->zstd_first_in = ZSTD_DStreamInSize();
         s->zstd_hint = 0;
     }
     *out = s;
@@ -224,6 +229,25 @@ static dsp_status read_gzip(dsp_dstream *s, char *buf, size_t cap, size_t *got, 
     return DSP_OK;
 }
 
+/* Name the compressed bytes the failing call was given, in which zstd
+ * detected the error. A checksum mismatch names the whole frame instead. */
+static dsp_status zstd_error(const dsp_dstream *s, size_t ret, size_t fed, dsp_err *err)
+{
+    uint64_t from = consumed_offset(s);
+    if (ZSTD_getErrorCode(ret) == ZSTD_error_checksum_wrong)
+        return dsp_err_set(err, DSP_ECORRUPT,
+                           "corrupt zstd stream in %s: the frame at bytes %llu-%llu does not "
+                           "match its checksum",
+                           s->key, (unsigned long long)s->frame_start,
+                           (unsigned long long)(from + fed - 1));
+    return dsp_err_set(err, DSP_ECORRUPT,
+                       "corrupt zstd stream in %s at byte %llu: decoding compressed bytes "
+                       "%llu-%llu failed (frame starts at byte %llu): %s",
+                       s->key, (unsigned long long)from, (unsigned long long)from,
+                       (unsigned long long)(from + fed - 1), (unsigned long long)s->frame_start,
+                       ZSTD_getErrorName(ret));
+}
+
 static dsp_status read_zstd(dsp_dstream *s, char *buf, size_t cap, size_t *got, dsp_err *err)
 {
     size_t produced = 0;
@@ -239,13 +263,19 @@ static dsp_status read_zstd(dsp_dstream *s, char *buf, size_t cap, size_t *got, 
                                    s->key, (unsigned long long)consumed_offset(s));
             break;
         }
-        ZSTD_inBuffer in = {s->in, s->in_len, s->in_pos};
+        if (s->zstd_hint == 0)
+            s->frame_start = consumed_offset(s);
+        /* Give each call only the input size zstd returned as its hint
+         * (about one block), so that a failing call pins the error to that
+         * block's bytes. zstd reports no position on error, and input->pos
+         * stays where the failing call started. */
+        size_t want = s->zstd_hint ? s->zstd_hint : s->zstd_first_in;
+        size_t in_end = s->in_len - s->in_pos > want ? s->in_pos + want : s->in_len;
+        ZSTD_inBuffer in = {s->in, in_end, s->in_pos};
         ZSTD_outBuffer out = {buf, cap, 0};
         size_t ret = ZSTD_decompressStream(s->zd, &out, &in);
         if (ZSTD_isError(ret))
-            return dsp_err_set(err, DSP_ECORRUPT, "corrupt zstd stream in %s at byte %llu: %s",
-                               s->key, (unsigned long long)consumed_offset(s),
-                               ZSTD_getErrorName(ret));
+            return zstd_error(s, ret, in_end - s->in_pos, err);
         s->in_pos = in.pos;
         s->zstd_hint = ret;
         produced = out.pos;

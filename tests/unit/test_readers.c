@@ -246,6 +246,59 @@ static void test_truncated_gzip_full_path(void)
     temp_store_close(&t);
 }
 
+/* A corrupt block deep inside a multi-block zstd file is reported with the
+ * compressed bytes whose decoding failed, not at byte 0. */
+static void test_zstd_corrupt_offset(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf plain = DSP_BUF_INIT;
+    uint32_t x = 12345;
+    while (plain.len < (1u << 20)) {
+        dsp_buf_append_str(&plain, "{\"text\":\"");
+        for (int i = 0; i < 80; i++) {
+            x = x * 1103515245u + 12345u;
+            dsp_buf_append_char(&plain, "abcdefghijklmnopqrstuvwxyz    "[(x >> 16) % 30]);
+        }
+        dsp_buf_append_str(&plain, "\"}\n");
+    }
+    dsp_buf zs = DSP_BUF_INIT;
+    zstd_append(&zs, plain.data, plain.len);
+    REQUIRE(zs.len > 300000); /* several 128 KiB blocks */
+
+    int detected = 0;
+    for (int k = 1; k <= 7; k++) {
+        size_t pos = zs.len * (size_t)k / 8;
+        dsp_buf bad = DSP_BUF_INIT;
+        dsp_buf_append(&bad, zs.data, zs.len);
+        for (size_t i = pos; i < pos + 16; i++)
+            bad.data[i] ^= 0x5a;
+        REQUIRE(put(&t, "bad.jsonl.zst", bad.data, bad.len) == 0);
+        dsp_buf_free(&bad);
+
+        read_result res;
+        read_all(&t, "bad.jsonl.zst", 0, -1, 0, NULL, &res);
+        dsp_buf_free(&res.texts);
+        if (res.status != DSP_ECORRUPT)
+            continue; /* zstd need not detect every change of a block's content */
+        detected++;
+        const char *range = strstr(res.err.msg, "decoding compressed bytes ");
+        CHECKF(range != NULL, "%s", res.err.msg);
+        if (!range)
+            continue;
+        unsigned long long lo = 0, hi = 0;
+        CHECKF(sscanf(range, "decoding compressed bytes %llu-%llu", &lo, &hi) == 2, "%s",
+               res.err.msg);
+        CHECKF(lo > 0, "corrupted at %zu: %s", pos, res.err.msg);
+        CHECKF(lo <= pos + 15 && hi >= pos, "corrupted at %zu: %s", pos, res.err.msg);
+        CHECKF(hi - lo < 140000, "range wider than one block: %s", res.err.msg);
+    }
+    CHECKF(detected >= 4, "only %d of 7 corruptions detected", detected);
+    dsp_buf_free(&zs);
+    dsp_buf_free(&plain);
+    temp_store_close(&t);
+}
+
 static void test_crlf_blank_unterminated(void)
 {
     temp_store t;
@@ -542,6 +595,7 @@ TEST_MAIN({"empty file", test_empty_file},
           {"gzip members", test_gzip_members},
           {"zstd frames", test_zstd_frames},
           {"truncated gzip full path", test_truncated_gzip_full_path},
+          {"zstd corrupt offset", test_zstd_corrupt_offset},
           {"crlf blank unterminated", test_crlf_blank_unterminated},
           {"bad records rejected", test_bad_records},
           {"text member lookup", test_text_member_lookup},
