@@ -115,6 +115,24 @@ static dsp_status ensure(dsp_warc_reader *r, size_t want, dsp_err *err)
     return DSP_OK;
 }
 
+/* "WARC/1.0" or "WARC/1.1" and its line end. */
+#define VERSION_LINE_BYTES 9
+
+/* Whether the first n bytes of a record (n <= VERSION_LINE_BYTES) are a
+ * supported version line or, when the input ends early, a prefix of one. */
+static int version_line_possible(const char *p, size_t n)
+{
+    static const char *const versions[] = {"WARC/1.0", "WARC/1.1"};
+    for (size_t v = 0; v < 2; v++) {
+        size_t m = n < 8 ? n : 8;
+        if (memcmp(p, versions[v], m) != 0)
+            continue;
+        if (n < VERSION_LINE_BYTES || p[8] == '\r' || p[8] == '\n')
+            return 1;
+    }
+    return 0;
+}
+
 /* Move n bytes of block into out (when not NULL) or discard them. */
 static dsp_status take_bytes(dsp_warc_reader *r, uint64_t n, dsp_buf *out, uint64_t rec_offset,
                              dsp_err *err)
@@ -397,6 +415,28 @@ static dsp_status read_record(dsp_warc_reader *r, dsp_batch *b, dsp_err *err)
     }
     uint64_t rec_offset = r->buf_offset + r->start;
 
+    /* Check the version line first, so that a file in another format is
+     * reported as such instead of as a record without a header end. */
+    st = ensure(r, VERSION_LINE_BYTES, err);
+    if (st != DSP_OK)
+        return st;
+    size_t head_len = r->len - r->start;
+    if (head_len > VERSION_LINE_BYTES)
+        head_len = VERSION_LINE_BYTES;
+    const char *head = r->buf + r->start;
+    if (!version_line_possible(head, head_len)) {
+        size_t shown = 0;
+        while (shown < head_len && shown < 16 && head[shown] != '\r' && head[shown] != '\n')
+            shown++;
+        return dsp_err_set(err, DSP_ECORRUPT,
+                           "not a WARC record: expected 'WARC/1.x' at byte %llu of %s, found "
+                           "\"%.*s\"%s",
+                           (unsigned long long)rec_offset, r->uri, (int)shown, head,
+                           rec_offset == 0 ? "; for JSONL input, set \"format\" to \"jsonl\" "
+                                             "or leave it unset"
+                                           : "");
+    }
+
     /* Header block: grow the window until it holds the blank line. */
     size_t hdr_len = 0;
     size_t want = 4096;
@@ -421,12 +461,6 @@ static dsp_status read_record(dsp_warc_reader *r, dsp_batch *b, dsp_err *err)
         want *= 4;
     }
     const char *hdr = r->buf + r->start;
-    if (hdr_len < 9 || (strncmp(hdr, "WARC/1.0", 8) != 0 && strncmp(hdr, "WARC/1.1", 8) != 0) ||
-        (hdr[8] != '\r' && hdr[8] != '\n'))
-        return dsp_err_set(err, DSP_ECORRUPT,
-                           "invalid WARC record in %s at byte %llu: expected the version "
-                           "line WARC/1.0 or WARC/1.1, found \"%.12s\"",
-                           r->uri, (unsigned long long)rec_offset, hdr);
 
     r->type[0] = r->id[0] = r->date[0] = '\0';
     dsp_buf_reset(&r->url);

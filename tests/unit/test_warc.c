@@ -322,7 +322,7 @@ static void test_warc_wrong_length(void)
     REQUIRE(put(&t, "junk.warc", "HTTP/1.1 200 OK\r\n\r\n", 19) == 0);
     read_warc(t.store, "junk.warc", 0, &res);
     CHECK_EQ_INT(res.status, DSP_ECORRUPT);
-    CHECKF(strstr(res.err.msg, "version line") != NULL, "%s", res.err.msg);
+    CHECKF(strstr(res.err.msg, "not a WARC record") != NULL, "%s", res.err.msg);
     warc_result_free(&res);
 
     /* A truncated gzip member fails as a corrupt shard as well. */
@@ -336,6 +336,49 @@ static void test_warc_wrong_length(void)
     CHECKF(strstr(res.err.msg, "cut.warc.gz") != NULL, "%s", res.err.msg);
     warc_result_free(&res);
     dsp_buf_free(&gz);
+    dsp_buf_free(&w);
+    temp_store_close(&t);
+}
+
+/* Input in another format fails on its first bytes with "not a WARC
+ * record", not as a record whose header block never ends. */
+static void test_warc_not_warc_input(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char *jsonl = "{\"id\":\"a\",\"text\":\"one\"}\n{\"id\":\"b\",\"text\":\"two\"}\n";
+    REQUIRE(put(&t, "docs.jsonl", jsonl, strlen(jsonl)) == 0);
+    warc_result res;
+    read_warc(t.store, "docs.jsonl", 0, &res);
+    CHECK_EQ_INT(res.status, DSP_ECORRUPT);
+    char want[160];
+    snprintf(want, sizeof want, "not a WARC record: expected 'WARC/1.x' at byte 0 of %s/docs.jsonl",
+             t.dir);
+    CHECKF(strstr(res.err.msg, want) != NULL, "%s", res.err.msg);
+    CHECKF(strstr(res.err.msg, "header block") == NULL, "%s", res.err.msg);
+    warc_result_free(&res);
+
+    /* JSONL after a valid record is named at its own offset. */
+    dsp_buf w = DSP_BUF_INIT;
+    warc_record(&w, "conversion", "http://e.example/", "first", 0);
+    size_t junk_offset = w.len;
+    dsp_buf_append_str(&w, jsonl);
+    REQUIRE(put(&t, "mixed.warc", w.data, w.len) == 0);
+    read_warc(t.store, "mixed.warc", 0, &res);
+    CHECK_EQ_INT(res.status, DSP_ECORRUPT);
+    snprintf(want, sizeof want, "not a WARC record: expected 'WARC/1.x' at byte %zu of", junk_offset);
+    CHECKF(strstr(res.err.msg, want) != NULL, "%s", res.err.msg);
+    warc_result_free(&res);
+
+    /* A version line cut short is a truncated record, not another format. */
+    dsp_buf_reset(&w);
+    warc_record(&w, "conversion", "http://e.example/", "first", 0);
+    dsp_buf_append_str(&w, "WARC/1");
+    REQUIRE(put(&t, "cut.warc", w.data, w.len) == 0);
+    read_warc(t.store, "cut.warc", 0, &res);
+    CHECK_EQ_INT(res.status, DSP_ECORRUPT);
+    CHECKF(strstr(res.err.msg, "truncated WARC record") != NULL, "%s", res.err.msg);
+    warc_result_free(&res);
     dsp_buf_free(&w);
     temp_store_close(&t);
 }
@@ -419,6 +462,7 @@ TEST_MAIN({"html structure", test_html_structure},
           {"html deep nesting", test_html_deep_nesting},
           {"warc record types", test_warc_record_types},
           {"warc wrong length", test_warc_wrong_length},
+          {"warc not warc input", test_warc_not_warc_input},
           {"warc oversized rejected", test_warc_oversized_rejected},
           {"warc common crawl", test_warc_common_crawl},
           {"warc wget sample", test_warc_wget_sample})
