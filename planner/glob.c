@@ -46,16 +46,23 @@ static int glob_match_set(const char **pat, char c)
     return matched != negate;
 }
 
-int dsp_glob_match(const char *pat, const char *key)
+/* Match key against pat. With prefix set, key is only the start of a
+ * candidate key: the match succeeds once key is used up while the pattern
+ * can still go on. */
+static int glob_match(const char *pat, const char *key, int prefix)
 {
     while (*pat) {
+        if (prefix && !*key)
+            return 1;
+        if (prefix && pat[0] == '*' && pat[1] == '*')
+            return 1; /* "**" absorbs the rest of any prefix */
         if (pat[0] == '*' && pat[1] == '*') {
             const char *rest = pat + 2;
             if (*rest == '/') {
                 /* "**" followed by '/': zero or more whole segments. */
                 rest++;
                 for (const char *k = key;; k++) {
-                    if ((k == key || k[-1] == '/') && dsp_glob_match(rest, k))
+                    if ((k == key || k[-1] == '/') && glob_match(rest, k, prefix))
                         return 1;
                     if (!*k)
                         return 0;
@@ -63,7 +70,7 @@ int dsp_glob_match(const char *pat, const char *key)
             }
             /* Otherwise "**" matches any characters, '/' included. */
             for (const char *k = key;; k++) {
-                if (dsp_glob_match(rest, k))
+                if (glob_match(rest, k, prefix))
                     return 1;
                 if (!*k)
                     return 0;
@@ -73,7 +80,7 @@ int dsp_glob_match(const char *pat, const char *key)
         case '*': {
             const char *rest = pat + 1;
             for (const char *k = key;; k++) {
-                if (dsp_glob_match(rest, k))
+                if (glob_match(rest, k, prefix))
                     return 1;
                 if (!*k || *k == '/')
                     return 0;
@@ -116,4 +123,14 @@ int dsp_glob_match(const char *pat, const char *key)
         }
     }
     return *key == '\0';
+}
+
+int dsp_glob_match(const char *pattern, const char *key)
+{
+    return glob_match(pattern, key, 0);
+}
+
+int dsp_glob_match_prefix(const char *pattern, const char *prefix)
+{
+    return glob_match(pattern, prefix, 1);
 }

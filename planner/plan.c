@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
@@ -736,13 +737,69 @@ dsp_status dsp_plan_from_objects(const dsp_spec *spec, dsp_plan_object *objs, si
     return DSP_OK;
 }
 
+/* Write a URI or local path as one comparable location: S3 URIs as written,
+ * local paths absolute, without "file://" and without "./" segments.
+ * NOTE: ".." segments and symbolic links are not resolved, so an output
+ * reached through them is not recognized as lying under an input. */
+static char *plan_location(const char *uri)
+{
+    char cwd[4096];
+    char *loc;
+
+    if (!strncmp(uri, "s3://", 5))
+        return dsp_xstrdup(uri);
+    if (!strncmp(uri, "file://", 7))
+        uri += 7;
+    if (uri[0] == '/' || !getcwd(cwd, sizeof cwd))
+        loc = dsp_xstrdup(uri);
+    else
+        loc = dsp_xasprintf("%s/%s", cwd, uri);
+
+    char *dot;
+    while ((dot = strstr(loc, "/./")))
+        memmove(dot, dot + 2, strlen(dot + 2) + 1);
+    if (!strncmp(loc, "./", 2))
+        memmove(loc, loc + 2, strlen(loc + 2) + 1);
+    return loc;
+}
+
+/* Reject an output whose objects an input glob could match: a second run
+ * of the job would read the first run's parts, manifest and _SUCCESS back
+ * as input. Checked on the URIs alone, before any listing. */
+static dsp_status plan_check_output_outside_inputs(const dsp_spec *spec, dsp_err *err)
+{
+    char *output = plan_location(spec->output_uri);
+    size_t len = strlen(output);
+    dsp_status st = DSP_OK;
+
+    while (len > 1 && output[len - 1] == '/')
+        output[--len] = '\0';
+    char *prefix = dsp_xasprintf("%s/", output);
+    for (size_t i = 0; i < spec->ninputs && st == DSP_OK; i++) {
+        char *input = plan_location(spec->inputs[i]);
+        if (dsp_glob_match_prefix(input, prefix))
+            st = dsp_err_set(err, DSP_EINVAL,
+                             "output %s lies under input %zu (%s): the input glob can match "
+                             "the job's own output files, so a later run would read them back; "
+                             "choose an output outside the inputs or narrow the glob",
+                             spec->output_uri, i + 1, spec->inputs[i]);
+        free(input);
+    }
+    free(prefix);
+    free(output);
+    return st;
+}
+
 dsp_status dsp_plan_build(const dsp_spec *spec, dsp_plan **out, dsp_err *err)
 {
     dsp_plan_object *objs;
     size_t n;
     *out = NULL;
     int64_t started = dsp_mono_ms();
-    dsp_status st = dsp_plan_expand(spec, &objs, &n, err);
+    dsp_status st = plan_check_output_outside_inputs(spec, err);
+    if (st)
+        return st;
+    st = dsp_plan_expand(spec, &objs, &n, err);
     if (st)
         return st;
     int64_t listed = dsp_mono_ms();

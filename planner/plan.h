@@ -130,6 +130,11 @@ void dsp_plan_objects_free(dsp_plan_object *objs, size_t nobjs);
  * Returns 1 on a match. */
 int dsp_glob_match(const char *pattern, const char *key);
 
+/* Return 1 when some key that starts with prefix could match the glob.
+ * NOTE: a pattern tail that no key can match (an empty set) still counts
+ * as a match, so the answer errs on the side of 1. */
+int dsp_glob_match_prefix(const char *pattern, const char *prefix);
+
 /* Stage cutting on the wide flags of a pipeline's steps: fills stage_of[i]
  * with the stage index of step i and returns the number of stages. Stage 0
  * always reads the job's inputs, so a pipeline that starts with a wide

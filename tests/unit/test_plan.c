@@ -172,6 +172,32 @@ static void test_glob_match_table(void)
                "pattern %s key %s", cases[i].pattern, cases[i].key);
 }
 
+/* Could some key under the prefix match the glob? */
+static void test_glob_prefix_table(void)
+{
+    static const struct {
+        const char *pattern, *prefix;
+        int match;
+    } cases[] = {
+        {"/tmp/tw/ov/**", "/tmp/tw/ov/out/", 1},
+        {"/tmp/tw/ov/**/*.jsonl", "/tmp/tw/ov/out/", 1},
+        {"/tmp/tw/ov/*", "/tmp/tw/ov/out/", 0},
+        {"/tmp/tw/ov/*/*", "/tmp/tw/ov/out/", 1},
+        {"/tmp/tw/ov/*.jsonl", "/tmp/tw/ov/out/", 0},
+        {"/tmp/tw/ov/out/part-*", "/tmp/tw/ov/out/", 1},
+        {"/tmp/tw/ov/o?t/*", "/tmp/tw/ov/out/", 1},
+        {"/tmp/tw/ov/[a-n]*/*", "/tmp/tw/ov/out/", 0},
+        {"/tmp/tw/in/**", "/tmp/tw/out/", 0},
+        {"/tmp/tw/out", "/tmp/tw/out/", 0},
+        {"/tmp/tw/out/x.jsonl", "/tmp/tw/out/", 1},
+        {"s3://b/data/**", "s3://b/data/clean/", 1},
+        {"s3://b/data/**", "s3://other/data/clean/", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECKF(dsp_glob_match_prefix(cases[i].pattern, cases[i].prefix) == cases[i].match,
+               "pattern %s prefix %s", cases[i].pattern, cases[i].prefix);
+}
+
 /* ---- stage cutting ---- */
 
 static void test_stage_cutting(void)
@@ -827,6 +853,7 @@ static void test_plan_json_rejects_corrupt(void)
 }
 
 TEST_MAIN({"glob match table", test_glob_match_table},
+          {"glob prefix table", test_glob_prefix_table},
           {"stage cutting", test_stage_cutting},
           {"narrow steps fused", test_narrow_steps_fused},
           {"wide stage cut", test_wide_stage_cut},
