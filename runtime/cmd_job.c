@@ -280,6 +280,11 @@ static const char run_help[] =
     "  --allow-exec     allow pipeline steps that run external programs\n\n"
     "Ctrl-C cancels the job. When run itself is killed, its workers finish the job\n"
     "and then exit. A closed output pipe (run ... | head) does not stop the job.\n\n"
+    "A job that read records but rejected every one of them (a wrong text_field\n"
+    "or format, binary input) fails once its last stage is sealed and before\n"
+    "anything is published: status --json shows final.message with the top\n"
+    "reject reasons and counts, and final.reject_reasons. A job that rejected\n"
+    "only some records succeeds.\n\n"
     RETRY_HELP "\n" EXIT_CODES_HELP;
 
 static pid_t spawn_worker(const char *uri, const char *id, int allow_exec)
@@ -331,6 +336,8 @@ static void print_failure(dsp_store *store, const char *id)
             fprintf(stderr, "dspark: job %s failed: task %s attempt %s: %s\n", id,
                     task->valuestring, cJSON_IsString(att) ? att->valuestring : "?",
                     msg->valuestring);
+        else if (cJSON_IsString(msg))
+            fprintf(stderr, "dspark: job %s failed: %s\n", id, msg->valuestring);
     }
     cJSON_Delete(state);
 }

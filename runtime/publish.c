@@ -20,6 +20,7 @@
 #include "../core/util.h"
 #include "commit.h"
 #include "protocol.h"
+#include "reject_check.h"
 
 #define COPY_CHUNK (8u << 20)
 #define COPY_THREADS 8 /* copies in flight; each is one request on S3 */
@@ -289,6 +290,14 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
             goto out;
         cJSON_AddItemToArray(seals, seal);
     }
+
+    /* A job that rejected every input record fails here, before anything
+     * under the output changes. */
+    int rejected_all = 0;
+    st = dsp_reject_check(s, job, seals, &rejected_all, err);
+    if (st != DSP_OK || rejected_all)
+        goto out;
+
     st = open_output(&c, job->spec->output_uri, err);
     if (st != DSP_OK)
         goto out;
