@@ -119,6 +119,37 @@ static dsp_status resolve(const char *arg, const char *store_uri, int as_prefix,
     return rc;
 }
 
+/*
+ * Open a reader on t's key. S3 returns the same response to a HEAD of a
+ * missing object and a HEAD in a missing bucket: 404 without a body. So on
+ * DSP_ENOTFOUND a one-key listing tells the two apart, and a missing bucket
+ * is reported as NoSuchBucket with its name.
+ */
+static dsp_status open_object_reader(const store_target *t, uint64_t offset, int64_t length,
+                                     dsp_reader **r, dsp_err *err)
+{
+    dsp_status rc = dsp_store_reader_open(t->store, t->key, offset, length, NULL, r, err);
+    if (rc != DSP_ENOTFOUND || strcmp(dsp_store_kind(t->store), "s3") != 0)
+        return rc;
+    dsp_list_page page;
+    dsp_err list_err;
+    dsp_status list_rc = dsp_store_list_page(t->store, "", NULL, NULL, 1, &page, &list_err);
+    if (list_rc == DSP_OK) {
+        dsp_list_page_free(&page);
+        return rc;
+    }
+    if (!strstr(list_err.msg, "NoSuchBucket"))
+        return rc;
+    const char *bucket = dsp_store_uri(t->store) + strlen("s3://");
+    char *name = dsp_store_object_name(t->store, t->key);
+    rc = dsp_err_set(err, list_err.code,
+                     "read %s: bucket '%.*s' does not exist (listing it returned HTTP 404 "
+                     "NoSuchBucket); check the bucket name and AWS_ENDPOINT_URL",
+                     name, (int)strcspn(bucket, "/"), bucket);
+    free(name);
+    return rc;
+}
+
 static const char *store_option(const char *from_command_line)
 {
     return from_command_line ? from_command_line : dsp_cli_default_store();
@@ -365,7 +396,7 @@ int dsp_cmd_cat(int argc, char **argv)
     dsp_status rc = resolve(argv[optind], store_option(store), 0, &t, &err);
     if (rc != DSP_OK)
         return fail("cat", &err);
-    rc = dsp_store_reader_open(t.store, t.key, offset, length, NULL, &r, &err);
+    rc = open_object_reader(&t, offset, length, &r, &err);
     if (rc == DSP_OK) {
         rc = pump_to_file(r, stdout, "stdout", &err);
         dsp_reader_close(r);
@@ -402,7 +433,7 @@ static dsp_status cp_open_source(const char *arg, store_target *t, dsp_reader **
         return DSP_OK;
     dsp_status rc = resolve(arg, NULL, 0, t, err);
     if (rc == DSP_OK)
-        rc = dsp_store_reader_open(t->store, t->key, 0, -1, NULL, r, err);
+        rc = open_object_reader(t, 0, -1, r, err);
     return rc;
 }
 
@@ -609,6 +640,35 @@ static dsp_status rm_recursive(const store_target *t, dsp_err *err, size_t *dele
     return rc;
 }
 
+/* Reject a non-recursive rm of a key that is not an object but has objects
+ * under KEY/ (a local directory, or an S3 "folder"), because deleting it
+ * would exit 0 and delete nothing. Costs a HEAD and, when that finds
+ * nothing, a one-key listing. An empty local directory passes. */
+static dsp_status rm_check_not_prefix(const store_target *t, const char *arg, dsp_err *err)
+{
+    size_t n = strlen(t->key);
+    if (n > 0 && t->key[n - 1] != '/') {
+        dsp_status rc = dsp_store_head(t->store, t->key, NULL, err);
+        if (rc != DSP_ENOTFOUND)
+            return rc;
+    }
+    char *prefix = n == 0 || t->key[n - 1] == '/' ? dsp_xstrdup(t->key)
+                                                  : dsp_xasprintf("%s/", t->key);
+    dsp_list_page page;
+    dsp_status rc = dsp_store_list_page(t->store, prefix, NULL, NULL, 1, &page, err);
+    free(prefix);
+    if (rc != DSP_OK)
+        return rc;
+    size_t found = page.n;
+    dsp_list_page_free(&page);
+    if (found > 0)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "'%s' is a prefix (directory) with objects under it, not an object; "
+                           "to delete everything under it, run: dspark rm --recursive '%s'",
+                           arg, arg);
+    return DSP_OK;
+}
+
 int dsp_cmd_rm(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -650,9 +710,12 @@ int dsp_cmd_rm(int argc, char **argv)
         } else if (rc == DSP_OK && recursive) {
             rc = rm_recursive(&t, &err, &deleted);
         } else if (rc == DSP_OK) {
-            const char *keys[] = {t.key};
-            rc = dsp_store_delete(t.store, keys, 1, &err);
-            deleted += rc == DSP_OK;
+            rc = rm_check_not_prefix(&t, argv[i], &err);
+            if (rc == DSP_OK) {
+                const char *keys[] = {t.key};
+                rc = dsp_store_delete(t.store, keys, 1, &err);
+                deleted += rc == DSP_OK;
+            }
         }
         target_free(&t);
         if (rc != DSP_OK)

@@ -548,6 +548,7 @@ static dsp_status s3_list_page(dsp_store *store, const char *prefix, const char 
 
     dsp_s3_req_init(&r, "list", DSP_FOP_LIST, NULL, "GET", NULL);
     r.query = query.data;
+    r.named_prefix = full_prefix;
     dsp_retry_state rs;
     dsp_status st;
     char t[1200];

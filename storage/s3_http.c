@@ -195,7 +195,7 @@ static void http_build_url(dsp_s3_store *s, dsp_s3_req *r, dsp_buf *path, dsp_bu
 static dsp_status http_injected(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
 {
     char t[1200];
-    dsp_s3_target(s, r->key, t, sizeof t);
+    dsp_s3_target(s, r->key ? r->key : r->named_prefix, t, sizeof t);
     switch (r->fault) {
     case DSP_FAULT_503:
         r->status = 503;
@@ -367,7 +367,7 @@ static dsp_status http_classify(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
     char code[128] = "", message[512] = "", t[1200];
     long st = r->status;
 
-    dsp_s3_target(s, r->key, t, sizeof t);
+    dsp_s3_target(s, r->key ? r->key : r->named_prefix, t, sizeof t);
     if (r->resp.len) {
         const char *b = r->resp.data, *e = r->resp.data + r->resp.len;
         dsp_s3_xml_get(b, e, "Code", code, sizeof code);
@@ -395,6 +395,11 @@ static dsp_status http_classify(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
     else
         cls = DSP_EPERM;
 
+    if (strcmp(code, "NoSuchBucket") == 0)
+        return dsp_err_set(err, cls,
+                           "%s %s: bucket '%s' does not exist (HTTP %ld NoSuchBucket); check the "
+                           "bucket name and AWS_ENDPOINT_URL",
+                           r->op, t, s->bucket, st);
     if (message[0])
         return dsp_err_set(err, cls, "%s %s: HTTP %ld %s: %s", r->op, t, st, code, message);
     return dsp_err_set(err, cls, "%s %s: HTTP %ld %s", r->op, t, st, code[0] ? code : "error");
@@ -432,7 +437,7 @@ dsp_status dsp_s3_req_finish(dsp_s3_store *s, dsp_s3_req *r, CURLcode rc, dsp_er
     r->easy = NULL;
     r->reached_server = 1;
 
-    dsp_s3_target(s, r->key, t, sizeof t);
+    dsp_s3_target(s, r->key ? r->key : r->named_prefix, t, sizeof t);
     if (rc != CURLE_OK) {
         dsp_status cls = DSP_ETRANSIENT;
         if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
@@ -487,7 +492,7 @@ dsp_status dsp_s3_req_run(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
         st = dsp_s3_req_attempt(s, r, err);
         if (st == DSP_OK)
             return DSP_OK;
-        if (!dsp_retry_again(&rs, err, r->op, dsp_s3_target(s, r->key, t, sizeof t)))
+        if (!dsp_retry_again(&rs, err, r->op, dsp_s3_target(s, r->key ? r->key : r->named_prefix, t, sizeof t)))
             return st;
         atomic_fetch_add(&s->base.stats.retries, 1);
     }

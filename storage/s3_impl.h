@@ -48,6 +48,7 @@ typedef struct {
     int count_bytes;           /* add the bytes moved to the store's stats */
     const char *method;
     const char *key;   /* full key in the bucket; NULL for a bucket request */
+    const char *named_prefix; /* prefix that messages name for a bucket request, or NULL */
     const char *query; /* canonical query string (dsp_sigv4_query), NULL for none */
     const char *header_names[DSP_S3_MAX_HEADERS]; /* lower case; signed */
     const char *header_values[DSP_S3_MAX_HEADERS];

@@ -107,6 +107,12 @@ EOF
     expect_exit 0 "$BIN" ls --help
     expect_exit 2 "$BIN" ls --no-such-option
 
+    # rm of a prefix without --recursive deletes nothing and names the fix.
+    expect_exit 2 "$BIN" rm dir
+    grep -q "'dir' is a prefix" "$WORK/err" || fail "rm dir did not say that dir is a prefix"
+    grep -q "dspark rm --recursive 'dir'" "$WORK/err" || fail "rm dir did not suggest --recursive"
+    expect_exit 0 "$BIN" cat dir/a.txt
+
     # rm: single keys, then a whole prefix.
     expect_exit 0 "$BIN" rm dir/new.txt copies/a.txt dir/never-existed
     expect_exit 5 "$BIN" cat dir/new.txt
@@ -140,6 +146,11 @@ printf 'x' >"$WORK/plain.txt"
 expect_exit 0 "$BIN" cp "$WORK/plain.txt" "$WORK/plain-copy.txt"
 cmp -s "$WORK/plain.txt" "$WORK/plain-copy.txt" || fail "local path to local path copy differs"
 expect_exit 2 "$BIN" cat "$WORK/../$(basename "$WORK")/.dsp-tmp.x"
+mkdir -p "$WORK/tree/sub"
+printf 'y' >"$WORK/tree/sub/f.txt"
+expect_exit 2 "$BIN" rm "$WORK/tree/sub"
+grep -q "is a prefix (directory)" "$WORK/err" || fail "rm of a directory did not say it is one"
+[ -f "$WORK/tree/sub/f.txt" ] || fail "rm of a directory without --recursive deleted a file"
 
 LABEL=s3
 if [ -n "${AWS_ENDPOINT_URL:-}" ] && [ -n "${DSPARK_TEST_S3_BUCKET:-}" ]; then
@@ -149,6 +160,18 @@ if [ -n "${AWS_ENDPOINT_URL:-}" ] && [ -n "${DSPARK_TEST_S3_BUCKET:-}" ]; then
         S3_STORE=""
     else
         check_store "$S3_STORE"
+
+        # S3 errors name the prefix, the S3 error code and the bucket.
+        LABEL=s3-errors
+        AWS_SECRET_ACCESS_KEY=wrong-secret expect_exit 1 "$BIN" ls "$S3_STORE/in/"
+        grep -q "list $S3_STORE/in/: HTTP 403 SignatureDoesNotMatch" "$WORK/err" ||
+            fail "ls with a wrong secret: $(cat "$WORK/err")"
+        missing="dsp-missing-bucket-$$"
+        expect_exit 1 "$BIN" cat "s3://$missing/a/b.txt"
+        grep -q "bucket '$missing' does not exist" "$WORK/err" ||
+            fail "cat in a missing bucket: $(cat "$WORK/err")"
+        grep -q "NoSuchBucket" "$WORK/err" || fail "cat in a missing bucket: no NoSuchBucket"
+        echo "ok [s3-errors]: wrong secret, missing bucket"
 
         # Store to store across backends, streaming both ways.
         LABEL=cross-store
