@@ -24,8 +24,10 @@ jq -e '.schema_version == 1 and .state == "failed"' "$WORK/status.json" >/dev/nu
     die "status is not schema 1 / failed"
 jq -e '.errors | length == 2' "$WORK/status.json" >/dev/null || {
     jq .errors "$WORK/status.json"; die "expected 2 recorded attempts"; }
-jq -e '.errors[0] | .task == "t00000" and (.attempt | length > 0) and (.message | contains("broken.jsonl.gz"))' \
-    "$WORK/status.json" >/dev/null || { jq .errors "$WORK/status.json"; die "error does not name the key"; }
+jq -e --arg path "$WORK/bad/broken.jsonl.gz" \
+    '.errors[0] | .task == "t00000" and (.attempt | length > 0) and (.message | contains($path))' \
+    "$WORK/status.json" >/dev/null || {
+    jq .errors "$WORK/status.json"; die "error does not name the input by its full path"; }
 jq -r '.errors[0].message' "$WORK/status.json" | grep -qiE 'offset|byte' ||
     { jq .errors "$WORK/status.json"; die "error does not give the byte offset"; }
 jq -e '.final.task == "t00000" and (.final.message | length > 0)' "$WORK/status.json" >/dev/null ||
