@@ -779,10 +779,10 @@ static dsp_status plan_check_output_outside_inputs(const dsp_spec *spec, dsp_err
         char *input = plan_location(spec->inputs[i]);
         if (dsp_glob_match_prefix(input, prefix))
             st = dsp_err_set(err, DSP_EINVAL,
-                             "output %s lies under input %zu (%s): the input glob can match "
-                             "the job's own output files, so a later run would read them back; "
-                             "choose an output outside the inputs or narrow the glob",
-                             spec->output_uri, i + 1, spec->inputs[i]);
+                             "output %s lies under input[%zu] \"%s\": the input glob can "
+                             "match the job's own output files, so a later run would read them "
+                             "back; choose an output outside the inputs or narrow the glob",
+                             spec->output_uri, i, spec->inputs[i]);
         free(input);
     }
     free(prefix);

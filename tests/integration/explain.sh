@@ -171,7 +171,7 @@ if [ -n "${AWS_ENDPOINT_URL:-}" ] && [ -n "${DSPARK_TEST_S3_BUCKET:-}" ]; then
     if "$DSPARK_BIN" cp "$work/data/plain/part-0.jsonl" "$base/a/part-0.jsonl" >/dev/null 2>"$work/s3.err" &&
         "$DSPARK_BIN" cp "$work/data/cc_en_head-0091.jsonl.gz" "$base/a/b/head.jsonl.gz" >/dev/null 2>>"$work/s3.err"; then
         cat >"$work/s3.json" <<EOF
-{"name": "s3-explain", "input": "$base/**/*", "output": {"uri": "$base/out"},
+{"name": "s3-explain", "input": "$base/**/*", "output": {"uri": "$base-out"},
  "options": {"target_task_bytes": "1MiB"}}
 EOF
         "$DSPARK_BIN" explain "$work/s3.json" --json >"$work/s3.out" 2>"$work/s3.err"

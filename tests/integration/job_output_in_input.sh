@@ -15,7 +15,7 @@ reject_output() {
         if "$BIN" "$cmd" "$spec" --store "$STORE" >"$WORK/$cmd.out" 2>"$WORK/$cmd.err"; then
             die "$label: $cmd accepted an output under its own input glob"
         fi
-        grep -qF "output $output lies under input 1 ($input)" "$WORK/$cmd.err" ||
+        grep -qF "output $output lies under input[0] \"$input\"" "$WORK/$cmd.err" ||
             { cat "$WORK/$cmd.err"; die "$label: $cmd message does not name output and input"; }
     done
 }
