@@ -24,7 +24,9 @@
 /* Age after which an output claim whose job has no spec.json counts as a
  * crashed submission that another job may take over. A live submission
  * writes its spec a few requests after its claim, so a younger claim
- * belongs to a concurrent submission and decides the race. */
+ * belongs to a concurrent submission and decides the race.
+ * NOTE: the age compares the claimer's clock with the reader's, so clocks
+ * skewed by more than this shift when a crashed claim can be taken over. */
 #define CLAIM_TAKEOVER_MS 60000
 
 const char *dsp_job_state_name(dsp_job_state st)
