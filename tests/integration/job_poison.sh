@@ -20,7 +20,7 @@ deadline=$((SECONDS + 60))
 while [ "$(job_state "$job")" = running ]; do
     [ $SECONDS -lt $deadline ] || die "the poison job was still running after 60 s and $starts workers"
     if [ "$starts" = 0 ] || ! kill -0 "$LAST_PID" 2>/dev/null; then
-        start_worker "$WORK/poison-worker.log" --allow-exec
+        start_worker "$WORK/poison-worker.log" --allow-exec --job poison --exit-when-finished
         starts=$((starts + 1))
     fi
     sleep 0.5
@@ -38,11 +38,13 @@ jq -e '[.errors[] | select(.code == "worker_lost")] | length == 2' "$WORK/poison
 [ "$starts" -ge 2 ] || die "only $starts workers started; the exec step did not kill its worker"
 [ ! -e "$WORK/out-poison/_SUCCESS" ] || die "a failed job published _SUCCESS"
 
-# Permanent error: an exec step on a worker without --allow-exec.
+# Permanent error: an exec step on a worker without --allow-exec. Each
+# case's workers serve only its own job, so a worker left from one case
+# (this one lacks --allow-exec) never takes a task of the next.
 write_spec "$WORK/noexec.json" "$WORK/in/*.jsonl" "$WORK/out-noexec" 1000000 \
     '{"op": "exec", "command": ["cat"]}' '"max_attempts": 3'
 job=$("$BIN" submit "$WORK/noexec.json" --store "$STORE" --job-id noexec) || die "submit failed"
-start_worker "$WORK/noexec-worker.log"
+start_worker "$WORK/noexec-worker.log" --job noexec --exit-when-finished
 "$BIN" wait "$job" --store "$STORE" --timeout 60
 rc=$?
 [ "$rc" = 1 ] || die "wait exited $rc for a job with a refused exec step, expected 1"
@@ -61,7 +63,7 @@ jq -r '.final.message' "$WORK/noexec-status.json" | grep -q "not retried" ||
 flaky='{"op": "exec", "command": ["sh", "-c", "if mkdir '"$WORK"'/flaky.lock 2>/dev/null; then exit 3; fi; cat"]}'
 write_spec "$WORK/flaky.json" "$WORK/in/*.jsonl" "$WORK/out-flaky" 1000000 "$flaky" '"max_attempts": 2'
 job=$("$BIN" submit "$WORK/flaky.json" --store "$STORE" --job-id flaky) || die "submit failed"
-start_worker "$WORK/flaky-worker.log" --allow-exec
+start_worker "$WORK/flaky-worker.log" --allow-exec --job flaky --exit-when-finished
 "$BIN" wait "$job" --store "$STORE" --timeout 60 || die "a job whose first attempt failed did not finish"
 "$BIN" status "$job" --store "$STORE" --json >"$WORK/flaky-status.json" || die "status failed"
 jq -e '.state == "done" and (.errors | length == 1)' "$WORK/flaky-status.json" >/dev/null ||
@@ -75,7 +77,7 @@ if use_s3_store poison-input; then
     "$BIN" cp "$WORK/in/a.jsonl" "$input/a.jsonl" >/dev/null || die "upload to $input failed"
     write_spec "$WORK/denied.json" "$input/*.jsonl" "$WORK/out-denied" 1000000 "" '"max_attempts": 3'
     job=$("$BIN" submit "$WORK/denied.json" --store "$STORE" --job-id denied) || die "submit failed"
-    AWS_SECRET_ACCESS_KEY=wrong-secret start_worker "$WORK/denied-worker.log"
+    AWS_SECRET_ACCESS_KEY=wrong-secret start_worker "$WORK/denied-worker.log" --job denied --exit-when-finished
     "$BIN" wait "$job" --store "$STORE" --timeout 60
     rc=$?
     [ "$rc" = 1 ] || die "wait exited $rc for a job whose input is denied, expected 1"
