@@ -651,6 +651,26 @@ out:
     return rc;
 }
 
+/* Open the job store at uri and check that job `id` exists there (its
+ * spec.json). On failure *out may hold an open store for the caller to
+ * close. */
+static dsp_status open_job_store(const char *uri, const char *id, int probe, dsp_store **out,
+                                 dsp_err *err)
+{
+    char *spec_key = dsp_proto_job_key(id, "spec.json");
+    dsp_obj_info info;
+    dsp_status st = open_checked_store(uri, out, probe, err);
+
+    if (st == DSP_OK) {
+        st = dsp_store_head(*out, spec_key, &info, err);
+        if (st == DSP_ENOTFOUND)
+            dsp_err_set(err, DSP_ENOTFOUND, "job %s not found in %s", id,
+                        dsp_store_uri(*out));
+    }
+    free(spec_key);
+    return st;
+}
+
 static const char wait_help[] =
     "usage: dspark wait JOB [--store URI] [--timeout SECONDS]\n\n"
     "Wait until a job is done, failed or cancelled; the exit code says which.\n\n" STORE_HELP
@@ -672,16 +692,8 @@ int dsp_cmd_wait(int argc, char **argv)
         return job_command_exit(r);
     const char *id = argv[r];
     char *uri = store_uri(store_opt);
-    char *spec_key = dsp_proto_job_key(id, "spec.json");
-    dsp_obj_info info;
 
-    if (open_checked_store(uri, &store, 0, &err) != DSP_OK) {
-        rc = fail("wait failed", &err);
-        goto out;
-    }
-    if (dsp_store_head(store, spec_key, &info, &err) != DSP_OK) {
-        if (err.code == DSP_ENOTFOUND)
-            dsp_err_set(&err, DSP_ENOTFOUND, "job %s not found in %s", id, dsp_store_uri(store));
+    if (open_job_store(uri, id, 0, &store, &err) != DSP_OK) {
         rc = fail("wait failed", &err);
         goto out;
     }
@@ -708,7 +720,6 @@ int dsp_cmd_wait(int argc, char **argv)
 out:
     if (store)
         dsp_store_close(store);
-    free(spec_key);
     free(uri);
     return rc;
 }
@@ -732,16 +743,8 @@ int dsp_cmd_cancel(int argc, char **argv)
         return job_command_exit(r);
     const char *id = argv[r];
     char *uri = store_uri(store_opt);
-    char *spec_key = dsp_proto_job_key(id, "spec.json");
-    dsp_obj_info info;
 
-    if (open_checked_store(uri, &store, 1, &err) != DSP_OK) {
-        rc = fail("cancel failed", &err);
-        goto out;
-    }
-    if (dsp_store_head(store, spec_key, &info, &err) != DSP_OK) {
-        if (err.code == DSP_ENOTFOUND)
-            dsp_err_set(&err, DSP_ENOTFOUND, "job %s not found in %s", id, dsp_store_uri(store));
+    if (open_job_store(uri, id, 1, &store, &err) != DSP_OK) {
         rc = fail("cancel failed", &err);
         goto out;
     }
@@ -760,7 +763,6 @@ int dsp_cmd_cancel(int argc, char **argv)
 out:
     if (store)
         dsp_store_close(store);
-    free(spec_key);
     free(uri);
     return rc;
 }
@@ -854,13 +856,8 @@ int dsp_cmd_gc(int argc, char **argv)
         return job_command_exit(r);
     const char *id = argv[r];
     char *uri = store_uri(store_opt);
-    char *spec_key = dsp_proto_job_key(id, "spec.json");
-    dsp_obj_info info;
 
-    if (open_checked_store(uri, &store, 0, &err) != DSP_OK ||
-        dsp_store_head(store, spec_key, &info, &err) != DSP_OK) {
-        if (err.code == DSP_ENOTFOUND)
-            dsp_err_set(&err, DSP_ENOTFOUND, "job %s not found", id);
+    if (open_job_store(uri, id, 0, &store, &err) != DSP_OK) {
         rc = fail("gc failed", &err);
         goto out;
     }
@@ -888,7 +885,6 @@ int dsp_cmd_gc(int argc, char **argv)
 out:
     if (store)
         dsp_store_close(store);
-    free(spec_key);
     free(uri);
     return rc;
 }
