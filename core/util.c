@@ -170,8 +170,8 @@ static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 uint64_t dsp_rand64(void)
 {
     /* xoroshiro128+. A forked child inherits the parent's state, so the
-     * generator is seeded again whenever the process id changes; otherwise
-     * every child of one parent would draw the same ids. */
+     * generator is seeded again whenever the process id changes. Without
+     * that, every child of one parent would draw the same ids. */
     pid_t pid = getpid();
     if (pid != t_rng_pid) {
         t_rng[0] = t_rng[1] = 0;

@@ -122,7 +122,7 @@ static dsp_status resolve(const char *arg, const char *store_uri, int as_prefix,
 /*
  * Open a reader on t's key. S3 returns the same response to a HEAD of a
  * missing object and a HEAD in a missing bucket: 404 without a body. So on
- * DSP_ENOTFOUND a one-key listing tells the two apart, and a missing bucket
+ * DSP_ENOTFOUND a one-key listing distinguishes the two, and a missing bucket
  * is reported as NoSuchBucket with its name.
  */
 static dsp_status open_object_reader(const store_target *t, uint64_t offset, int64_t length,

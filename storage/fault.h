@@ -1,10 +1,10 @@
 /*
  * fault.h - fault injection for every store backend.
  *
- * Enabled by DSPARK_FAULTS (or dsp_store_config.faults). Each backend asks
- * dsp_fault_pick() once per attempt of each request and turns the answer
- * into the failure a real server or network would produce, so the retry and
- * "re-read and decide" paths run exactly as they would in production.
+ * Enabled by DSPARK_FAULTS (or dsp_store_config.faults). Each backend calls
+ * dsp_fault_pick() once per attempt of each request and turns the result
+ * into the failure a real server or network would produce. So the retry and
+ * "re-read and decide" paths run as they would against a real server.
  *
  * Spec: rules separated by ';', each a comma-separated list of
  *   op=get|head|put|cput|list|delete|copy|mpu|any (several joined with '+')
@@ -40,19 +40,20 @@ typedef enum {
 
 typedef enum {
     DSP_FAULT_NONE = 0,
-    DSP_FAULT_503,      /* answer 503 SlowDown without doing the request */
-    DSP_FAULT_500,      /* answer 500 InternalError without doing it */
+    DSP_FAULT_503,      /* return 503 SlowDown without sending the request */
+    DSP_FAULT_500,      /* return 500 InternalError without sending it */
     DSP_FAULT_RESET,    /* connection reset before a response */
     DSP_FAULT_TIMEOUT,  /* request timed out */
-    DSP_FAULT_TRUNCATE, /* do it, but cut the response body short */
-    DSP_FAULT_CPUT500,  /* do the conditional PUT, then answer 500 */
+    DSP_FAULT_TRUNCATE, /* send it, but cut the response body short */
+    DSP_FAULT_CPUT500,  /* apply the conditional PUT, then return 500 */
     DSP_FAULT_NOCOND,   /* ignore the PUT's condition */
-    DSP_FAULT_403       /* answer 403 AccessDenied (permanent) */
+    DSP_FAULT_403       /* return 403 AccessDenied (permanent) */
 } dsp_fault_kind;
 
 dsp_status dsp_fault_parse(const char *spec, dsp_fault **out, dsp_err *err);
 void dsp_fault_free(dsp_fault *f);
-/* Decide the fate of one attempt; f may be NULL (never fails). Thread-safe. */
+/* Pick the fault for one attempt. A NULL f never injects one. Safe to call
+ * from several threads at once. */
 dsp_fault_kind dsp_fault_pick(dsp_fault *f, dsp_fault_op op);
 const char *dsp_fault_kind_name(dsp_fault_kind k);
 /* Injected faults so far, for tests and logs. */

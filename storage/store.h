@@ -19,7 +19,7 @@
  *   - listings come back in S3 order (ascending unsigned bytes of the key).
  *   - transient errors (5xx, SlowDown, timeouts, resets, short bodies) are
  *     retried inside the backend with capped exponential backoff and full
- *     jitter; what reaches the caller is final.
+ *     jitter. An error that reaches the caller is final.
  *   - a handle may be used from several threads at once.
  *
  * Errors name the operation, the store URI and the key.

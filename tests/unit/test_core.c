@@ -79,7 +79,8 @@ static void test_rand_differs_after_fork(void)
         }
         int status = 0;
         waitpid(pid, &status, 0);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ_INT(WEXITSTATUS(status), 0);
     }
     uint64_t a = 0, b = 0;
     CHECK(read(fds[0], &a, sizeof a) == (ssize_t)sizeof a);

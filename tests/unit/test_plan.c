@@ -731,7 +731,8 @@ static void test_plan_deterministic(void)
     dsp_err err = {0};
     dsp_plan *a = build(spec, &err);
     dsp_plan *b = build(spec, &err);
-    REQUIRE(a && b);
+    REQUIRE(a != NULL);
+    REQUIRE(b != NULL);
     char *ja = dsp_plan_to_json(a), *jb = dsp_plan_to_json(b);
     CHECK_EQ_STR(ja, jb);
 

@@ -54,7 +54,10 @@ static void check_stage(const dsp_plan_stage *s, const char *kind, size_t ntasks
     CHECK_EQ_STR(s->kind, kind);
     CHECK_EQ_INT(s->ntasks, ntasks);
     CHECK_EQ_INT(cJSON_GetArraySize(s->steps), nsteps);
-    CHECK_EQ_INT(s->ndeps, dep0 < 0 ? 0 : dep1 < 0 ? 1 : 2);
+    size_t expected_deps = 0;
+    if (dep0 >= 0)
+        expected_deps = dep1 >= 0 ? 2 : 1;
+    CHECK_EQ_INT(s->ndeps, expected_deps);
     if (dep0 >= 0 && s->ndeps >= 1)
         CHECK_EQ_INT(s->deps[0], dep0);
     if (dep1 >= 0 && s->ndeps >= 2)

@@ -121,7 +121,8 @@ static void check_create_semantics(dsp_store *s)
 
     dsp_buf b = DSP_BUF_INIT;
     CHECK_EQ_INT(dsp_proto_get(s, "x/obj", &b, NULL, &err), DSP_OK);
-    CHECK(b.len == 5 && memcmp(b.data, "three", 5) == 0);
+    CHECK_EQ_INT(b.len, 5);
+    CHECK(memcmp(b.data, "three", 5) == 0);
     dsp_buf_free(&b);
 }
 
