@@ -77,7 +77,7 @@ test: all
 
 # The sanitizer run covers every unit test and the integration tests that
 # drive the whole binary through a job (workers are sanitized processes too).
-ASAN_INTEGRATION := main_job store_cli job_workers_identical job_dedup
+ASAN_INTEGRATION := main_job store_cli job_workers_identical job_dedup report
 
 test-asan: asan
 	DSPARK_TEST_INTEGRATION="$(ASAN_INTEGRATION)" tests/run.sh $(BUILD_ASAN)

@@ -39,6 +39,9 @@ int dsp_cmd_wait(int argc, char **argv);
 int dsp_cmd_cancel(int argc, char **argv);
 int dsp_cmd_gc(int argc, char **argv);
 
+/* The curation report of a published output (cmd_report.c). */
+int dsp_cmd_report(int argc, char **argv);
+
 /* Backlog metrics for autoscaling (cmd_metrics.c). */
 int dsp_cmd_metrics(int argc, char **argv);
 

@@ -27,6 +27,7 @@ static const dsp_command commands[] = {
     {"wait", dsp_cmd_wait, "wait for a job to finish; the exit code says how"},
     {"cancel", dsp_cmd_cancel, "cancel a job"},
     {"gc", dsp_cmd_gc, "delete a finished job's intermediate files"},
+    {"report", dsp_cmd_report, "print the curation report of a published output"},
     {"explain", dsp_cmd_explain, "show the stages, tasks and request cost of a job"},
     {"ops", dsp_cmd_ops, "list operators and their options"},
     {"ls", dsp_cmd_ls, "list objects under a URI"},

@@ -269,6 +269,22 @@ static dsp_status remove_stale(publish_ctx *c, const cJSON *names, dsp_err *err)
     return st;
 }
 
+/* Put each step's operator name first in its counters ("op": "langid"), so
+ * that the manifest alone shows which step removed what. */
+static void name_operators(cJSON *operators, const cJSON *steps)
+{
+    int i = 0;
+    cJSON *o;
+    cJSON_ArrayForEach(o, operators) {
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(steps, i++), "op");
+        if (!cJSON_IsObject(o) || !cJSON_IsString(op) ||
+            cJSON_GetObjectItemCaseSensitive(o, "op"))
+            continue;
+        cJSON_AddStringToObject(o, "op", op->valuestring);
+        cJSON_InsertItemInArray(o, 0, cJSON_DetachItemFromObjectCaseSensitive(o, "op"));
+    }
+}
+
 dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
 {
     const dsp_plan *plan = job->plan;
@@ -405,6 +421,7 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     cJSON_AddNumberToObject(totals, "records_rejected", rrej);
     cJSON_AddNumberToObject(totals, "bytes_in", bin);
     cJSON_AddNumberToObject(totals, "bytes_out", bout);
+    name_operators(operators, job->spec->steps);
     cJSON_AddItemToObject(manifest, "operators", operators);
     cJSON_AddItemToObject(manifest, "inputs", manifest_inputs(plan));
 

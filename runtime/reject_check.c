@@ -24,18 +24,6 @@
 #define REJECT_COUNT_MAX 100000
 /* Reasons named in the message, most frequent first. */
 #define REJECT_TOP_REASONS 3
-#define REJECT_REASON_MAX 64
-
-typedef struct {
-    char name[REJECT_REASON_MAX];
-    uint64_t count;
-} reject_reason;
-
-typedef struct {
-    reject_reason *items;
-    size_t n, cap;
-    uint64_t counted;
-} reject_tally;
 
 static double seal_sum(const cJSON *seal, const char *field)
 {
@@ -49,10 +37,10 @@ static double seal_sum(const cJSON *seal, const char *field)
     return sum;
 }
 
-static void tally_add(reject_tally *tally, const char *name, size_t len)
+static void tally_add(dsp_reject_tally *tally, const char *name, size_t len)
 {
-    if (len >= REJECT_REASON_MAX)
-        len = REJECT_REASON_MAX - 1;
+    if (len >= DSP_REJECT_REASON_MAX)
+        len = DSP_REJECT_REASON_MAX - 1;
     tally->counted++;
     for (size_t i = 0; i < tally->n; i++) {
         if (strlen(tally->items[i].name) == len && !memcmp(tally->items[i].name, name, len)) {
@@ -64,7 +52,7 @@ static void tally_add(reject_tally *tally, const char *name, size_t len)
         tally->cap = tally->cap ? tally->cap * 2 : 8;
         tally->items = dsp_xrealloc(tally->items, tally->cap * sizeof *tally->items);
     }
-    reject_reason *r = &tally->items[tally->n++];
+    dsp_reject_reason *r = &tally->items[tally->n++];
     memcpy(r->name, name, len);
     r->name[len] = '\0';
     r->count = 1;
@@ -72,7 +60,7 @@ static void tally_add(reject_tally *tally, const char *name, size_t len)
 
 /* Count the reason of one reject record, a JSON object whose "reason"
  * member is a plain string without escapes. */
-static void tally_line(reject_tally *tally, const char *line, size_t len)
+static void tally_line(dsp_reject_tally *tally, const char *line, size_t len)
 {
     static const char field[] = "\"reason\":\"";
     const char *end = line + len;
@@ -91,8 +79,14 @@ static void tally_line(reject_tally *tally, const char *line, size_t len)
     tally_add(tally, p, (size_t)(q - p));
 }
 
-/* Add the reasons of one reject file (JSONL, compressed or not) to tally. */
-static dsp_status tally_file(dsp_store *s, const char *key, reject_tally *tally, dsp_err *err)
+/* Whether the tally still counts: its limit (0 = none) is not reached. */
+static int tally_open(const dsp_reject_tally *tally)
+{
+    return tally->limit == 0 || tally->counted < tally->limit;
+}
+
+dsp_status dsp_reject_tally_file(dsp_store *s, const char *key, dsp_reject_tally *tally,
+                                 dsp_err *err)
 {
     dsp_reader *reader = NULL;
     dsp_dstream *stream = NULL;
@@ -107,12 +101,12 @@ static dsp_status tally_file(dsp_store *s, const char *key, reject_tally *tally,
     st = dsp_dstream_open(reader, key, 0, 0, &stream, err);
     if (st != DSP_OK)
         goto out;
-    while (tally->counted < REJECT_COUNT_MAX) {
+    while (tally_open(tally)) {
         st = dsp_dstream_read(stream, chunk, sizeof chunk, &got, err);
         if (st != DSP_OK || got == 0)
             break;
         const char *p = chunk, *end = chunk + got;
-        while (p < end && tally->counted < REJECT_COUNT_MAX) {
+        while (p < end && tally_open(tally)) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             if (!nl) {
                 dsp_buf_append(&line, p, (size_t)(end - p));
@@ -125,7 +119,7 @@ static dsp_status tally_file(dsp_store *s, const char *key, reject_tally *tally,
             p = nl + 1;
         }
     }
-    if (st == DSP_OK && line.len > 0 && tally->counted < REJECT_COUNT_MAX)
+    if (st == DSP_OK && line.len > 0 && tally_open(tally))
         tally_line(tally, line.data, line.len);
 out:
     if (stream)
@@ -138,16 +132,28 @@ out:
 
 static int compare_reasons(const void *a, const void *b)
 {
-    const reject_reason *x = a, *y = b;
+    const dsp_reject_reason *x = a, *y = b;
     if (x->count != y->count)
         return x->count < y->count ? 1 : -1;
     return strcmp(x->name, y->name);
 }
 
+void dsp_reject_tally_sort(dsp_reject_tally *tally)
+{
+    if (tally->n > 1)
+        qsort(tally->items, tally->n, sizeof *tally->items, compare_reasons);
+}
+
+void dsp_reject_tally_free(dsp_reject_tally *tally)
+{
+    free(tally->items);
+    memset(tally, 0, sizeof *tally);
+}
+
 dsp_status dsp_reject_check(dsp_store *s, const dsp_job *job, const cJSON *seals, int *failed,
                             dsp_err *err)
 {
-    reject_tally tally = {0};
+    dsp_reject_tally tally = {.limit = REJECT_COUNT_MAX};
     const char *first_key = NULL;
     dsp_buf message = DSP_BUF_INIT;
     cJSON *extra = NULL;
@@ -171,15 +177,14 @@ dsp_status dsp_reject_check(dsp_store *s, const dsp_job *job, const cJSON *seals
                 continue;
             if (!first_key)
                 first_key = key->valuestring;
-            st = tally_file(s, key->valuestring, &tally, err);
+            st = dsp_reject_tally_file(s, key->valuestring, &tally, err);
             if (st != DSP_OK) {
                 dsp_err_prefix(err, "counting the reject reasons of job %s", job->id);
                 goto out;
             }
         }
     }
-    if (tally.n > 1)
-        qsort(tally.items, tally.n, sizeof *tally.items, compare_reasons);
+    dsp_reject_tally_sort(&tally);
 
     dsp_buf_printf(&message, "every input record was rejected (%.0f of %.0f)", rejected,
                    records_in);
@@ -216,6 +221,6 @@ dsp_status dsp_reject_check(dsp_store *s, const dsp_job *job, const cJSON *seals
 out:
     cJSON_Delete(extra);
     dsp_buf_free(&message);
-    free(tally.items);
+    dsp_reject_tally_free(&tally);
     return st;
 }

@@ -9,11 +9,37 @@
 #ifndef DSP_REJECT_CHECK_H
 #define DSP_REJECT_CHECK_H
 
+#include <stdint.h>
+
 #include <cjson/cJSON.h>
 
 #include "../core/err.h"
 #include "../storage/store.h"
 #include "job.h"
+
+/* Reject reasons counted from reject files (JSONL records with a "reason"
+ * member), for messages and for `dspark report`. */
+#define DSP_REJECT_REASON_MAX 64
+
+typedef struct {
+    char name[DSP_REJECT_REASON_MAX];
+    uint64_t count;
+} dsp_reject_reason;
+
+typedef struct {
+    dsp_reject_reason *items;
+    size_t n, cap;
+    uint64_t counted; /* records counted so far */
+    uint64_t limit;   /* stop counting after this many records; 0 = no limit */
+} dsp_reject_tally;
+
+/* Add the reasons of the reject file `key` of s (JSONL, compressed or not)
+ * to tally, until its limit. */
+dsp_status dsp_reject_tally_file(dsp_store *s, const char *key, dsp_reject_tally *tally,
+                                 dsp_err *err);
+/* Order the reasons by count, most frequent first, then by name. */
+void dsp_reject_tally_sort(dsp_reject_tally *tally);
+void dsp_reject_tally_free(dsp_reject_tally *tally);
 
 /* Check the seals (one per stage, in stage order) of job. When records_in
  * is above zero and every record was rejected, record the job as failed
