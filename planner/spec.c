@@ -24,6 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "../core/util.h"
 #include "../tasks/op.h"
 #include "plan.h"
@@ -541,9 +543,12 @@ static dsp_status spec_parse_output(dsp_spec *spec, cJSON *root, const char *sou
     if ((st = spec_get_choice(v, "format", "output.format", "jsonl.zst", formats,
                               &spec->output_format, source, err)))
         return st;
-    int max_level = !strcmp(spec->output_format, "jsonl.gz") ? 9 : 22;
-    if ((st = spec_get_int(v, "level", "output.level", 0, 0, max_level, &spec->output_level,
-                           source, err)))
+    /* 0 picks the writer's default (zstd 3, gzip 6). zstd's negative levels
+     * are its fast mode (`zstd --fast=N` is level -N). */
+    int gzip = !strcmp(spec->output_format, "jsonl.gz");
+    int min_level = gzip ? 0 : ZSTD_minCLevel(), max_level = gzip ? 9 : ZSTD_maxCLevel();
+    if ((st = spec_get_int(v, "level", "output.level", 0, min_level, max_level,
+                           &spec->output_level, source, err)))
         return st;
     return spec_get_size(v, "target_shard_bytes", "output.target_shard_bytes",
                          (int64_t)128 << 20, &spec->target_shard_bytes, source, err);

@@ -83,6 +83,16 @@ static void test_spec_all_fields(void)
     dsp_spec_free(spec);
 }
 
+static void test_spec_zstd_fast_level(void)
+{
+    dsp_spec *spec = parse_ok("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\","
+                              "\"level\":-5}}");
+    REQUIRE(spec != NULL);
+    CHECK_EQ_STR(spec->output_format, "jsonl.zst");
+    CHECK_EQ_INT(spec->output_level, -5);
+    dsp_spec_free(spec);
+}
+
 static void test_spec_relative_paths(void)
 {
     char cwd[4096];
@@ -234,6 +244,13 @@ static void test_spec_output_errors(void)
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"format\":\"jsonl.gz\","
                  "\"level\":12}}",
                  "output.level: 12 is out of range; expected 0 to 9");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"format\":\"jsonl.gz\","
+                 "\"level\":-1}}",
+                 "output.level: -1 is out of range; expected 0 to 9");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"level\":23}}",
+                 "output.level: 23 is out of range");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"level\":-1000000}}",
+                 "output.level: -1e+06 is out of range");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"level\":1.5}}",
                  "output.level: expected an integer, got 1.5");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\","
@@ -274,6 +291,7 @@ static void test_spec_invalid_json(void)
 
 TEST_MAIN({"spec defaults", test_spec_defaults},
           {"spec all fields", test_spec_all_fields},
+          {"spec zstd fast level", test_spec_zstd_fast_level},
           {"spec relative paths", test_spec_relative_paths},
           {"spec hash canonical", test_spec_hash_canonical},
           {"spec name errors", test_spec_name_errors},
