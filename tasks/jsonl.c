@@ -16,6 +16,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "../core/log.h"
 #include "../core/util.h"
@@ -97,73 +100,101 @@ static int is_simple_escape(unsigned char e)
     }
 }
 
-/*
- * Whether any of the 8 bytes in v is a quote, a backslash, a control byte
- * (< 0x20) or non-ASCII (>= 0x80), using the "has zero byte" bit trick. It
- * can report a false match only in a word that also has a true one.
- */
-static int word_needs_attention(uint64_t v)
+/* Bit i is set when p[i] is a special byte for a JSON string, for i < 64:
+ * a quote, a backslash, a control byte (< 0x20) or a non-ASCII byte
+ * (>= 0x80). Every other byte stands for itself. */
+static uint64_t special_mask64(const unsigned char *p)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t quote = v ^ (ones * '"');
-    uint64_t backslash = v ^ (ones * '\\');
-    uint64_t found = (quote - ones) & ~quote;
-    found |= (backslash - ones) & ~backslash;
-    found |= (v - ones * 0x20) & ~v;
-    found |= v;
-    return (found & highs) != 0;
+    uint64_t mask = 0;
+#if defined(__SSE2__)
+    /* A signed compare with 0x20 flags the control bytes and, because they
+     * are negative as signed bytes, every byte >= 0x80 as well. */
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    for (int k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+        __m128i special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+        special = _mm_or_si128(special, _mm_cmplt_epi8(v, space));
+        mask |= (uint64_t)(unsigned)_mm_movemask_epi8(special) << (16 * k);
+    }
+#else
+    for (int i = 0; i < 64; i++) {
+        unsigned char c = p[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+            mask |= (uint64_t)1 << i;
+    }
+#endif
+    return mask;
 }
 
-/* Scan a string starting at its opening quote. Returns the result code and
- * leaves *pp after the closing quote. */
+/*
+ * Scan a string starting at its opening quote. Returns the result code and
+ * leaves *pp after the closing quote.
+ *
+ * The string is read in windows of 64 bytes. One mask per window marks its
+ * special bytes (see special_mask64), and only those are looked at, in
+ * order. Bits of bytes that an escape or a UTF-8 sequence already consumed
+ * are skipped. The last window of the line is copied into a buffer padded
+ * with plain bytes, so no load reads past `end`.
+ */
 static int scan_string(const unsigned char **pp, const unsigned char *end, int is_name,
                        int *needs_repair)
 {
     const unsigned char *p = *pp + 1;
-    for (;;) {
-        while (end - p >= 8) {
-            uint64_t v;
-            memcpy(&v, p, 8);
-            if (word_needs_attention(v))
-                break;
-            p += 8;
+    unsigned char tail[64];
+    while (p < end) {
+        const unsigned char *window = p;
+        size_t avail = (size_t)(end - p);
+        const unsigned char *window_end = avail >= 64 ? p + 64 : end;
+        uint64_t mask;
+        if (avail >= 64) {
+            mask = special_mask64(p);
+        } else {
+            memcpy(tail, p, avail);
+            memset(tail + avail, 'a', sizeof tail - avail);
+            mask = special_mask64(tail);
         }
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-            p++;
-        if (p >= end)
-            return DSP_JSON_INVALID;
-        unsigned char c = *p;
-        if (c == '"') {
-            *pp = p + 1;
-            return DSP_JSON_VALID;
-        }
-        if (c < 0x20)
-            return DSP_JSON_INVALID; /* raw control byte, NUL included */
-        if (c == '\\') {
-            if (p + 1 >= end)
-                return DSP_JSON_INVALID;
-            unsigned char e = p[1];
-            if (e == 'u') {
-                if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) ||
-                    !is_hex(p[5]))
-                    return DSP_JSON_INVALID;
-                p += 6;
-            } else if (is_simple_escape(e)) {
-                p += 2;
-            } else {
-                return DSP_JSON_INVALID;
+        for (; mask; mask &= mask - 1) {
+            const unsigned char *q = window + __builtin_ctzll(mask);
+            if (q < p)
+                continue; /* inside an escape or UTF-8 sequence handled before */
+            unsigned char c = *q;
+            if (c == '"') {
+                *pp = q + 1;
+                return DSP_JSON_VALID;
             }
-            continue;
+            if (c < 0x20)
+                return DSP_JSON_INVALID; /* raw control byte, NUL included */
+            if (c == '\\') {
+                if (q + 1 >= end)
+                    return DSP_JSON_INVALID;
+                unsigned char e = q[1];
+                if (e == 'u') {
+                    if (end - q < 6 || !is_hex(q[2]) || !is_hex(q[3]) || !is_hex(q[4]) ||
+                        !is_hex(q[5]))
+                        return DSP_JSON_INVALID;
+                    p = q + 6;
+                } else if (is_simple_escape(e)) {
+                    p = q + 2;
+                } else {
+                    return DSP_JSON_INVALID;
+                }
+                continue;
+            }
+            size_t n = utf8_seq_len(q, end);
+            if (n == 0) {
+                if (is_name)
+                    return DSP_JSON_INVALID_NAME_UTF8;
+                *needs_repair = 1;
+                n = 1;
+            }
+            p = q + n;
         }
-        size_t n = utf8_seq_len(p, end);
-        if (n == 0) {
-            if (is_name)
-                return DSP_JSON_INVALID_NAME_UTF8;
-            *needs_repair = 1;
-            n = 1;
-        }
-        p += n;
+        if (p < window_end)
+            p = window_end; /* the rest of the window is plain */
     }
+    return DSP_JSON_INVALID; /* no closing quote */
 }
 
 static const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)

@@ -591,6 +591,66 @@ static void test_json_validate(void)
     dsp_buf_free(&deep);
 }
 
+/*
+ * The string scanner reads 64-byte windows, so place each kind of special
+ * sequence at every offset from 0 to 140 bytes into a string value, and
+ * into a member name, with the result each kind must give wherever it is.
+ */
+static void test_json_validate_offsets(void)
+{
+    struct {
+        const char *seq;
+        int want;
+        int want_repair;
+    } kinds[] = {
+        {"\\n", DSP_JSON_VALID, 0},
+        {"\\\"", DSP_JSON_VALID, 0},
+        {"\\\\", DSP_JSON_VALID, 0},
+        {"\\u00e9", DSP_JSON_VALID, 0},
+        {"\\ud83d\\ude00", DSP_JSON_VALID, 0},
+        {"\xc3\xa9", DSP_JSON_VALID, 0},                /* 2-byte UTF-8 */
+        {"\xe2\x82\xac", DSP_JSON_VALID, 0},           /* 3-byte UTF-8 */
+        {"\xf0\x9f\x98\x80", DSP_JSON_VALID, 0},      /* 4-byte UTF-8 */
+        {"\xc3", DSP_JSON_VALID, 1},                    /* truncated sequence */
+        {"\xed\xa0\x80", DSP_JSON_VALID, 1},           /* UTF-16 surrogate */
+        {"\xc0\xaf", DSP_JSON_VALID, 1},                /* overlong form */
+        {"\xff", DSP_JSON_VALID, 1},
+        {"\\x", DSP_JSON_INVALID, 0},                  /* unknown escape */
+        {"\\u00g0", DSP_JSON_INVALID, 0},
+        {"\x01", DSP_JSON_INVALID, 0},                  /* raw control byte */
+        {"\t", DSP_JSON_INVALID, 0},
+    };
+    char line[512], name_line[512];
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (int pad = 0; pad <= 140; pad++) {
+            char filler[160];
+            memset(filler, 'a', (size_t)pad);
+            filler[pad] = '\0';
+            snprintf(line, sizeof line, "{\"id\":1,\"text\":\"%s%s%s\"}", filler, kinds[k].seq,
+                     filler);
+            int repair = 0;
+            int got = dsp_json_validate(line, strlen(line), &repair);
+            CHECKF(got == kinds[k].want, "kind %zu at %d in a value: got %d", k, pad, got);
+            if (got == DSP_JSON_VALID)
+                CHECKF(repair == kinds[k].want_repair, "kind %zu at %d: repair %d", k, pad,
+                       repair);
+
+            /* In a member name, invalid UTF-8 is rejected, not repaired. */
+            snprintf(name_line, sizeof name_line, "{\"%s%s\":1,\"text\":\"x\"}", filler,
+                     kinds[k].seq);
+            int want = kinds[k].want_repair ? DSP_JSON_INVALID_NAME_UTF8 : kinds[k].want;
+            repair = 0;
+            got = dsp_json_validate(name_line, strlen(name_line), &repair);
+            CHECKF(got == want, "kind %zu at %d in a name: got %d", k, pad, got);
+
+            /* The same line cut before the closing quote is invalid. */
+            size_t cut = strlen("{\"id\":1,\"text\":\"") + (size_t)pad + strlen(kinds[k].seq);
+            got = dsp_json_validate(line, cut, &repair);
+            CHECKF(got == DSP_JSON_INVALID, "kind %zu at %d, unterminated: got %d", k, pad, got);
+        }
+    }
+}
+
 TEST_MAIN({"empty file", test_empty_file},
           {"gzip members", test_gzip_members},
           {"zstd frames", test_zstd_frames},
@@ -604,4 +664,5 @@ TEST_MAIN({"empty file", test_empty_file},
           {"byte ranges cover once", test_byte_ranges_cover},
           {"range on compressed", test_range_on_compressed},
           {"real files", test_real_files},
-          {"json validate", test_json_validate})
+          {"json validate", test_json_validate},
+          {"json validate at offsets", test_json_validate_offsets})
