@@ -38,6 +38,7 @@ struct dsp_jsonl_reader {
     size_t read_size;
     dsp_reject_fn reject;
     void *reject_ctx;
+    int skip_text_decode;
 
     dsp_reader *src;
     dsp_reader *tail_src; /* reader past range_end, opened on demand */
@@ -413,6 +414,7 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     r->read_size = opts->read_size ? opts->read_size : (4u << 20);
     r->reject = opts->reject;
     r->reject_ctx = opts->reject_ctx;
+    r->skip_text_decode = opts->skip_text_decode;
     r->ranged = opts->offset > 0 || opts->length >= 0;
     r->range_end = opts->length >= 0 ? opts->offset + (uint64_t)opts->length : UINT64_MAX;
 
@@ -519,6 +521,8 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
         return emit_reject(r, "text_not_string", offset, line, len, err);
 
     dsp_doc *d = dsp_batch_push(b, line, len, r->key, offset);
+    if (r->skip_text_decode)
+        return DSP_OK;
     /* Decode from the arena copy so that d->text never points into the read buffer. */
     const char *copy_raw = d->line + (raw - line);
     d->text = dsp_json_decode_string(&b->arena, copy_raw, raw_len, &d->text_len);

@@ -47,6 +47,10 @@ typedef struct {
     size_t read_size;        /* bytes per read from the store; 0 = 4 MiB */
     dsp_reject_fn reject;    /* may be NULL: rejects are only counted */
     void *reject_ctx;
+    /* Nonzero: still check that the text member exists and is a string,
+     * but leave d->text NULL and text_len 0. For callers that pass lines
+     * through without reading the text. */
+    int skip_text_decode;
 } dsp_jsonl_opts;
 
 typedef struct {
@@ -63,7 +67,7 @@ typedef struct dsp_jsonl_reader dsp_jsonl_reader;
 dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, dsp_err *err);
 /*
  * Append up to max_docs documents (or about max_bytes of lines) to b, each
- * with its text decoded. *eof is set when the input is exhausted; a call
+ * with its text decoded unless skip_text_decode is set. *eof is set when the input is exhausted; a call
  * may return no documents without being at the end.
  */
 dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, size_t max_bytes,

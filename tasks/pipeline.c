@@ -149,9 +149,16 @@ static dsp_status write_batch(run_state *s, dsp_batch *b, dsp_err *err)
             if (st != DSP_OK)
                 return st;
         }
-        dsp_buf_reset(&s->line);
-        dsp_doc_serialize(b, &b->docs[i], &s->line);
-        dsp_status st = dsp_shard_writer_write(s->out, s->line.data, s->line.len, err);
+        const dsp_doc *d = &b->docs[i];
+        dsp_status st;
+        if (!d->text_changed && d->extra_len == 0) {
+            /* An unchanged document is its original line: skip the copy. */
+            st = dsp_shard_writer_write(s->out, d->line, d->line_len, err);
+        } else {
+            dsp_buf_reset(&s->line);
+            dsp_doc_serialize(b, d, &s->line);
+            st = dsp_shard_writer_write(s->out, s->line.data, s->line.len, err);
+        }
         if (st != DSP_OK)
             return st;
     }
@@ -223,6 +230,13 @@ static int cancelled(const run_state *s)
     return s->cfg->cancel && *s->cfg->cancel;
 }
 
+/* Whether anything after the reader may read d->text: a step or a hook.
+ * Without them the task passes lines through and the text is not decoded. */
+static int needs_text(const run_state *s)
+{
+    return s->nsteps > 0 || s->cfg->pre_filter || s->cfg->emit;
+}
+
 static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *b,
                             dsp_err *err)
 {
@@ -255,8 +269,16 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
                               write_reject, s,       cfg->id_field};
         st = dsp_warc_open(&opts, &wr, err);
     } else {
-        dsp_jsonl_opts opts = {store,  in->key, in->offset,  in->length, cfg->max_record_bytes,
-                               0,      write_reject, s};
+        dsp_jsonl_opts opts = {
+            .store = store,
+            .key = in->key,
+            .offset = in->offset,
+            .length = in->length,
+            .max_record_bytes = cfg->max_record_bytes,
+            .reject = write_reject,
+            .reject_ctx = s,
+            .skip_text_decode = !needs_text(s),
+        };
         st = dsp_jsonl_open(&opts, &jr, err);
     }
     if (st != DSP_OK)

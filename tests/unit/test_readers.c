@@ -111,7 +111,7 @@ static void read_range(temp_store *t, const char *key, uint64_t offset, int64_t 
 {
     memset(res, 0, sizeof *res);
     dsp_jsonl_opts opts = {t->store, key, offset, length, max_record, read_size,
-                           rejects ? record_reject : NULL, rejects};
+                           rejects ? record_reject : NULL, rejects, 0};
     dsp_jsonl_reader *r = NULL;
     res->status = dsp_jsonl_open(&opts, &r, &res->err);
     if (res->status != DSP_OK)
@@ -651,6 +651,47 @@ static void test_json_validate_offsets(void)
     }
 }
 
+/* Without text decoding, documents keep their lines, get no text, and the
+ * text member is still checked. */
+static void test_skip_text_decode(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char *data = "{\"id\":1,\"text\":\"a\\nb\"}\n"
+                       "{\"id\":2}\n"
+                       "{\"id\":3,\"text\":7}\n"
+                       "{\"text\":\"\xc3\",\"id\":4}\n";
+    REQUIRE(put(&t, "skip.jsonl", data, strlen(data)) == 0);
+    reject_log rejects;
+    memset(&rejects, 0, sizeof rejects);
+    dsp_jsonl_opts opts = {t.store, "skip.jsonl", 0, -1, 0, 0, record_reject, &rejects, 1};
+    dsp_jsonl_reader *r = NULL;
+    dsp_err err;
+    REQUIRE(dsp_jsonl_open(&opts, &r, &err) == DSP_OK);
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    int eof = 0;
+    while (!eof)
+        REQUIRE(dsp_jsonl_next(r, &b, 1024, 4u << 20, &eof, &err) == DSP_OK);
+    REQUIRE(b.n == 2);
+    CHECK(b.docs[0].text == NULL);
+    CHECK_EQ_INT(b.docs[0].text_len, 0);
+    CHECK_EQ_INT(b.docs[0].line_len, strlen("{\"id\":1,\"text\":\"a\\nb\"}"));
+    CHECK(memcmp(b.docs[0].line, "{\"id\":1,", 8) == 0);
+    /* The repaired record keeps its repaired line. */
+    CHECK_EQ_INT(b.docs[1].line_len, strlen("{\"text\":\"\xef\xbf\xbd\",\"id\":4}"));
+    CHECK(memcmp(b.docs[1].line, "{\"text\":\"\xef\xbf\xbd\"", 12) == 0);
+    CHECK(b.docs[1].text == NULL);
+    const dsp_jsonl_stats *st = dsp_jsonl_get_stats(r);
+    CHECK_EQ_INT(st->records, 4);
+    CHECK_EQ_INT(st->rejected, 2);
+    CHECK_EQ_INT(st->utf8_repaired, 1);
+    CHECK_EQ_INT(rejects.n, 2);
+    dsp_batch_free(&b);
+    dsp_jsonl_close(r);
+    temp_store_close(&t);
+}
+
 TEST_MAIN({"empty file", test_empty_file},
           {"gzip members", test_gzip_members},
           {"zstd frames", test_zstd_frames},
@@ -665,4 +706,5 @@ TEST_MAIN({"empty file", test_empty_file},
           {"range on compressed", test_range_on_compressed},
           {"real files", test_real_files},
           {"json validate", test_json_validate},
-          {"json validate at offsets", test_json_validate_offsets})
+          {"json validate at offsets", test_json_validate_offsets},
+          {"skip text decode", test_skip_text_decode})
