@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -303,6 +304,15 @@ static void test_key_conflict(void)
     close_local(s);
 }
 
+/* The ETag the local store gives to content: XXH3 128-bit, big-endian hex. */
+static void expected_etag(const char *data, size_t len, char out[33])
+{
+    XXH128_canonical_t canon;
+    XXH128_canonicalFromHash(&canon, XXH3_128bits(data, len));
+    for (size_t i = 0; i < sizeof canon.digest; i++)
+        snprintf(out + 2 * i, 3, "%02x", canon.digest[i]);
+}
+
 static void test_etag_across_processes(void)
 {
     dsp_store *s = open_local(NULL);
@@ -313,9 +323,18 @@ static void test_etag_across_processes(void)
     const char *body = "the same bytes";
 
     REQUIRE(dsp_store_put(s, "etag/obj", body, strlen(body), NULL, &put_info, &err) == DSP_OK);
-    char md5[33];
-    dsp_md5_hex(body, strlen(body), md5);
-    CHECK_EQ_STR(put_info.etag, md5);
+    char want[33];
+    expected_etag(body, strlen(body), want);
+    CHECK_EQ_STR(put_info.etag, want);
+
+    /* The streaming writer computes the same ETag for the same bytes. */
+    dsp_writer *w = NULL;
+    REQUIRE(dsp_store_writer_open(s, "etag/streamed", NULL, &w, &err) == DSP_OK);
+    REQUIRE(dsp_writer_write(w, body, 5, &err) == DSP_OK);
+    REQUIRE(dsp_writer_write(w, body + 5, strlen(body) - 5, &err) == DSP_OK);
+    dsp_obj_info streamed;
+    REQUIRE(dsp_writer_close(w, &streamed, &err) == DSP_OK);
+    CHECK_EQ_STR(streamed.etag, want);
 
     int out[2];
     REQUIRE(pipe(out) == 0);
@@ -338,14 +357,14 @@ static void test_etag_across_processes(void)
     int status;
     waitpid(pid, &status, 0);
     CHECK(n == 32);
-    CHECK_EQ_STR(seen, md5);
+    CHECK_EQ_STR(seen, want);
 
     /* Without the stored xattr the ETag is recomputed to the same value. */
     char *path = dsp_xasprintf("%s/etag/obj", root);
-    (void)removexattr(path, "user.dspark.etag");
+    (void)removexattr(path, "user.dspark.etag-xxh3");
     dsp_obj_info info;
     CHECK_EQ_INT(dsp_store_head(s, "etag/obj", &info, &err), DSP_OK);
-    CHECK_EQ_STR(info.etag, md5);
+    CHECK_EQ_STR(info.etag, want);
 
     /* A file edited in place gets a fresh ETag, not the stale one. */
     FILE *f = fopen(path, "a");
@@ -353,8 +372,8 @@ static void test_etag_across_processes(void)
     fputs(" and more", f);
     fclose(f);
     CHECK_EQ_INT(dsp_store_head(s, "etag/obj", &info, &err), DSP_OK);
-    dsp_md5_hex("the same bytes and more", 23, md5);
-    CHECK_EQ_STR(info.etag, md5);
+    expected_etag("the same bytes and more", 23, want);
+    CHECK_EQ_STR(info.etag, want);
     free(path);
     free(root);
     close_local(s);
