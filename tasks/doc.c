@@ -139,8 +139,8 @@ void dsp_batch_free(dsp_batch *b)
     dsp_arena_free(&b->arena);
 }
 
-dsp_doc *dsp_batch_push(dsp_batch *b, const char *line, size_t len, const char *source,
-                        uint64_t offset)
+dsp_doc *dsp_batch_push_borrowed(dsp_batch *b, const char *line, size_t len,
+                                 const char *source, uint64_t offset)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 1024;
@@ -148,11 +148,18 @@ dsp_doc *dsp_batch_push(dsp_batch *b, const char *line, size_t len, const char *
     }
     dsp_doc *d = &b->docs[b->n++];
     memset(d, 0, sizeof *d);
-    d->line = dsp_arena_strndup(&b->arena, line, len);
+    d->line = line;
     d->line_len = len;
     d->source = source;
     d->offset = offset;
     return d;
+}
+
+dsp_doc *dsp_batch_push(dsp_batch *b, const char *line, size_t len, const char *source,
+                        uint64_t offset)
+{
+    char *copy = dsp_arena_strndup(&b->arena, line, len);
+    return dsp_batch_push_borrowed(b, copy, len, source, offset);
 }
 
 void dsp_batch_compact(dsp_batch *b, const unsigned char *keep)

@@ -66,6 +66,10 @@ void dsp_batch_free(dsp_batch *b);
 /* Append a document whose line is copied into the arena; returns it. */
 dsp_doc *dsp_batch_push(dsp_batch *b, const char *line, size_t len, const char *source,
                         uint64_t offset);
+/* Append a document that points at line instead of a copy. The line is not
+ * NUL-terminated, and the caller keeps it valid while the batch uses it. */
+dsp_doc *dsp_batch_push_borrowed(dsp_batch *b, const char *line, size_t len,
+                                 const char *source, uint64_t offset);
 /* Remove documents whose keep[i] is 0, keeping order. */
 void dsp_batch_compact(dsp_batch *b, const unsigned char *keep);
 

@@ -3,10 +3,12 @@
  * validation and rejects.
  *
  * Lines are found with memchr in one read buffer that is reused for the
- * whole input. A record is copied once, into the batch arena, so nothing is
- * allocated per record. The buffer grows only while a single record is
- * longer than it, and never past max_record_bytes + 1. A longer record is
- * rejected and its remaining bytes are discarded as they arrive.
+ * whole input. A record is copied once, into the batch arena, or not at
+ * all with borrow_lines, so nothing is allocated per record. Validation
+ * reads each line once and finds the text member on the way. The buffer
+ * grows only while a single record is longer than it, and never past
+ * max_record_bytes + 1. A longer record is rejected and its remaining
+ * bytes are discarded as they arrive.
  *
  * For a byte range [offset, end) of a plain object the reader starts at
  * offset - 1. When that byte is a newline, the range starts on a record.
@@ -39,6 +41,7 @@ struct dsp_jsonl_reader {
     dsp_reject_fn reject;
     void *reject_ctx;
     int skip_text_decode;
+    int borrow_lines;
 
     dsp_reader *src;
     dsp_reader *tail_src; /* reader past range_end, opened on demand */
@@ -415,6 +418,7 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     r->reject = opts->reject;
     r->reject_ctx = opts->reject_ctx;
     r->skip_text_decode = opts->skip_text_decode;
+    r->borrow_lines = opts->borrow_lines;
     r->ranged = opts->offset > 0 || opts->length >= 0;
     r->range_end = opts->length >= 0 ? opts->offset + (uint64_t)opts->length : UINT64_MAX;
 
@@ -520,7 +524,11 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
     if (raw[0] != '"')
         return emit_reject(r, "text_not_string", offset, line, len, err);
 
-    dsp_doc *d = dsp_batch_push(b, line, len, r->key, offset);
+    /* A repaired line lives in the scratch buffer, which the next record
+     * reuses, so it is always copied. */
+    dsp_doc *d = r->borrow_lines && !needs_repair
+                     ? dsp_batch_push_borrowed(b, line, len, r->key, offset)
+                     : dsp_batch_push(b, line, len, r->key, offset);
     if (r->skip_text_decode)
         return DSP_OK;
     /* Decode from the arena copy so that d->text never points into the read buffer. */
@@ -639,6 +647,11 @@ dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, si
             r->done = 1;
             break;
         }
+
+        /* Reading more moves or overwrites the buffer, so borrowed lines
+         * go back to the caller first. */
+        if (r->borrow_lines && taken > 0)
+            break;
 
         /* No newline in the buffer: discard what is being skipped, or
          * detect a record over the limit, then read more. */

@@ -51,6 +51,11 @@ typedef struct {
      * but leave d->text NULL and text_len 0. For callers that pass lines
      * through without reading the text. */
     int skip_text_decode;
+    /* Nonzero: d->line points into the reader's buffer instead of a copy
+     * in the batch arena, and is not NUL-terminated. Such documents stay
+     * valid only until the next dsp_jsonl_next or dsp_jsonl_close, and a
+     * call returns early rather than move the buffer under them. */
+    int borrow_lines;
 } dsp_jsonl_opts;
 
 typedef struct {

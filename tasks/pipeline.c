@@ -231,7 +231,9 @@ static int cancelled(const run_state *s)
 }
 
 /* Whether anything after the reader may read d->text: a step or a hook.
- * Without them the task passes lines through and the text is not decoded. */
+ * Without them the task passes lines through: the text is not decoded, and
+ * documents point into the reader's buffer, which stays valid until the
+ * next batch is read because write_batch finishes with them first. */
 static int needs_text(const run_state *s)
 {
     return s->nsteps > 0 || s->cfg->pre_filter || s->cfg->emit;
@@ -278,6 +280,7 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
             .reject = write_reject,
             .reject_ctx = s,
             .skip_text_decode = !needs_text(s),
+            .borrow_lines = !needs_text(s),
         };
         st = dsp_jsonl_open(&opts, &jr, err);
     }

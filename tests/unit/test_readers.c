@@ -111,7 +111,7 @@ static void read_range(temp_store *t, const char *key, uint64_t offset, int64_t 
 {
     memset(res, 0, sizeof *res);
     dsp_jsonl_opts opts = {t->store, key, offset, length, max_record, read_size,
-                           rejects ? record_reject : NULL, rejects, 0};
+                           rejects ? record_reject : NULL, rejects, 0, 0};
     dsp_jsonl_reader *r = NULL;
     res->status = dsp_jsonl_open(&opts, &r, &res->err);
     if (res->status != DSP_OK)
@@ -664,7 +664,7 @@ static void test_skip_text_decode(void)
     REQUIRE(put(&t, "skip.jsonl", data, strlen(data)) == 0);
     reject_log rejects;
     memset(&rejects, 0, sizeof rejects);
-    dsp_jsonl_opts opts = {t.store, "skip.jsonl", 0, -1, 0, 0, record_reject, &rejects, 1};
+    dsp_jsonl_opts opts = {t.store, "skip.jsonl", 0, -1, 0, 0, record_reject, &rejects, 1, 0};
     dsp_jsonl_reader *r = NULL;
     dsp_err err;
     REQUIRE(dsp_jsonl_open(&opts, &r, &err) == DSP_OK);
@@ -692,6 +692,58 @@ static void test_skip_text_decode(void)
     temp_store_close(&t);
 }
 
+/* Borrowed lines point into the reader's buffer: each batch must still
+ * hold the right bytes when the call returns, with a read buffer smaller
+ * than some records so that the buffer is refilled, moved and grown. */
+static void test_borrow_lines(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf data = DSP_BUF_INIT;
+    for (int i = 0; i < 300; i++) {
+        dsp_buf_printf(&data, "{\"id\":%d,\"text\":\"", i);
+        for (int k = 0; k < (i * 37) % 250; k++)
+            dsp_buf_append_char(&data, (char)('a' + (i + k) % 26));
+        /* Record 7 has invalid UTF-8, so its repaired line is copied. */
+        dsp_buf_append_str(&data, i == 7 ? "\xff\"}\n" : "\"}\n");
+    }
+    REQUIRE(put(&t, "borrow.jsonl", data.data, data.len) == 0);
+
+    dsp_jsonl_opts opts = {t.store, "borrow.jsonl", 0, -1, 0, 100, NULL, NULL, 1, 1};
+    dsp_jsonl_reader *r = NULL;
+    dsp_err err;
+    REQUIRE(dsp_jsonl_open(&opts, &r, &err) == DSP_OK);
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    dsp_buf seen = DSP_BUF_INIT;
+    int eof = 0, calls = 0;
+    while (!eof) {
+        dsp_batch_reset(&b);
+        REQUIRE(dsp_jsonl_next(r, &b, 64, 1u << 20, &eof, &err) == DSP_OK);
+        calls++;
+        for (size_t i = 0; i < b.n; i++) {
+            dsp_buf_append(&seen, b.docs[i].line, b.docs[i].line_len);
+            dsp_buf_append_char(&seen, '\n');
+        }
+    }
+    CHECK(calls > 10);
+    CHECK_EQ_INT(dsp_jsonl_get_stats(r)->records, 300);
+    CHECK_EQ_INT(dsp_jsonl_get_stats(r)->utf8_repaired, 1);
+
+    /* The input with record 7's invalid byte replaced by U+FFFD. */
+    dsp_buf want = DSP_BUF_INIT;
+    dsp_utf8_repair(data.data, data.len, &want);
+    REQUIRE(seen.len == want.len);
+    CHECK(memcmp(seen.data, want.data, want.len) == 0);
+
+    dsp_buf_free(&want);
+    dsp_buf_free(&seen);
+    dsp_buf_free(&data);
+    dsp_batch_free(&b);
+    dsp_jsonl_close(r);
+    temp_store_close(&t);
+}
+
 TEST_MAIN({"empty file", test_empty_file},
           {"gzip members", test_gzip_members},
           {"zstd frames", test_zstd_frames},
@@ -707,4 +759,5 @@ TEST_MAIN({"empty file", test_empty_file},
           {"real files", test_real_files},
           {"json validate", test_json_validate},
           {"json validate at offsets", test_json_validate_offsets},
-          {"skip text decode", test_skip_text_decode})
+          {"skip text decode", test_skip_text_decode},
+          {"borrow lines", test_borrow_lines})
