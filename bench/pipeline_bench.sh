@@ -8,8 +8,10 @@
 #    download + dpkg -x, nothing installed), one document per file, cached
 #    in bench/data/.
 # 2. Measures, on that corpus, N runs (default 3) of: `zstd -d` of the input
-#    (the floor), a pass-through job, each operator alone, and the whole
-#    quality pipeline of examples/cc-clean.json.
+#    (the floor), the zstd work alone of a pass-through job
+#    (bench/zstd_bound.c: decompress and compress at level 3, no parsing),
+#    a pass-through job, each operator alone, and the whole quality
+#    pipeline of examples/cc-clean.json.
 # 3. Prints a table of medians: MB/s per core = uncompressed input bytes /
 #    CPU seconds (user + system, child processes included) and peak RSS,
 #    both from /usr/bin/time. --record appends the table to
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=$2; shift 2 ;;
     --corpus-only) CORPUS_ONLY=1; shift ;;
     --record) RECORD=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "pipeline_bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,6 +59,7 @@ PKG_FLAGS=$(pkg-config --cflags --libs libcurl libcrypto libssl libzstd zlib lib
 # shellcheck disable=SC2086
 cc -std=c11 -D_GNU_SOURCE -O2 -I. -o build-bench/pipeline_bench bench/pipeline_bench.c \
     build-bench/libdspark.a $PKG_FLAGS -lcld2 -lstdc++ -lpthread -lm
+cc -std=c11 -D_GNU_SOURCE -O2 -o build-bench/zstd_bound bench/zstd_bound.c -lzstd
 
 RAW_BYTES=$(zstd -dc "$CORPUS" | wc -c)
 OUT=$(mktemp -d /tmp/dspark-bench.XXXXXX)
@@ -114,6 +117,8 @@ echo "| job | MB/s per core | peak RSS MiB |"
 echo "|---|---:|---:|"
 read -r speed rss < <(measure zstd -dcq "$CORPUS" -o /dev/null)
 row "zstd -d of the input (floor)" "$speed" "$rss"
+read -r speed rss < <(measure build-bench/zstd_bound "$CORPUS" 3)
+row "zstd decompress + level-3 compress (pass-through bound)" "$speed" "$rss"
 read -r speed rss < <(job '[]')
 row "pass-through (read, write zstd)" "$speed" "$rss"
 for op in normalize langid gopher_quality gopher_repetition c4_quality fineweb_quality pii_redact length stats sample; do
