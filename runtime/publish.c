@@ -70,7 +70,7 @@ static dsp_status open_output(publish_ctx *c, const char *output_uri, dsp_err *e
     }
 
     /* When the job store lies inside the output store, files are copied
-     * server-side (CopyObject, or a link on a local directory). */
+     * server-side (CopyObject, or copy_file_range(2) on a local directory). */
     const char *ou = dsp_store_uri(c->out_store);
     const char *ju = dsp_store_uri(c->job_store);
     size_t on = strlen(ou);

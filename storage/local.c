@@ -810,12 +810,34 @@ static dsp_status local_put(dsp_store *s, const char *key, const void *data, siz
 
 /* ---- copy -------------------------------------------------------------- */
 
+/* Copy size bytes inside the kernel with copy_file_range(2), which also
+ * shares extents on file systems with reflinks (XFS, Btrfs). Falls back to
+ * read and write where the kernel or file system cannot. */
 static dsp_status copy_data(int from, int to, uint64_t size)
 {
-    char *buf = dsp_xmalloc(1 << 20);
     uint64_t off = 0;
+    char *buf = NULL;
     dsp_status rc = DSP_OK;
 
+    while (off < size) {
+        loff_t in = (loff_t)off, out = (loff_t)off;
+        ssize_t n = copy_file_range(from, &in, to, &out, (size_t)(size - off), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0) {
+            off += (uint64_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
+                       errno != EOPNOTSUPP)) {
+            rc = DSP_EIO;
+            goto out;
+        }
+        break;
+    }
+
+    if (off < size)
+        buf = dsp_xmalloc(1 << 20);
     while (off < size) {
         ssize_t n = pread(from, buf, 1 << 20, (off_t)off);
         if (n < 0 && errno == EINTR)
@@ -826,6 +848,7 @@ static dsp_status copy_data(int from, int to, uint64_t size)
         }
         off += (uint64_t)n;
     }
+out:
     free(buf);
     return rc;
 }
