@@ -39,9 +39,16 @@
  *
  * Memory: the per-word arrays and hash tables live in the state and grow to
  * the largest document, so nothing is allocated per record after warm-up.
- * NOTE: they take about 70 bytes per word (measured on one document of 2.5
- * million words), so a document of tens of millions of short words needs
- * more than 1 GiB, above the 256 MiB aimed for per task slot.
+ * They take about 70 bytes per word and 32 bytes per line, so a document of
+ * tens of millions of short words or lines would need more than 1 GiB. So
+ * a document with more than max_words words (default 1,000,000) is removed
+ * with the reason too_many_words, and one with more than max_lines lines
+ * (default 1,000,000) with too_many_lines, before any table is sized for
+ * it. With the defaults the tables take at most about 82 MiB (18 bytes per
+ * word plus two tables of 2^21 16-byte slots); a job on one document of a
+ * million random words peaked 50 MiB above pass-through. datatrove has no
+ * such limit. When gopher_quality runs first, it removes every document
+ * above 100,000 words, so only the line limit can still apply there.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,6 +74,7 @@ typedef struct {
 } gr_ngram_slot;
 
 typedef struct {
+    size_t max_words, max_lines;
     double dup_para_frac, dup_para_char_frac, dup_line_frac, dup_line_char_frac;
     double top_frac[GR_TOP_MAX + 1];
     double dup_frac[GR_DUP_MAX + 1];
@@ -86,6 +94,7 @@ enum {
     GR_DUP_PARA, GR_DUP_PARA_CHAR, GR_DUP_LINE, GR_DUP_LINE_CHAR,
     GR_TOP2, GR_TOP3, GR_TOP4,
     GR_DUP5, GR_DUP6, GR_DUP7, GR_DUP8, GR_DUP9, GR_DUP10,
+    GR_TOO_MANY_WORDS, GR_TOO_MANY_LINES,
 };
 
 static const dsp_op_option gr_options[] = {
@@ -99,6 +108,13 @@ static const dsp_op_option gr_options[] = {
      "for n = 2, 3, 4: maximum fraction of characters in the most frequent n-gram; 0 disables one"},
     {"dup_ngram_fracs", DSP_OPT_LIST, "[0.15,0.14,0.13,0.12,0.11,0.10]",
      "for n = 5..10: maximum fraction of characters in duplicate n-grams; 0 disables one"},
+    {"max_words", DSP_OPT_INT, "1000000",
+     "remove documents with more words than this, which bounds memory (about 70 bytes per word); "
+     "at least 1"},
+    {"max_lines", DSP_OPT_INT, "1000000",
+     "remove documents with more lines (runs of newlines + 1) than this, which bounds memory "
+     "(about 32 bytes per line); "
+     "at least 1"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -106,7 +122,7 @@ static const char *const gr_reasons[] = {
     "dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac",
     "top_2_gram", "top_3_gram", "top_4_gram",
     "dup_5_gram", "dup_6_gram", "dup_7_gram", "dup_8_gram", "dup_9_gram", "dup_10_gram",
-    NULL,
+    "too_many_words", "too_many_lines", NULL,
 };
 
 extern const dsp_op_def dsp_op_gopher_repetition_def;
@@ -149,7 +165,23 @@ static dsp_status gr_create(const cJSON *options, const dsp_op_ctx *ctx, void **
     s->dup_para_char_frac = dsp_op_opt_number(options, def, "dup_para_char_frac");
     s->dup_line_frac = dsp_op_opt_number(options, def, "dup_line_frac");
     s->dup_line_char_frac = dsp_op_opt_number(options, def, "dup_line_char_frac");
-    dsp_status st = gr_read_fracs(options, "top_ngram_fracs", s->top_frac, GR_TOP_MIN, GR_TOP_MAX, err);
+    dsp_status st = DSP_OK;
+    double max_words = dsp_op_opt_number(options, def, "max_words");
+    double max_lines = dsp_op_opt_number(options, def, "max_lines");
+    /* Positions are stored in 32 bits, so neither limit may pass 2^32 - 2. */
+    if (max_words < 1 || max_words > (double)(UINT32_MAX - 1))
+        st = dsp_err_set(err, DSP_EINVAL, "option \"max_words\" must be in 1..%u, got %g",
+                         UINT32_MAX - 1, max_words);
+    else if (max_lines < 1 || max_lines > (double)(UINT32_MAX - 1))
+        st = dsp_err_set(err, DSP_EINVAL, "option \"max_lines\" must be in 1..%u, got %g",
+                         UINT32_MAX - 1, max_lines);
+    if (st != DSP_OK) {
+        free(s);
+        return st;
+    }
+    s->max_words = (size_t)max_words;
+    s->max_lines = (size_t)max_lines;
+    st = gr_read_fracs(options, "top_ngram_fracs", s->top_frac, GR_TOP_MIN, GR_TOP_MAX, err);
     if (st == DSP_OK)
         st = gr_read_fracs(options, "dup_ngram_fracs", s->dup_frac, GR_DUP_MIN, GR_DUP_MAX, err);
     if (st != DSP_OK) {
@@ -165,19 +197,15 @@ static dsp_status gr_create(const cJSON *options, const dsp_op_ctx *ctx, void **
 
 /* Duplicate pieces of text separated by runs of at least min_newlines
  * newlines: returns the number of pieces, and sets the number of duplicate
- * pieces and their length in code points. */
+ * pieces and their length in code points. max_pieces is an upper bound on
+ * the pieces (see gr_count_line_bound). */
 static size_t gr_split_duplicates(gr_state *s, const char *text, size_t len, int min_newlines,
-                                  size_t *dups, size_t *dup_chars)
+                                  size_t max_pieces, size_t *dups, size_t *dup_chars)
 {
     size_t pieces = 0;
     *dups = 0;
     *dup_chars = 0;
-
-    /* An upper bound on the pieces: newlines + 1. */
-    size_t bound = 1;
-    for (const char *p = text; (p = memchr(p, '\n', (size_t)(text + len - p))) != NULL; p++)
-        bound++;
-    dsp_text_counter_reset(&s->table, bound);
+    dsp_text_counter_reset(&s->table, max_pieces);
 
     size_t start = 0, i = 0;
     for (;;) {
@@ -212,12 +240,32 @@ static size_t gr_split_duplicates(gr_state *s, const char *text, size_t len, int
     return pieces;
 }
 
+/* Upper bound on the lines and paragraphs of the text: runs of newlines + 1. */
+static size_t gr_count_line_bound(const char *text, size_t len)
+{
+    size_t runs = 0;
+    const char *p = text, *end = text + len;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        runs++;
+        while (p < end && *p == '\n')
+            p++;
+    }
+    return runs + 1;
+}
+
+/* Split the text into words and fill the per-word arrays. Returns the
+ * number of words, or SIZE_MAX when there are more than s->max_words (the
+ * arrays then never grow past max_words entries). */
 static size_t gr_collect_words(gr_state *s, const char *text, size_t len)
 {
     size_t pos = 0, start, wlen, n = 0;
     while (dsp_text_next_word(text, len, &pos, &start, &wlen)) {
+        if (n == s->max_words)
+            return SIZE_MAX;
         if (n == s->words_cap) {
             s->words_cap = s->words_cap ? 2 * s->words_cap : 4096;
+            if (s->words_cap > s->max_words)
+                s->words_cap = s->max_words;
             s->prefix_hash =
                 dsp_xrealloc(s->prefix_hash, (s->words_cap + 1) * sizeof *s->prefix_hash);
             s->chars_before =
@@ -349,30 +397,33 @@ static int gr_check(gr_state *s, const char *text, size_t len)
     if (chars == 0)
         return -1;
 
+    /* The line and paragraph tables are sized by this bound. */
+    size_t max_pieces = gr_count_line_bound(text, len);
+    if (max_pieces > s->max_lines)
+        return GR_TOO_MANY_LINES;
+
     /* Paragraphs come from the text with surrounding whitespace removed. */
     size_t b = 0, e = len;
     while (b < e && gr_is_ascii_space(text[b]))
         b++;
     while (e > b && gr_is_ascii_space(text[e - 1]))
         e--;
-    pieces = gr_split_duplicates(s, text + b, e - b, 2, &dups, &dup_chars);
+    pieces = gr_split_duplicates(s, text + b, e - b, 2, max_pieces, &dups, &dup_chars);
     if (s->dup_para_frac > 0 && (double)dups / (double)pieces > s->dup_para_frac)
         return GR_DUP_PARA;
     if (s->dup_para_char_frac > 0 && (double)dup_chars / (double)chars > s->dup_para_char_frac)
         return GR_DUP_PARA_CHAR;
 
-    pieces = gr_split_duplicates(s, text, len, 1, &dups, &dup_chars);
+    pieces = gr_split_duplicates(s, text, len, 1, max_pieces, &dups, &dup_chars);
     if (s->dup_line_frac > 0 && (double)dups / (double)pieces > s->dup_line_frac)
         return GR_DUP_LINE;
     if (s->dup_line_char_frac > 0 && (double)dup_chars / (double)chars > s->dup_line_char_frac)
         return GR_DUP_LINE_CHAR;
 
     size_t nwords = gr_collect_words(s, text, len);
+    if (nwords == SIZE_MAX)
+        return GR_TOO_MANY_WORDS;
     if (nwords < GR_TOP_MIN)
-        return -1;
-    /* NOTE: positions are stored in 32 bits, so a document of 2^32 words or
-     * more (at least 8 GiB of text) is kept without the n-gram checks. */
-    if (nwords > UINT32_MAX)
         return -1;
 
     /* Count 2- to 5-grams, each over the positions whose shorter n-gram

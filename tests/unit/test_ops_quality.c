@@ -243,6 +243,42 @@ static void test_one_mib_repeated_line(void)
     dsp_batch_free(&b);
 }
 
+static void test_gopher_repetition_limits(void)
+{
+    /* 20 distinct words on 4 lines. In so short a text the first 4-gram is
+     * above its top n-gram fraction, so those rules are off here. */
+    const char *text = "alpha bravo charlie delta echo\nfoxtrot golf hotel india juliet\n"
+                       "kilo lima mike november oscar\npapa quebec romeo sierra tango";
+#define GR_STEP(limit) "{\"op\":\"gopher_repetition\",\"top_ngram_fracs\":[0,0,0]" limit "}"
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    ops_push_text(&b, "distinct", text, strlen(text));
+
+    CHECK_EQ_STR(ops_decide(GR_STEP(""), &b, 0), "kept");
+    CHECK_EQ_STR(ops_decide(GR_STEP(",\"max_words\":20"), &b, 0), "kept");
+    CHECK_EQ_STR(ops_decide(GR_STEP(",\"max_words\":19"), &b, 0), "too_many_words");
+    CHECK_EQ_STR(ops_decide(GR_STEP(",\"max_lines\":4"), &b, 0), "kept");
+    CHECK_EQ_STR(ops_decide(GR_STEP(",\"max_lines\":3"), &b, 0), "too_many_lines");
+#undef GR_STEP
+    dsp_batch_free(&b);
+}
+
+static void test_gopher_repetition_blank_lines(void)
+{
+    /* A run of newlines, however long, counts as one line break, so 1 MiB
+     * of blank lines between two lines stays within max_lines 2. */
+    size_t len;
+    char *text = ops_repeat_line("\n", 1 << 20, &len);
+    memcpy(text, "first", 5);
+    memcpy(text + len - 6, "second", 6);
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    ops_push_text(&b, "blank", text, len);
+    free(text);
+    CHECK_EQ_STR(ops_decide("{\"op\":\"gopher_repetition\",\"max_lines\":2}", &b, 0), "kept");
+    dsp_batch_free(&b);
+}
+
 static void test_quality_options_change_decision(void)
 {
     dsp_batch b;
@@ -268,6 +304,12 @@ static void test_quality_invalid_options(void)
     CHECK(ops_run_step(&r, "{\"op\":\"gopher_repetition\",\"top_ngram_fracs\":[0.2]}", &b, 0) ==
           DSP_EINVAL);
     CHECK(strstr(r.err.msg, "top_ngram_fracs") != NULL);
+    CHECK(ops_run_step(&r, "{\"op\":\"gopher_repetition\",\"max_words\":0}", &b, 0) ==
+          DSP_EINVAL);
+    CHECK(strstr(r.err.msg, "max_words") != NULL);
+    CHECK(ops_run_step(&r, "{\"op\":\"gopher_repetition\",\"max_lines\":-3}", &b, 0) ==
+          DSP_EINVAL);
+    CHECK(strstr(r.err.msg, "max_lines") != NULL);
     CHECK(ops_run_step(&r, "{\"op\":\"c4_quality\",\"min_sentences\":\"5\"}", &b, 0) == DSP_EINVAL);
     CHECK(strstr(r.err.msg, "min_sentences") != NULL);
     dsp_batch_free(&b);
@@ -283,5 +325,7 @@ TEST_MAIN({"gopher_quality real documents", test_gopher_quality_real},
           {"c4_quality edge cases", test_c4_quality_edges},
           {"fineweb_quality edge cases", test_fineweb_quality_edges},
           {"filters on 1 MiB repeated line", test_one_mib_repeated_line},
+          {"gopher_repetition word and line limits", test_gopher_repetition_limits},
+          {"gopher_repetition blank line runs", test_gopher_repetition_blank_lines},
           {"quality options change decisions", test_quality_options_change_decision},
           {"quality invalid options rejected", test_quality_invalid_options})
