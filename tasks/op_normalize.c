@@ -159,8 +159,6 @@ static uint32_t normalize_decode(const unsigned char *p, size_t n)
            ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
 }
 
-/* Run every part except NFC from text into s->out. Sets *needs_nfc when a
- * character outside the NFC-stable ranges was copied. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "normalize_plain_prefix assumes a little-endian target"
 #endif
@@ -181,17 +179,77 @@ static size_t normalize_plain_prefix(const unsigned char *p)
     return flags ? (size_t)__builtin_ctzll(flags) / 8 : 8;
 }
 
-static void normalize_clean(normalize_state *s, const char *text, size_t len,
+static int normalize_is_printable(unsigned char ch)
+{
+    return ch > 0x20 && ch < 0x7F;
+}
+
+/*
+ * Measure the longest prefix of text that every part leaves as it is. It
+ * contains printable ASCII, newlines, single spaces before printable ASCII,
+ * and valid UTF-8 that is not a C1 control and, with nfc on, is NFC-stable.
+ * Any other byte ends the prefix, so the result may be shorter than
+ * possible but never too long. No space is pending after the prefix, so
+ * normalize_clean can copy it as is and start there.
+ */
+static size_t normalize_stable_prefix(const normalize_state *s, const char *text, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    size_t i = 0;
+
+    if (s->trim && len > 0 && (u[0] == ' ' || u[0] == '\t' || u[0] == '\n' || u[0] == '\r'))
+        return 0;
+    while (i < len) {
+        unsigned char ch = u[i];
+        if (normalize_is_printable(ch)) {
+            i++;
+            while (len - i >= 8) {
+                size_t plain = normalize_plain_prefix(u + i);
+                i += plain;
+                if (plain < 8)
+                    break;
+            }
+            continue;
+        }
+        if (ch == '\n') {
+            i++;
+            continue;
+        }
+        if (ch == ' ') {
+            if (s->whitespace && !(i + 1 < len && normalize_is_printable(u[i + 1])))
+                break;
+            i++;
+            continue;
+        }
+        if (ch < 0x80)
+            break; /* tab, CR, other controls and DEL may change */
+        size_t n = normalize_utf8_len(u + i, u + len);
+        if (n == 0 || (n == 2 && ch == 0xC2 && u[i + 1] < 0xA0 && s->drop_control))
+            break;
+        if (s->nfc && !dsp_op_nfc_stable(normalize_decode(u + i, n)))
+            break;
+        i += n;
+    }
+    return i;
+}
+
+/* Run every part except NFC from text into s->out, starting at byte
+ * `start`: text[0..start) must be a stable prefix (normalize_stable_prefix)
+ * and is copied as is. Sets *needs_nfc when a character outside the
+ * NFC-stable ranges was copied. */
+static void normalize_clean(normalize_state *s, const char *text, size_t len, size_t start,
                             dsp_op_counters *c, int *needs_nfc)
 {
-    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    const unsigned char *p = (const unsigned char *)text + start, *end = (const unsigned char *)text + len;
     dsp_buf *o = &s->out;
     int pending_space = 0;
 
     /* Each input byte yields at most 3 output bytes (an invalid byte becomes
      * U+FFFD), so one reservation covers the whole loop. */
     dsp_buf_reset(o);
-    dsp_buf_reserve(o, 3 * len + 16);
+    dsp_buf_reserve(o, 3 * (len - start) + start + 16);
+    memcpy(o->data, text, start);
+    o->len = start;
     *needs_nfc = 0;
     while (p < end) {
         unsigned char ch = *p;
@@ -335,7 +393,14 @@ static dsp_status normalize_process(void *state, dsp_batch *b, unsigned char *ke
         const char *text = dsp_op_doc_text(b, d, &len);
         int needs_nfc;
 
-        normalize_clean(s, text, len, c, &needs_nfc);
+        /* Text that is already normal is left in place without a copy.
+         * Trim removes a trailing newline, or a trailing space kept with
+         * whitespace off, so such text needs the full pass. */
+        size_t stable = normalize_stable_prefix(s, text, len);
+        if (stable == len &&
+            !(s->trim && len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ')))
+            continue;
+        normalize_clean(s, text, len, stable, c, &needs_nfc);
         if (s->nfc && needs_nfc && !normalize_nfc(s))
             c->extra[NORM_NFC_FAILED]++;
         if (s->out.len != len || memcmp(s->out.data, text, len) != 0) {
