@@ -116,11 +116,14 @@ size_t dsp_text_count_chars(const char *s, size_t len)
     size_t n = len, i = 0;
 
     /* Subtract the continuation bytes (10xxxxxx), 8 bytes at a time: shifting
-     * left by one moves bit 6 of each byte under its bit 7. */
+     * left by one moves bit 6 of each byte under its bit 7. The multiply sums
+     * the eight 0-or-1 bytes into the top byte, because without -mpopcnt
+     * __builtin_popcountll is a call into libgcc. */
     for (; len - i >= 8; i += 8) {
         uint64_t v;
         memcpy(&v, s + i, 8);
-        n -= (size_t)__builtin_popcountll(v & ~(v << 1) & highs);
+        uint64_t continuation = (v & ~(v << 1) & highs) >> 7;
+        n -= (size_t)((continuation * 0x0101010101010101ULL) >> 56);
     }
     for (; i < len; i++)
         n -= ((unsigned char)s[i] & 0xC0) == 0x80;
