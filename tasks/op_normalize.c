@@ -184,6 +184,28 @@ static int normalize_is_printable(unsigned char ch)
     return ch > 0x20 && ch < 0x7F;
 }
 
+/* Find the end of the run starting at p of printable ASCII, newlines, and
+ * single spaces followed by printable ASCII. */
+static const unsigned char *normalize_ascii_run(const unsigned char *p, const unsigned char *end)
+{
+    for (;;) {
+        while (end - p >= 8) {
+            size_t plain = normalize_plain_prefix(p);
+            p += plain;
+            if (plain < 8)
+                break;
+        }
+        if (p == end)
+            return p;
+        if (normalize_is_printable(*p) || *p == '\n')
+            p++;
+        else if (*p == ' ' && end - p >= 2 && normalize_is_printable(p[1]))
+            p += 2;
+        else
+            return p;
+    }
+}
+
 /*
  * Measure the longest prefix of text that every part leaves as it is. It
  * contains printable ASCII, newlines, single spaces before printable ASCII,
@@ -201,18 +223,8 @@ static size_t normalize_stable_prefix(const normalize_state *s, const char *text
         return 0;
     while (i < len) {
         unsigned char ch = u[i];
-        if (normalize_is_printable(ch)) {
-            i++;
-            while (len - i >= 8) {
-                size_t plain = normalize_plain_prefix(u + i);
-                i += plain;
-                if (plain < 8)
-                    break;
-            }
-            continue;
-        }
-        if (ch == '\n') {
-            i++;
+        if (normalize_is_printable(ch) || ch == '\n') {
+            i = (size_t)(normalize_ascii_run(u + i + 1, u + len) - u);
             continue;
         }
         if (ch == ' ') {
@@ -254,17 +266,10 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len, si
     while (p < end) {
         unsigned char ch = *p;
 
-        /* Fast path: copy a run of printable ASCII other than space. */
+        /* Fast path: copy a run of printable ASCII, newlines and single
+         * spaces before printable ASCII, which every part leaves as is. */
         if (ch > 0x20 && ch < 0x7F) {
-            const unsigned char *q = p + 1;
-            while (end - q >= 8) {
-                size_t plain = normalize_plain_prefix(q);
-                q += plain;
-                if (plain < 8)
-                    break;
-            }
-            while (q < end && *q > 0x20 && *q < 0x7F)
-                q++;
+            const unsigned char *q = normalize_ascii_run(p + 1, end);
             if (pending_space)
                 o->data[o->len++] = ' ';
             pending_space = 0;
