@@ -54,6 +54,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Inline xxh3 for the per-word hashes, because most words are a few bytes
+ * and the call into libxxhash costs about as much as the hash. The values
+ * equal dsp_hash64's, which calls the same function. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "../core/util.h"
 #include "op.h"
 #include "op_text.h"
@@ -277,7 +283,8 @@ static size_t gr_collect_words(gr_state *s, const char *text, size_t len)
             s->prefix_hash[0] = 0;
             s->chars_before[0] = 0;
         }
-        s->prefix_hash[n + 1] = s->prefix_hash[n] * GR_BASE + dsp_hash64(text + start, wlen, 0);
+        uint64_t word_hash = XXH3_64bits_withSeed(text + start, wlen, 0);
+        s->prefix_hash[n + 1] = s->prefix_hash[n] * GR_BASE + word_hash;
         s->chars_before[n + 1] = s->chars_before[n] + dsp_text_count_chars(text + start, wlen);
         n++;
     }
