@@ -103,7 +103,8 @@ JOB
     fi
 }
 
-QUALITY='[{"op":"normalize"},{"op":"langid"},{"op":"gopher_quality"},{"op":"gopher_repetition"},{"op":"c4_quality"},{"op":"fineweb_quality"},{"op":"pii_redact"}]'
+# The steps of examples/cc-clean.json in its order, without stats.
+QUALITY='[{"op":"normalize"},{"op":"gopher_quality"},{"op":"gopher_repetition"},{"op":"langid"},{"op":"c4_quality"},{"op":"fineweb_quality"},{"op":"pii_redact"}]'
 RESULTS=$OUT/results
 : >"$RESULTS"
 row() {
