@@ -33,7 +33,8 @@ assert r["documents"] == {"in": t["records_in"], "out": t["records_out"],
 assert r["bytes"] == {"in": t["bytes_in"], "out": t["bytes_out"]}, r["bytes"]
 ops = [o["op"] for o in m["operators"]]
 assert [s["op"] for s in r["steps"]] == ops, [s["op"] for s in r["steps"]]
-assert ops[:2] == ["normalize", "langid"], ops
+assert ops[0] == "normalize", ops
+assert "langid" in ops, ops
 assert ops[-1] == "stats", ops
 for i, (s, o) in enumerate(zip(r["steps"], m["operators"])):
     assert s["step"] == i + 1
