@@ -419,6 +419,8 @@ struct dsp_shuffle_reader {
     int merging;
 
     dsp_shuffle_read_stats stats;
+    dsp_buf encoded; /* one record encoded by dsp_shuffle_sorter_add */
+    int sorter_done; /* dsp_shuffle_sorter_finish has run */
 };
 
 static int rec_cmp(const dsp_shuffle_rec *a, const dsp_shuffle_rec *b)
@@ -863,10 +865,16 @@ static dsp_status reader_start_merge(dsp_shuffle_reader *r, dsp_err *err)
     r->entries = NULL;
     r->cap_entries = 0;
     /* Share the budget between the run buffers, with a floor so that many
-     * runs still read in reasonable blocks. */
+     * runs still read in reasonable blocks. The floor is 64 KiB, lowered
+     * for budgets under 1 MiB so that small budgets keep small buffers. */
     size_t per_run = r->budget / (r->nruns ? r->nruns : 1);
-    if (per_run < (64u << 10))
-        per_run = 64u << 10;
+    size_t floor = r->budget / 16;
+    if (floor > (64u << 10))
+        floor = 64u << 10;
+    if (floor < (4u << 10))
+        floor = 4u << 10;
+    if (per_run < floor)
+        per_run = floor;
     if (per_run > (8u << 20))
         per_run = 8u << 20;
     r->heap = dsp_xcalloc(r->nruns, sizeof *r->heap);
@@ -987,8 +995,55 @@ void dsp_shuffle_reader_close(dsp_shuffle_reader *r)
     if (r->spill_fd >= 0)
         close(r->spill_fd);
     dsp_buf_free(&r->data);
+    dsp_buf_free(&r->encoded);
     free(r->entries);
     free(r->objs);
     free(r->tmp_dir);
     free(r);
+}
+
+/* ---- local sorter ---- */
+
+dsp_shuffle_reader *dsp_shuffle_sorter_open(const dsp_shuffle_reader_opts *opts)
+{
+    dsp_shuffle_reader *r = dsp_xcalloc(1, sizeof *r);
+    r->nparts = 1;
+    r->budget = opts && opts->memory_budget ? opts->memory_budget : DSP_SHUFFLE_DEFAULT_BUDGET;
+    r->tmp_dir = opts && opts->tmp_dir ? dsp_xstrdup(opts->tmp_dir) : NULL;
+    r->spill_fd = -1;
+    r->objs = dsp_xcalloc(1, sizeof *r->objs);
+    return r;
+}
+
+dsp_status dsp_shuffle_sorter_add(dsp_shuffle_reader *r, const void *key, size_t key_len,
+                                  const void *value, size_t value_len, dsp_err *err)
+{
+    if (r->sorter_done)
+        return dsp_err_set(err, DSP_EINVAL, "shuffle sorter: record added after finish");
+    if (key_len > DSP_SHUFFLE_KEY_MAX || value_len > UINT32_MAX)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "shuffle sorter: record of %zu+%zu bytes exceeds the key limit of %d",
+                           key_len, value_len, DSP_SHUFFLE_KEY_MAX);
+    unsigned char header[SHUF_REC_HEADER];
+    header[0] = (unsigned char)key_len;
+    header[1] = (unsigned char)(key_len >> 8);
+    le32_put(header + 2, (uint32_t)value_len);
+    dsp_buf_reset(&r->encoded);
+    dsp_buf_append(&r->encoded, header, sizeof header);
+    dsp_buf_append(&r->encoded, key, key_len);
+    if (value_len)
+        dsp_buf_append(&r->encoded, value, value_len);
+    return reader_add(r, (const unsigned char *)r->encoded.data, r->encoded.len, err);
+}
+
+dsp_status dsp_shuffle_sorter_finish(dsp_shuffle_reader *r, dsp_err *err)
+{
+    if (r->sorter_done)
+        return DSP_OK;
+    r->sorter_done = 1;
+    dsp_buf_free(&r->encoded);
+    if (r->nruns > 0)
+        return reader_start_merge(r, err);
+    reader_sort(r);
+    return DSP_OK;
 }

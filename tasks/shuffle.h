@@ -127,6 +127,20 @@ int dsp_shuffle_reader_next(dsp_shuffle_reader *r, dsp_shuffle_rec *rec, dsp_err
 void dsp_shuffle_reader_stats(const dsp_shuffle_reader *r, dsp_shuffle_read_stats *out);
 void dsp_shuffle_reader_close(dsp_shuffle_reader *r);
 
+/* ---- local sorter ----
+ *
+ * A reader without map objects, for external sorts inside one task: records
+ * added with dsp_shuffle_sorter_add are sorted in memory up to
+ * opts->memory_budget and written to sorted runs in opts->tmp_dir beyond
+ * it. After dsp_shuffle_sorter_finish, dsp_shuffle_reader_next returns them
+ * in the reader's order, and dsp_shuffle_reader_close frees the sorter.
+ */
+dsp_shuffle_reader *dsp_shuffle_sorter_open(const dsp_shuffle_reader_opts *opts);
+/* Add one record; key and value are copied. No adds after finish. */
+dsp_status dsp_shuffle_sorter_add(dsp_shuffle_reader *r, const void *key, size_t key_len,
+                                  const void *value, size_t value_len, dsp_err *err);
+dsp_status dsp_shuffle_sorter_finish(dsp_shuffle_reader *r, dsp_err *err);
+
 /* Partition of a 64-bit hash among R partitions (uniform, stable). */
 static inline uint32_t dsp_shuffle_partition(uint64_t hash, uint32_t partitions)
 {
