@@ -956,7 +956,7 @@ static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_p
                                              WIDE_CLUSTERS_PREFIX,
                                              wide_first_step_index(plan, stage));
             st = dsp_dedup_minhash_components(store, ck, sizes, n, out_key,
-                                              (uint32_t)source->ntasks, clusters_key, NULL, &ds,
+                                              (uint32_t)source->ntasks, clusters_key, &opts.io, &ds,
                                               err);
         }
     }

@@ -38,15 +38,18 @@
  *        of n documents costs n - 1 edges and O(1) memory, never n^2.
  *   3. components, ONE task:
  *        dsp_dedup_minhash_components(store, the R edge files, drop_key, M,
- *        clusters_key): connected components with union-find; every
- *        component keeps its first document and drops the others; writes
- *        the drop file (M partitions) and optionally clusters as JSONL.
+ *        clusters_key): connected components. A union-find runs in memory
+ *        when the nodes fit the components budget, and external
+ *        large-star/small-star rounds on local disk run when they do not.
+ *        Every component keeps its first document and drops the others.
+ *        Writes the drop file (M partitions) and optionally clusters as JSONL.
  *   4. filter, per source task t: as exact stage 3 with the one drop file.
  *
  * Memory: map and reduce stages use the shuffle budgets (spill to local
- * disk). Edges stream out of the shuffle's external merge and are never
- * held; the components task holds one union-find node per document that
- * has at least one edge (about 48 bytes each).
+ * disk). The components task stays within io.components_budget: it keeps
+ * one union-find node per document with an edge (24 bytes plus its index
+ * share) while they fit half the budget, and otherwise sorts edges on
+ * local disk in rounds. Both ways give the same drop file and clusters.
  */
 #ifndef DSP_DEDUP_H
 #define DSP_DEDUP_H
@@ -82,11 +85,27 @@ typedef struct {
     uint64_t components;   /* MinHash: clusters with two or more documents */
     uint64_t dropped;      /* documents marked for removal */
     uint64_t runs_spilled; /* sorted runs written by shuffle readers */
+    uint64_t rounds;       /* MinHash components: external rounds, 0 in memory */
 } dsp_dedup_stats;
+
+/* Default components budget: the shuffle reader's default budget. */
+#define DSP_DEDUP_COMPONENTS_DEFAULT_BUDGET DSP_SHUFFLE_DEFAULT_BUDGET
+/* Memory of the components task outside its budget, whatever the input:
+ * zstd contexts, I/O buffers and the drop file's 256 KiB frames. An upper
+ * bound from measurements on the local store, not derived: the peak RSS
+ * growth in tests/unit/test_components.c was 2.2 to 2.6 MiB with a 1 MiB
+ * budget and 3.2 to 3.8 MiB with 4 MiB.
+ * NOTE: on S3, each of the two outputs also buffers one multipart part
+ * (8 MiB by default), which this constant does not cover. */
+#define DSP_DEDUP_COMPONENTS_OVERHEAD (3u << 20)
 
 typedef struct {
     dsp_shuffle_writer_opts writer;
     dsp_shuffle_reader_opts reader;
+    /* Bytes the MinHash components task may hold, shuffle buffers included;
+     * 0 = DSP_DEDUP_COMPONENTS_DEFAULT_BUDGET. Its reader and writer
+     * budgets are capped at a quarter of it. */
+    size_t components_budget;
 } dsp_dedup_io_opts;
 
 /* ---- exact ---- */

@@ -33,6 +33,10 @@ static const dsp_op_option dedup_minhash_options[] = {
     {"clusters", DSP_OPT_BOOL, "false",
      "also publish the duplicate clusters as JSONL under _dedup/clusters/ in the output, "
      "one line per cluster of [input index, byte offset] keys"},
+    {"components_memory_mb", DSP_OPT_INT, "256",
+     "memory budget of the one connected-components task in MiB, its shuffle buffers "
+     "included; when the documents with edges do not fit, it sorts edges on local disk in "
+     "rounds instead, with the same result"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -74,6 +78,12 @@ dsp_status dsp_op_dedup_minhash_config(const cJSON *step, dsp_dedup_minhash_opts
     opts->params.rows = (int)rows;
     opts->threshold = threshold;
     opts->verify = dsp_op_opt_bool(step, def, "verify") ? 1 : -1;
+    double memory_mb = dsp_op_opt_number(step, def, "components_memory_mb");
+    if (!(memory_mb >= 1 && memory_mb <= 1048576))
+        return dsp_err_set(err, DSP_EINVAL,
+                           "option \"components_memory_mb\" must be 1 to 1048576 (MiB), got %g",
+                           memory_mb);
+    opts->io.components_budget = (size_t)memory_mb << 20;
     return DSP_OK;
 }
 
