@@ -195,6 +195,47 @@ assert manifest["dedup_clusters"][0]["records"] == len(clusters)
 print("clusters", len(clusters), "members", len(members))
 PY
 
+# ---- MinHash components beyond their memory budget ----
+# 12,000 edited copies of a real document (each with one word replaced)
+# form one cluster, between the 697 Common Crawl documents. With
+# components_memory_mb 1 the union-find does not fit, so the components task
+# sorts edges on local disk in rounds. Its output and clusters must equal
+# those of the default run, which keeps the union-find in memory.
+mkdir -p "$WORK/giant"
+python3 - "$LINUX_DOC" "$CC" "$WORK/giant/giant.jsonl" <<'PY'
+import gzip, json, sys
+base = next(d for d in (json.loads(l) for l in gzip.open(sys.argv[1], "rt", encoding="utf-8"))
+            if len(d["text"].split()) >= 120)
+words = base["text"].split()[:120]
+others = [json.loads(l) for l in gzip.open(sys.argv[2], "rt", encoding="utf-8")]
+with open(sys.argv[3], "w") as out:
+    for k in range(12000):
+        w = list(words)
+        w[1 + k * 7919 % 118] = "edited%d" % k
+        out.write(json.dumps({"id": "copy-%d" % k, "text": " ".join(w)}) + "\n")
+        if k % 12 == 0 and k // 12 < len(others):
+            out.write(json.dumps({"id": others[k // 12]["id"], "text": others[k // 12]["text"]}) + "\n")
+PY
+for budget in default low; do
+    extra=""
+    [ $budget = low ] && extra=', "components_memory_mb": 1'
+    dedup_spec "$WORK/giant-$budget.json" "$WORK/giant/*.jsonl" "$WORK/out-giant-$budget" 4000000 \
+        "{\"op\": \"dedup_minhash\", \"clusters\": true$extra}"
+    DSPARK_LOG_LEVEL=info run_job "$WORK/giant-$budget.json" "$WORK/giant-$budget.log" --workers 2
+done
+# Workers left from the SIGKILL test may run these tasks too, so search
+# every log for the job's components line.
+grep -hq "job=dedup-giant-default-.* mode=memory" "$WORK"/*.log ||
+    die "the default run did not keep components in memory"
+grep -hq "job=dedup-giant-low-.* mode=external" "$WORK"/*.log ||
+    die "components_memory_mb 1 did not take the external path"
+same_output_data "$WORK/out-giant-default" "$WORK/out-giant-low"
+cmp "$WORK/out-giant-default/_dedup/clusters/step0.jsonl" "$WORK/out-giant-low/_dedup/clusters/step0.jsonl" ||
+    die "clusters differ between the default and the low components budget"
+removed=$(jq '.operators[0].removed.duplicate' "$WORK/out-giant-low/_MANIFEST.json")
+[ "$removed" -ge 11999 ] || die "only $removed near copies removed, expected at least 11999"
+echo "components external path matches ($removed removed)"
+
 # ---- the exact job with its store on S3 ----
 if use_s3_store dedup; then
     out="s3://$DSPARK_TEST_S3_BUCKET/out-dedup-$$-$RANDOM"
