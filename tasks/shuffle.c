@@ -864,17 +864,13 @@ static dsp_status reader_start_merge(dsp_shuffle_reader *r, dsp_err *err)
     free(r->entries);
     r->entries = NULL;
     r->cap_entries = 0;
-    /* Share the budget between the run buffers, with a floor so that many
-     * runs still read in reasonable blocks. The floor is 64 KiB, lowered
-     * for budgets under 1 MiB so that small budgets keep small buffers. */
+    /* Share the budget between the run buffers, with a floor of one 4 KiB
+     * page per run. NOTE: past budget / 4 KiB runs (the data reaching
+     * budget^2 / 4 KiB) the buffers exceed the budget, because the merge
+     * has one pass. */
     size_t per_run = r->budget / (r->nruns ? r->nruns : 1);
-    size_t floor = r->budget / 16;
-    if (floor > (64u << 10))
-        floor = 64u << 10;
-    if (floor < (4u << 10))
-        floor = 4u << 10;
-    if (per_run < floor)
-        per_run = floor;
+    if (per_run < (4u << 10))
+        per_run = 4u << 10;
     if (per_run > (8u << 20))
         per_run = 8u << 20;
     r->heap = dsp_xcalloc(r->nruns, sizeof *r->heap);
