@@ -468,23 +468,29 @@ typedef struct {
     dsp_dedup_stats s;
 } comp_ctx;
 
-/* Split the budget: a quarter for each shuffle reader and sorter, half for
- * the union-find, which only coexists with the edge reader. */
+/*
+ * Split the budget. The union-find gets half, and counts its own growth
+ * peaks. Each shuffle reader or sorter gets an eighth: at most three are
+ * live at once (or the edge reader next to the union-find), and each may
+ * keep up to twice its budget resident, because its buffers grow by
+ * doubling, glibc's qsort copies the sort index, and freed heap blocks
+ * stay resident.
+ */
 static void comp_ctx_init(comp_ctx *c, const dsp_dedup_io_opts *io)
 {
     c->budget = io && io->components_budget ? io->components_budget
                                             : DSP_DEDUP_COMPONENTS_DEFAULT_BUDGET;
-    size_t quarter = c->budget / 4;
+    size_t share = c->budget / 8;
     if (io) {
         c->edge_opts = io->reader;
         c->drop_opts = io->writer;
     }
-    if (c->edge_opts.memory_budget == 0 || c->edge_opts.memory_budget > quarter)
-        c->edge_opts.memory_budget = quarter;
-    /* Ranged GETs in flight also hold their bytes: at most a quarter. */
+    if (c->edge_opts.memory_budget == 0 || c->edge_opts.memory_budget > share)
+        c->edge_opts.memory_budget = share;
+    /* Ranged GETs in flight also hold their bytes: at most one share. */
     int threads = c->edge_opts.threads > 0 ? c->edge_opts.threads : 4;
     c->edge_opts.threads = threads;
-    size_t request = quarter / (size_t)threads;
+    size_t request = share / (size_t)threads;
     if (request < (64u << 10))
         request = 64u << 10;
     if (c->edge_opts.max_request_bytes == 0 || c->edge_opts.max_request_bytes > request)
@@ -493,7 +499,7 @@ static void comp_ctx_init(comp_ctx *c, const dsp_dedup_io_opts *io)
      * not depend on the components budget, or the bytes would. */
     if (c->drop_opts.memory_budget == 0)
         c->drop_opts.memory_budget = COMP_DROP_FRAME;
-    c->sort_opts.memory_budget = quarter;
+    c->sort_opts.memory_budget = share;
     c->sort_opts.tmp_dir = c->edge_opts.tmp_dir;
     c->uf_limit = c->budget / 2;
 }

@@ -46,10 +46,11 @@
  *   4. filter, per source task t: as exact stage 3 with the one drop file.
  *
  * Memory: map and reduce stages use the shuffle budgets (spill to local
- * disk). The components task stays within io.components_budget: it keeps
- * one union-find node per document with an edge (24 bytes plus its index
- * share) while they fit half the budget, and otherwise sorts edges on
- * local disk in rounds. Both ways give the same drop file and clusters.
+ * disk). The components task stays within io.components_budget plus
+ * DSP_DEDUP_COMPONENTS_OVERHEAD. It keeps one union-find node per document
+ * with an edge (24 bytes plus its index share) while they fit half the
+ * budget, and otherwise sorts edges on local disk in rounds. Both ways
+ * give the same drop file and clusters.
  */
 #ifndef DSP_DEDUP_H
 #define DSP_DEDUP_H
@@ -93,8 +94,8 @@ typedef struct {
 /* Memory of the components task outside its budget, whatever the input:
  * zstd contexts, I/O buffers and the drop file's 256 KiB frames. An upper
  * bound from measurements on the local store, not derived: the peak RSS
- * growth in tests/unit/test_components.c was 2.2 to 2.6 MiB with a 1 MiB
- * budget and 3.2 to 3.8 MiB with 4 MiB.
+ * growth in tests/unit/test_components.c was about 2.3 MiB with a 1 MiB
+ * budget and 3.0 MiB with 4 MiB (glibc 2.36, x86-64).
  * NOTE: on S3, each of the two outputs also buffers one multipart part
  * (8 MiB by default), which this constant does not cover. */
 #define DSP_DEDUP_COMPONENTS_OVERHEAD (3u << 20)
@@ -103,8 +104,8 @@ typedef struct {
     dsp_shuffle_writer_opts writer;
     dsp_shuffle_reader_opts reader;
     /* Bytes the MinHash components task may hold, shuffle buffers included;
-     * 0 = DSP_DEDUP_COMPONENTS_DEFAULT_BUDGET. Its reader and writer
-     * budgets are capped at a quarter of it. */
+     * 0 = DSP_DEDUP_COMPONENTS_DEFAULT_BUDGET. Its reader budget is
+     * capped at an eighth of it. */
     size_t components_budget;
 } dsp_dedup_io_opts;
 
