@@ -1,4 +1,5 @@
-/* Tests of the MinHash components stage (tasks/dedup.c) and its union-find.
+/* Tests of the MinHash components stage (tasks/dedup_components.c) and its
+ * union-find.
  * Generated graphs go through both the in-memory union-find and the
  * external large-star/small-star rounds, which must write byte-identical
  * drop files and clusters. A giant cluster of 10,000 edited copies of a
