@@ -9,8 +9,11 @@ mkdir -p "$WORK/in"
 for i in 0 1 2 3; do gen_jsonl "$WORK/in/part-$i.jsonl" 400 "$i"; done
 # An exec step that sleeps makes each task last long enough to be killed.
 slow='{"op": "exec", "command": ["sh", "-c", "sleep 0.2; cat"]}'
-write_spec "$WORK/clean.json" "$WORK/in/*.jsonl" "$WORK/out-clean" 8000 "$slow" '"lease_seconds": 5'
-write_spec "$WORK/chaos.json" "$WORK/in/*.jsonl" "$WORK/out-chaos" 8000 "$slow" '"lease_seconds": 5'
+# Repeated kills can hit one slow task more often than the default 4
+# attempts on a loaded machine.
+chaos_opts='"lease_seconds": 5, "max_attempts": 20'
+write_spec "$WORK/clean.json" "$WORK/in/*.jsonl" "$WORK/out-clean" 8000 "$slow" "$chaos_opts"
+write_spec "$WORK/chaos.json" "$WORK/in/*.jsonl" "$WORK/out-chaos" 8000 "$slow" "$chaos_opts"
 
 "$BIN" run "$WORK/clean.json" --store "$STORE" --workers 4 --allow-exec >"$WORK/clean.log" 2>&1 ||
     { tail -20 "$WORK/clean.log"; die "clean run failed"; }

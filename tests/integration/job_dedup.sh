@@ -101,8 +101,11 @@ jq -e '.totals.records_out + .operators[0].removed.too_few_words
 # An exec step that sleeps makes each task last long enough to be killed.
 slow='{"op": "exec", "command": ["sh", "-c", "sleep 0.2; cat"]}'
 chaos_steps="$slow, {\"op\": \"length\", \"min_words\": 3}, {\"op\": \"dedup_exact\"}, $slow, {\"op\": \"stats\"}"
-dedup_spec "$WORK/clean.json" "$WORK/split/*.jsonl" "$WORK/out-clean" 200000 "$chaos_steps" '"lease_seconds": 5'
-dedup_spec "$WORK/chaos.json" "$WORK/split/*.jsonl" "$WORK/out-chaos" 200000 "$chaos_steps" '"lease_seconds": 5'
+# A kill every 0.7 s can hit one slow task several times on a loaded
+# machine, so the task may be lost more often than the default 4 attempts.
+chaos_opts='"lease_seconds": 5, "max_attempts": 20'
+dedup_spec "$WORK/clean.json" "$WORK/split/*.jsonl" "$WORK/out-clean" 200000 "$chaos_steps" "$chaos_opts"
+dedup_spec "$WORK/chaos.json" "$WORK/split/*.jsonl" "$WORK/out-chaos" 200000 "$chaos_steps" "$chaos_opts"
 run_job "$WORK/clean.json" "$WORK/clean.log" --workers 4 --allow-exec
 same_output_data() {
     diff <(cd "$1" && find . -name 'part-*' | sort | xargs sha256sum) \
