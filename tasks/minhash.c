@@ -26,12 +26,18 @@
 
 struct dsp_minhash {
     int ngram, bands, rows;
-    size_t perms, perms_padded; /* padded to a multiple of 4 for AVX2 */
+    size_t perms, perms_padded; /* padded to a multiple of 8 for AVX2 */
     uint64_t *a_lo, *a_hi, *b;  /* coefficients, a split in 32-bit halves */
+    /* The same coefficients in the AVX2 layout, 8 permutations per group g:
+     * a_lo and b of permutations 8g, 8g+2, 8g+4, 8g+6 in even[4g..4g+3]
+     * (and b_even), of 8g+1, 8g+3, ... in odd/b_odd, a_hi in a_hi32[8g..]. */
+    uint64_t *a_even, *a_odd, *b_even, *b_odd;
+    uint32_t *a_hi32;
     uint64_t seed;
     int use_avx2;
     dsp_buf norm;               /* scratch: normalised text */
     uint64_t *words, *shingles; /* scratch: word and shingle hashes */
+    uint32_t *folded;           /* scratch: shingle hashes folded to 32 bits */
     size_t cap_words, cap_shingles;
 };
 
@@ -59,12 +65,19 @@ dsp_status dsp_minhash_new(const dsp_minhash_params *params, dsp_minhash **out, 
     m->bands = bands;
     m->rows = rows;
     m->perms = (size_t)bands * (size_t)rows;
-    m->perms_padded = (m->perms + 3) & ~(size_t)3;
+    m->perms_padded = (m->perms + 7) & ~(size_t)7;
     m->seed = params && params->seed ? params->seed : MINHASH_DEFAULT_SEED;
     m->a_lo = aligned_alloc(32, m->perms_padded * sizeof(uint64_t));
     m->a_hi = aligned_alloc(32, m->perms_padded * sizeof(uint64_t));
     m->b = aligned_alloc(32, m->perms_padded * sizeof(uint64_t));
-    if (!m->a_lo || !m->a_hi || !m->b) {
+    size_t half = m->perms_padded / 2 * sizeof(uint64_t);
+    m->a_even = aligned_alloc(32, half);
+    m->a_odd = aligned_alloc(32, half);
+    m->b_even = aligned_alloc(32, half);
+    m->b_odd = aligned_alloc(32, half);
+    m->a_hi32 = aligned_alloc(32, m->perms_padded * sizeof(uint32_t));
+    if (!m->a_lo || !m->a_hi || !m->b || !m->a_even || !m->a_odd || !m->b_even || !m->b_odd ||
+        !m->a_hi32) {
         dsp_minhash_free(m);
         return dsp_err_set(err, DSP_ENOMEM, "minhash: cannot allocate %zu coefficients",
                            m->perms_padded);
@@ -75,6 +88,17 @@ dsp_status dsp_minhash_new(const dsp_minhash_params *params, dsp_minhash **out, 
         m->a_lo[i] = a & 0xffffffffu;
         m->a_hi[i] = a >> 32;
         m->b[i] = splitmix64(&state);
+    }
+    for (size_t i = 0; i < m->perms_padded; i++) {
+        size_t lane = i / 8 * 4 + i % 8 / 2;
+        if (i % 2 == 0) {
+            m->a_even[lane] = m->a_lo[i];
+            m->b_even[lane] = m->b[i];
+        } else {
+            m->a_odd[lane] = m->a_lo[i];
+            m->b_odd[lane] = m->b[i];
+        }
+        m->a_hi32[i] = (uint32_t)m->a_hi[i];
     }
 #ifdef MINHASH_HAVE_AVX2
     __builtin_cpu_init();
@@ -91,9 +115,15 @@ void dsp_minhash_free(dsp_minhash *m)
     free(m->a_lo);
     free(m->a_hi);
     free(m->b);
+    free(m->a_even);
+    free(m->a_odd);
+    free(m->b_even);
+    free(m->b_odd);
+    free(m->a_hi32);
     dsp_buf_free(&m->norm);
     free(m->words);
     free(m->shingles);
+    free(m->folded);
     free(m);
 }
 
@@ -187,22 +217,89 @@ static size_t decode_bmp(const unsigned char *s, size_t n, uint32_t *cp)
     return 0;
 }
 
+#ifdef MINHASH_HAVE_AVX2
+static int normalize_use_avx2 = -1;
+
+/*
+ * Normalise 32 ASCII bytes at s into *dst: letters to lower case, digits to
+ * '0', everything else a separator, with the same output as the scalar
+ * loop. Returns 0 without writing when a byte is not ASCII. Each run of
+ * word bytes is copied with one 32-byte store, so dst needs 32 bytes of
+ * room beyond the normalised output.
+ */
+__attribute__((target("avx2,bmi"))) static int normalize_chunk_avx2(const unsigned char *s,
+                                                                      unsigned char **dst,
+                                                                      const unsigned char *start,
+                                                                      int *in_word)
+{
+    __m256i v = _mm256_loadu_si256((const __m256i *)s);
+    if (_mm256_movemask_epi8(v) != 0)
+        return 0;
+    __m256i lower = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+    __m256i letter = _mm256_and_si256(_mm256_cmpgt_epi8(lower, _mm256_set1_epi8('a' - 1)),
+                                      _mm256_cmpgt_epi8(_mm256_set1_epi8('z' + 1), lower));
+    __m256i digit = _mm256_and_si256(_mm256_cmpgt_epi8(v, _mm256_set1_epi8('0' - 1)),
+                                     _mm256_cmpgt_epi8(_mm256_set1_epi8('9' + 1), v));
+    __m256i mapped = _mm256_blendv_epi8(lower, _mm256_set1_epi8('0'), digit);
+    uint32_t mask = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(letter, digit));
+    unsigned char tmp[64];
+    _mm256_storeu_si256((__m256i *)tmp, mapped);
+    _mm256_storeu_si256((__m256i *)(tmp + 32), _mm256_setzero_si256());
+    unsigned char *d = *dst;
+    int in = *in_word;
+    uint64_t word = mask;
+    while (word) {
+        unsigned begin = (unsigned)__builtin_ctzll(word);
+        /* word >> begin has ones up to the run's end and zeros from bit 32. */
+        unsigned run = (unsigned)__builtin_ctzll(~(word >> begin));
+        if ((begin > 0 || !in) && d != start)
+            *d++ = ' ';
+        _mm256_storeu_si256((__m256i *)d, _mm256_loadu_si256((const __m256i *)(tmp + begin)));
+        d += run;
+        in = 0;
+        word &= ~(((1ull << run) - 1) << begin);
+    }
+    /* The next chunk continues a word only when this one ends in a word. */
+    in = (int)(mask >> 31);
+    *dst = d;
+    *in_word = in;
+    return 1;
+}
+#endif
+
 void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
 {
     ascii_map_init();
+#ifdef MINHASH_HAVE_AVX2
+    int avx2 = __atomic_load_n(&normalize_use_avx2, __ATOMIC_RELAXED);
+    if (avx2 < 0) {
+        __builtin_cpu_init();
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+        __atomic_store_n(&normalize_use_avx2, avx2, __ATOMIC_RELAXED);
+    }
+#endif
     /* Lower-casing can grow a code point from 2 to 3 UTF-8 bytes (for
-     * example U+023A -> U+2C65), so 3/2 of the input always fits. */
-    dsp_buf_reserve(out, len + len / 2 + 4);
+     * example U+023A -> U+2C65), so 3/2 of the input always fits; the
+     * 32-byte stores of the AVX2 path need 32 more. */
+    dsp_buf_reserve(out, len + len / 2 + 4 + 32);
     unsigned char *dst = (unsigned char *)out->data + out->len;
     unsigned char *const start = dst;
     const unsigned char *s = (const unsigned char *)text;
     int in_word = 0;
     size_t i = 0;
     while (i < len) {
-        /* ASCII runs without branches per byte: both stores always happen
+#ifdef MINHASH_HAVE_AVX2
+        if (avx2 && len - i >= 32 && normalize_chunk_avx2(s + i, &dst, start, &in_word)) {
+            i += 32;
+            continue;
+        }
+#endif
+        /* ASCII bytes without branches per byte: both stores always happen
          * and the output pointer advances only past what is kept. A space
-         * goes before a word unless it is the first word. */
-        while (i < len && s[i] < 0x80) {
+         * goes before a word unless it is the first word. At most 32 bytes
+         * go this way before the AVX2 path is tried again. */
+        size_t ascii_end = len - i > 32 ? i + 32 : len;
+        while (i < ascii_end && s[i] < 0x80) {
             unsigned char mapped = ascii_map[s[i++]];
             int letter = mapped != 0;
             *dst = ' ';
@@ -211,8 +308,8 @@ void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
             dst += letter;
             in_word = letter;
         }
-        if (i >= len)
-            break;
+        if (i >= len || s[i] < 0x80)
+            continue;
         uint32_t bmp, mapped;
         size_t n = decode_bmp(s + i, len - i, &bmp);
         if (n > 0) {
@@ -276,6 +373,7 @@ size_t dsp_minhash_shingles(dsp_minhash *m, const char *text, size_t len,
     if (nsh > m->cap_shingles) {
         m->cap_shingles = nsh > 2 * m->cap_shingles ? nsh : 2 * m->cap_shingles;
         m->shingles = dsp_xrealloc(m->shingles, m->cap_shingles * sizeof *m->shingles);
+        m->folded = dsp_xrealloc(m->folded, m->cap_shingles * sizeof *m->folded);
     }
     size_t span = nwords < k ? nwords : k;
     for (size_t i = 0; i < nsh; i++)
@@ -305,37 +403,40 @@ static void signature_portable(const dsp_minhash *m, const uint64_t *sh, size_t 
 }
 
 #ifdef MINHASH_HAVE_AVX2
-/* Four permutations per vector: (a_lo*x + (a_hi*x << 32) + b) >> 32 equals
- * (a*x + b) mod 2^64 >> 32 for 32-bit x. The results sit in the low half
- * of each 64-bit lane with a zero high half, so a 32-bit unsigned minimum
- * works on them directly. */
+/*
+ * Eight permutations per vector, one group at a time over all shingles, so
+ * the accumulator and the coefficients stay in registers. For 32-bit x,
+ * ((a*x + b) mod 2^64) >> 32 = (((a_lo*x + b) mod 2^64) >> 32) + a_hi*x
+ * modulo 2^32, because a_hi*x*2^32 changes only the upper half. The first
+ * term comes from two 32x32->64 multiplies (even and odd permutations), the
+ * second from one 32-bit multiply of all eight lanes.
+ */
 __attribute__((target("avx2"))) static void signature_avx2(const dsp_minhash *m,
-                                                           const uint64_t *sh, size_t n,
+                                                           const uint32_t *x, size_t n,
                                                            uint32_t *sig)
 {
-    enum { MAXV = DSP_MINHASH_MAX_PERMS / 4 };
-    __m256i acc[MAXV];
-    size_t nv = m->perms_padded / 4;
-    for (size_t v = 0; v < nv; v++)
-        acc[v] = _mm256_set1_epi64x(0xffffffffll);
-    for (size_t s = 0; s < n; s++) {
-        __m256i x = _mm256_set1_epi64x((long long)fold32(sh[s]));
-        for (size_t v = 0; v < nv; v++) {
-            __m256i alo = _mm256_load_si256((const __m256i *)(m->a_lo + 4 * v));
-            __m256i ahi = _mm256_load_si256((const __m256i *)(m->a_hi + 4 * v));
-            __m256i b = _mm256_load_si256((const __m256i *)(m->b + 4 * v));
-            __m256i lo = _mm256_mul_epu32(alo, x);
-            __m256i hi = _mm256_slli_epi64(_mm256_mul_epu32(ahi, x), 32);
-            __m256i h = _mm256_srli_epi64(_mm256_add_epi64(_mm256_add_epi64(lo, hi), b), 32);
-            acc[v] = _mm256_min_epu32(acc[v], h);
+    uint32_t out[DSP_MINHASH_MAX_PERMS];
+    size_t groups = m->perms_padded / 8;
+    for (size_t g = 0; g < groups; g++) {
+        __m256i ae = _mm256_load_si256((const __m256i *)(m->a_even + 4 * g));
+        __m256i ao = _mm256_load_si256((const __m256i *)(m->a_odd + 4 * g));
+        __m256i be = _mm256_load_si256((const __m256i *)(m->b_even + 4 * g));
+        __m256i bo = _mm256_load_si256((const __m256i *)(m->b_odd + 4 * g));
+        __m256i ah = _mm256_load_si256((const __m256i *)(m->a_hi32 + 8 * g));
+        __m256i acc = _mm256_set1_epi32(-1);
+        for (size_t s = 0; s < n; s++) {
+            /* mul_epu32 reads the even 32-bit lanes, so one broadcast serves
+             * both multiplies. */
+            __m256i xv = _mm256_set1_epi32((int)x[s]);
+            __m256i even = _mm256_add_epi64(_mm256_mul_epu32(ae, xv), be);
+            __m256i odd = _mm256_add_epi64(_mm256_mul_epu32(ao, xv), bo);
+            __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xaa);
+            __m256i h = _mm256_add_epi32(high, _mm256_mullo_epi32(ah, xv));
+            acc = _mm256_min_epu32(acc, h);
         }
+        _mm256_storeu_si256((__m256i *)(out + 8 * g), acc);
     }
-    for (size_t v = 0; v < nv; v++) {
-        uint64_t lanes[4];
-        _mm256_storeu_si256((__m256i *)lanes, acc[v]);
-        for (size_t j = 0; j < 4 && 4 * v + j < m->perms; j++)
-            sig[4 * v + j] = (uint32_t)lanes[j];
-    }
+    memcpy(sig, out, m->perms * sizeof *sig);
 }
 #endif
 
@@ -347,7 +448,9 @@ size_t dsp_minhash_signature(dsp_minhash *m, const char *text, size_t len, uint3
         return 0;
 #ifdef MINHASH_HAVE_AVX2
     if (m->use_avx2) {
-        signature_avx2(m, sh, n, sig);
+        for (size_t i = 0; i < n; i++)
+            m->folded[i] = fold32(sh[i]);
+        signature_avx2(m, m->folded, n, sig);
         return n;
     }
 #endif
