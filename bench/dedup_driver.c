@@ -266,13 +266,17 @@ static void run_exact(driver *dv, const char *out, filter_ctx *f)
 }
 
 /* MinHash options; DEDUP_MARGIN overrides the margin added to the
- * threshold for the signature check (negative = none), for experiments. */
+ * threshold for the signature check (negative = none) and
+ * DEDUP_SKETCH_BITS the bits per value of the sketches, for experiments. */
 static dsp_dedup_minhash_opts minhash_opts(void)
 {
     dsp_dedup_minhash_opts o = {0};
     const char *margin = getenv("DEDUP_MARGIN");
     if (margin)
         o.margin = atof(margin);
+    const char *bits = getenv("DEDUP_SKETCH_BITS");
+    if (bits)
+        o.sketch_bits = atoi(bits);
     return o;
 }
 

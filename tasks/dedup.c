@@ -11,7 +11,8 @@
  *   exact map     key  = hash hi (8) | hash lo (8) | length (8) | order (16)
  *                 value = source task (4)
  *   MinHash map   key  = band (2) | band hash (8) | order (16)
- *                 value = source task (4) | signature (4 * perms, only with verify)
+ *                 value = source task (4) | sketch of the signature (perms * sketch
+ *                         bits / 8 bytes, only with verify)
  *   edges         key  = first order (16) | member order (16)
  *                 value = first task (4) | member task (4)
  *   drops         key  = order (16), value empty, partition = source task
@@ -243,11 +244,36 @@ static double minhash_threshold(const dsp_dedup_minhash_opts *o)
     return threshold + margin;
 }
 
+/* Sketch bits of the options, or 0 when they are invalid. */
+static int minhash_sketch_bits(const dsp_dedup_minhash_opts *o)
+{
+    int bits = o && o->sketch_bits ? o->sketch_bits : 4;
+    switch (bits) {
+    case 1:
+    case 2:
+    case 4:
+    case 8:
+    case 16:
+    case 32:
+        return bits;
+    default:
+        return 0;
+    }
+}
+
+/* Bytes of the band record value: source task plus the sketch. */
+static size_t minhash_value_len(const dsp_dedup_minhash_opts *o, size_t perms)
+{
+    if (!minhash_verify(o))
+        return 4;
+    return 4 + dsp_minhash_sketch_bytes(perms, minhash_sketch_bits(o));
+}
+
 struct dsp_dedup_minhash_map {
     dsp_shuffle_writer *w;
     dsp_minhash *mh;
     uint32_t partitions, task;
-    int verify;
+    int verify, sketch_bits;
     uint32_t *sig;
     unsigned char *value;
     size_t value_len;
@@ -273,12 +299,19 @@ dsp_status dsp_dedup_minhash_map_open(dsp_store *store, const char *key, uint32_
     m->partitions = partitions;
     m->task = task;
     m->verify = minhash_verify(opts);
-    dsp_status st = dsp_minhash_new(opts ? &opts->params : NULL, &m->mh, err);
+    m->sketch_bits = minhash_sketch_bits(opts);
+    dsp_status st;
+    if (m->sketch_bits == 0) {
+        st = dsp_err_set(err, DSP_EINVAL, "MinHash map: sketch_bits %d is not 1, 2, 4, 8, 16 or 32",
+                         opts->sketch_bits);
+        goto fail;
+    }
+    st = dsp_minhash_new(opts ? &opts->params : NULL, &m->mh, err);
     if (st != DSP_OK)
         goto fail;
     size_t perms = dsp_minhash_perms(m->mh);
     m->sig = dsp_xcalloc(perms, sizeof *m->sig);
-    m->value_len = 4 + (m->verify ? perms * sizeof(uint32_t) : 0);
+    m->value_len = minhash_value_len(opts, perms);
     m->value = dsp_xcalloc(1, m->value_len);
     st = dsp_shuffle_writer_open(store, key, partitions, opts ? &opts->io.writer : NULL, &m->w,
                                  err);
@@ -303,7 +336,7 @@ dsp_status dsp_dedup_minhash_map_add(dsp_dedup_minhash_map *m, const char *text,
     dsp_dedup_order_encode(order, key + BAND_GROUP_BYTES);
     be32_put(m->value, m->task);
     if (m->verify)
-        memcpy(m->value + 4, m->sig, dsp_minhash_perms(m->mh) * sizeof(uint32_t));
+        dsp_minhash_sketch(m->sig, dsp_minhash_perms(m->mh), m->sketch_bits, m->value + 4);
     int bands = dsp_minhash_bands(m->mh);
     for (int b = 0; b < bands; b++) {
         uint64_t bh = dsp_minhash_band_hash(m->mh, m->sig, b);
@@ -341,19 +374,26 @@ dsp_status dsp_dedup_minhash_bands(dsp_store *store, const char *const *map_keys
     dsp_shuffle_writer *w = NULL;
     dsp_minhash *mh = NULL;
     dsp_dedup_stats s = {0};
-    int verify = minhash_verify(opts);
+    int verify = minhash_verify(opts), bits = minhash_sketch_bits(opts);
     double threshold = minhash_threshold(opts);
     unsigned char group[BAND_GROUP_BYTES];
     unsigned char edge[EDGE_KEY_BYTES], tasks[8];
-    uint32_t *first_sig = NULL;
+    unsigned char *first_sketch = NULL;
     uint64_t group_size = 0;
 
-    dsp_status st = dsp_minhash_new(opts ? &opts->params : NULL, &mh, err);
+    dsp_status st;
+    if (bits == 0) {
+        st = dsp_err_set(err, DSP_EINVAL, "sketch_bits %d is not 1, 2, 4, 8, 16 or 32",
+                         opts->sketch_bits);
+        goto out;
+    }
+    st = dsp_minhash_new(opts ? &opts->params : NULL, &mh, err);
     if (st != DSP_OK)
         goto out;
     size_t perms = dsp_minhash_perms(mh);
-    size_t value_len = 4 + (verify ? perms * sizeof(uint32_t) : 0);
-    first_sig = dsp_xcalloc(perms, sizeof *first_sig);
+    size_t value_len = minhash_value_len(opts, perms);
+    size_t sketch_len = value_len - 4;
+    first_sketch = dsp_xcalloc(sketch_len + 1, 1);
     st = dsp_shuffle_reader_open(store, map_keys, map_sizes, nmaps, partitions, partition,
                                  partition + 1, opts ? &opts->io.reader : NULL, &r, err);
     if (st != DSP_OK)
@@ -364,12 +404,12 @@ dsp_status dsp_dedup_minhash_bands(dsp_store *store, const char *const *map_keys
 
     dsp_shuffle_rec rec;
     int got;
-    uint32_t member_sig[DSP_MINHASH_MAX_PERMS];
     while ((got = dsp_shuffle_reader_next(r, &rec, err)) == 1) {
         if (rec.key_len != BAND_KEY_BYTES || rec.value_len != value_len) {
             st = dsp_err_set(err, DSP_ECORRUPT,
                              "MinHash bands: record of %zu+%zu bytes, expected %d+%zu (do the "
-                             "map and band stages use the same bands, rows and verify options?)",
+                             "map and band stages use the same bands, rows, verify and "
+                             "sketch_bits options?)",
                              rec.key_len, rec.value_len, BAND_KEY_BYTES, value_len);
             goto out;
         }
@@ -379,8 +419,7 @@ dsp_status dsp_dedup_minhash_bands(dsp_store *store, const char *const *map_keys
             memcpy(group, k, BAND_GROUP_BYTES);
             memcpy(edge, k + BAND_GROUP_BYTES, DSP_DEDUP_ORDER_SIZE);
             memcpy(tasks, v, 4);
-            if (verify)
-                memcpy(first_sig, v + 4, perms * sizeof(uint32_t));
+            memcpy(first_sketch, v + 4, sketch_len);
             group_size = 1;
             s.groups++;
             continue;
@@ -389,11 +428,8 @@ dsp_status dsp_dedup_minhash_bands(dsp_store *store, const char *const *map_keys
         if (group_size > s.max_group)
             s.max_group = group_size;
         s.candidates++;
-        if (verify) {
-            memcpy(member_sig, v + 4, perms * sizeof(uint32_t));
-            if (dsp_minhash_similarity(first_sig, member_sig, perms) < threshold)
-                continue;
-        }
+        if (verify && dsp_minhash_sketch_similarity(first_sketch, v + 4, perms, bits) < threshold)
+            continue;
         memcpy(edge + DSP_DEDUP_ORDER_SIZE, k + BAND_GROUP_BYTES, DSP_DEDUP_ORDER_SIZE);
         memcpy(tasks + 4, v, 4);
         st = dsp_shuffle_writer_add(w, 0, edge, sizeof edge, tasks, sizeof tasks, err);
@@ -416,7 +452,7 @@ out:
     dsp_shuffle_writer_abort(w);
     dsp_shuffle_reader_close(r);
     dsp_minhash_free(mh);
-    free(first_sig);
+    free(first_sketch);
     if (stats)
         *stats = s;
     return st;

@@ -34,7 +34,7 @@
  *        dsp_dedup_minhash_bands(store, the M map files, p, edge_key_p):
  *        for every bucket (same band and band hash) emits star edges from
  *        the bucket's first document to each other member whose estimated
- *        Jaccard (signature agreement) reaches threshold + margin, so a bucket
+ *        Jaccard (sketch agreement) reaches threshold + margin, so a bucket
  *        of n documents costs n - 1 edges and O(1) memory, never n^2.
  *   3. components, ONE task:
  *        dsp_dedup_minhash_components(store, the R edge files, drop_key, M,
@@ -155,9 +155,15 @@ typedef struct {
      * values has a standard deviation of about 0.04 near 0.8, so pairs
      * just below the threshold often pass an unadjusted check. 0 = 0.03,
      * negative = none. On linux-doc 6.1 + 6.12 (bench/dedup_quality.sh)
-     * 0.03 measured precision 0.988 and recall 0.975, and no margin 0.973
-     * and 0.989. */
+     * with 4-bit sketches, 0.03 measured precision 0.991 and recall 0.968,
+     * and 0.02 measured 0.986 and 0.976. */
     double margin;
+    /* Bits per signature value in the sketch that band records carry for
+     * the check (dsp_minhash_sketch): 1, 2, 4, 8, 16 or 32; 0 = 4. Every
+     * band record of a document carries it, so with 112 values 4 bits
+     * cost 56 bytes per record where the whole signature costs 448. 32
+     * gives the same edges as comparing whole signatures. */
+    int sketch_bits;
     dsp_dedup_io_opts io;
 } dsp_dedup_minhash_opts;
 

@@ -7,6 +7,7 @@
  */
 #include "minhash.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -472,4 +473,62 @@ double dsp_minhash_similarity(const uint32_t *a, const uint32_t *b, size_t perms
     for (size_t i = 0; i < perms; i++)
         same += a[i] == b[i];
     return (double)same / (double)perms;
+}
+
+size_t dsp_minhash_sketch_bytes(size_t perms, int bits)
+{
+    return (perms * (size_t)bits + 7) / 8;
+}
+
+void dsp_minhash_sketch(const uint32_t *sig, size_t perms, int bits, unsigned char *out)
+{
+    memset(out, 0, dsp_minhash_sketch_bytes(perms, bits));
+    for (size_t i = 0; i < perms; i++) {
+        /* The top bits of an odd multiple: a bijection of 32-bit values, so
+         * bits = 32 keeps every value apart. */
+        uint32_t field = (uint32_t)(sig[i] * 0x9e3779b1u) >> (32 - bits);
+        size_t bit = i * (size_t)bits;
+        for (int k = 0; k < bits; k += 8) {
+            size_t byte = (bit + (size_t)k) / 8;
+            out[byte] |= (unsigned char)((field >> k) << (bit % 8));
+        }
+    }
+}
+
+/* Number of nonzero bits-wide fields in z (bits divides 64). Folding ORs
+ * each field's bits into its lowest bit without crossing into the field
+ * below, because the shifts add up to bits - 1. */
+static int sketch_nonzero_fields(uint64_t z, int bits)
+{
+    static const uint64_t low_bit[33] = {
+        [1] = ~0ull, [2] = 0x5555555555555555ull, [4] = 0x1111111111111111ull,
+        [8] = 0x0101010101010101ull, [16] = 0x0001000100010001ull, [32] = 0x0000000100000001ull,
+    };
+    for (int s = 1; s < bits; s <<= 1)
+        z |= z >> s;
+    return __builtin_popcountll(z & low_bit[bits]);
+}
+
+double dsp_minhash_sketch_similarity(const unsigned char *a, const unsigned char *b, size_t perms,
+                                     int bits)
+{
+    if (perms == 0)
+        return 0.0;
+    size_t n = dsp_minhash_sketch_bytes(perms, bits), differ = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        differ += (size_t)sketch_nonzero_fields(x ^ y, bits);
+    }
+    if (i < n) {
+        uint64_t x = 0, y = 0;
+        memcpy(&x, a + i, n - i);
+        memcpy(&y, b + i, n - i);
+        differ += (size_t)sketch_nonzero_fields(x ^ y, bits);
+    }
+    double p = 1.0 - (double)differ / (double)perms;
+    double chance = ldexp(1.0, -bits);
+    double j = (p - chance) / (1.0 - chance);
+    return j > 0 ? j : 0.0;
 }

@@ -66,6 +66,22 @@ uint64_t dsp_minhash_band_hash(const dsp_minhash *m, const uint32_t *sig, int ba
 /* Fraction of equal positions: the MinHash estimate of Jaccard similarity. */
 double dsp_minhash_similarity(const uint32_t *a, const uint32_t *b, size_t perms);
 
+/*
+ * b-bit sketch of a signature, for checking candidate pairs with fewer bytes
+ * than the signature: each value is reduced to `bits` bits (1, 2, 4, 8, 16
+ * or 32) of a multiplicative hash of it, packed from bit 0 of byte 0 on.
+ * Two equal values always give equal fields, and two different values give
+ * equal fields with probability about 2^-bits.
+ */
+size_t dsp_minhash_sketch_bytes(size_t perms, int bits);
+void dsp_minhash_sketch(const uint32_t *sig, size_t perms, int bits, unsigned char *out);
+/* Jaccard estimate from two sketches: the fraction P of equal fields,
+ * corrected for chance matches as (P - 2^-bits) / (1 - 2^-bits), at least 0.
+ * Fewer bits widen the spread of the estimate: 4 bits on 112 values
+ * increase its standard deviation near 0.8 by about 4%. */
+double dsp_minhash_sketch_similarity(const unsigned char *a, const unsigned char *b, size_t perms,
+                                     int bits);
+
 /* Force the portable path (for tests comparing it with AVX2); 0 = auto. */
 void dsp_minhash_force_portable(dsp_minhash *m, int on);
 

@@ -593,6 +593,22 @@ static void test_drops_reject_unordered_keys(void)
     corpus_free(&c);
 }
 
+static void test_minhash_rejects_sketch_bits(void)
+{
+    dsp_store *s = open_tmp_store();
+    REQUIRE(s);
+    dsp_dedup_minhash_opts o = {.sketch_bits = 3};
+    dsp_dedup_minhash_map *m = NULL;
+    dsp_err err;
+    CHECK(dsp_dedup_minhash_map_open(s, "bits/map-0", 1, 0, &o, &m, &err) == DSP_EINVAL);
+    CHECK(strstr(err.msg, "sketch_bits 3") != NULL);
+    const char *key = "bits/map-0";
+    CHECK(dsp_dedup_minhash_bands(s, &key, NULL, 1, 1, 0, "bits/edges-0", &o, NULL, &err) ==
+          DSP_EINVAL);
+    CHECK(strstr(err.msg, "sketch_bits 3") != NULL);
+    close_tmp_store(s);
+}
+
 TEST_MAIN({"exact matches sorted count", test_exact_matches_sorted_count},
           {"exact same for any split", test_exact_same_for_any_split},
           {"exact empty and single", test_exact_empty_and_single},
@@ -600,4 +616,5 @@ TEST_MAIN({"exact matches sorted count", test_exact_matches_sorted_count},
           {"minhash linux-doc versions", test_minhash_linux_doc_versions},
           {"minhash same for any split", test_minhash_same_for_any_split},
           {"minhash giant cluster bounded", test_minhash_giant_cluster_bounded},
-          {"drops reject unordered keys", test_drops_reject_unordered_keys})
+          {"drops reject unordered keys", test_drops_reject_unordered_keys},
+          {"minhash rejects sketch bits", test_minhash_rejects_sketch_bits})

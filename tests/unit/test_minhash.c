@@ -363,6 +363,53 @@ static void test_band_hashes_follow_signature(void)
     dsp_minhash_free(m);
 }
 
+/* Sketches with 32 bits agree with the whole signature exactly; with 4 and
+ * 8 bits the corrected estimate stays close to it on real pairs. */
+static void test_sketch_estimates(void)
+{
+    dsp_minhash *m;
+    dsp_err err;
+    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    size_t perms = dsp_minhash_perms(m);
+    CHECK_EQ_INT(dsp_minhash_sketch_bytes(perms, 4), 56);
+    CHECK_EQ_INT(dsp_minhash_sketch_bytes(perms, 1), 14);
+    rng_state = 31337;
+    double sum_abs[2] = {0, 0};
+    const int bits[2] = {4, 8};
+    const int pairs = 100;
+    for (int p = 0; p < pairs; p++) {
+        dsp_buf a = DSP_BUF_INIT, b = DSP_BUF_INIT, common = DSP_BUF_INIT;
+        random_words(&common, 200 + rng_next() % 300);
+        dsp_buf_append(&a, common.data, common.len);
+        dsp_buf_append(&b, common.data, common.len);
+        random_words(&a, rng_next() % 150);
+        random_words(&b, rng_next() % 150);
+        uint32_t sa[DSP_MINHASH_MAX_PERMS], sb[DSP_MINHASH_MAX_PERMS];
+        REQUIRE(dsp_minhash_signature(m, a.data, a.len, sa) > 0);
+        REQUIRE(dsp_minhash_signature(m, b.data, b.len, sb) > 0);
+        double full = dsp_minhash_similarity(sa, sb, perms);
+        unsigned char ka[4 * DSP_MINHASH_MAX_PERMS], kb[4 * DSP_MINHASH_MAX_PERMS];
+        dsp_minhash_sketch(sa, perms, 32, ka);
+        dsp_minhash_sketch(sb, perms, 32, kb);
+        double exact32 = dsp_minhash_sketch_similarity(ka, kb, perms, 32);
+        CHECKF(fabs(exact32 - full) < 1e-6, "pair %d: 32-bit sketch %.4f, signature %.4f", p,
+               exact32, full);
+        for (int k = 0; k < 2; k++) {
+            dsp_minhash_sketch(sa, perms, bits[k], ka);
+            dsp_minhash_sketch(sb, perms, bits[k], kb);
+            sum_abs[k] += fabs(dsp_minhash_sketch_similarity(ka, kb, perms, bits[k]) - full);
+        }
+        /* A sketch compared with itself matches in every field. */
+        CHECK(dsp_minhash_sketch_similarity(ka, ka, perms, 8) == 1.0);
+        dsp_buf_free(&a);
+        dsp_buf_free(&b);
+        dsp_buf_free(&common);
+    }
+    CHECKF(sum_abs[0] / pairs < 0.03, "4 bits: mean absolute difference %.4f", sum_abs[0] / pairs);
+    CHECKF(sum_abs[1] / pairs < 0.01, "8 bits: mean absolute difference %.4f", sum_abs[1] / pairs);
+    dsp_minhash_free(m);
+}
+
 /* Real near duplicates: the same kernel documents in versions 6.1 and
  * 6.12, one record after the other. */
 static void test_linux_doc_estimates(void)
@@ -416,4 +463,5 @@ TEST_MAIN({"normalize folds case digits", test_normalize_folds_case_digits},
           {"estimate error small", test_estimate_error_small},
           {"avx2 matches portable", test_avx2_matches_portable},
           {"band hashes follow signature", test_band_hashes_follow_signature},
+          {"sketch estimates", test_sketch_estimates},
           {"linux-doc estimates", test_linux_doc_estimates})
