@@ -266,8 +266,9 @@ static void run_exact(driver *dv, const char *out, filter_ctx *f)
 }
 
 /* MinHash options; DEDUP_MARGIN overrides the margin added to the
- * threshold for the signature check (negative = none) and
- * DEDUP_SKETCH_BITS the bits per value of the sketches, for experiments. */
+ * threshold for the signature check (negative = none), DEDUP_SKETCH_BITS
+ * the bits per value of the sketches and DEDUP_SEED the permutation seed,
+ * for experiments. */
 static dsp_dedup_minhash_opts minhash_opts(void)
 {
     dsp_dedup_minhash_opts o = {0};
@@ -277,6 +278,9 @@ static dsp_dedup_minhash_opts minhash_opts(void)
     const char *bits = getenv("DEDUP_SKETCH_BITS");
     if (bits)
         o.sketch_bits = atoi(bits);
+    const char *seed = getenv("DEDUP_SEED");
+    if (seed)
+        o.params.seed = strtoull(seed, NULL, 0);
     return o;
 }
 

@@ -218,8 +218,20 @@ static size_t decode_bmp(const unsigned char *s, size_t n, uint32_t *cp)
     return 0;
 }
 
+/*
+ * State of the normaliser between bytes, shared by the scalar and the
+ * vector paths: in_word is 1 when the last input byte was part of a word,
+ * tail_word is 1 when the last output byte is part of a word (so the next
+ * word needs a space before it). Only the AVX-512 path writes a space
+ * after a word; the end of dsp_text_normalize drops a final one.
+ */
+typedef struct {
+    int in_word, tail_word;
+} normalize_state;
+
 #ifdef MINHASH_HAVE_AVX2
-static int normalize_use_avx2 = -1;
+/* 0 = scalar only, 1 = AVX2, 2 = AVX2 and AVX-512 VBMI2; -1 = not probed. */
+static int normalize_simd = -1;
 
 /*
  * Normalise 32 ASCII bytes at s into *dst: letters to lower case, digits to
@@ -230,8 +242,7 @@ static int normalize_use_avx2 = -1;
  */
 __attribute__((target("avx2,bmi"))) static int normalize_chunk_avx2(const unsigned char *s,
                                                                       unsigned char **dst,
-                                                                      const unsigned char *start,
-                                                                      int *in_word)
+                                                                      normalize_state *st)
 {
     __m256i v = _mm256_loadu_si256((const __m256i *)s);
     if (_mm256_movemask_epi8(v) != 0)
@@ -247,23 +258,61 @@ __attribute__((target("avx2,bmi"))) static int normalize_chunk_avx2(const unsign
     _mm256_storeu_si256((__m256i *)tmp, mapped);
     _mm256_storeu_si256((__m256i *)(tmp + 32), _mm256_setzero_si256());
     unsigned char *d = *dst;
-    int in = *in_word;
+    int in = st->in_word, tail = st->tail_word;
     uint64_t word = mask;
     while (word) {
         unsigned begin = (unsigned)__builtin_ctzll(word);
         /* word >> begin has ones up to the run's end and zeros from bit 32. */
         unsigned run = (unsigned)__builtin_ctzll(~(word >> begin));
-        if ((begin > 0 || !in) && d != start)
+        if ((begin > 0 || !in) && tail)
             *d++ = ' ';
         _mm256_storeu_si256((__m256i *)d, _mm256_loadu_si256((const __m256i *)(tmp + begin)));
         d += run;
         in = 0;
+        tail = 1;
         word &= ~(((1ull << run) - 1) << begin);
     }
     /* The next chunk continues a word only when this one ends in a word. */
-    in = (int)(mask >> 31);
+    st->in_word = (int)(mask >> 31);
+    st->tail_word = tail;
     *dst = d;
-    *in_word = in;
+    return 1;
+}
+
+/*
+ * The same for 64 ASCII bytes without a loop over words: every word byte is
+ * kept, and so is the first separator after a word, written as a space.
+ * One compress instruction packs the kept bytes and one 64-byte store
+ * writes them, so dst needs 64 bytes of room beyond the output.
+ */
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) static int
+normalize_chunk_avx512(const unsigned char *s, unsigned char **dst, normalize_state *st)
+{
+    __m512i v = _mm512_loadu_si512((const void *)s);
+    if (_mm512_movepi8_mask(v) != 0)
+        return 0;
+    __m512i lower = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
+    __mmask64 letter = _mm512_cmp_epu8_mask(lower, _mm512_set1_epi8('a'), _MM_CMPINT_NLT) &
+                       _mm512_cmp_epu8_mask(lower, _mm512_set1_epi8('z'), _MM_CMPINT_LE);
+    __mmask64 digit = _mm512_cmp_epu8_mask(v, _mm512_set1_epi8('0'), _MM_CMPINT_NLT) &
+                      _mm512_cmp_epu8_mask(v, _mm512_set1_epi8('9'), _MM_CMPINT_LE);
+    __mmask64 word = letter | digit;
+    unsigned char *d = *dst;
+    if (!st->in_word && st->tail_word && word) {
+        /* A separator ended the last word before this chunk. */
+        *d++ = ' ';
+        st->tail_word = 0;
+    }
+    __mmask64 after_word = (word << 1) | (uint64_t)st->in_word;
+    __mmask64 keep = word | after_word;
+    __m512i mapped = _mm512_mask_blend_epi8(digit, lower, _mm512_set1_epi8('0'));
+    mapped = _mm512_mask_blend_epi8(word, _mm512_set1_epi8(' '), mapped);
+    _mm512_storeu_si512((void *)d, _mm512_maskz_compress_epi8(keep, mapped));
+    d += __builtin_popcountll(keep);
+    if (keep)
+        st->tail_word = (int)(word >> 63);
+    st->in_word = (int)(word >> 63);
+    *dst = d;
     return 1;
 }
 #endif
@@ -272,42 +321,50 @@ void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
 {
     ascii_map_init();
 #ifdef MINHASH_HAVE_AVX2
-    int avx2 = __atomic_load_n(&normalize_use_avx2, __ATOMIC_RELAXED);
-    if (avx2 < 0) {
+    int simd = __atomic_load_n(&normalize_simd, __ATOMIC_RELAXED);
+    if (simd < 0) {
         __builtin_cpu_init();
-        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
-        __atomic_store_n(&normalize_use_avx2, avx2, __ATOMIC_RELAXED);
+        simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+        if (simd && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vbmi2"))
+            simd = 2;
+        __atomic_store_n(&normalize_simd, simd, __ATOMIC_RELAXED);
     }
 #endif
     /* Lower-casing can grow a code point from 2 to 3 UTF-8 bytes (for
      * example U+023A -> U+2C65), so 3/2 of the input always fits; the
-     * 32-byte stores of the AVX2 path need 32 more. */
-    dsp_buf_reserve(out, len + len / 2 + 4 + 32);
+     * 64-byte stores of the vector paths need 64 more. */
+    dsp_buf_reserve(out, len + len / 2 + 4 + 64);
     unsigned char *dst = (unsigned char *)out->data + out->len;
     unsigned char *const start = dst;
     const unsigned char *s = (const unsigned char *)text;
-    int in_word = 0;
+    normalize_state st = {0, 0};
     size_t i = 0;
     while (i < len) {
 #ifdef MINHASH_HAVE_AVX2
-        if (avx2 && len - i >= 32 && normalize_chunk_avx2(s + i, &dst, start, &in_word)) {
+        if (simd == 2 && len - i >= 64 && normalize_chunk_avx512(s + i, &dst, &st)) {
+            i += 64;
+            continue;
+        }
+        if (simd && len - i >= 32 && normalize_chunk_avx2(s + i, &dst, &st)) {
             i += 32;
             continue;
         }
 #endif
         /* ASCII bytes without branches per byte: both stores always happen
          * and the output pointer advances only past what is kept. A space
-         * goes before a word unless it is the first word. At most 32 bytes
-         * go this way before the AVX2 path is tried again. */
+         * goes before a word when the output ends in a word. At most 32
+         * bytes go this way before a vector path is tried again. */
         size_t ascii_end = len - i > 32 ? i + 32 : len;
         while (i < ascii_end && s[i] < 0x80) {
             unsigned char mapped = ascii_map[s[i++]];
             int letter = mapped != 0;
             *dst = ' ';
-            dst += letter & !in_word & (dst != start);
+            dst += letter & !st.in_word & st.tail_word;
             *dst = mapped;
             dst += letter;
-            in_word = letter;
+            st.in_word = letter;
+            st.tail_word |= letter;
         }
         if (i >= len || s[i] < 0x80)
             continue;
@@ -325,7 +382,7 @@ void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
             if (got <= 0) {
                 /* Invalid UTF-8 byte: treat it as a separator. */
                 i++;
-                in_word = 0;
+                st.in_word = 0;
                 continue;
             }
             n = (size_t)got;
@@ -333,14 +390,17 @@ void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
         }
         i += n;
         if (mapped == 1) {
-            in_word = 0;
+            st.in_word = 0;
             continue;
         }
-        if (!in_word && dst != start)
+        if (!st.in_word && st.tail_word)
             *dst++ = ' ';
-        in_word = 1;
+        st.in_word = 1;
+        st.tail_word = 1;
         dst += utf8proc_encode_char((utf8proc_int32_t)(mapped - 2), dst);
     }
+    if (dst > start && dst[-1] == ' ')
+        dst--;
     out->len += (size_t)(dst - start);
     out->data[out->len] = '\0';
 }
