@@ -14,9 +14,9 @@
  * Permutations: h_i(x) = ((a_i * x32 + b_i) mod 2^64) >> 32, with x32 the
  * shingle hash folded to 32 bits and a_i, b_i random 64-bit values from a
  * fixed seed. This is Dietzfelbinger's multiply-add-shift family, which is
- * 2-independent for 32-bit keys, and it needs only 32x32->64 multiplies,
- * so one AVX2 instruction evaluates four permutations. Signatures hold one
- * 32-bit minimum per permutation. The AVX2 and the portable path give
+ * 2-independent for 32-bit keys, and it needs only 32-bit multiplies, so
+ * the AVX2 path evaluates eight permutations per vector. Signatures hold
+ * one 32-bit minimum per permutation. The AVX2 and the portable path give
  * identical signatures.
  */
 #ifndef DSP_MINHASH_H
