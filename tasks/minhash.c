@@ -280,23 +280,28 @@ __attribute__((target("avx2,bmi"))) static int normalize_chunk_avx2(const unsign
 }
 
 /*
- * The same for 64 ASCII bytes without a loop over words: every word byte is
- * kept, and so is the first separator after a word, written as a space.
- * One compress instruction packs the kept bytes and one 64-byte store
- * writes them, so dst needs 64 bytes of room beyond the output.
+ * The same for the ASCII bytes of a 64-byte window, up to its first
+ * non-ASCII byte, without a loop over words: every word byte is kept, and
+ * so is the first separator after a word, written as a space. One compress
+ * instruction packs the kept bytes and one 64-byte store writes them, so
+ * dst needs 64 bytes of room beyond the output. Returns the number of
+ * bytes consumed, 0 when the first byte is not ASCII.
  */
-__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) static int
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt,bmi"))) static unsigned
 normalize_chunk_avx512(const unsigned char *s, unsigned char **dst, normalize_state *st)
 {
     __m512i v = _mm512_loadu_si512((const void *)s);
-    if (_mm512_movepi8_mask(v) != 0)
+    uint64_t high = _mm512_movepi8_mask(v);
+    unsigned n = high ? (unsigned)__builtin_ctzll(high) : 64;
+    if (n == 0)
         return 0;
+    uint64_t valid = n == 64 ? ~0ull : (1ull << n) - 1;
     __m512i lower = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
     __mmask64 letter = _mm512_cmp_epu8_mask(lower, _mm512_set1_epi8('a'), _MM_CMPINT_NLT) &
                        _mm512_cmp_epu8_mask(lower, _mm512_set1_epi8('z'), _MM_CMPINT_LE);
     __mmask64 digit = _mm512_cmp_epu8_mask(v, _mm512_set1_epi8('0'), _MM_CMPINT_NLT) &
                       _mm512_cmp_epu8_mask(v, _mm512_set1_epi8('9'), _MM_CMPINT_LE);
-    __mmask64 word = letter | digit;
+    __mmask64 word = (letter | digit) & valid;
     unsigned char *d = *dst;
     if (!st->in_word && st->tail_word && word) {
         /* A separator ended the last word before this chunk. */
@@ -304,16 +309,17 @@ normalize_chunk_avx512(const unsigned char *s, unsigned char **dst, normalize_st
         st->tail_word = 0;
     }
     __mmask64 after_word = (word << 1) | (uint64_t)st->in_word;
-    __mmask64 keep = word | after_word;
+    __mmask64 keep = (word | after_word) & valid;
     __m512i mapped = _mm512_mask_blend_epi8(digit, lower, _mm512_set1_epi8('0'));
     mapped = _mm512_mask_blend_epi8(word, _mm512_set1_epi8(' '), mapped);
     _mm512_storeu_si512((void *)d, _mm512_maskz_compress_epi8(keep, mapped));
     d += __builtin_popcountll(keep);
+    int last_word = (int)((word >> (n - 1)) & 1);
     if (keep)
-        st->tail_word = (int)(word >> 63);
-    st->in_word = (int)(word >> 63);
+        st->tail_word = last_word;
+    st->in_word = last_word;
     *dst = d;
-    return 1;
+    return n;
 }
 #endif
 
@@ -342,9 +348,11 @@ void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
     size_t i = 0;
     while (i < len) {
 #ifdef MINHASH_HAVE_AVX2
-        if (simd == 2 && len - i >= 64 && normalize_chunk_avx512(s + i, &dst, &st)) {
-            i += 64;
-            continue;
+        if (simd == 2 && len - i >= 64) {
+            unsigned done = normalize_chunk_avx512(s + i, &dst, &st);
+            i += done;
+            if (done > 0)
+                continue;
         }
         if (simd && len - i >= 32 && normalize_chunk_avx2(s + i, &dst, &st)) {
             i += 32;
