@@ -29,9 +29,10 @@ struct dsp_minhash {
     int ngram, bands, rows;
     size_t perms, perms_padded; /* padded to a multiple of 8 for AVX2 */
     uint64_t *a_lo, *a_hi, *b;  /* coefficients, a split in 32-bit halves */
-    /* The same coefficients in the AVX2 layout, 8 permutations per group g:
-     * a_lo and b of permutations 8g, 8g+2, 8g+4, 8g+6 in even[4g..4g+3]
-     * (and b_even), of 8g+1, 8g+3, ... in odd/b_odd, a_hi in a_hi32[8g..]. */
+    /* The same coefficients in the AVX2 layout, 8 permutations per group g.
+     * a_even[4g..4g+3] and b_even contain a_lo and b of permutations 8g,
+     * 8g+2, 8g+4 and 8g+6, a_odd and b_odd those of 8g+1, 8g+3, 8g+5 and 8g+7,
+     * and a_hi32[8g..8g+7] the a_hi of all eight. */
     uint64_t *a_even, *a_odd, *b_even, *b_odd;
     uint32_t *a_hi32;
     uint64_t seed;
@@ -220,10 +221,10 @@ static size_t decode_bmp(const unsigned char *s, size_t n, uint32_t *cp)
 
 /*
  * State of the normaliser between bytes, shared by the scalar and the
- * vector paths: in_word is 1 when the last input byte was part of a word,
- * tail_word is 1 when the last output byte is part of a word (so the next
- * word needs a space before it). Only the AVX-512 path writes a space
- * after a word; the end of dsp_text_normalize drops a final one.
+ * vector paths. in_word is 1 when the last input byte was part of a word.
+ * tail_word is 1 when the last output byte is part of a word, so the next
+ * word needs a space before it. Only the AVX-512 path writes a space after
+ * a word, and the end of dsp_text_normalize drops a final one.
  */
 typedef struct {
     int in_word, tail_word;

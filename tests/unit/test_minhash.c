@@ -186,10 +186,10 @@ static void reference_normalize(const char *in, size_t len, dsp_buf *out)
     }
 }
 
-/* Long texts take the AVX-512 and AVX2 paths where a CPU has them; words
- * that cross chunks, runs of separators, a non-ASCII letter or separator
- * after the ASCII part of a chunk and a word filling a whole chunk must
- * all come out as the byte-at-a-time reference gives them. */
+/* Long texts take the AVX-512 and AVX2 paths where a CPU has them. Words
+ * that cross chunks, runs of separators, a word filling a whole chunk and a
+ * non-ASCII letter or separator after the ASCII part of a chunk must all
+ * come out as the byte-at-a-time reference gives them. */
 static void test_normalize_long_texts(void)
 {
     static const char *pieces[] = {"Word", "x", "  ", ",", "\t", "2024", "-",
