@@ -324,17 +324,40 @@ normalize_chunk_avx512(const unsigned char *s, unsigned char **dst, normalize_st
 }
 #endif
 
+#ifdef MINHASH_HAVE_AVX2
+/* The widest vector path this CPU runs: 0, 1 or 2 as in normalize_simd. */
+static int normalize_simd_probe(void)
+{
+    __builtin_cpu_init();
+    int simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+    if (simd && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vbmi2"))
+        simd = 2;
+    return simd;
+}
+#endif
+
+int dsp_text_normalize_limit_simd(int max_level)
+{
+#ifdef MINHASH_HAVE_AVX2
+    int simd = normalize_simd_probe();
+    if (simd > max_level)
+        simd = max_level < 0 ? 0 : max_level;
+    __atomic_store_n(&normalize_simd, simd, __ATOMIC_RELAXED);
+    return simd;
+#else
+    (void)max_level;
+    return 0;
+#endif
+}
+
 void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
 {
     ascii_map_init();
 #ifdef MINHASH_HAVE_AVX2
     int simd = __atomic_load_n(&normalize_simd, __ATOMIC_RELAXED);
     if (simd < 0) {
-        __builtin_cpu_init();
-        simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
-        if (simd && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vbmi2"))
-            simd = 2;
+        simd = normalize_simd_probe();
         __atomic_store_n(&normalize_simd, simd, __ATOMIC_RELAXED);
     }
 #endif

@@ -49,6 +49,12 @@ int dsp_minhash_rows(const dsp_minhash *m);
 /* Append the normalised text (words joined by one space) to out. */
 void dsp_text_normalize(const char *text, size_t len, dsp_buf *out);
 
+/* Limit dsp_text_normalize to the scalar loop (0), AVX2 (1) or AVX-512
+ * VBMI2 (2), never above what the CPU runs, for tests of each path.
+ * Returns the level now in effect. Not thread-safe against running
+ * normalisations. */
+int dsp_text_normalize_limit_simd(int max_level);
+
 /*
  * Compute the shingle hashes of text. Returns their number and points
  * *hashes at an array owned by m, valid until the next call on m.

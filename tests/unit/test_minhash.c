@@ -198,23 +198,32 @@ static void test_normalize_long_texts(void)
                                    "...", "a", "Zz9"};
     const size_t npieces = sizeof pieces / sizeof pieces[0];
     dsp_buf in = DSP_BUF_INIT, got = DSP_BUF_INIT, want = DSP_BUF_INIT;
-    rng_state = 4242;
     int mismatches = 0;
-    for (int t = 0; t < 2000 && mismatches < 5; t++) {
-        dsp_buf_reset(&in);
-        size_t count = rng_next() % 80;
-        for (size_t i = 0; i < count; i++)
-            dsp_buf_append_str(&in, pieces[rng_next() % npieces]);
-        dsp_buf_reset(&got);
-        dsp_buf_reset(&want);
-        dsp_text_normalize(in.data ? in.data : "", in.len, &got);
-        reference_normalize(in.data ? in.data : "", in.len, &want);
-        if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0) {
-            fprintf(stderr, "  input \"%.*s\": got \"%s\", want \"%.*s\"\n", (int)in.len,
-                    in.data, got.data, (int)want.len, want.data ? want.data : "");
-            mismatches++;
+
+    /* Each vector path this CPU runs, widest first, then the scalar loop. */
+    for (int level = 2; level >= 0; level--) {
+        if (dsp_text_normalize_limit_simd(level) != level)
+            continue;
+        fprintf(stderr, "  vector level %d\n", level);
+        rng_state = 4242;
+        for (int t = 0; t < 2000 && mismatches < 5; t++) {
+            dsp_buf_reset(&in);
+            size_t count = rng_next() % 80;
+            for (size_t i = 0; i < count; i++)
+                dsp_buf_append_str(&in, pieces[rng_next() % npieces]);
+            dsp_buf_reset(&got);
+            dsp_buf_reset(&want);
+            dsp_text_normalize(in.data ? in.data : "", in.len, &got);
+            reference_normalize(in.data ? in.data : "", in.len, &want);
+            if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0) {
+                fprintf(stderr, "  level %d, input \"%.*s\": got \"%s\", want \"%.*s\"\n",
+                        level, (int)in.len, in.data, got.data, (int)want.len,
+                        want.data ? want.data : "");
+                mismatches++;
+            }
         }
     }
+    dsp_text_normalize_limit_simd(2);
     CHECK_EQ_INT(mismatches, 0);
     dsp_buf_free(&in);
     dsp_buf_free(&got);
