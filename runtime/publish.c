@@ -451,16 +451,20 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     DSP_INFO("job_published", "job=%s output=%s files=%d rejects=%d records_out=%.0f", job->id,
              job->spec->output_uri, part, reject_part, rout);
 
+    /* Losing attempts go before the job is marked done: a publisher that
+     * dies during the sweep leaves the job running, so the next publisher
+     * sweeps again, and a done job has only winning attempts left (unless a
+     * stalled worker writes one later). */
+    {
+        dsp_err serr;
+        if (dsp_publish_sweep_attempts(s, job, &serr) != DSP_OK)
+            DSP_WARN("attempt_sweep_failed", "job=%s error=%s", job->id, serr.msg);
+    }
     extra = cJSON_CreateObject();
     cJSON_AddStringToObject(extra, "output", job->spec->output_uri);
     cJSON_AddNumberToObject(extra, "files", part);
     cJSON_AddNumberToObject(extra, "records_out", rout);
     st = dsp_job_finish(s, job->id, DSP_JOB_DONE, extra, NULL, err);
-    if (st == DSP_OK) {
-        dsp_err serr;
-        if (dsp_publish_sweep_attempts(s, job, &serr) != DSP_OK)
-            DSP_WARN("attempt_sweep_failed", "job=%s error=%s", job->id, serr.msg);
-    }
 out:
     for (size_t i = 0; i < ncopies; i++) {
         free(copies[i].src);

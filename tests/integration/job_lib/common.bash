@@ -134,10 +134,17 @@ job_state() {
 # a writer is killed in the middle of a put.
 attempts_match_commits() {
     local job=$1 dir="$STORE/jobs/$1"
-    local referenced actual
+    local referenced actual tries=0
     referenced=$(jq -r '.tasks[].files[].key, (.tasks[].rejects // empty | .key)' \
         "$dir"/seals/*.json | sort)
-    actual=$(cd "$STORE" && find "jobs/$job/attempts" -type f ! -name '.dsp-*' 2>/dev/null | sort)
+    # The publisher deletes losing attempts after it marks the job done, so
+    # on a loaded machine the sweep may still be running.
+    while :; do
+        actual=$(cd "$STORE" && find "jobs/$job/attempts" -type f ! -name '.dsp-*' 2>/dev/null | sort)
+        [ "$referenced" != "$actual" ] && [ $tries -lt 40 ] || break
+        tries=$((tries + 1))
+        sleep 0.5
+    done
     [ "$referenced" = "$actual" ] || {
         echo "referenced by seals:"; echo "$referenced" | head
         echo "present under attempts/:"; echo "$actual" | head
