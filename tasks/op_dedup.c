@@ -33,6 +33,9 @@ static const dsp_op_option dedup_minhash_options[] = {
     {"clusters", DSP_OPT_BOOL, "false",
      "also publish the duplicate clusters as JSONL under _dedup/clusters/ in the output, "
      "one line per cluster of [input index, byte offset] keys"},
+    {"sketch_bits", DSP_OPT_INT, "4",
+     "bits of each signature value that band records carry for the check: 1, 2, 4, 8, 16 "
+     "or 32; 32 compares whole signatures, 4 costs 56 bytes per band record instead of 448"},
     {"components_memory_mb", DSP_OPT_INT, "256",
      "memory budget of the one connected-components task in MiB, its shuffle buffers "
      "included; when the documents with edges do not fit, it sorts edges on local disk in "
@@ -78,6 +81,11 @@ dsp_status dsp_op_dedup_minhash_config(const cJSON *step, dsp_dedup_minhash_opts
     opts->params.rows = (int)rows;
     opts->threshold = threshold;
     opts->verify = dsp_op_opt_bool(step, def, "verify") ? 1 : -1;
+    double bits = dsp_op_opt_number(step, def, "sketch_bits");
+    if (bits != 1 && bits != 2 && bits != 4 && bits != 8 && bits != 16 && bits != 32)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "option \"sketch_bits\" must be 1, 2, 4, 8, 16 or 32, got %g", bits);
+    opts->sketch_bits = (int)bits;
     double memory_mb = dsp_op_opt_number(step, def, "components_memory_mb");
     if (!(memory_mb >= 1 && memory_mb <= 1048576))
         return dsp_err_set(err, DSP_EINVAL,

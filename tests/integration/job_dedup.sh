@@ -239,6 +239,20 @@ removed=$(jq '.operators[0].removed.duplicate' "$WORK/out-giant-low/_MANIFEST.js
 [ "$removed" -ge 11999 ] || die "only $removed near copies removed, expected at least 11999"
 echo "components external path matches ($removed removed)"
 
+# ---- sketch_bits: whole signatures, and an invalid width ----
+dedup_spec "$WORK/mh32.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mh32" 1000000 \
+    '{"op": "dedup_minhash", "sketch_bits": 32}'
+run_job "$WORK/mh32.json" "$WORK/mh32.log"
+jq -e '.operators[0].removed.duplicate > 30' "$WORK/out-mh32/_MANIFEST.json" >/dev/null ||
+    { jq '.operators' "$WORK/out-mh32/_MANIFEST.json"; die "MinHash with 32-bit sketches removed too few"; }
+dedup_spec "$WORK/mh3.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mh3" 1000000 \
+    '{"op": "dedup_minhash", "sketch_bits": 3}'
+"$BIN" run "$WORK/mh3.json" --store "$STORE" >"$WORK/mh3.log" 2>&1
+rc=$?
+[ $rc = 2 ] || die "sketch_bits 3 exited $rc, expected 2"
+grep -q 'option "sketch_bits" must be 1, 2, 4, 8, 16 or 32, got 3' "$WORK/mh3.log" ||
+    { cat "$WORK/mh3.log"; die "unclear error for sketch_bits 3"; }
+
 # ---- the exact job with its store on S3 ----
 if use_s3_store dedup; then
     out="s3://$DSPARK_TEST_S3_BUCKET/out-dedup-$$-$RANDOM"
