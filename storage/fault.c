@@ -21,11 +21,15 @@
 #include "../core/util.h"
 
 #define FAULT_MAX_RULES 32
+#define FAULT_KEY_MAX 128
+#define FAULT_DEFAULT_DELAY_MS 1000
 
 typedef struct {
     unsigned op_mask; /* bit i set: applies to dsp_fault_op i */
     dsp_fault_kind kind;
     double rate;
+    char key[FAULT_KEY_MAX]; /* substring the request key must contain; "" = any */
+    long delay_ms;           /* for DSP_FAULT_DELAY */
 } fault_rule;
 
 struct dsp_fault {
@@ -48,6 +52,7 @@ static const struct {
     {"reset", DSP_FAULT_RESET},     {"timeout", DSP_FAULT_TIMEOUT},
     {"truncate", DSP_FAULT_TRUNCATE}, {"cput500", DSP_FAULT_CPUT500},
     {"nocond", DSP_FAULT_NOCOND},   {"403", DSP_FAULT_403},
+    {"delay", DSP_FAULT_DELAY},
 };
 
 const char *dsp_fault_kind_name(dsp_fault_kind k)
@@ -90,7 +95,8 @@ static int parse_ops(const char *value, unsigned *mask)
 /* Parse one comma-separated rule and append it to f; a rule may hold only seed=N. */
 static dsp_status parse_rule(dsp_fault *f, char *text, const char *whole, dsp_err *err)
 {
-    fault_rule rule = {.op_mask = (1u << DSP_FOP_COUNT) - 1, .kind = DSP_FAULT_NONE, .rate = -1};
+    fault_rule rule = {.op_mask = (1u << DSP_FOP_COUNT) - 1, .kind = DSP_FAULT_NONE, .rate = -1,
+                       .delay_ms = -1};
     int have_op = 0, have_seed = 0;
 
     for (char *save = NULL, *field = strtok_r(text, ",", &save); field;
@@ -118,7 +124,8 @@ static dsp_status parse_rule(dsp_fault *f, char *text, const char *whole, dsp_er
             if (i == sizeof kind_names / sizeof kind_names[0])
                 return dsp_err_set(err, DSP_EINVAL,
                                    "invalid fault rule '%s': unknown error '%s' (expected 503, "
-                                   "500, reset, timeout, truncate, cput500, nocond or 403)",
+                                   "500, reset, timeout, truncate, cput500, nocond, 403 or "
+                                   "delay)",
                                    whole, value);
             rule.kind = kind_names[i].kind;
         } else if (!strcmp(name, "rate")) {
@@ -142,10 +149,26 @@ static dsp_status parse_rule(dsp_fault *f, char *text, const char *whole, dsp_er
                                    whole, value);
             f->seed = seed;
             have_seed = 1;
+        } else if (!strcmp(name, "key")) {
+            if (!*value || strlen(value) >= FAULT_KEY_MAX)
+                return dsp_err_set(err, DSP_EINVAL,
+                                   "invalid fault rule '%s': key must be 1 to %d characters",
+                                   whole, FAULT_KEY_MAX - 1);
+            snprintf(rule.key, sizeof rule.key, "%s", value);
+        } else if (!strcmp(name, "delay_ms")) {
+            char *end;
+            errno = 0;
+            long ms = strtol(value, &end, 10);
+            if (errno || end == value || *end || ms < 0 || ms > 600000)
+                return dsp_err_set(err, DSP_EINVAL,
+                                   "invalid fault rule '%s': delay_ms '%s' is not a whole "
+                                   "number from 0 to 600000",
+                                   whole, value);
+            rule.delay_ms = ms;
         } else {
             return dsp_err_set(err, DSP_EINVAL,
                                "invalid fault rule '%s': unknown field '%s' (expected op, "
-                               "error, rate or seed)",
+                               "error, rate, seed, key or delay_ms)",
                                whole, name);
         }
     }
@@ -161,6 +184,11 @@ static dsp_status parse_rule(dsp_fault *f, char *text, const char *whole, dsp_er
         return dsp_err_set(err, DSP_EINVAL,
                            "invalid fault rule '%s': error=%s applies only to op=cput", whole,
                            dsp_fault_kind_name(rule.kind));
+    if (rule.delay_ms >= 0 && rule.kind != DSP_FAULT_DELAY)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "invalid fault rule '%s': delay_ms applies only to error=delay", whole);
+    if (rule.delay_ms < 0)
+        rule.delay_ms = FAULT_DEFAULT_DELAY_MS;
     if (f->nrules == FAULT_MAX_RULES)
         return dsp_err_set(err, DSP_EINVAL, "invalid fault spec: more than %d rules",
                            FAULT_MAX_RULES);
@@ -219,11 +247,18 @@ static uint64_t splitmix64(uint64_t x)
 
 dsp_fault_kind dsp_fault_pick(dsp_fault *f, dsp_fault_op op)
 {
+    return dsp_fault_pick_key(f, op, NULL);
+}
+
+dsp_fault_kind dsp_fault_pick_key(dsp_fault *f, dsp_fault_op op, const char *key)
+{
     if (!f)
         return DSP_FAULT_NONE;
     for (int i = 0; i < f->nrules; i++) {
         const fault_rule *r = &f->rules[i];
         if (!(r->op_mask & (1u << op)))
+            continue;
+        if (r->key[0] && (!key || !strstr(key, r->key)))
             continue;
         if ((r->kind == DSP_FAULT_CPUT500 || r->kind == DSP_FAULT_NOCOND) && op != DSP_FOP_CPUT)
             continue;
@@ -232,7 +267,9 @@ dsp_fault_kind dsp_fault_pick(dsp_fault *f, dsp_fault_op op)
         double u = (double)(splitmix64(f->seed + n) >> 11) * 0x1.0p-53;
         if (u < r->rate) {
             atomic_fetch_add(&f->injected, 1);
-            return r->kind;
+            if (r->kind != DSP_FAULT_DELAY)
+                return r->kind;
+            dsp_sleep_ms(r->delay_ms);
         }
     }
     return DSP_FAULT_NONE;

@@ -500,7 +500,7 @@ static dsp_status get_attempt(local_store *ls, const char *key, const char *path
                               uint64_t offset, int64_t length, dsp_buf *out,
                               dsp_obj_info *info, dsp_err *err)
 {
-    dsp_fault_kind k = dsp_fault_pick(ls->base.faults, DSP_FOP_GET);
+    dsp_fault_kind k = dsp_fault_pick_key(ls->base.faults, DSP_FOP_GET, key);
     dsp_status rc = fault_before(ls, k, "get", key, err);
     if (rc != DSP_OK)
         return rc;
@@ -1335,7 +1335,7 @@ static dsp_status reader_read(dsp_reader *base, void *buf, size_t cap, size_t *g
         return DSP_OK;
     dsp_retry_begin(&st, &ls->base.retry);
     do {
-        dsp_fault_kind k = dsp_fault_pick(ls->base.faults, DSP_FOP_GET);
+        dsp_fault_kind k = dsp_fault_pick_key(ls->base.faults, DSP_FOP_GET, r->key);
         rc = fault_before(ls, k, "get", r->key, err);
         if (rc != DSP_OK)
             continue;

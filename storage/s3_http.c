@@ -247,7 +247,8 @@ dsp_status dsp_s3_req_start(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
     if (r->counter)
         atomic_fetch_add(r->counter, 1);
 
-    r->fault = dsp_fault_pick(s->base.faults, r->fop);
+    r->fault = r->fop == DSP_FOP_GET ? dsp_fault_pick_key(s->base.faults, r->fop, r->key)
+                                     : dsp_fault_pick(s->base.faults, r->fop);
     if (r->fault != DSP_FAULT_NONE)
         DSP_DEBUG("s3_fault", "op=%s key=%s fault=%s", r->op, r->key ? r->key : "",
                   dsp_fault_kind_name(r->fault));

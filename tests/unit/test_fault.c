@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "storage/fault.h"
 #include "test.h"
 
@@ -17,6 +18,7 @@ static void test_parse_valid(void)
         "op=any,error=nocond,rate=1",
         "op=list,error=truncate,rate=0;",
         "op=mpu+copy+delete+head,error=403,rate=0.001,seed=9",
+        "op=get,error=delay,rate=1,key=/shuffle.bin,delay_ms=250",
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         dsp_fault *f = NULL;
@@ -45,6 +47,9 @@ static void test_parse_invalid(void)
         {"op=get,error=cput500,rate=0.1", "op=cput"},
         {"op=any,error=503,rate=0.1;op=head,error=nope,rate=1", "op=head,error=nope,rate=1"},
         {"seed=x", "seed"},
+        {"op=get,error=503,rate=1,delay_ms=10", "delay_ms applies only"},
+        {"op=get,error=delay,rate=1,delay_ms=-5", "-5"},
+        {"op=get,error=delay,rate=1,key=", "key must be"},
         {"", "no rules"},
         {";;", "no rules"},
     };
@@ -172,11 +177,37 @@ static void test_kind_names(void)
     CHECK_EQ_STR(dsp_fault_kind_name(DSP_FAULT_NONE), "none");
 }
 
+/* A key= rule fires only for keys containing its text, and a delay sleeps
+ * and then lets the next rule decide. */
+static void test_pick_key_and_delay(void)
+{
+    dsp_fault *f = NULL;
+    dsp_err err;
+    REQUIRE(dsp_fault_parse("op=get,error=delay,rate=1,key=shuffle,delay_ms=200;"
+                            "op=get,error=503,rate=1,key=/b/",
+                            &f, &err) == DSP_OK);
+    CHECK_EQ_INT(dsp_fault_pick(f, DSP_FOP_GET), DSP_FAULT_NONE);
+    CHECK_EQ_INT(dsp_fault_pick_key(f, DSP_FOP_GET, "a/order.bin"), DSP_FAULT_NONE);
+    CHECK_EQ_INT(dsp_fault_pick_key(f, DSP_FOP_GET, "x/b/y"), DSP_FAULT_503);
+    CHECK_EQ_INT(dsp_fault_pick_key(f, DSP_FOP_HEAD, "x/shuffle.bin"), DSP_FAULT_NONE);
+    int64_t start = dsp_mono_ms();
+    CHECK_EQ_INT(dsp_fault_pick_key(f, DSP_FOP_GET, "t1/shuffle.bin"), DSP_FAULT_NONE);
+    int64_t slept = dsp_mono_ms() - start;
+    CHECKF(slept >= 200, "the delay rule slept %lld ms, expected 200", (long long)slept);
+    start = dsp_mono_ms();
+    CHECK_EQ_INT(dsp_fault_pick_key(f, DSP_FOP_GET, "t1/b/shuffle.bin"), DSP_FAULT_503);
+    slept = dsp_mono_ms() - start;
+    CHECKF(slept >= 200, "the delay before a 503 slept %lld ms, expected 200", (long long)slept);
+    CHECK_EQ_INT(dsp_fault_count(f), 4);
+    dsp_fault_free(f);
+}
+
 TEST_MAIN({"parse valid specs", test_parse_valid},
           {"parse rejects invalid specs", test_parse_invalid},
           {"pick follows rate", test_pick_rate},
           {"pick filters by op", test_pick_op_filter},
           {"pick first rule wins", test_pick_first_rule_wins},
+          {"pick by key with delay", test_pick_key_and_delay},
           {"seed makes picks reproducible", test_seed_reproducible},
           {"pick from threads", test_pick_threads},
           {"kind names", test_kind_names})
