@@ -911,9 +911,6 @@ out:
 
 /* ---- reduce stages ---- */
 
-/* NOTE: reduce tasks do not poll cfg->cancel, so a stopping worker or a
- * lost lease waits for the running reduce to finish before it lets go. */
-
 static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_plan *plan,
                                   const dsp_plan_stage *stage, const dsp_plan_task *task,
                                   const dsp_pipeline_config *cfg, dsp_pipeline_result *res,
@@ -931,6 +928,11 @@ static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_p
     char *out_key = dsp_xasprintf("%s/%s", cfg->out_prefix, out_name);
     char *clusters_key = NULL;
     dsp_dedup_stats ds = {0};
+    /* The shuffle reader polls the worker's cancel flag, so a cancelled job,
+     * a lost lease or a stopping worker ends the reduce without a commit. */
+    dsp_dedup_io_opts io;
+    memset(&io, 0, sizeof io);
+    io.reader.cancel = cfg->cancel;
     dsp_status st = wide_sealed_files(store, job, dep, in_name, &keys, &sizes, &n, err);
     if (st != DSP_OK)
         goto out;
@@ -938,12 +940,13 @@ static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_p
     uint32_t p = (uint32_t)task->index;
     if (!strcmp(stage->kind, "dedup_exact_reduce")) {
         st = dsp_dedup_exact_reduce(store, ck, sizes, n, (uint32_t)stage->ntasks, p, out_key,
-                                    (uint32_t)n, NULL, &ds, err);
+                                    (uint32_t)n, &io, &ds, err);
     } else {
         dsp_dedup_minhash_opts opts;
         st = dsp_op_dedup_minhash_config(step, &opts, err);
         if (st != DSP_OK)
             goto out;
+        opts.io.reader.cancel = cfg->cancel;
         if (!components) {
             st = dsp_dedup_minhash_bands(store, ck, sizes, n, (uint32_t)stage->ntasks, p, out_key,
                                          &opts, &ds, err);
@@ -1032,8 +1035,11 @@ static dsp_status wide_run_repartition(dsp_store *store, const char *job, const 
     st = dsp_shard_writer_open(&wopts, &o.out, err);
     if (st != DSP_OK)
         goto out;
+    dsp_shuffle_reader_opts ropts;
+    memset(&ropts, 0, sizeof ropts);
+    ropts.cancel = cfg->cancel;
     st = dsp_repart_reduce(store, (const char *const *)keys, sizes, n, (uint32_t)stage->ntasks,
-                           (uint32_t)task->index, NULL, wide_repart_write, &o, err);
+                           (uint32_t)task->index, &ropts, wide_repart_write, &o, err);
     if (st == DSP_OK) {
         st = dsp_shard_writer_close(o.out, &res->files, &res->nfiles, err);
     } else {

@@ -398,6 +398,7 @@ struct dsp_shuffle_reader {
     size_t budget, max_request;
     int threads;
     char *tmp_dir;
+    volatile int *cancel;
 
     shuf_obj *objs;
     size_t nobjs;
@@ -581,6 +582,15 @@ typedef struct {
     pthread_mutex_t mu;
 } shuf_pool;
 
+/* DSP_ECANCELLED with a message when the caller's cancel flag is set. */
+static dsp_status reader_check_cancel(const dsp_shuffle_reader *r, dsp_err *err)
+{
+    if (r->cancel && *r->cancel)
+        return dsp_err_set(err, DSP_ECANCELLED, "shuffle read of partitions [%u, %u) cancelled",
+                           r->p_begin, r->p_end);
+    return DSP_OK;
+}
+
 static void fetch_index(dsp_shuffle_reader *r, shuf_fetch *f)
 {
     shuf_obj *o = &r->objs[f->obj];
@@ -661,6 +671,11 @@ static void *pool_main(void *arg)
         if (i >= pool->njobs)
             return NULL;
         shuf_fetch *f = &pool->jobs[i];
+        /* Each ranged GET checks the flag, so a cancel waits for at most
+         * the GETs already in flight. */
+        f->st = reader_check_cancel(pool->r, &f->err);
+        if (f->st != DSP_OK)
+            continue;
         if (pool->index_phase) {
             fetch_index(pool->r, f);
         } else {
@@ -737,6 +752,9 @@ static dsp_status reader_fetch_all(dsp_shuffle_reader *r, dsp_err *err)
         st = pool_run(r, jobs + w0, wn, 0, err);
         for (size_t j = w0; j < w0 + wn && st == DSP_OK; j++) {
             shuf_fetch *f = &jobs[j];
+            st = reader_check_cancel(r, err);
+            if (st != DSP_OK)
+                break;
             r->stats.requests++;
             r->stats.fetched_bytes += f->data.len;
             if (f->obj != cur_obj) {
@@ -911,6 +929,7 @@ dsp_status dsp_shuffle_reader_open(dsp_store *store, const char *const *keys,
     if (r->threads > 64)
         r->threads = 64;
     r->tmp_dir = opts && opts->tmp_dir ? dsp_xstrdup(opts->tmp_dir) : NULL;
+    r->cancel = opts ? opts->cancel : NULL;
     r->spill_fd = -1;
     r->nobjs = nkeys;
     r->objs = dsp_xcalloc(nkeys ? nkeys : 1, sizeof *r->objs);
@@ -927,6 +946,8 @@ dsp_status dsp_shuffle_reader_open(dsp_store *store, const char *const *keys,
         st = pool_run(r, idx, nkeys, 1, err);
         if (st == DSP_OK)
             st = reader_fetch_all(r, err);
+        if (st == DSP_OK)
+            st = reader_check_cancel(r, err);
         if (st == DSP_OK && r->nruns > 0)
             st = reader_start_merge(r, err);
         if (st == DSP_OK && r->nruns == 0)
@@ -948,6 +969,10 @@ dsp_status dsp_shuffle_reader_open(dsp_store *store, const char *const *keys,
 
 int dsp_shuffle_reader_next(dsp_shuffle_reader *r, dsp_shuffle_rec *rec, dsp_err *err)
 {
+    /* One load of a volatile int per record, so reducers that spend their
+     * time between records (the caller's writes) stop within one record. */
+    if (reader_check_cancel(r, err) != DSP_OK)
+        return -1;
     if (!r->merging) {
         if (r->next_entry >= r->nentries)
             return 0;

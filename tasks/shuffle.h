@@ -96,6 +96,9 @@ typedef struct {
                                  into one ranged GET up to this size; 0 = 8 MiB */
     int threads;              /* ranged GETs in flight; 0 = 4 */
     const char *tmp_dir;      /* spill directory; NULL = $TMPDIR or /tmp */
+    volatile int *cancel;     /* when set non-zero, open and next fail with
+                                 DSP_ECANCELLED at the next ranged GET, slice
+                                 or record; NULL = never */
 } dsp_shuffle_reader_opts;
 
 typedef struct {

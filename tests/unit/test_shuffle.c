@@ -555,6 +555,38 @@ static void test_repartition_hash_keeps_order(void)
     close_tmp_store(s);
 }
 
+/* A set cancel flag fails open before any slice is read, and a flag set
+ * after open fails the next record. */
+static void test_reader_cancel(void)
+{
+    dsp_store *s = open_tmp_store();
+    REQUIRE(s);
+    exp_rec *recs = make_records(500, 4, 11);
+    const char *keys[2] = {"cancel-a", "cancel-b"};
+    REQUIRE(write_map(s, keys[0], 4, recs, 0, 250, NULL, NULL) == 0);
+    REQUIRE(write_map(s, keys[1], 4, recs, 250, 500, NULL, NULL) == 0);
+
+    volatile int cancel = 1;
+    dsp_shuffle_reader_opts opts = {.cancel = &cancel};
+    dsp_shuffle_reader *r = NULL;
+    dsp_err err = {0};
+    CHECK_EQ_INT(dsp_shuffle_reader_open(s, keys, NULL, 2, 4, 0, 4, &opts, &r, &err),
+                 DSP_ECANCELLED);
+    CHECK(r == NULL);
+    CHECKF(strstr(err.msg, "cancelled") != NULL, "message: %s", err.msg);
+
+    cancel = 0;
+    REQUIRE(dsp_shuffle_reader_open(s, keys, NULL, 2, 4, 0, 4, &opts, &r, &err) == DSP_OK);
+    dsp_shuffle_rec rec;
+    CHECK_EQ_INT(dsp_shuffle_reader_next(r, &rec, &err), 1);
+    cancel = 1;
+    CHECK_EQ_INT(dsp_shuffle_reader_next(r, &rec, &err), -1);
+    CHECK_EQ_INT(err.code, DSP_ECANCELLED);
+    dsp_shuffle_reader_close(r);
+    free(recs);
+    close_tmp_store(s);
+}
+
 TEST_MAIN({"round trip local store", test_round_trip_local},
           {"round trip S3", test_round_trip_s3},
           {"empty partitions and maps", test_empty_partitions_and_maps},
@@ -563,4 +595,5 @@ TEST_MAIN({"round trip local store", test_round_trip_local},
           {"corrupt file rejected", test_corrupt_file_rejected},
           {"invalid arguments", test_invalid_arguments},
           {"repartition range sorts", test_repartition_range_sorts},
-          {"repartition hash keeps order", test_repartition_hash_keeps_order})
+          {"repartition hash keeps order", test_repartition_hash_keeps_order},
+          {"reader stops on cancel", test_reader_cancel})
