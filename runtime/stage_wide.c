@@ -189,9 +189,8 @@ static void wide_free_keys(char **keys, uint64_t *sizes, size_t n)
 
 /* ---- result files ---- */
 
-/* Append an object written under the attempt prefix to res->files. The
- * SHA-256 is left empty for shuffle files, whose index carries its own
- * xxh3 hash. */
+/* Append an object written under the attempt prefix to res->files with
+ * its hex SHA-256, which the caller computed while writing it. */
 static dsp_status wide_add_file(dsp_store *store, dsp_pipeline_result *res, const char *key,
                                 uint64_t records, const char *sha256, dsp_err *err)
 {
@@ -854,8 +853,10 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             /* NOTE: the shards the pipeline wrote next to this shuffle are
              * never read, because the shuffle carries whole lines, so a
              * repartition writes its data twice. */
-            st = dsp_repart_map_close(w.repart, err);
+            dsp_shuffle_write_stats ws = {0};
+            st = dsp_repart_map_close_stats(w.repart, &ws, err);
             ds.records = res->records_out;
+            memcpy(ds.sha256, ws.sha256, sizeof ds.sha256);
         }
         w.exact = NULL;
         w.minhash = NULL;
@@ -865,7 +866,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
         if (w.missing_field)
             DSP_INFO("dedup_field_missing", "field=%s documents=%llu", w.field,
                      (unsigned long long)w.missing_field);
-        st = wide_add_file(store, res, shuffle_key, ds.records, NULL, err);
+        st = wide_add_file(store, res, shuffle_key, ds.records, ds.sha256, err);
         if (st != DSP_OK)
             goto out;
     }
@@ -971,7 +972,7 @@ static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_p
             goto out;
     }
     uint64_t records = !strcmp(out_name, WIDE_EDGES_NAME) ? ds.edges : ds.dropped;
-    st = wide_add_file(store, res, out_key, records, NULL, err);
+    st = wide_add_file(store, res, out_key, records, ds.sha256, err);
     if (st != DSP_OK)
         goto out;
 

@@ -133,9 +133,12 @@ dsp_status dsp_dedup_exact_map_add(dsp_dedup_exact_map *m, const char *text, siz
 dsp_status dsp_dedup_exact_map_close(dsp_dedup_exact_map *m, dsp_dedup_stats *stats,
                                      dsp_err *err)
 {
-    dsp_status st = dsp_shuffle_writer_close(m->w, NULL, err);
-    if (stats)
+    dsp_shuffle_write_stats ws = {0};
+    dsp_status st = dsp_shuffle_writer_close(m->w, &ws, err);
+    if (stats) {
         *stats = m->stats;
+        memcpy(stats->sha256, ws.sha256, sizeof stats->sha256);
+    }
     dsp_buf_free(&m->norm);
     free(m);
     return st;
@@ -213,7 +216,9 @@ dsp_status dsp_dedup_exact_reduce(dsp_store *store, const char *const *map_keys,
     stats_add_reader(&s, r);
     dsp_shuffle_writer *closing = w;
     w = NULL;
-    st = dsp_shuffle_writer_close(closing, NULL, err);
+    dsp_shuffle_write_stats ws = {0};
+    st = dsp_shuffle_writer_close(closing, &ws, err);
+    memcpy(s.sha256, ws.sha256, sizeof s.sha256);
 
 out:
     if (st != DSP_OK)
@@ -357,9 +362,12 @@ dsp_status dsp_dedup_minhash_map_close(dsp_dedup_minhash_map *m, dsp_dedup_stats
 {
     dsp_shuffle_writer *w = m->w;
     m->w = NULL;
-    dsp_status st = dsp_shuffle_writer_close(w, NULL, err);
-    if (stats)
+    dsp_shuffle_write_stats ws = {0};
+    dsp_status st = dsp_shuffle_writer_close(w, &ws, err);
+    if (stats) {
         *stats = m->stats;
+        memcpy(stats->sha256, ws.sha256, sizeof stats->sha256);
+    }
     dsp_dedup_minhash_map_abort(m);
     return st;
 }
@@ -444,7 +452,9 @@ dsp_status dsp_dedup_minhash_bands(dsp_store *store, const char *const *map_keys
     stats_add_reader(&s, r);
     dsp_shuffle_writer *closing = w;
     w = NULL;
-    st = dsp_shuffle_writer_close(closing, NULL, err);
+    dsp_shuffle_write_stats ws = {0};
+    st = dsp_shuffle_writer_close(closing, &ws, err);
+    memcpy(s.sha256, ws.sha256, sizeof s.sha256);
 
 out:
     if (st != DSP_OK)

@@ -87,6 +87,8 @@ typedef struct {
     uint64_t dropped;      /* documents marked for removal */
     uint64_t runs_spilled; /* sorted runs written by shuffle readers */
     uint64_t rounds;       /* MinHash components: external rounds, 0 in memory */
+    char sha256[65];       /* hex SHA-256 of the shuffle file the call wrote
+                              (map close, reduce, bands, components); "" on error */
 } dsp_dedup_stats;
 
 /* Default components budget: the shuffle reader's default budget. */

@@ -101,6 +101,7 @@ static void comp_ctx_init(comp_ctx *c, const dsp_dedup_io_opts *io)
         c->drop_opts.memory_budget = COMP_DROP_FRAME;
     c->sort_opts.memory_budget = share;
     c->sort_opts.tmp_dir = c->edge_opts.tmp_dir;
+    c->sort_opts.cancel = c->edge_opts.cancel;
     c->uf_limit = c->budget / 2;
 }
 
@@ -127,7 +128,9 @@ static dsp_status comp_outputs_close(comp_ctx *c, dsp_err *err)
 {
     dsp_shuffle_writer *drops = c->drops;
     c->drops = NULL;
-    dsp_status st = dsp_shuffle_writer_close(drops, NULL, err);
+    dsp_shuffle_write_stats ws = {0};
+    dsp_status st = dsp_shuffle_writer_close(drops, &ws, err);
+    memcpy(c->s.sha256, ws.sha256, sizeof c->s.sha256);
     if (st == DSP_OK && c->clusters.w) {
         dsp_writer *w = c->clusters.w;
         c->clusters.w = NULL;

@@ -110,10 +110,16 @@ void dsp_repart_map_abort(dsp_repart_map *m)
 
 dsp_status dsp_repart_map_close(dsp_repart_map *m, dsp_err *err)
 {
+    return dsp_repart_map_close_stats(m, NULL, err);
+}
+
+dsp_status dsp_repart_map_close_stats(dsp_repart_map *m, dsp_shuffle_write_stats *stats,
+                                      dsp_err *err)
+{
     dsp_shuffle_writer *w = m->w;
     m->w = NULL;
     dsp_repart_map_abort(m);
-    return dsp_shuffle_writer_close(w, NULL, err);
+    return dsp_shuffle_writer_close(w, stats, err);
 }
 
 dsp_status dsp_repart_reduce(dsp_store *store, const char *const *map_keys,

@@ -44,6 +44,10 @@ dsp_status dsp_repart_map_add(dsp_repart_map *m, const void *key, size_t key_len
                               dsp_dedup_order order, const char *line, size_t len, dsp_err *err);
 /* Write the shuffle file and free the map, whatever the result. */
 dsp_status dsp_repart_map_close(dsp_repart_map *m, dsp_err *err);
+/* dsp_repart_map_close that also fills stats (may be NULL), for the
+ * SHA-256 of the shuffle file. */
+dsp_status dsp_repart_map_close_stats(dsp_repart_map *m, dsp_shuffle_write_stats *stats,
+                                      dsp_err *err);
 void dsp_repart_map_abort(dsp_repart_map *m);
 
 typedef dsp_status (*dsp_repart_emit_fn)(void *ctx, const char *line, size_t len, dsp_err *err);

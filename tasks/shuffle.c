@@ -166,6 +166,7 @@ dsp_status dsp_shuffle_writer_open(dsp_store *store, const char *key, uint32_t p
         return dsp_err_set(err, DSP_ENOMEM, "shuffle %s: cannot create zstd context", key);
     }
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->level);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     *out = w;
     return DSP_OK;
 }
@@ -248,12 +249,15 @@ dsp_status dsp_shuffle_writer_add(dsp_shuffle_writer *w, uint32_t p, const void 
     return DSP_OK;
 }
 
-static dsp_status writer_emit(dsp_writer *sw, const void *data, size_t len, uint64_t *pos,
-                              dsp_err *err)
+/* Write bytes of the object and add them to its SHA-256. */
+static dsp_status writer_emit(dsp_writer *sw, dsp_sha256 *hash, const void *data, size_t len,
+                              uint64_t *pos, dsp_err *err)
 {
     dsp_status st = dsp_writer_write(sw, data, len, err);
-    if (st == DSP_OK)
+    if (st == DSP_OK) {
+        dsp_sha256_update(hash, data, len);
         *pos += len;
+    }
     return st;
 }
 
@@ -287,6 +291,7 @@ dsp_status dsp_shuffle_writer_close(dsp_shuffle_writer *w, dsp_shuffle_write_sta
     dsp_buf copy = DSP_BUF_INIT;
     unsigned char *index = dsp_xcalloc(w->nparts, DSP_SHUFFLE_INDEX_ENTRY_SIZE);
     uint64_t pos = 0;
+    dsp_sha256 *hash = dsp_sha256_new();
     dsp_status st = dsp_store_writer_open(w->store, w->key, NULL, &sw, err);
     if (st != DSP_OK)
         goto out;
@@ -301,7 +306,7 @@ dsp_status dsp_shuffle_writer_close(dsp_shuffle_writer *w, dsp_shuffle_write_sta
                             err);
             if (st != DSP_OK)
                 goto out;
-            st = writer_emit(sw, copy.data, part->chunks[c].size, &pos, err);
+            st = writer_emit(sw, hash, copy.data, part->chunks[c].size, &pos, err);
             if (st != DSP_OK)
                 goto out;
         }
@@ -309,7 +314,7 @@ dsp_status dsp_shuffle_writer_close(dsp_shuffle_writer *w, dsp_shuffle_write_sta
             st = writer_compress(w, &part->raw, err);
             if (st != DSP_OK)
                 goto out;
-            st = writer_emit(sw, w->frame.data, w->frame.len, &pos, err);
+            st = writer_emit(sw, hash, w->frame.data, w->frame.len, &pos, err);
             if (st != DSP_OK)
                 goto out;
         }
@@ -322,7 +327,7 @@ dsp_status dsp_shuffle_writer_close(dsp_shuffle_writer *w, dsp_shuffle_write_sta
 
     size_t index_size = (size_t)w->nparts * DSP_SHUFFLE_INDEX_ENTRY_SIZE;
     uint64_t index_offset = pos;
-    st = writer_emit(sw, index, index_size, &pos, err);
+    st = writer_emit(sw, hash, index, index_size, &pos, err);
     if (st != DSP_OK)
         goto out;
     unsigned char footer[DSP_SHUFFLE_FOOTER_SIZE];
@@ -332,7 +337,7 @@ dsp_status dsp_shuffle_writer_close(dsp_shuffle_writer *w, dsp_shuffle_write_sta
     le64_put(footer + 16, index_offset);
     le64_put(footer + 24, index_size);
     le64_put(footer + 32, XXH3_64bits(index, index_size));
-    st = writer_emit(sw, footer, sizeof footer, &pos, err);
+    st = writer_emit(sw, hash, footer, sizeof footer, &pos, err);
     if (st != DSP_OK)
         goto out;
     dsp_writer *closing = sw;
@@ -341,6 +346,8 @@ dsp_status dsp_shuffle_writer_close(dsp_shuffle_writer *w, dsp_shuffle_write_sta
     if (st != DSP_OK)
         goto out;
     w->stats.object_bytes = pos;
+    dsp_sha256_final_hex(hash, w->stats.sha256);
+    hash = NULL;
     if (stats)
         *stats = w->stats;
 
@@ -349,6 +356,10 @@ out:
         dsp_err_prefix(err, "writing shuffle file %s", w->key);
     if (sw)
         dsp_writer_abort(sw);
+    if (hash) {
+        char unused[65];
+        dsp_sha256_final_hex(hash, unused);
+    }
     dsp_buf_free(&copy);
     free(index);
     writer_free(w);

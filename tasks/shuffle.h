@@ -8,7 +8,9 @@
  *   [partition 0][partition 1]...[partition R-1][index][footer]
  *
  *   partition p   zero or more zstd frames; decompressed and concatenated
- *                 they hold the partition's records, unsorted.
+ *                 they hold the partition's records, unsorted. Writers
+ *                 set each frame's content checksum, so a reader's zstd
+ *                 decoder rejects a corrupted slice.
  *   index         R entries of 32 bytes, little endian:
  *                   u64 offset   byte offset of the partition in the object
  *                   u64 size     compressed bytes (0 for an empty partition)
@@ -70,6 +72,7 @@ typedef struct {
 typedef struct {
     uint64_t records, raw_bytes, object_bytes;
     uint64_t spilled_frames;
+    char sha256[65];      /* hex SHA-256 of the whole object, for its commit entry */
 } dsp_shuffle_write_stats;
 
 typedef struct dsp_shuffle_writer dsp_shuffle_writer;

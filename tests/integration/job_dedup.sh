@@ -32,6 +32,23 @@ out_records() {
     jq '.totals.records_out' "$1/_MANIFEST.json"
 }
 
+# seal_hashes_match JOB: every file a seal names, intermediates included
+# (shuffle.bin, drops.bin, edges.bin, order.bin), has the SHA-256 of its
+# bytes in the store (local stores only).
+seal_hashes_match() {
+    local dir="$STORE/jobs/$1" sha key n=0
+    while read -r sha key; do
+        [ "$sha" = "$(sha256sum "$STORE/$key" | cut -d' ' -f1)" ] ||
+            die "seal of job $1: sha256 '$sha' of $key does not match its bytes"
+        n=$((n + 1))
+    done < <(jq -r '.tasks[].files[] | "\(.sha256) \(.key)"' "$dir"/seals/*.json)
+    [ "$n" -gt 0 ] || die "the seals of job $1 name no files"
+    for name in $2; do
+        jq -e --arg name "$name" '[.tasks[].files[].key | select(endswith("/" + $name))] | length > 0' \
+            "$dir"/seals/*.json | grep -q true || die "the seals of job $1 name no $name"
+    done
+}
+
 run_job() {
     local spec=$1 log=$2
     shift 2
@@ -142,6 +159,7 @@ echo "killed $kills workers"
 same_output "$WORK/out-clean" "$WORK/out-chaos"
 sleep 1
 attempts_match_commits "$job"
+seal_hashes_match "$job" "shuffle.bin drops.bin order.bin"
 
 # ---- MinHash on the linux-doc version pairs ----
 mkdir -p "$WORK/ld"
@@ -149,6 +167,7 @@ cp "$LINUX_DOC" "$WORK/ld/"
 dedup_spec "$WORK/mh.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mh" 1000000 \
     '{"op": "dedup_minhash", "clusters": true}'
 run_job "$WORK/mh.json" "$WORK/mh.log" --workers 2
+seal_hashes_match "$(ls "$STORE/jobs" | grep '^dedup-mh-')" "shuffle.bin edges.bin drops.bin"
 python3 - "$LINUX_DOC" "$WORK/out-mh" <<'PY' || die "MinHash kept or dropped the wrong documents"
 import glob, gzip, json, subprocess, sys
 docs = [json.loads(l) for l in gzip.open(sys.argv[1], "rt", encoding="utf-8")]

@@ -555,6 +555,43 @@ static void test_repartition_hash_keeps_order(void)
     close_tmp_store(s);
 }
 
+/* The writer's SHA-256 matches the stored bytes, and one flipped byte in
+ * an incompressible record (a raw block, which zstd copies without any
+ * structure to break) fails the frame checksum with the key named. */
+static void test_flipped_data_byte_rejected(void)
+{
+    dsp_store *s = open_tmp_store();
+    REQUIRE(s);
+    char value[4000];
+    rng_state = 99;
+    for (size_t i = 0; i < sizeof value; i++)
+        value[i] = (char)rng_next();
+    const char *key = "flip/shuffle.bin";
+    dsp_err err;
+    dsp_shuffle_writer *w = NULL;
+    REQUIRE(dsp_shuffle_writer_open(s, key, 1, NULL, &w, &err) == DSP_OK);
+    REQUIRE(dsp_shuffle_writer_add(w, 0, "k", 1, value, sizeof value, &err) == DSP_OK);
+    dsp_shuffle_write_stats ws;
+    REQUIRE(dsp_shuffle_writer_close(w, &ws, &err) == DSP_OK);
+
+    dsp_buf body = DSP_BUF_INIT;
+    REQUIRE(dsp_store_get(s, key, 0, -1, &body, NULL, &err) == DSP_OK);
+    char sha[65];
+    dsp_sha256_hex(body.data, body.len, sha);
+    CHECK_EQ_STR(ws.sha256, sha);
+
+    body.data[2000] ^= 0x01;
+    REQUIRE(dsp_store_put(s, key, body.data, body.len, NULL, NULL, &err) == DSP_OK);
+    dsp_shuffle_reader *r = NULL;
+    CHECK_EQ_INT(dsp_shuffle_reader_open(s, &key, NULL, 1, 1, 0, 1, NULL, &r, &err),
+                 DSP_ECORRUPT);
+    CHECK(r == NULL);
+    CHECKF(strstr(err.msg, key) != NULL, "message: %s", err.msg);
+    dsp_shuffle_reader_close(r);
+    dsp_buf_free(&body);
+    close_tmp_store(s);
+}
+
 /* A set cancel flag fails open before any slice is read, and a flag set
  * after open fails the next record. */
 static void test_reader_cancel(void)
@@ -596,4 +633,5 @@ TEST_MAIN({"round trip local store", test_round_trip_local},
           {"invalid arguments", test_invalid_arguments},
           {"repartition range sorts", test_repartition_range_sorts},
           {"repartition hash keeps order", test_repartition_hash_keeps_order},
-          {"reader stops on cancel", test_reader_cancel})
+          {"reader stops on cancel", test_reader_cancel},
+          {"flipped data byte rejected", test_flipped_data_byte_rejected})
