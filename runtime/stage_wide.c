@@ -341,7 +341,7 @@ static void wide_sort_key(wide_pipe *w, const char *line, size_t len, dsp_buf *o
     const char *val;
     size_t vlen;
     dsp_buf_reset(out);
-    if (!dsp_json_find(line, len, w->field, &val, &vlen) || (vlen == 4 && !memcmp(val, "null", 4))) {
+    if (!dsp_json_find_path(line, len, w->field, &val, &vlen) || (vlen == 4 && !memcmp(val, "null", 4))) {
         dsp_buf_append_char(out, 0x00);
         return;
     }
@@ -401,7 +401,7 @@ static dsp_status wide_emit_repartition(wide_pipe *w, const dsp_batch *b, const 
     }
     const char *val = w->line.data;
     size_t vlen = w->line.len;
-    if (w->field && !dsp_json_find(w->line.data, w->line.len, w->field, &val, &vlen)) {
+    if (w->field && !dsp_json_find_path(w->line.data, w->line.len, w->field, &val, &vlen)) {
         w->missing_field++;
         val = "";
         vlen = 0;
@@ -435,7 +435,7 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
     if (w->field) {
         const char *val;
         size_t vlen;
-        if (!dsp_json_find(d->line, d->line_len, w->field, &val, &vlen)) {
+        if (!dsp_json_find_path(d->line, d->line_len, w->field, &val, &vlen)) {
             /* Without the member there is nothing to compare: keep it. */
             w->missing_field++;
             return DSP_OK;

@@ -355,13 +355,12 @@ static int object_iter_init(member_iter *it, const char *line, size_t line_len)
     return 0;
 }
 
-int dsp_json_find(const char *line, size_t line_len, const char *name, const char **val,
-                  size_t *len)
+static int json_find_n(const char *line, size_t line_len, const char *name, size_t name_len,
+                       const char **val, size_t *len)
 {
     member_iter it;
     if (object_iter_init(&it, line, line_len) != 0)
         return 0;
-    size_t name_len = strlen(name);
     member m;
     while (member_next(&it, &m) == 1) {
         if (key_equals(m.key, m.key_len, name, name_len)) {
@@ -371,6 +370,36 @@ int dsp_json_find(const char *line, size_t line_len, const char *name, const cha
         }
     }
     return 0;
+}
+
+int dsp_json_find(const char *line, size_t line_len, const char *name, const char **val,
+                  size_t *len)
+{
+    return json_find_n(line, line_len, name, strlen(name), val, len);
+}
+
+int dsp_json_find_path(const char *line, size_t line_len, const char *path, const char **val,
+                       size_t *len)
+{
+    if (json_find_n(line, line_len, path, strlen(path), val, len))
+        return 1;
+    const char *obj = line;
+    size_t obj_len = line_len;
+    const char *seg = path;
+    for (;;) {
+        const char *dot = strchr(seg, '.');
+        size_t seg_len = dot ? (size_t)(dot - seg) : strlen(seg);
+        if (!dot && seg == path)
+            return 0; /* no dot: the whole-name lookup above already failed */
+        if (seg_len == 0 || !json_find_n(obj, obj_len, seg, seg_len, &obj, &obj_len))
+            return 0;
+        if (!dot) {
+            *val = obj;
+            *len = obj_len;
+            return 1;
+        }
+        seg = dot + 1;
+    }
 }
 
 /* ---- UTF-8 ---- */

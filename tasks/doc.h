@@ -80,6 +80,14 @@ void dsp_batch_compact(dsp_batch *b, const unsigned char *keep);
  */
 int dsp_json_find(const char *line, size_t line_len, const char *name, const char **val,
                   size_t *len);
+/*
+ * dsp_json_find for a dotted path such as "metadata.url": a top-level
+ * member named exactly `path` wins, else each dot-separated name selects a
+ * member of the object found so far. Returns 0 when a step is missing or
+ * is not an object, or when the path has an empty name ("a..b").
+ */
+int dsp_json_find_path(const char *line, size_t line_len, const char *path, const char **val,
+                       size_t *len);
 /* Decode a raw JSON string value (with quotes) into UTF-8, allocated in the
  * arena. Returns NULL on an invalid string (bad escape, unpaired surrogate
  * is replaced by U+FFFD instead). */

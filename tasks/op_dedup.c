@@ -15,7 +15,9 @@
 
 static const dsp_op_option dedup_exact_options[] = {
     {"field", DSP_OPT_STRING, "\"\"",
-     "JSON member to compare, e.g. \"url\"; empty = the document's text"},
+     "JSON member to compare, e.g. \"url\", or a dotted path into nested objects, e.g. "
+     "\"metadata.url\" (a top-level member with that exact name wins); empty = the "
+     "document's text"},
     {"normalize", DSP_OPT_BOOL, "true",
      "compare normalised text (lower case, digits as 0, punctuation and spaces as one "
      "separator) instead of the raw bytes"},

@@ -16,7 +16,9 @@ static const dsp_op_option repartition_options[] = {
      "\"sort\": sort by `field` into ranges (missing and null first, then numbers, strings, "
      "other values)"},
     {"field", DSP_OPT_STRING, "\"\"",
-     "top-level JSON member to shard or sort by when by is \"field\" or \"sort\""},
+     "JSON member to shard or sort by when by is \"field\" or \"sort\", e.g. \"url\", or "
+     "a dotted path into nested objects, e.g. \"metadata.url\" (a top-level member with "
+     "that exact name wins)"},
     {"shards", DSP_OPT_INT, "0",
      "number of output shards (1 to 10000); 0 = one per target_task_bytes of input"},
     {NULL, 0, NULL, NULL},
@@ -47,7 +49,7 @@ dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, int 
     if (by && (!strcmp(by, "field") || *sort)) {
         if (!f || !f[0])
             return dsp_err_set(err, DSP_EINVAL,
-                               "\"by\": \"%s\" needs option \"field\" (a top-level member name)",
+                               "\"by\": \"%s\" needs option \"field\" (a member name or dotted path)",
                                by);
         *field = f;
         return DSP_OK;

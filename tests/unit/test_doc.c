@@ -205,9 +205,51 @@ static void test_serialize_changed(void)
     dsp_batch_free(&b);
 }
 
+/* Dotted paths descend into nested objects, and a top-level member whose
+ * name contains the dot wins. Missing steps, non-objects and empty names
+ * find nothing. */
+static void test_json_find_path(void)
+{
+    const char *line = "{\"id\":1,\"metadata\":{\"url\":\"http://a/\",\"x\":{\"y\":[1,2]},"
+                       "\"n\":7},\"a.b\":\"flat\",\"a\":{\"b\":\"nested\"},\"s\":\"m.n\"}";
+    size_t len = strlen(line);
+    const char *v;
+    size_t n;
+    static const struct {
+        const char *path;
+        const char *value; /* raw JSON, or NULL when not found */
+    } cases[] = {
+        {"metadata.url", "\"http://a/\""},
+        {"metadata.x.y", "[1,2]"},
+        {"metadata.n", "7"},
+        {"id", "1"},
+        {"a.b", "\"flat\""},
+        {"metadata.missing", NULL},
+        {"metadata.url.z", NULL},
+        {"s.m", NULL},
+        {"metadata..url", NULL},
+        {".metadata", NULL},
+        {"metadata.", NULL},
+        {"nothing", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int found = dsp_json_find_path(line, len, cases[i].path, &v, &n);
+        if (!cases[i].value) {
+            CHECKF(!found, "path %s: found '%.*s'", cases[i].path, (int)n, v);
+            continue;
+        }
+        CHECKF(found, "path %s: not found", cases[i].path);
+        if (found)
+            CHECKF(n == strlen(cases[i].value) && !memcmp(v, cases[i].value, n),
+                   "path %s: got '%.*s', expected '%s'", cases[i].path, (int)n, v,
+                   cases[i].value);
+    }
+}
+
 TEST_MAIN({"arena reuse", test_arena_reuse},
           {"batch push compact", test_batch_push_compact},
           {"json find", test_json_find},
+          {"json find dotted path", test_json_find_path},
           {"decode string", test_decode_string},
           {"encode string", test_encode_string},
           {"serialize unchanged", test_serialize_unchanged},
