@@ -563,6 +563,64 @@ static void test_short_bodies_retried(void)
     dsp_store_close(s);
 }
 
+/* PUT (policy_json non-NULL) or DELETE the bucket policy; 0 on success. */
+static int set_bucket_policy(dsp_s3_store *s, const char *policy_json)
+{
+    dsp_s3_req r;
+    dsp_err err;
+    dsp_s3_req_init(&r, "bucket policy", DSP_FOP_PUT, NULL, policy_json ? "PUT" : "DELETE",
+                    NULL);
+    r.query = "policy=";
+    if (policy_json) {
+        r.body = policy_json;
+        r.body_len = strlen(policy_json);
+        dsp_s3_req_header(&r, "content-type", "application/json");
+    }
+    dsp_status st = dsp_s3_req_run(s, &r, &err);
+    if (st != DSP_OK)
+        fprintf(stderr, "  bucket policy %s: %s\n", policy_json ? "put" : "delete", err.msg);
+    dsp_s3_req_free(&r);
+    return st == DSP_OK ? 0 : -1;
+}
+
+/* A bucket policy that denies s3:DeleteObject under one prefix makes RGW
+ * respond to DeleteObjects with a per-key AccessDenied. The batch must fail as
+ * permanent, name that key, and still delete the other keys. */
+static void test_delete_objects_per_key_error(void)
+{
+    dsp_store *store = open_store(NULL);
+    if (!store)
+        SKIP("AWS_ENDPOINT_URL or DSPARK_TEST_S3_BUCKET not set");
+    dsp_s3_store *s = (dsp_s3_store *)store;
+    dsp_err err;
+    const char *keys[] = {"del/a", "locked/b", "del/c"};
+    for (size_t i = 0; i < 3; i++)
+        REQUIRE(dsp_store_put(store, keys[i], "x", 1, NULL, NULL, &err) == DSP_OK);
+
+    char policy[1024];
+    snprintf(policy, sizeof policy,
+             "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\","
+             "\"Principal\":\"*\",\"Action\":\"s3:DeleteObject\","
+             "\"Resource\":\"arn:aws:s3:::%s/%s/locked/*\"}]}",
+             s->bucket, s->prefix);
+    REQUIRE(set_bucket_policy(s, policy) == 0);
+
+    dsp_status st = dsp_store_delete(store, keys, 3, &err);
+    int removed = set_bucket_policy(s, NULL);
+
+    CHECK_EQ_INT(st, DSP_EPERM);
+    CHECKF(strstr(err.msg, "locked/b") != NULL, "message: %s", err.msg);
+    CHECKF(strstr(err.msg, "AccessDenied") != NULL, "message: %s", err.msg);
+    CHECKF(strstr(err.msg, "1 of 3 keys failed") != NULL, "message: %s", err.msg);
+    dsp_obj_info info;
+    CHECK_EQ_INT(dsp_store_head(store, "del/a", &info, &err), DSP_ENOTFOUND);
+    CHECK_EQ_INT(dsp_store_head(store, "del/c", &info, &err), DSP_ENOTFOUND);
+    CHECK_EQ_INT(dsp_store_head(store, "locked/b", &info, &err), DSP_OK);
+    CHECK_EQ_INT(removed, 0);
+    wipe(store);
+    dsp_store_close(store);
+}
+
 TEST_MAIN({"wrong secret fails fast", test_wrong_secret_fails_fast},
           {"secret absent from debug log", test_secret_absent_from_debug_log},
           {"if-match stale etag", test_if_match_stale_etag},
@@ -571,4 +629,5 @@ TEST_MAIN({"wrong secret fails fast", test_wrong_secret_fails_fast},
           {"aborted upload leaves nothing", test_aborted_upload_leaves_nothing},
           {"special keys list then get", test_special_keys_list_then_get},
           {"ranges and empty object", test_ranges_and_empty_object},
-          {"short bodies retried", test_short_bodies_retried})
+          {"short bodies retried", test_short_bodies_retried},
+          {"delete objects per-key error", test_delete_objects_per_key_error})
