@@ -4,8 +4,11 @@
  *
  * Writer: data is buffered up to part_size. An object that fits in one part
  * goes as a single PUT at close. A larger one becomes a multipart upload
- * with up to `parallel` parts in flight on one curl multi handle. Each part
- * is retried on its own after a transient error. Any failure, and
+ * with up to `parallel` parts in flight on one curl multi handle, which a
+ * background thread drives, so parts upload while the caller fills the
+ * next one. Part buffers take at most (parallel + 1) x part_size, because
+ * the caller waits for a free slot before it hands over a full one. Each
+ * part is retried on its own after a transient error. Any failure, and
  * dsp_writer_abort(), aborts the upload, so no partial object is visible.
  * Conditional writes never go through here because Ceph RGW ignores
  * conditions on CompleteMultipartUpload.
@@ -15,10 +18,15 @@
  * ETag, so an object replaced mid-read fails with DSP_EPRECOND instead of
  * mixing two versions.
  *
- * NOTE: transfers make progress only inside write/read/close calls (there
- * is no background thread), and a retry's backoff sleep pauses the other
- * transfers of the same writer or reader.
+ * Threads: only the writer's upload thread touches its curl multi handle
+ * and the requests of slots in SLOT_BUSY. The caller and the thread share
+ * the slot states, the part ETags and the first error under `lock`.
+ *
+ * NOTE: reader transfers make progress only inside read calls, and a
+ * retry's backoff sleep pauses the other transfers of the same writer or
+ * reader.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +45,9 @@
 
 /* ---- writer ---- */
 
-typedef enum { SLOT_IDLE = 0, SLOT_BUSY } slot_state;
+/* IDLE: free for the caller. QUEUED: filled by the caller, waiting for the
+ * upload thread to start it. BUSY: owned by the upload thread. */
+typedef enum { SLOT_IDLE = 0, SLOT_QUEUED, SLOT_BUSY } slot_state;
 
 typedef struct {
     dsp_s3_req req;
@@ -66,76 +76,118 @@ typedef struct {
     int failed;
     dsp_err first_err;
     int max_in_flight; /* most parts uploading at once, for the debug log */
+
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* a slot went back to SLOT_IDLE, or the writer failed */
+    pthread_t thread;
+    int thread_running;
+    int thread_stop;
 } s3_writer;
 
+/* Record the first error. The caller holds w->lock. */
 static void writer_fail(s3_writer *w, const dsp_err *e)
 {
     if (!w->failed)
         w->first_err = *e;
     w->failed = 1;
+    pthread_cond_broadcast(&w->changed);
 }
 
-static dsp_status writer_start_part(s3_writer *w, s3_part *p)
+/* Give a BUSY slot back to the caller, failing the writer when e is set. */
+static void writer_release_slot(s3_writer *w, s3_part *p, const dsp_err *e)
+{
+    pthread_mutex_lock(&w->lock);
+    if (e)
+        writer_fail(w, e);
+    p->state = SLOT_IDLE;
+    pthread_cond_broadcast(&w->changed);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static int writer_failed(s3_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int failed = w->failed;
+    pthread_mutex_unlock(&w->lock);
+    return failed;
+}
+
+/* Start an attempt of a BUSY slot's part on the multi handle. Upload
+ * thread only. */
+static void writer_start_part(s3_writer *w, s3_part *p)
 {
     dsp_err e;
     for (;;) {
         dsp_status st = dsp_s3_req_start(w->s, &p->req, &e);
         if (st == DSP_OK && p->req.easy) {
             curl_multi_add_handle(w->multi, p->req.easy);
-            p->state = SLOT_BUSY;
+            pthread_mutex_lock(&w->lock);
             int busy = 0;
             for (int i = 0; i < w->parallel; i++)
                 busy += w->parts[i].state == SLOT_BUSY;
             if (busy > w->max_in_flight)
                 w->max_in_flight = busy;
-            return DSP_OK;
+            pthread_mutex_unlock(&w->lock);
+            return;
         }
         /* An injected fault failed the attempt before it was sent. */
         char t[1200];
         if (!dsp_retry_again(&p->retry, &e, "put part", dsp_s3_target(w->s, w->full, t, sizeof t))) {
-            writer_fail(w, &e);
-            p->state = SLOT_IDLE;
-            return e.code;
+            writer_release_slot(w, p, &e);
+            return;
         }
         atomic_fetch_add(&w->s->base.stats.retries, 1);
     }
 }
 
+/* Finish a transfer of a BUSY slot: store its ETag, retry it, or fail the
+ * writer. Upload thread only. */
 static void writer_part_done(s3_writer *w, s3_part *p, CURLcode rc)
 {
     dsp_err e;
     curl_multi_remove_handle(w->multi, p->req.easy);
     dsp_status st = dsp_s3_req_finish(w->s, &p->req, rc, &e);
-    p->state = SLOT_IDLE;
     if (st == DSP_OK) {
         if (!p->req.etag[0]) {
             dsp_err_set(&e, DSP_EPERM, "put part %d of %s: the response has no ETag",
                         p->part_number, w->full);
-            writer_fail(w, &e);
+            writer_release_slot(w, p, &e);
             return;
         }
+        pthread_mutex_lock(&w->lock);
         memcpy(w->etags[p->part_number], p->req.etag, DSP_ETAG_MAX);
+        pthread_mutex_unlock(&w->lock);
+        writer_release_slot(w, p, NULL);
         return;
     }
     char t[1200];
     dsp_err_prefix(&e, "part %d", p->part_number);
-    if (!w->failed &&
+    if (!writer_failed(w) &&
         dsp_retry_again(&p->retry, &e, "put part", dsp_s3_target(w->s, w->full, t, sizeof t))) {
         atomic_fetch_add(&w->s->base.stats.retries, 1);
         writer_start_part(w, p);
         return;
     }
-    writer_fail(w, &e);
+    writer_release_slot(w, p, &e);
 }
 
-/* Move transfers forward; with block set, wait up to 1 s for activity. */
-static void writer_drive(s3_writer *w, int block)
+/* Start queued parts, move transfers forward and wait up to 1 s for
+ * activity or a wakeup. Upload thread only. */
+static void writer_drive(s3_writer *w)
 {
     int running = 0, left = 0;
     CURLMsg *m;
 
-    if (block)
-        curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+    for (int i = 0; i < w->parallel; i++) {
+        s3_part *p = &w->parts[i];
+        pthread_mutex_lock(&w->lock);
+        int queued = p->state == SLOT_QUEUED;
+        if (queued)
+            p->state = SLOT_BUSY;
+        pthread_mutex_unlock(&w->lock);
+        if (queued)
+            writer_start_part(w, p);
+    }
     curl_multi_perform(w->multi, &running);
     while ((m = curl_multi_info_read(w->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
@@ -149,14 +201,48 @@ static void writer_drive(s3_writer *w, int block)
             }
         }
     }
+    curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
 }
 
-static int writer_busy(const s3_writer *w)
+static void *writer_thread_main(void *arg)
 {
-    for (int i = 0; i < w->parallel; i++)
-        if (w->parts[i].state == SLOT_BUSY)
-            return 1;
-    return 0;
+    s3_writer *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        int stop = w->thread_stop;
+        pthread_mutex_unlock(&w->lock);
+        if (stop)
+            return NULL;
+        writer_drive(w);
+    }
+}
+
+/* Stop and join the upload thread. Transfers still in flight stay on the
+ * multi handle, which the caller then owns. */
+static void writer_stop_thread(s3_writer *w)
+{
+    if (!w->thread_running)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->thread_stop = 1;
+    pthread_mutex_unlock(&w->lock);
+    curl_multi_wakeup(w->multi);
+    pthread_join(w->thread, NULL);
+    w->thread_running = 0;
+}
+
+/* Wait until every handed-over part has finished or the writer failed.
+ * The caller holds w->lock. */
+static void writer_wait_idle(s3_writer *w)
+{
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < w->parallel; i++)
+            pending += w->parts[i].state != SLOT_IDLE;
+        if (!pending || w->failed)
+            return;
+        pthread_cond_wait(&w->changed, &w->lock);
+    }
 }
 
 static dsp_status writer_create_upload(s3_writer *w, dsp_err *err)
@@ -181,7 +267,8 @@ static dsp_status writer_create_upload(s3_writer *w, dsp_err *err)
     return st;
 }
 
-/* Hand the filled buffer to a free slot and start its upload. */
+/* Hand the filled buffer to a free slot for the upload thread, waiting
+ * while every slot is in use. */
 static dsp_status writer_flush_part(s3_writer *w, dsp_err *err)
 {
     if (!w->upload_id) {
@@ -189,30 +276,43 @@ static dsp_status writer_flush_part(s3_writer *w, dsp_err *err)
         if (st != DSP_OK)
             return st;
     }
+    if (!w->thread_running) {
+        int rc = pthread_create(&w->thread, NULL, writer_thread_main, w);
+        if (rc != 0)
+            return dsp_err_set(err, DSP_ENOMEM, "writer %s: cannot start the upload thread: %s",
+                               w->full, strerror(rc));
+        w->thread_running = 1;
+    }
     if (w->next_part > S3_MAX_PARTS)
         return dsp_err_set(err, DSP_EINVAL, "writer %s: more than %d parts; use a larger "
                            "part_size", w->full, S3_MAX_PARTS);
 
     s3_part *p = NULL;
+    pthread_mutex_lock(&w->lock);
     while (!w->failed) {
         for (int i = 0; i < w->parallel && !p; i++)
             if (w->parts[i].state == SLOT_IDLE)
                 p = &w->parts[i];
         if (p)
             break;
-        writer_drive(w, 1);
+        pthread_cond_wait(&w->changed, &w->lock);
     }
     if (w->failed) {
         *err = w->first_err;
+        pthread_mutex_unlock(&w->lock);
         return err->code;
     }
 
+    /* Grown under the lock because the upload thread stores ETags in it. */
     if ((size_t)w->next_part >= w->etags_cap) {
         size_t cap = w->etags_cap ? 2 * w->etags_cap : 64;
         w->etags = dsp_xrealloc(w->etags, cap * sizeof *w->etags);
         memset(w->etags + w->etags_cap, 0, (cap - w->etags_cap) * sizeof *w->etags);
         w->etags_cap = cap;
     }
+    pthread_mutex_unlock(&w->lock);
+
+    /* The slot is IDLE, so the upload thread does not touch it. */
     dsp_buf tmp = p->data;
     p->data = w->cur;
     w->cur = tmp;
@@ -232,17 +332,29 @@ static dsp_status writer_flush_part(s3_writer *w, dsp_err *err)
     p->req.body = p->data.data;
     p->req.body_len = p->data.len;
     dsp_retry_begin(&p->retry, &w->s->base.retry);
-    writer_start_part(w, p);
+    pthread_mutex_lock(&w->lock);
+    p->state = SLOT_QUEUED;
+    pthread_mutex_unlock(&w->lock);
+    curl_multi_wakeup(w->multi);
 
     /* Keep under 10,000 parts for very large objects: double the part size
      * every 1,000 parts. */
     if ((w->next_part - 1) % 1000 == 0 && w->part_size * 2 <= S3_MAX_PART)
         w->part_size *= 2;
+    return DSP_OK;
+}
+
+/* DSP_OK, or the writer's first error copied into err. */
+static dsp_status writer_check(s3_writer *w, dsp_err *err)
+{
+    pthread_mutex_lock(&w->lock);
+    dsp_status st = DSP_OK;
     if (w->failed) {
         *err = w->first_err;
-        return err->code;
+        st = err->code;
     }
-    return DSP_OK;
+    pthread_mutex_unlock(&w->lock);
+    return st;
 }
 
 static dsp_status s3_writer_write(dsp_writer *base, const void *data, size_t len, dsp_err *err)
@@ -250,13 +362,12 @@ static dsp_status s3_writer_write(dsp_writer *base, const void *data, size_t len
     s3_writer *w = (s3_writer *)base;
     const char *p = data;
 
-    if (w->failed) {
-        *err = w->first_err;
-        return err->code;
-    }
+    dsp_status st = writer_check(w, err);
+    if (st != DSP_OK)
+        return st;
     while (len) {
         if (w->cur.len >= w->part_size) {
-            dsp_status st = writer_flush_part(w, err);
+            st = writer_flush_part(w, err);
             if (st != DSP_OK)
                 return st;
         }
@@ -269,20 +380,17 @@ static dsp_status s3_writer_write(dsp_writer *base, const void *data, size_t len
         len -= n;
         w->total += n;
     }
-    if (w->upload_id)
-        writer_drive(w, 0);
-    if (w->failed) {
-        *err = w->first_err;
-        return err->code;
-    }
-    return DSP_OK;
+    return writer_check(w, err);
 }
 
 static void writer_abort_upload(s3_writer *w)
 {
+    writer_stop_thread(w);
     for (int i = 0; i < w->parallel; i++) {
         s3_part *p = &w->parts[i];
-        if (p->state == SLOT_BUSY) {
+        if (p->state == SLOT_QUEUED)
+            p->state = SLOT_IDLE;
+        if (p->state == SLOT_BUSY && p->req.easy) {
             dsp_err e;
             curl_multi_remove_handle(w->multi, p->req.easy);
             dsp_s3_req_finish(w->s, &p->req, CURLE_ABORTED_BY_CALLBACK, &e);
@@ -315,6 +423,7 @@ static void writer_abort_upload(s3_writer *w)
 
 static void writer_free(s3_writer *w)
 {
+    writer_stop_thread(w);
     for (int i = 0; i < w->parallel; i++) {
         dsp_s3_req_free(&w->parts[i].req);
         dsp_buf_free(&w->parts[i].data);
@@ -328,6 +437,8 @@ static void writer_free(s3_writer *w)
     free(w->upload_id);
     free(w->content_type);
     free(w->full);
+    pthread_cond_destroy(&w->changed);
+    pthread_mutex_destroy(&w->lock);
     free(w);
 }
 
@@ -457,13 +568,10 @@ static dsp_status writer_complete(s3_writer *w, dsp_obj_info *info, dsp_err *err
 static dsp_status s3_writer_close(dsp_writer *base, dsp_obj_info *info, dsp_err *err)
 {
     s3_writer *w = (s3_writer *)base;
-    dsp_status st = DSP_OK;
+    dsp_status st = writer_check(w, err);
 
-    if (w->failed) {
-        *err = w->first_err;
-        st = err->code;
+    if (st != DSP_OK)
         goto out;
-    }
     if (!w->upload_id) {
         st = writer_put_single(w, info, err);
         goto out;
@@ -473,13 +581,13 @@ static dsp_status s3_writer_close(dsp_writer *base, dsp_obj_info *info, dsp_err 
         if (st != DSP_OK)
             goto out;
     }
-    while (writer_busy(w))
-        writer_drive(w, 1);
-    if (w->failed) {
-        *err = w->first_err;
-        st = err->code;
+    pthread_mutex_lock(&w->lock);
+    writer_wait_idle(w);
+    pthread_mutex_unlock(&w->lock);
+    st = writer_check(w, err);
+    if (st != DSP_OK)
         goto out;
-    }
+    writer_stop_thread(w);
     st = writer_complete(w, info, err);
 
 out:
@@ -522,6 +630,8 @@ dsp_status dsp_s3_writer_open(dsp_store *store, const char *key, const dsp_write
     w->parts = dsp_xcalloc((size_t)w->parallel, sizeof *w->parts);
     w->next_part = 1;
     w->multi = curl_multi_init();
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->changed, NULL);
     *out = &w->base;
     return DSP_OK;
 }
