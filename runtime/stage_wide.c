@@ -654,7 +654,9 @@ static int wide_key_cmp(const void *a, const void *b)
 }
 
 /* sort_boundaries: sort every task's key sample and write the shards - 1
- * quantiles of it as boundaries.bin. Equal quantiles give empty shards. */
+ * quantiles of it as boundaries.bin. Equal quantiles give empty shards.
+ * NOTE: unlike the shuffle reducers it does not poll cfg->cancel, so a
+ * cancel waits for it. It reads only the samples (about 1 key in 8). */
 static dsp_status wide_run_boundaries(dsp_store *store, const char *job, const dsp_plan *plan,
                                       const dsp_plan_stage *stage, const dsp_pipeline_config *cfg,
                                       dsp_pipeline_result *res, dsp_err *err)
