@@ -130,7 +130,7 @@ endpoint: $endpoint   machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpui
 | PUT $SMALL_COUNT x $SMALL_SIZE B, objects/s | $(ops "$spd") | $(ops "$spc") | $(ratio "$(ops "$spd")" "$(ops "$spc")") |
 | GET $SMALL_COUNT x $SMALL_SIZE B, objects/s | $(ops "$sgd") | $(ops "$sgc") | $(ratio "$(ops "$sgd")" "$(ops "$sgc")") |
 
-dspark: large objects through \`dspark cp\` (8 MiB parts, 4 in flight), small
+dspark: large objects through \`dspark cp\` (8 MiB parts, 8 in flight), small
 objects through one store handle shared by $THREADS threads. curl: one
 process for the large object, one process per small object.
 REPORT
