@@ -1042,6 +1042,7 @@ dsp_shuffle_reader *dsp_shuffle_sorter_open(const dsp_shuffle_reader_opts *opts)
     r->nparts = 1;
     r->budget = opts && opts->memory_budget ? opts->memory_budget : DSP_SHUFFLE_DEFAULT_BUDGET;
     r->tmp_dir = opts && opts->tmp_dir ? dsp_xstrdup(opts->tmp_dir) : NULL;
+    r->cancel = opts ? opts->cancel : NULL;
     r->spill_fd = -1;
     r->objs = dsp_xcalloc(1, sizeof *r->objs);
     return r;
