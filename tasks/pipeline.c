@@ -149,6 +149,8 @@ static dsp_status write_batch(run_state *s, dsp_batch *b, dsp_err *err)
             if (st != DSP_OK)
                 return st;
         }
+        if (!s->out)
+            continue; /* emit_only */
         const dsp_doc *d = &b->docs[i];
         dsp_status st;
         if (!d->text_changed && d->extra_len == 0) {
@@ -417,11 +419,18 @@ dsp_status dsp_pipeline_run(const dsp_pipeline_config *cfg, const dsp_input_rang
         goto done;
 
     s.rejects_key = dsp_xasprintf("%s/rejects.jsonl.zst", cfg->out_prefix);
-    dsp_shard_writer_opts wopts = {cfg->out_store, cfg->out_prefix, NULL, codec, cfg->level,
-                                   cfg->target_shard_bytes};
-    st = dsp_shard_writer_open(&wopts, &s.out, err);
-    if (st != DSP_OK)
+    if (cfg->emit_only && !cfg->emit) {
+        st = dsp_err_set(err, DSP_EINVAL, "invalid pipeline configuration: emit_only without "
+                                          "an emit hook would drop every document");
         goto done;
+    }
+    if (!cfg->emit_only) {
+        dsp_shard_writer_opts wopts = {cfg->out_store, cfg->out_prefix, NULL, codec, cfg->level,
+                                       cfg->target_shard_bytes};
+        st = dsp_shard_writer_open(&wopts, &s.out, err);
+        if (st != DSP_OK)
+            goto done;
+    }
 
     for (size_t i = 0; i < ninputs && st == DSP_OK; i++)
         st = run_input(&s, &inputs[i], &b, err);

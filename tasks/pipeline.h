@@ -64,6 +64,9 @@ typedef struct {
     dsp_status (*pre_filter)(void *ctx, dsp_batch *b, unsigned char *keep, dsp_err *err);
     dsp_status (*emit)(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp_err *err);
     void *hook_ctx;
+    /* Non-zero: surviving documents go to emit only, and no data shards are
+     * written (the rejects file still is). Needs emit. */
+    int emit_only;
 } dsp_pipeline_config;
 
 typedef struct {

@@ -419,6 +419,57 @@ static void test_pipeline_byte_ranges(void)
     temp_store_close(&t);
 }
 
+static dsp_status count_emitted(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp_err *err)
+{
+    (void)b;
+    (void)d;
+    (void)err;
+    (*(uint64_t *)ctx)++;
+    return DSP_OK;
+}
+
+/* With emit_only every surviving document reaches the emit hook, no data
+ * shard is written, and bad records still go to the rejects file. */
+static void test_pipeline_emit_only(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char bad[] = "{\"id\":\"a\",\"text\":\"kept\"}\n"
+                       "{\"id\":\"b\",\"text\":\n";
+    REQUIRE(put(&t, "in/bad.jsonl", bad, sizeof bad - 1) == 0);
+    dsp_input_range inputs[] = {
+        {t.data_uri, CC_KEY, 0, -1},
+        {t.uri, "in/bad.jsonl", 0, -1},
+    };
+    uint64_t emitted = 0;
+    dsp_pipeline_config cfg;
+    config_init(&cfg, &t, "out/e0");
+    cfg.emit = count_emitted;
+    cfg.hook_ctx = &emitted;
+    cfg.emit_only = 1;
+    dsp_pipeline_result res;
+    dsp_err err;
+    dsp_status st = dsp_pipeline_run(&cfg, inputs, 2, &res, &err);
+    REQUIRE(st == DSP_OK);
+    CHECK_EQ_INT(emitted, 697 + 1);
+    CHECK_EQ_INT(res.records_out, 697 + 1);
+    CHECK_EQ_INT(res.records_rejected, 1);
+    CHECK_EQ_INT(res.nfiles, 0);
+    CHECK_EQ_INT(count_keys(&t, "out/e0/part-"), 0);
+    REQUIRE(res.rejects.key != NULL);
+    CHECK_EQ_INT(res.rejects.records, 1);
+    CHECK_EQ_INT(res.bytes_out, res.rejects.size);
+    dsp_pipeline_result_free(&res);
+
+    config_init(&cfg, &t, "out/e1");
+    cfg.emit_only = 1;
+    CHECK_EQ_INT(dsp_pipeline_run(&cfg, inputs, 1, &res, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "emit_only") != NULL, "%s", err.msg);
+    dsp_pipeline_result_free(&res);
+    CHECK_EQ_INT(count_keys(&t, "out/e1"), 0);
+    temp_store_close(&t);
+}
+
 static void test_pipeline_invalid_config(void)
 {
     temp_store t;
@@ -532,5 +583,6 @@ TEST_MAIN({"pipeline no steps", test_pipeline_no_steps},
           {"pipeline cancel", test_pipeline_cancel},
           {"pipeline warc input", test_pipeline_warc_input},
           {"pipeline byte ranges", test_pipeline_byte_ranges},
+          {"pipeline emit only", test_pipeline_emit_only},
           {"pipeline invalid config", test_pipeline_invalid_config},
           {"pipeline s3 round trip", test_pipeline_s3_round_trip})
