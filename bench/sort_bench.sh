@@ -14,8 +14,8 @@
 #   SORT_SHARDS  output shards (default 8)
 #   SORT_S3=0    skip the S3 case
 #   S3: with AWS_ENDPOINT_URL and DSPARK_TEST_S3_BUCKET set, that server is
-#   used, and RGW_DIR (the scripts/rgw-up.sh state directory) adds the
-#   server's own request counters. Without them the script starts Ceph RGW
+#   used, and RGW_DIR (its scripts/rgw-up.sh state directory) adds request
+#   counts from its access log, which assume no other client uses it. Without them the script starts Ceph RGW
 #   with scripts/rgw-up.sh on RGW_PORT and RGW_MON_PORT (default 7480 and
 #   3300) and stops it at exit; when it cannot start, the S3 case is skipped.
 #
@@ -110,14 +110,42 @@ worker_requests() {
     } END { print r + 0, c + 0 }' "$1"
 }
 
-# rgw_requests: the server's request count, or -1 without its admin socket.
-rgw_requests() {
-    local sock=${rgw_dir:-/nonexistent}/run/client.rgw.a.asok
-    if [ -S "$sock" ]; then
-        ceph --admin-daemon "$sock" perf dump 2>/dev/null | jq '.rgw.req'
+# rgw_log_lines: lines in the server's log, or -1 when the script cannot
+# read it (no RGW_DIR for a server it did not start).
+rgw_log_lines() {
+    local log=${rgw_dir:-/nonexistent}/log/client.rgw.a.log
+    if [ -r "$log" ]; then
+        wc -l <"$log"
     else
         echo -1
     fi
+}
+
+# rgw_classify FIRST_LINE: "data_get data_put coord" from the access log
+# lines (beast frontend, debug_rgw 1) after FIRST_LINE. Data requests name
+# an input object, a task file under attempts/ (shards, shuffle, sample,
+# boundaries) or an output part; everything else (listings, leases,
+# commits, seals, job state, batch deletes, _SUCCESS, _MANIFEST.json) is
+# coordination. GET and HEAD count as data_get, PUT, POST and DELETE as
+# data_put.
+rgw_classify() {
+    sleep 2 # RGW writes its log asynchronously.
+    tail -n "+$(( $1 + 1 ))" "$rgw_dir/log/client.rgw.a.log" | python3 -c '
+import re, sys
+get = put = coord = 0
+for line in sys.stdin:
+    m = re.search(r"beast: \S+ .*\"([A-Z]+) (\S+) HTTP/", line)
+    if not m:
+        continue
+    method, path = m.group(1), m.group(2).split("?")[0]
+    if re.search(r"/in/|/attempts/|/out-[0-9]+/part-", path):
+        if method in ("GET", "HEAD"):
+            get += 1
+        else:
+            put += 1
+    else:
+        coord += 1
+print(get, put, coord)'
 }
 
 cpu_sum() {
@@ -145,23 +173,26 @@ rm -f "$work/all.jsonl" "$work/sorted.jsonl"
 # run_case CASE STORE INPUT_GLOB OUTPUT RUN: one dspark run, its numbers
 # appended to $rows.
 run_case() {
-    local name=$1 store=$2 input=$3 out=$4 r=$5 before after
+    local name=$1 store=$2 input=$3 out=$4 r=$5 first=-1
     write_spec "$work/spec.json" "$input" "$out"
-    before=$(rgw_requests)
+    [ "$name" = s3 ] && first=$(rgw_log_lines)
     if ! /usr/bin/time -o "$work/time" -f "$timefmt" \
         "$BIN" run "$work/spec.json" --store "$store" --workers 2 >"$work/run.log" 2>&1; then
         tail -30 "$work/run.log" >&2
         die "$name run $r: dspark run failed"
     fi
-    after=$(rgw_requests)
     read -r user sys wall rss <"$work/time"
     read -r requests coord < <(worker_requests "$work/run.log")
-    local server=-1
-    [ "$before" -ge 0 ] && server=$(( after - before ))
-    echo "{\"case\": \"$name\", \"cpu\": $(cpu_sum "$user" "$sys"), \"wall\": $wall, \"rss_kb\": $rss," \
-        "\"requests\": $requests, \"coord\": $coord, \"server\": $server}" >>"$rows"
+    local data_get=-1 data_put=-1 server_coord=-1
+    [ "$first" -ge 0 ] && read -r data_get data_put server_coord < <(rgw_classify "$first")
+    echo "{\"case\": \"$name\", \"cpu\": $(cpu_sum "$user" "$sys"), \"wall\": $wall," \
+        "\"rss_kb\": $rss, \"requests\": $requests, \"coord\": $coord," \
+        "\"data_get\": $data_get, \"data_put\": $data_put, \"server_coord\": $server_coord}" >>"$rows"
     echo "$name run $r: cpu $user+$sys s, wall $wall s, rss $rss KiB," \
-        "worker requests $requests (coordination $coord), server requests $server"
+        "worker requests $requests (coordination $coord)"
+    [ "$first" -ge 0 ] && echo "$name run $r: server requests: data GET $data_get," \
+        "data PUT $data_put, coordination $server_coord"
+    return 0
 }
 
 # ---- dspark, local directory store ----
@@ -219,29 +250,35 @@ mb = records * 100 / 1e6
 gb = records * 100 / 1e9
 print()
 print(f"{records} records, {mb:.1f} MB of records, {in_zst / 1e6:.1f} MB zstd input; medians:")
-print(f'{"case":<9} {"runs":>4} {"CPU s":>8} {"MB/s/core":>10} {"wall s":>8} {"RSS MiB":>8} '
-      f'{"req/GB":>8} {"coord/GB":>9} {"data/GB":>8} {"server/GB":>10}')
+print(f'{"case":<9} {"runs":>4} {"CPU s":>8} {"MB/s/core":>10} {"wall s":>8} {"RSS MiB":>8}')
 for case in ("gnu_sort", "local", "s3"):
     rs = [r for r in rows if r["case"] == case]
     if not rs:
         continue
-    med = lambda k: statistics.median(r[k] for r in rs)
-    cpu = med("cpu")
+    cpu = statistics.median(r["cpu"] for r in rs)
     # Tiny runs can round to 0 CPU seconds.
     rate = f'{mb / cpu:>10.1f}' if cpu > 0 else f'{"n/a":>10}'
-    line = (f'{case:<9} {len(rs):>4} {cpu:>8.2f} {rate} {med("wall"):>8.1f} '
-            f'{med("rss_kb") / 1024:>8.0f}')
-    if case == "s3":
-        server = med("server")
-        line += (f' {med("requests") / gb:>8.0f} {med("coord") / gb:>9.0f} '
-                 f'{(med("requests") - med("coord")) / gb:>8.0f} '
-                 + (f'{server / gb:>10.0f}' if server >= 0 else f'{"n/a":>10}'))
-    print(line)
+    print(f'{case:<9} {len(rs):>4} {cpu:>8.2f} {rate} '
+          f'{statistics.median(r["wall"] for r in rs):>8.1f} '
+          f'{statistics.median(r["rss_kb"] for r in rs) / 1024:>8.0f}')
+for case in ("local", "s3"):
+    rs = [r for r in rows if r["case"] == case]
+    if not rs:
+        continue
+    med = lambda k: statistics.median(r[k] for r in rs)
+    print(f"{case}: requests per GB of records (medians), counted by the workers: "
+          f"{med('requests') / gb:.0f} through the job store, {med('coord') / gb:.0f} of them "
+          f"coordination")
+    if case == "s3" and med("data_get") >= 0:
+        total = med("data_get") + med("data_put") + med("server_coord")
+        print(f"s3: counted by the server: {total / gb:.0f} in all, data GET "
+              f"{med('data_get') / gb:.0f}, data PUT {med('data_put') / gb:.0f}, "
+              f"coordination {med('server_coord') / gb:.0f}")
 print()
-print("req/GB: every request the workers made through the job store (coordination plus")
-print("  shuffle and output data), from their worker_stop log lines; coord/GB: the")
-print("  coordination share; data/GB: the rest. Input GETs and publish copies go through")
-print("  other store handles and are not in these counts.")
-print("server/GB: every request the S3 server counted during the run (rgw perf counter")
-print("  'req'), input reads and publishing included. GB = 10^9 bytes of records.")
+print("Workers count every request through the job store (coordination, shuffle and")
+print("output writes) but not input reads, publish copies or the requests of the")
+print("`dspark run` process itself (planning, progress polling). The server count is")
+print("every request in the RGW access log during the run: data requests name an input")
+print("object, a task file under attempts/ or an output part; the rest is coordination.")
+print("GB = 10^9 bytes of records.")
 PY
