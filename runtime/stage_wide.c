@@ -795,8 +795,8 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
          * never published, so they get the fast intermediate level. */
         if (w.repart)
             cfg.emit_only = 1;
-        else
-            cfg.level = WIDE_INTERMEDIATE_LEVEL;
+        else if (base->level == 0 || base->level > WIDE_INTERMEDIATE_LEVEL)
+            cfg.level = WIDE_INTERMEDIATE_LEVEL; /* keeps zstd's faster negative levels */
     }
     cfg.hook_ctx = &w;
 
