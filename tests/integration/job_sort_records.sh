@@ -4,8 +4,9 @@
 # with 2 workers. The checker accepts the output and prints the input's
 # record count and checksums. It rejects an output with two records
 # swapped, a truncated last record and a malformed record, and a lost or
-# duplicated record changes the summary. Then bench/sort_bench.sh runs
-# end to end on 3,000 records against the local store.
+# duplicated record changes the summary. With an S3 server configured the
+# job also runs on S3. Then bench/sort_bench.sh runs end to end on 3,000
+# records against the local store.
 . "$(dirname "$0")/job_lib/common.bash"
 
 ROOT=${DSPARK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -77,6 +78,20 @@ replaced=$(awk 'NR == 2500 { prev = $0 } NR == 2501 { print prev; next } { print
     "$TOOL" check) || die "the checker rejected an output with a replaced record"
 case "$replaced" in records=5000\ *) ;; *) die "unexpected summary with a replaced record: $replaced" ;; esac
 [ "$replaced" != "$expect" ] || die "the summary did not change with one record replaced"
+
+# With an S3 server configured: the same job with the job store and the
+# output in the bucket gives the same shards.
+if use_s3_store sort-records; then
+    out="s3://$DSPARK_TEST_S3_BUCKET/out-sort-records-$$-$RANDOM"
+    sed "s|\"uri\": \"$WORK/out\"|\"uri\": \"$out\"|" "$WORK/sort.json" >"$WORK/sort-s3.json"
+    "$BIN" run "$WORK/sort-s3.json" --store "$STORE" --workers 2 >"$WORK/run-s3.log" 2>&1 ||
+        { tail -20 "$WORK/run-s3.log"; die "the sort job on S3 failed"; }
+    fetch_output "$out" "$WORK/out-s3" || die "cannot download $out"
+    s3_got=$(zstdcat "$WORK"/out-s3/part-* | "$TOOL" check) || die "the checker rejected the S3 output"
+    [ "$s3_got" = "$expect" ] || die "S3 output summary '$s3_got' differs from the input's '$expect'"
+    same_output "$WORK/out" "$WORK/out-s3"
+    echo "S3 run matches"
+fi
 
 # The benchmark script end to end, small: every case checks its output.
 SORT_S3=0 DSPARK_BIN=$BIN "$ROOT/bench/sort_bench.sh" 3000 1 >"$WORK/bench.log" 2>&1 ||
