@@ -8,7 +8,9 @@
  *     for every surviving document, adds it to the next wide operator's
  *     dedup map. Besides its shards it writes <attempt>/shuffle.bin (the
  *     dedup map's shuffle file) and <attempt>/order.bin (the 16-byte order
- *     key of each written document, in output order).
+ *     key of each written document, in output order). Its shards use
+ *     WIDE_INTERMEDIATE_LEVEL. Before a repartition shuffle, which carries
+ *     whole lines, it writes no shards (and sort_map neither).
  *   dedup_exact_reduce, partition p: reads partition p of every
  *     shuffle.bin and writes <attempt>/drops.bin (M partitions).
  *   minhash_bands, partition p: writes <attempt>/edges.bin.
