@@ -13,6 +13,10 @@
 #      exact_raw   dedup_driver exact on the raw text bytes, as DuckDB does
 #      duckdb      SELECT DISTINCT ON (hash(text)) * ... with SET threads = 1
 #      minhash     dedup_driver minhash (5-grams, 14 x 8 bands)
+#      job_exact_raw, job_minhash
+#                  the same dedups as jobs: `dspark run --workers 1` of a
+#                  spec with one dedup step, on a local store, with
+#                  planning, the commit protocol and publishing
 #    Every command runs as a child process and its CPU time (user + system)
 #    and peak RSS come from wait4(), so all four are measured the same way.
 # 3. Prints the medians: MB/s per core = uncompressed input bytes / CPU
@@ -20,7 +24,10 @@
 #    numbers go to bench/results/dedup-<UTC time>.json.
 #
 # The driver runs all stages in one process with 4 reduce partitions, so
-# its CPU seconds are the whole cost of a dedup on one core.
+# its CPU seconds are the whole cost of the dedup algorithms on one core.
+# Its filter pass re-reads the input, while a job's map stage writes
+# intermediate shards (zstd level 1) for its dedup_filter stage to read;
+# the job_* rows measure that path as users run it.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +44,7 @@ done
 
 build=${BUILD:-build}
 pkgs="libcurl libcrypto libssl libzstd zlib libcjson libutf8proc libpcre2-8 gumbo libxxhash"
-make -s BUILD="$build" "$build/libdspark.a"
+make -s BUILD="$build" "$build/libdspark.a" "$build/dspark"
 gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -pthread -I. $(pkg-config --cflags $pkgs) \
     bench/dedup_driver.c "$build/libdspark.a" $(pkg-config --libs $pkgs) -lcld2 -lstdc++ -lm \
     -o "$build/dedup_driver"
@@ -53,10 +60,11 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/dedup-bench-XXXXXX")
 trap 'rm -rf "$out"' EXIT
 mkdir -p bench/results
 
-python3 - "$runs" "$corpus" "$out" "$build/dedup_driver" <<'EOF'
-import json, os, statistics, subprocess, sys, time
+python3 - "$runs" "$(realpath "$corpus")" "$out" "$build/dedup_driver" "$build/dspark" <<'EOF'
+import glob, json, os, shutil, statistics, subprocess, sys, time
 
-runs, corpus, out, driver = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+runs, corpus, out, driver, dspark = (int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4],
+                                     sys.argv[5])
 
 def measure(cmd, env=None):
     """Run cmd as a child; return (stdout, cpu seconds, peak RSS MiB, wall seconds)."""
@@ -79,12 +87,25 @@ def count_lines(path):
         sys.exit(f'dedup_bench: zstd -dc {path} failed')
     return lines
 
+def job(step):
+    """A `dspark run` of one dedup step; its output directory is o + '.d'."""
+    def make(o):
+        spec = o + '.json'
+        with open(spec, 'w') as f:
+            json.dump({'name': 'dedup-bench', 'input': [corpus], 'steps': [step],
+                       'output': {'uri': o + '.d'}}, f)
+        return ([dspark, 'run', spec, '--store', o + '.store', '--workers', '1'],
+                dict(os.environ, DSPARK_LOG_LEVEL='warn'))
+    return make
+
 raw_env = dict(os.environ, DEDUP_EXACT_RAW='1')
 cases = {
     'exact': lambda o: ([driver, 'exact', corpus, o], None),
     'exact_raw': lambda o: ([driver, 'exact', corpus, o], raw_env),
     'duckdb': lambda o: (['node', 'bench/dedup_duckdb.mjs', corpus, o], None),
     'minhash': lambda o: ([driver, 'minhash', corpus, o], None),
+    'job_exact_raw': job({'op': 'dedup_exact', 'normalize': False}),
+    'job_minhash': job({'op': 'dedup_minhash'}),
 }
 results = {name: [] for name in cases}
 input_bytes = None
@@ -93,20 +114,28 @@ for r in range(runs):
         path = os.path.join(out, f'{name}-{r}.jsonl.zst')
         cmd, env = make(path)
         stdout, cpu, rss, wall = measure(cmd, env)
-        row = {'cpu_s': cpu, 'max_rss_mib': rss, 'wall_s': wall, 'docs_out': count_lines(path)}
+        if name.startswith('job_'):
+            docs = sum(count_lines(p) for p in glob.glob(path + '.d/part-*'))
+            shutil.rmtree(path + '.d')
+            shutil.rmtree(path + '.store')
+            os.unlink(path + '.json')
+            stdout = ''
+        else:
+            docs = count_lines(path)
+            os.unlink(path)
+        row = {'cpu_s': cpu, 'max_rss_mib': rss, 'wall_s': wall, 'docs_out': docs}
         if stdout.strip().startswith('{'):
             info = json.loads(stdout.strip().splitlines()[-1])
             input_bytes = info['input_bytes']
             row['phases_cpu_s'] = [info['map_cpu_s'], info['reduce_cpu_s'], info['filter_cpu_s']]
         results[name].append(row)
-        os.unlink(path)
         print(f'run {r + 1}/{runs} {name}: {cpu:.2f} CPU s, {rss:.0f} MiB, '
               f'{row["docs_out"]} docs out', file=sys.stderr)
 
 summary = {'corpus': corpus, 'input_bytes': input_bytes, 'runs': runs, 'cases': {}}
 duck = statistics.median(x['cpu_s'] for x in results['duckdb'])
 print(f'input: {corpus}, {input_bytes / 1e6:.0f} MB uncompressed, median of {runs} runs')
-print(f'{"case":<10} {"CPU s":>8} {"MB/s/core":>10} {"vs DuckDB":>10} {"RSS MiB":>8} {"docs out":>9}')
+print(f'{"case":<14} {"CPU s":>8} {"MB/s/core":>10} {"vs DuckDB":>10} {"RSS MiB":>8} {"docs out":>9}')
 for name, rows in results.items():
     cpu = statistics.median(x['cpu_s'] for x in rows)
     rss = statistics.median(x['max_rss_mib'] for x in rows)
@@ -114,7 +143,7 @@ for name, rows in results.items():
     summary['cases'][name] = {'cpu_s': cpu, 'mb_per_cpu_s': mbps, 'max_rss_mib': rss,
                               'speed_vs_duckdb': duck / cpu, 'docs_out': rows[0]['docs_out'],
                               'runs': rows}
-    print(f'{name:<10} {cpu:>8.2f} {mbps:>10.1f} {duck / cpu:>9.2f}x {rss:>8.0f} '
+    print(f'{name:<14} {cpu:>8.2f} {mbps:>10.1f} {duck / cpu:>9.2f}x {rss:>8.0f} '
           f'{rows[0]["docs_out"]:>9}')
 stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
 with open(f'bench/results/dedup-{stamp}.json', 'w') as f:
