@@ -241,9 +241,78 @@ static int name_listed(const cJSON *names, const char *name)
     return 0;
 }
 
+/* Whether `pattern` ("part-") followed by at least one digit, a '.' and a
+ * name without '/' matches rel. */
+static int part_name(const char *rel, const char *pattern)
+{
+    size_t n = strlen(pattern);
+    if (strncmp(rel, pattern, n) != 0)
+        return 0;
+    const char *p = rel + n;
+    if (*p < '0' || *p > '9')
+        return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return *p == '.' && !strchr(p, '/');
+}
+
+/* Whether an output object's name (relative to the output prefix) is one
+ * that DSpark publishes: _MANIFEST.json, _SUCCESS, part-NNNNN.*,
+ * _rejects/part-NNNNN.* or _dedup/clusters/NAME. Only such objects are
+ * ever replaced or deleted. */
+static int owned_name(const char *rel)
+{
+    static const char clusters[] = "_dedup/clusters/";
+    if (!strcmp(rel, "_MANIFEST.json") || !strcmp(rel, "_SUCCESS"))
+        return 1;
+    if (part_name(rel, "part-") || part_name(rel, "_rejects/part-"))
+        return 1;
+    return !strncmp(rel, clusters, sizeof clusters - 1) && rel[sizeof clusters - 1] &&
+           !strchr(rel + sizeof clusters - 1, '/');
+}
+
+/* Refuse an output prefix that contains objects DSpark did not write,
+ * before anything under it changes: publishing replaces the prefix's
+ * contents, and a user's own files must never be deleted by it. Sets
+ * *foreign and names up to three of them in message. */
+static dsp_status check_output_owned(publish_ctx *c, const char *output_uri, int *foreign,
+                                     dsp_buf *message, dsp_err *err)
+{
+    char *prefix = dsp_xasprintf("%s/", c->out_prefix);
+    dsp_list_page page;
+    dsp_status st = dsp_store_list_all(c->out_store, prefix, NULL, &page, err);
+    size_t plen = strlen(prefix), n = 0;
+
+    *foreign = 0;
+    if (st == DSP_OK) {
+        for (size_t i = 0; i < page.n; i++) {
+            const char *rel = page.items[i].key + plen;
+            if (owned_name(rel))
+                continue;
+            if (n < 3)
+                dsp_buf_printf(message, "%s%s", n ? ", " : "", rel);
+            n++;
+        }
+        dsp_list_page_free(&page);
+    }
+    if (n > 0) {
+        *foreign = 1;
+        char *names = dsp_xstrdup(message->data);
+        dsp_buf_reset(message);
+        dsp_buf_printf(message,
+                       "output %s contains %zu object%s that DSpark did not write (%s%s); "
+                       "publishing replaces everything under the output, so choose an empty "
+                       "output or remove them. No output was published",
+                       output_uri, n, n == 1 ? "" : "s", names, n > 3 ? ", ..." : "");
+        free(names);
+    }
+    free(prefix);
+    return st;
+}
+
 /* Remove objects under the output prefix that this job did not write
  * (a previous job's extra parts), so the prefix contains exactly the files of
- * the manifest. */
+ * the manifest. Only names that DSpark publishes are removed. */
 static dsp_status remove_stale(publish_ctx *c, const cJSON *names, dsp_err *err)
 {
     char *prefix = dsp_xasprintf("%s/", c->out_prefix);
@@ -255,7 +324,8 @@ static dsp_status remove_stale(publish_ctx *c, const cJSON *names, dsp_err *err)
         size_t n = 0, plen = strlen(prefix);
         for (size_t i = 0; i < page.n; i++) {
             const char *rel = page.items[i].key + plen;
-            if (strcmp(rel, "_MANIFEST.json") && strcmp(rel, "_SUCCESS") && !name_listed(names, rel))
+            if (strcmp(rel, "_MANIFEST.json") && strcmp(rel, "_SUCCESS") &&
+                owned_name(rel) && !name_listed(names, rel))
                 stale[n++] = page.items[i].key;
         }
         if (n > 0) {
@@ -317,6 +387,20 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     st = open_output(&c, job->spec->output_uri, err);
     if (st != DSP_OK)
         goto out;
+    {
+        int foreign = 0;
+        dsp_buf message = DSP_BUF_INIT;
+        st = check_output_owned(&c, job->spec->output_uri, &foreign, &message, err);
+        if (st == DSP_OK && foreign) {
+            extra = cJSON_CreateObject();
+            cJSON_AddStringToObject(extra, "message", message.data);
+            DSP_ERROR("output_not_owned", "job=%s message=\"%s\"", job->id, message.data);
+            st = dsp_job_finish(s, job->id, DSP_JOB_FAILED, extra, NULL, err);
+        }
+        dsp_buf_free(&message);
+        if (st != DSP_OK || foreign)
+            goto out;
+    }
 
     /* A _SUCCESS from an earlier job must not vouch for a half-replaced
      * output. */
@@ -451,10 +535,10 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     DSP_INFO("job_published", "job=%s output=%s files=%d rejects=%d records_out=%.0f", job->id,
              job->spec->output_uri, part, reject_part, rout);
 
-    /* Losing attempts go before the job is marked done: a publisher that
+    /* Losing attempts go before the job is marked done. A publisher that
      * dies during the sweep leaves the job running, so the next publisher
-     * sweeps again, and a done job has only winning attempts left (unless a
-     * stalled worker writes one later). */
+     * sweeps again. A done job then has only winning attempts left, unless
+     * a stalled worker writes one later. */
     {
         dsp_err serr;
         if (dsp_publish_sweep_attempts(s, job, &serr) != DSP_OK)

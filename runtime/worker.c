@@ -1103,9 +1103,29 @@ static void run_publish(work_item *w, running_task *rt)
     if (dsp_publish_job(W.store, je->job, &err) == DSP_OK) {
         je->finished = 1;
     } else {
-        DSP_ERROR("publish_failed", "job=%s error=%s message=\"%s\"", je->id,
+        /* Failed publishes count against max_attempts like a task's, through
+         * error records under errors/_publish/_publish/, so a publish that
+         * cannot succeed (a full disk, denied access) fails the job instead
+         * of being retried forever. */
+        char *prefix = dsp_xasprintf("jobs/%s/errors/_publish/_publish/", je->id);
+        dsp_list_page page;
+        dsp_err lerr;
+        int number = 1;
+        if (dsp_proto_list(W.store, prefix, &page, &lerr) == DSP_OK) {
+            number = (int)page.n + 1;
+            dsp_list_page_free(&page);
+        }
+        free(prefix);
+        int permanent = is_permanent_error(err.code);
+        DSP_ERROR("publish_failed", "job=%s attempt_number=%d max_attempts=%d permanent=%d "
+                  "error=%s message=\"%s\"", je->id, number, je->max_attempts, permanent,
                   dsp_status_name(err.code), err.msg);
-        dsp_lease_release(W.store, je->id, &w->lease);
+        record_error(je, "_publish", "_publish", w->lease.attempt, number, &err);
+        if (permanent || number >= je->max_attempts)
+            fail_job(je, "_publish", "_publish", w->lease.attempt, dsp_status_name(err.code),
+                     err.msg);
+        else
+            dsp_lease_release(W.store, je->id, &w->lease);
     }
     unregister_running(rt);
 }
