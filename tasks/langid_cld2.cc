@@ -32,6 +32,20 @@ static const char *langid_iso_code(const char *code)
     return code;
 }
 
+extern "C" int dsp_cld2_known_code(const char *code)
+{
+    if (!code || !code[0])
+        return 0;
+    if (std::strcmp(code, "un") == 0)
+        return 1;
+    for (int i = 0; i < CLD2::NUM_LANGUAGES; i++) {
+        const char *c = CLD2::LanguageCode(static_cast<CLD2::Language>(i));
+        if (c && c[0] && std::strcmp(langid_iso_code(c), code) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 extern "C" void dsp_cld2_detect(const char *text, size_t len, dsp_cld2_result *out)
 {
     CLD2::CLDHints hints = {NULL, NULL, CLD2::UNKNOWN_ENCODING, CLD2::UNKNOWN_LANGUAGE};

@@ -25,6 +25,10 @@ typedef struct {
  * CLD2 returns UNKNOWN_LANGUAGE, reported as "un" with percent 0. */
 void dsp_cld2_detect(const char *text, size_t len, dsp_cld2_result *out);
 
+/* Return 1 when `code` is a language code that dsp_cld2_detect can report
+ * (after the same ISO 639-1 mapping, so "he", not "iw"), else 0. */
+int dsp_cld2_known_code(const char *code);
+
 #ifdef __cplusplus
 }
 #endif

@@ -84,6 +84,13 @@ static dsp_status langid_create(const cJSON *options, const dsp_op_ctx *ctx, voi
                              "option \"keep\" must list language codes such as \"en\"");
             goto out;
         }
+        if (!dsp_cld2_known_code(item->valuestring)) {
+            st = dsp_err_set(err, DSP_EINVAL,
+                             "option \"keep\": \"%s\" is not a language code that CLD2 "
+                             "reports; use ISO 639-1 codes such as \"en\" or \"de\"",
+                             item->valuestring);
+            goto out;
+        }
         if (s->nkeep == LANGID_MAX_KEEP) {
             st = dsp_err_set(err, DSP_EINVAL, "option \"keep\" lists more than %d languages",
                              LANGID_MAX_KEEP);

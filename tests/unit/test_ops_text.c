@@ -326,6 +326,36 @@ static void test_langid_keep_list(void)
     dsp_batch_free(&b);
 }
 
+static void test_langid_keep_unknown_code(void)
+{
+    static const char *const steps[] = {
+        "{\"op\":\"langid\",\"keep\":[\"en\",\"english\"]}",
+        "{\"op\":\"langid\",\"keep\":[\"EN\"]}",
+        "{\"op\":\"langid\",\"keep\":[\"iw\"]}",
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        cJSON *step = cJSON_Parse(steps[i]);
+        dsp_op_ctx ctx = {1, "text"};
+        dsp_op_instance inst;
+        dsp_err err = {0};
+        REQUIRE(step != NULL);
+        CHECKF(dsp_op_instantiate(step, 0, &ctx, &inst, &err) == DSP_EINVAL, "%s accepted",
+               steps[i]);
+        CHECKF(strstr(err.msg, "is not a language code that CLD2 reports") != NULL,
+               "%s: message \"%s\"", steps[i], err.msg);
+        cJSON_Delete(step);
+    }
+    /* Codes CLD2 reports under their current ISO 639-1 names are accepted. */
+    cJSON *ok = cJSON_Parse("{\"op\":\"langid\",\"keep\":[\"he\",\"zh\",\"id\",\"un\"]}");
+    dsp_op_ctx ctx = {1, "text"};
+    dsp_op_instance inst;
+    dsp_err err = {0};
+    REQUIRE(ok != NULL);
+    CHECKF(dsp_op_instantiate(ok, 0, &ctx, &inst, &err) == DSP_OK, "message \"%s\"", err.msg);
+    dsp_op_instance_free(&inst);
+    cJSON_Delete(ok);
+}
+
 static void test_langid_edges(void)
 {
     static const char arabic[] =
@@ -541,6 +571,7 @@ TEST_MAIN({"registry lists every operator", test_registry_lists_every_operator},
           {"normalize 1 MiB repeated line", test_normalize_repeated_line},
           {"langid real documents", test_langid_real},
           {"langid keep list", test_langid_keep_list},
+          {"langid keep unknown code", test_langid_keep_unknown_code},
           {"langid edge cases", test_langid_edges},
           {"length limits", test_length_limits},
           {"stats counts", test_stats_counts},
