@@ -539,6 +539,13 @@ static dsp_status spec_parse_output(dsp_spec *spec, cJSON *root, const char *sou
                            source, uri);
     if ((st = spec_resolve_uri(uri, "output.uri", source, &spec->output_uri, err)))
         return st;
+    /* Publishing lists and replaces everything under the output, so a
+     * file system root is never one. */
+    if (!strcmp(spec->output_uri, "/") || !strcmp(spec->output_uri, "file:///") ||
+        !strcmp(spec->output_uri, "file://"))
+        return dsp_err_set(err, DSP_EINVAL,
+                           "%s: output.uri: \"%s\" is the root directory; name a directory "
+                           "for the job's output", source, uri);
     cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(v, "uri"), spec->output_uri);
     if ((st = spec_get_choice(v, "format", "output.format", "jsonl.zst", formats,
                               &spec->output_format, source, err)))

@@ -482,8 +482,10 @@ int dsp_cmd_run(int argc, char **argv)
         rc = fail("cannot read the submitted job", &err);
         goto out;
     }
-    fprintf(stderr, "dspark: job %s: %zu tasks in %zu stages, %d workers, store %s\n", id,
-            job->plan->total_tasks, job->plan->nstages, (int)nworkers, dsp_store_uri(store));
+    fprintf(stderr, "dspark: job %s: %zu task%s in %zu stage%s, %d worker%s, store %s\n", id,
+            job->plan->total_tasks, job->plan->total_tasks == 1 ? "" : "s", job->plan->nstages,
+            job->plan->nstages == 1 ? "" : "s", (int)nworkers, nworkers == 1 ? "" : "s",
+            dsp_store_uri(store));
 
     install_handler(SIGINT, on_interrupt);
     install_handler(SIGTERM, on_interrupt);

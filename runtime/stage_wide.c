@@ -862,7 +862,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
         if (st != DSP_OK)
             goto out;
         if (w.missing_field)
-            DSP_INFO("dedup_field_missing", "field=%s documents=%llu", w.field,
+            DSP_WARN("dedup_field_missing", "field=%s documents=%llu", w.field,
                      (unsigned long long)w.missing_field);
         st = wide_add_file(store, res, shuffle_key, ds.records, ds.sha256, err);
         if (st != DSP_OK)

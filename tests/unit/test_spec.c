@@ -237,6 +237,10 @@ static void test_spec_output_errors(void)
                  "output: expected an object such as {\"uri\": ...}, got \"/o\"");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{}}",
                  "output.uri: missing required field");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/\"}}",
+                 "output.uri: \"/\" is the root directory");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"file:///\"}}",
+                 "output.uri: \"file:///\" is the root directory");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o/*\"}}",
                  "output.uri: \"/o/*\" must not contain a glob");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"format\":\"parquet\"}}",
