@@ -11,8 +11,10 @@
  *
  * Counters reconcile: records_in = records_out + the documents each step
  * removed + records_rejected, plus the documents a pre_filter hook dropped
- * (counted by the hook's owner). On failure the task aborts its open shards
- * and deletes the ones it finished; a failed delete is logged, not fatal.
+ * (counted by the hook's owner). With skip_rejects, rejected records are
+ * left out of records_in and no rejects file is written. On failure the
+ * task aborts its open shards and deletes the ones it finished; a failed
+ * delete is logged, not fatal.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +85,8 @@ static dsp_status write_reject(void *ctx, const char *reason, const char *key, u
 {
     run_state *s = ctx;
     dsp_status st;
+    if (s->cfg->skip_rejects)
+        return DSP_OK; /* an earlier pass over the input wrote it */
     if (!s->rejects) {
         dsp_shard_writer_opts opts = {s->cfg->out_store, NULL, s->rejects_key, DSP_CODEC_ZSTD,
                                       0, 0};
@@ -217,6 +221,18 @@ static dsp_status detect_format(dsp_store *store, const dsp_input_range *in,
     return st;
 }
 
+dsp_status dsp_pipeline_detect_format(const dsp_input_range *in, dsp_input_format *fmt,
+                                      dsp_err *err)
+{
+    dsp_store *store = NULL;
+    dsp_status st = dsp_store_open(in->uri_root, NULL, &store, err);
+    if (st != DSP_OK)
+        return st;
+    st = detect_format(store, in, fmt, err);
+    dsp_store_close(store);
+    return st;
+}
+
 /* CPU seconds of the calling thread, which runs the whole task except the
  * store's read-ahead and upload threads. */
 static double thread_cpu_seconds(void)
@@ -319,7 +335,10 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
     if (wr) {
         const dsp_warc_stats *ws = dsp_warc_get_stats(wr);
         res->records_in += ws->records;
-        res->records_rejected += ws->rejected;
+        if (cfg->skip_rejects)
+            res->records_in -= ws->rejected;
+        else
+            res->records_rejected += ws->rejected;
         res->warc_skipped += ws->skipped;
         res->bytes_in += ws->bytes_in;
         res->bytes_in_raw += ws->bytes_in_raw;
@@ -330,7 +349,10 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
     } else {
         const dsp_jsonl_stats *js = dsp_jsonl_get_stats(jr);
         res->records_in += js->records;
-        res->records_rejected += js->rejected;
+        if (cfg->skip_rejects)
+            res->records_in -= js->rejected;
+        else
+            res->records_rejected += js->rejected;
         res->bytes_in += js->bytes_in;
         res->bytes_in_raw += js->bytes_in_raw;
         /* Repaired records are kept, so this line is the only trace of them. */

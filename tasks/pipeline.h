@@ -67,6 +67,10 @@ typedef struct {
     /* Non-zero: surviving documents go to emit only, and no data shards are
      * written (the rejects file still is). Needs emit. */
     int emit_only;
+    /* Non-zero: the records the reader rejects are skipped. No rejects file
+     * is written, and neither records_in nor records_rejected counts them.
+     * For a second pass over inputs whose rejects an earlier stage wrote. */
+    int skip_rejects;
 } dsp_pipeline_config;
 
 typedef struct {
@@ -85,5 +89,10 @@ typedef struct {
 dsp_status dsp_pipeline_run(const dsp_pipeline_config *cfg, const dsp_input_range *inputs,
                             size_t ninputs, dsp_pipeline_result *res, dsp_err *err);
 void dsp_pipeline_result_free(dsp_pipeline_result *res);
+
+/* The format dsp_pipeline_run would read `in` as under DSP_FMT_AUTO: WARC
+ * when its first decompressed bytes are "WARC/", else JSONL. */
+dsp_status dsp_pipeline_detect_format(const dsp_input_range *in, dsp_input_format *fmt,
+                                      dsp_err *err);
 
 #endif

@@ -470,6 +470,78 @@ static void test_pipeline_emit_only(void)
     temp_store_close(&t);
 }
 
+/* With skip_rejects the bad records leave no rejects file and no count,
+ * and the good records are read as without it. */
+static void test_pipeline_skip_rejects(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char bad[] = "{\"id\":\"a\",\"text\":\"kept\"}\n"
+                       "{\"id\":\"b\",\"text\":\n"
+                       "not json\n"
+                       "{\"id\":\"c\"}\n"
+                       "{\"id\":\"d\",\"text\":\"also kept\"}\n";
+    REQUIRE(put(&t, "in/bad.jsonl", bad, sizeof bad - 1) == 0);
+    dsp_input_range inputs[] = {
+        {t.data_uri, CC_KEY, 0, -1},
+        {t.uri, "in/bad.jsonl", 0, -1},
+    };
+    dsp_pipeline_config cfg;
+    config_init(&cfg, &t, "out/s0");
+    cfg.skip_rejects = 1;
+    dsp_pipeline_result res;
+    dsp_err err;
+    REQUIRE(dsp_pipeline_run(&cfg, inputs, 2, &res, &err) == DSP_OK);
+    CHECK_EQ_INT(res.records_in, 697 + 2);
+    CHECK_EQ_INT(res.records_out, 697 + 2);
+    CHECK_EQ_INT(res.records_rejected, 0);
+    CHECK(res.rejects.key == NULL);
+    CHECK_EQ_INT(count_keys(&t, "out/s0/rejects"), 0);
+    REQUIRE(res.nfiles == 1);
+    CHECK_EQ_INT(check_output_file(&t, &res.files[0]), 699);
+    dsp_pipeline_result_free(&res);
+
+    /* Without it, the same input has three rejects. */
+    config_init(&cfg, &t, "out/s1");
+    REQUIRE(dsp_pipeline_run(&cfg, inputs, 2, &res, &err) == DSP_OK);
+    CHECK_EQ_INT(res.records_in, 697 + 5);
+    CHECK_EQ_INT(res.records_rejected, 3);
+    CHECK(res.rejects.key != NULL);
+    dsp_pipeline_result_free(&res);
+    temp_store_close(&t);
+}
+
+/* dsp_pipeline_detect_format reads WARC from content, not from the name. */
+static void test_pipeline_detect_format(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char line[] = "{\"id\":\"a\",\"text\":\"kept\"}\n";
+    REQUIRE(put(&t, "in/named.warc.gz", line, sizeof line - 1) == 0);
+    struct {
+        const char *root, *key;
+        dsp_input_format want;
+    } cases[] = {
+        {t.data_uri, CC_KEY, DSP_FMT_JSONL},
+        {t.data_uri, "warc/sample-0000.warc.gz", DSP_FMT_WARC},
+        {t.data_uri, "warc/CC-MAIN-2020-34-excerpt.warc.gz", DSP_FMT_WARC},
+        {t.uri, "in/named.warc.gz", DSP_FMT_JSONL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dsp_input_range in = {cases[i].root, cases[i].key, 0, -1};
+        dsp_input_format fmt = DSP_FMT_AUTO;
+        dsp_err err;
+        REQUIRE(dsp_pipeline_detect_format(&in, &fmt, &err) == DSP_OK);
+        CHECKF(fmt == cases[i].want, "%s: format %d, expected %d", cases[i].key, (int)fmt,
+               (int)cases[i].want);
+    }
+    dsp_input_range missing = {t.uri, "in/missing.jsonl", 0, -1};
+    dsp_input_format fmt;
+    dsp_err err;
+    CHECK(dsp_pipeline_detect_format(&missing, &fmt, &err) != DSP_OK);
+    temp_store_close(&t);
+}
+
 static void test_pipeline_invalid_config(void)
 {
     temp_store t;
@@ -584,5 +656,7 @@ TEST_MAIN({"pipeline no steps", test_pipeline_no_steps},
           {"pipeline warc input", test_pipeline_warc_input},
           {"pipeline byte ranges", test_pipeline_byte_ranges},
           {"pipeline emit only", test_pipeline_emit_only},
+          {"pipeline skip rejects", test_pipeline_skip_rejects},
+          {"pipeline detect format", test_pipeline_detect_format},
           {"pipeline invalid config", test_pipeline_invalid_config},
           {"pipeline s3 round trip", test_pipeline_s3_round_trip})
