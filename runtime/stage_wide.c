@@ -10,7 +10,10 @@
  *     dedup map's shuffle file) and <attempt>/order.bin (the 16-byte order
  *     key of each written document, in output order). Its shards use
  *     WIDE_INTERMEDIATE_LEVEL. Before a repartition shuffle, which carries
- *     whole lines, it writes no shards (and sort_map neither).
+ *     whole lines, it writes no shards (and sort_map neither). A map stage
+ *     with no step before a dedup step, whose inputs are all JSONL, writes
+ *     neither shards nor order.bin but an empty <attempt>/inputs.direct
+ *     (see wide_map_direct).
  *   dedup_exact_reduce, partition p: reads partition p of every
  *     shuffle.bin and writes <attempt>/drops.bin (M partitions).
  *   minhash_bands, partition p: writes <attempt>/edges.bin.
@@ -19,7 +22,11 @@
  *     <attempt>/clusters-step<i>.jsonl (i: the step's index in the job).
  *   dedup_filter, task t: re-reads the shards that source task t committed,
  *     drops the documents whose order key is in drops.bin, and runs the
- *     narrow steps after the wide one.
+ *     narrow steps after the wide one. When source task t committed
+ *     inputs.direct, it re-reads that map task's input ranges instead, with
+ *     the job's reader settings. It sets skip_rejects because the map task
+ *     already wrote and counted the rejects, and it takes order keys from
+ *     the inputs as the map stage does. Output and counters do not change.
  *   repartition_reduce, shard p: reads partition p of every shuffle.bin
  *     (whole document lines) and writes them, in input order, as the
  *     job's output shards.
@@ -29,10 +36,13 @@
  *     quantiles of all samples. sort_map, task t, re-reads source task t's
  *     shards into a range shuffle.bin, and sort_reduce writes each range
  *     sorted by (key, order key) like repartition_reduce.
+ *     NOTE: sort_map could re-read the map task's inputs the same way when
+ *     the map stage has no steps; it still reads the level-1 shards.
  *
  * Order keys: (index of the input object in the map stage's sorted input
  * list, byte offset of the record in it). A filter stage takes each
- * document's key from its source task's order.bin, so a second wide
+ * document's key from its source task's order.bin (or from the inputs it
+ * re-reads), so a second wide
  * operator still orders documents by where they sat in the job's input.
  * Survivors therefore depend only on the input, not on the number of
  * workers, tasks or partitions.
@@ -64,6 +74,9 @@
 #define WIDE_EDGES_NAME "edges.bin"
 #define WIDE_SAMPLE_NAME "sample.bin"
 #define WIDE_BOUNDS_NAME "boundaries.bin"
+/* Empty marker a map task commits in place of data shards and order.bin
+ * when its dedup_filter task is to re-read the task's inputs. */
+#define WIDE_DIRECT_NAME "inputs.direct"
 /* Sort keys longer than this are cut, so that the escaped key and the order
  * key fit the shuffle's 65,535-byte key limit. Documents whose keys agree
  * on this prefix sort in input order. */
@@ -243,7 +256,9 @@ typedef struct {
     const dsp_plan_task *task;
     uint64_t *input_index;
     size_t cursor;
-    /* filter stage: order keys of the source task's documents, and drops */
+    /* filter stage: order keys of the source task's documents (NULL when
+     * `direct`: the task re-reads the map task's inputs), and drops */
+    int direct;
     unsigned char *orders;
     size_t norders;
     dsp_dedup_drops *drops;
@@ -266,6 +281,7 @@ typedef struct {
     uint64_t missing_field;
     dsp_arena arena;
     dsp_buf order_out;
+    int skip_order;            /* a direct map task writes no order.bin */
 } wide_pipe;
 
 /* Global input index of each input of map task `task`: the position of its
@@ -426,7 +442,8 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
         return st;
     unsigned char enc[DSP_DEDUP_ORDER_SIZE];
     dsp_dedup_order_encode(o, enc);
-    dsp_buf_append(&w->order_out, enc, sizeof enc);
+    if (!w->skip_order)
+        dsp_buf_append(&w->order_out, enc, sizeof enc);
     if (w->repart)
         return wide_emit_repartition(w, b, d, o, err);
     if (w->sampling) {
@@ -491,6 +508,8 @@ static dsp_status wide_load_source(dsp_store *store, const char *job,
         const char *base = slash ? slash + 1 : k->valuestring;
         if (!strcmp(base, WIDE_ORDER_NAME)) {
             order_key = k->valuestring;
+        } else if (!strcmp(base, WIDE_DIRECT_NAME)) {
+            w->direct = 1;
         } else if (!strncmp(base, "part-", 5)) {
             /* Data shards, as the pipeline names them. */
             dsp_input_range *in = &(*shards)[(*nshards)++];
@@ -499,6 +518,13 @@ static dsp_status wide_load_source(dsp_store *store, const char *job,
             in->offset = 0;
             in->length = -1;
         }
+    }
+    if (w->direct) {
+        if (strcmp(source->kind, "map") != 0 || t >= source->ntasks || *nshards > 0)
+            st = dsp_err_set(err, DSP_ECORRUPT, "seal of stage %s: task %zu committed %s, but "
+                             "the stage is not a map stage without data shards",
+                             source->id, t, WIDE_DIRECT_NAME);
+        goto out;
     }
     if (!order_key) {
         st = dsp_err_set(err, DSP_ECORRUPT, "seal of stage %s: task %zu committed no %s",
@@ -523,6 +549,39 @@ static dsp_status wide_load_source(dsp_store *store, const char *job,
 out:
     cJSON_Delete(seal);
     return st;
+}
+
+/*
+ * Decide whether a map task feeding a dedup shuffle skips its data shards,
+ * so that its dedup_filter task re-reads the task's inputs. That needs a
+ * stage without steps, because the filter then reads back exactly the
+ * documents the reader produced, and inputs that are all JSONL. WARC
+ * inputs keep the shards, because a re-read would convert every HTML page
+ * to text again.
+ */
+static dsp_status wide_map_direct(const dsp_plan_stage *stage, const dsp_plan_stage *next,
+                                  const dsp_pipeline_config *cfg, const dsp_input_range *inputs,
+                                  size_t ninputs, int *direct, dsp_err *err)
+{
+    *direct = 0;
+    if (strcmp(stage->kind, "map") != 0 || cJSON_GetArraySize(stage->steps) != 0)
+        return DSP_OK;
+    if (strcmp(next->kind, "dedup_exact_reduce") != 0 && strcmp(next->kind, "minhash_bands") != 0)
+        return DSP_OK;
+    if (cfg->format == DSP_FMT_WARC)
+        return DSP_OK;
+    for (size_t i = 0; i < ninputs && cfg->format == DSP_FMT_AUTO; i++) {
+        dsp_input_format fmt;
+        dsp_status st = dsp_pipeline_detect_format(&inputs[i], &fmt, err);
+        if (st != DSP_OK) {
+            dsp_err_prefix(err, "detecting the format of %s", inputs[i].key);
+            return st;
+        }
+        if (fmt != DSP_FMT_JSONL)
+            return DSP_OK;
+    }
+    *direct = 1;
+    return DSP_OK;
 }
 
 /* Open the dedup map for the shuffle that `next` reads. */
@@ -747,8 +806,10 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
     wide_pipe w;
     dsp_input_range *shards = NULL;
     size_t nshards = 0, ninputs = task->ninputs;
+    dsp_input_range *direct_in = NULL;
+    int map_direct = 0;
     cJSON *steps = NULL;
-    char *shuffle_key = NULL, *order_key = NULL;
+    char *shuffle_key = NULL, *order_key = NULL, *marker_key = NULL;
     dsp_status st = DSP_OK;
 
     memset(&w, 0, sizeof w);
@@ -783,6 +844,25 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cfg.pre_filter = wide_pre_filter;
         inputs = shards;
         ninputs = nshards;
+        if (w.direct) {
+            /* Re-read the map task's inputs with the job's reader settings.
+             * The map task already wrote and counted their rejects, and
+             * order keys come from the inputs as in the map stage. */
+            const dsp_plan_task *src = &source->tasks[task->index];
+            direct_in = dsp_xcalloc(src->ninputs ? src->ninputs : 1, sizeof *direct_in);
+            for (size_t i = 0; i < src->ninputs; i++) {
+                direct_in[i].uri_root = src->inputs[i].uri_root;
+                direct_in[i].key = src->inputs[i].key;
+                direct_in[i].offset = src->inputs[i].offset;
+                direct_in[i].length = src->inputs[i].length;
+            }
+            w.task = src;
+            w.input_index = wide_input_indexes(source, src);
+            cfg.format = base->format;
+            cfg.skip_rejects = 1;
+            inputs = direct_in;
+            ninputs = src->ninputs;
+        }
     } else {
         w.input_index = wide_input_indexes(&plan->stages[0], task);
     }
@@ -795,7 +875,12 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
          * whole lines, so no later stage reads this stage's shards. Other
          * shards here are re-read by a dedup_filter or sort_map stage and
          * never published, so they get the fast intermediate level. */
-        if (w.repart)
+        if (!filter && !sort_map)
+            st = wide_map_direct(stage, next, base, inputs, ninputs, &map_direct, err);
+        if (st != DSP_OK)
+            goto out;
+        w.skip_order = map_direct;
+        if (w.repart || map_direct)
             cfg.emit_only = 1;
         else if (base->level == 0 || base->level > WIDE_INTERMEDIATE_LEVEL)
             cfg.level = WIDE_INTERMEDIATE_LEVEL; /* keeps zstd's faster negative levels */
@@ -868,7 +953,16 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
         if (st != DSP_OK)
             goto out;
     }
-    if (next && !sort_map) {
+    if (map_direct) {
+        char sha[65];
+        marker_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_DIRECT_NAME);
+        dsp_sha256_hex("", 0, sha);
+        st = dsp_store_put(store, marker_key, "", 0, NULL, NULL, err);
+        if (st == DSP_OK)
+            st = wide_add_file(store, res, marker_key, 0, sha, err);
+        if (st != DSP_OK)
+            dsp_err_prefix(err, "writing %s", marker_key);
+    } else if (next && !sort_map) {
         char sha[65];
         order_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_ORDER_NAME);
         dsp_sha256_hex(w.order_out.data, w.order_out.len, sha);
@@ -892,6 +986,7 @@ out:
     for (size_t i = 0; i < nshards; i++)
         free((char *)shards[i].key);
     free(shards);
+    free(direct_in);
     cJSON_Delete(steps);
     free(w.orders);
     free(w.input_index);
@@ -905,6 +1000,7 @@ out:
     free(w.bound_lens);
     free(shuffle_key);
     free(order_key);
+    free(marker_key);
     return st;
 }
 

@@ -3,8 +3,10 @@
 # normalisation removes exactly the 35 repeated texts (counted here with
 # Python) and the manifest counts them. The same job split into many tasks
 # publishes byte-identical output with 1, 2 and 4 workers, and with workers
-# killed by SIGKILL. Bogus files planted under an attempt prefix that no
-# commit names are never read. dedup_minhash on the linux-doc pairs keeps
+# killed by SIGKILL. A dedup-first job, whose filter stage re-reads the
+# inputs instead of intermediate shards, publishes the same data, counters
+# and rejects as the shard path, also under SIGKILL. Bogus files planted
+# under an attempt prefix that no commit names are never read. dedup_minhash on the linux-doc pairs keeps
 # every 6.1 version, drops the 6.12 versions of identical pairs and
 # publishes clusters whose members are exactly the dropped documents. With an
 # S3 server configured, the exact job also runs with its store on S3.
@@ -114,6 +116,72 @@ jq -e '.totals.records_out + .operators[0].removed.too_few_words
        + .operators[1].removed.duplicate == .totals.records_in' \
     "$WORK/out-split-1/_MANIFEST.json" >/dev/null || die "split run counters do not reconcile"
 
+# ---- dedup first: the filter stage re-reads the job's inputs ----
+# Without a step before the dedup step, map tasks commit inputs.direct in
+# place of data shards and order.bin, and the filter tasks re-read the
+# inputs. The same job with a stats step first (which removes nothing)
+# takes the shard path. Both must publish the same data, counters and
+# rejects, with 1, 2 and 4 workers. The input has lines the reader
+# rejects: invalid JSON, a missing text member and a line over
+# max_record_bytes.
+mkdir -p "$WORK/rej"
+python3 - "$WORK/split/cc.jsonl" "$WORK/rej/rej.jsonl" <<'PY'
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    for i, line in enumerate(l for l in lines if l):
+        out.write(line + "\n")
+        if i % 50 == 7:
+            out.write('{"id": "broken-%d", "text": "unterminated\n' % i)
+        if i % 60 == 3:
+            out.write('{"id": "notext-%d", "body": "no text member"}\n' % i)
+        if i % 90 == 5:
+            out.write("not json %d\n" % i)
+        if i == 400:
+            out.write('{"id": "huge", "text": "%s"}\n' % ("x" * 300000))
+PY
+rej_opts='"max_record_bytes": 200000'
+for n in 1 2 4; do
+    dedup_spec "$WORK/direct-$n.json" "$WORK/rej/*.jsonl" "$WORK/out-direct-$n" 150000 \
+        '{"op": "dedup_exact"}, {"op": "length", "min_words": 3}' "$rej_opts"
+    run_job "$WORK/direct-$n.json" "$WORK/direct-$n.log" --workers "$n"
+done
+dedup_spec "$WORK/shards.json" "$WORK/rej/*.jsonl" "$WORK/out-shards" 150000 \
+    '{"op": "stats"}, {"op": "dedup_exact"}, {"op": "length", "min_words": 3}' "$rej_opts"
+run_job "$WORK/shards.json" "$WORK/shards.log" --workers 2
+job=$(ls "$STORE/jobs" | grep '^dedup-direct-1-')
+[ "$("$BIN" status "$job" --store "$STORE" --json | jq '.stages[0].tasks')" -ge 10 ] ||
+    die "the dedup-first job should have at least 10 map tasks"
+direct_files=$(jq -r '.tasks[].files[].key' "$STORE/jobs/$job"/seals/s0.json | sed 's|.*/||' | sort -u | tr '\n' ' ')
+[ "$direct_files" = "inputs.direct shuffle.bin " ] ||
+    die "map tasks of the dedup-first job committed $direct_files; expected inputs.direct shuffle.bin"
+seal_hashes_match "$job" "inputs.direct shuffle.bin drops.bin"
+job=$(ls "$STORE/jobs" | grep '^dedup-shards-')
+jq -e '[.tasks[].files[].key | select(endswith("/order.bin"))] | length > 0' \
+    "$STORE/jobs/$job"/seals/s0.json >/dev/null || die "the job with a step first wrote no order.bin"
+same_output "$WORK/out-direct-1" "$WORK/out-direct-2"
+same_output "$WORK/out-direct-1" "$WORK/out-direct-4"
+same_output_data() {
+    diff <(cd "$1" && find . -name 'part-*' | sort | xargs sha256sum) \
+         <(cd "$2" && find . -name 'part-*' | sort | xargs sha256sum) || die "parts of $1 and $2 differ"
+}
+# _rejects/part-* are compared here too.
+same_output_data "$WORK/out-direct-1" "$WORK/out-shards"
+bad=$(grep -c -e '^{"id": "broken' -e '^{"id": "notext' -e '^not json' -e '^{"id": "huge' "$WORK/rej/rej.jsonl")
+jq -e --argjson bad "$bad" '.totals.records_in == 697 + $bad and .totals.records_rejected == $bad
+       and .operators[0].in == 697 and .operators[0].removed.duplicate >= 35
+       and .totals.records_out + .operators[0].removed.duplicate
+           + .operators[1].removed.too_few_words + $bad == .totals.records_in' \
+    "$WORK/out-direct-1/_MANIFEST.json" >/dev/null ||
+    { jq '.totals, .operators' "$WORK/out-direct-1/_MANIFEST.json"; die "dedup-first counters are wrong"; }
+jq -e --slurpfile s "$WORK/out-shards/_MANIFEST.json" \
+    '.totals.records_in == $s[0].totals.records_in and .totals.records_out == $s[0].totals.records_out
+     and .totals.records_rejected == $s[0].totals.records_rejected
+     and .operators[0] == $s[0].operators[1] and .operators[1] == $s[0].operators[2]' \
+    "$WORK/out-direct-1/_MANIFEST.json" >/dev/null || die "counters differ between the direct and the shard path"
+nrej=$(cat "$WORK"/out-direct-1/_rejects/part-* | zstdcat | wc -l)
+[ "$nrej" = "$bad" ] || die "_rejects holds $nrej lines, expected $bad"
+
 # ---- SIGKILL while the map and filter stages run ----
 # An exec step that sleeps makes each task last long enough to be killed.
 slow='{"op": "exec", "command": ["sh", "-c", "sleep 0.2; cat"]}'
@@ -124,42 +192,58 @@ chaos_opts='"lease_seconds": 5, "max_attempts": 20'
 dedup_spec "$WORK/clean.json" "$WORK/split/*.jsonl" "$WORK/out-clean" 200000 "$chaos_steps" "$chaos_opts"
 dedup_spec "$WORK/chaos.json" "$WORK/split/*.jsonl" "$WORK/out-chaos" 200000 "$chaos_steps" "$chaos_opts"
 run_job "$WORK/clean.json" "$WORK/clean.log" --workers 4 --allow-exec
-same_output_data() {
-    diff <(cd "$1" && find . -name 'part-*' | sort | xargs sha256sum) \
-         <(cd "$2" && find . -name 'part-*' | sort | xargs sha256sum) || die "parts of $1 and $2 differ"
-}
 # Without exec steps the data is the same as the 1-worker split run.
 same_output_data "$WORK/out-split-1" "$WORK/out-clean"
 
-job=$("$BIN" submit "$WORK/chaos.json" --store "$STORE" --job-id dedup-chaos) || die "submit failed"
-# Plant garbage under an attempt prefix that no commit names: readers go
-# through seals, so these must never be read.
-for f in shuffle.bin order.bin part-00000.jsonl.zst; do
-    mkdir -p "$STORE/jobs/$job/attempts/s0/t00000/a9-bogus"
-    head -c 4096 /dev/urandom >"$STORE/jobs/$job/attempts/s0/t00000/a9-bogus/$f"
-done
-pids=()
-for i in 0 1 2; do
-    start_worker "$WORK/worker.log" --allow-exec
-    pids+=("$LAST_PID")
-done
-kills=0
-deadline=$((SECONDS + 100))
-while [ "$(job_state "$job")" = running ]; do
-    [ $SECONDS -lt $deadline ] || die "job did not finish within 100 s under SIGKILL"
-    sleep 0.7
-    victim=$((RANDOM % ${#pids[@]}))
-    kill -KILL "${pids[$victim]}" 2>/dev/null && kills=$((kills + 1))
-    start_worker "$WORK/worker.log" --allow-exec
-    pids[$victim]=$LAST_PID
-done
-echo "killed $kills workers"
-[ "$kills" -ge 3 ] || die "only $kills workers were killed; the job ran too fast to test"
-[ "$(job_state "$job")" = done ] || die "job ended as $(job_state "$job")"
+# chaos_job SPEC JOB_ID: run the job with three workers, one of them
+# killed by SIGKILL every 0.7 s and replaced, and wait for it to finish.
+chaos_job() {
+    local job
+    job=$("$BIN" submit "$1" --store "$STORE" --job-id "$2") || die "submit of $1 failed"
+    # Plant garbage under an attempt prefix that no commit names: readers go
+    # through seals, so these must never be read.
+    for f in shuffle.bin order.bin inputs.direct part-00000.jsonl.zst; do
+        mkdir -p "$STORE/jobs/$job/attempts/s0/t00000/a9-bogus"
+        head -c 4096 /dev/urandom >"$STORE/jobs/$job/attempts/s0/t00000/a9-bogus/$f"
+    done
+    local pids=() kills=0 victim i deadline=$((SECONDS + 100))
+    for i in 0 1 2; do
+        start_worker "$WORK/worker.log" --allow-exec
+        pids+=("$LAST_PID")
+    done
+    while [ "$(job_state "$job")" = running ]; do
+        [ $SECONDS -lt $deadline ] || die "job $job did not finish within 100 s under SIGKILL"
+        sleep 0.7
+        victim=$((RANDOM % ${#pids[@]}))
+        kill -KILL "${pids[$victim]}" 2>/dev/null && kills=$((kills + 1))
+        start_worker "$WORK/worker.log" --allow-exec
+        pids[$victim]=$LAST_PID
+    done
+    echo "job $job: killed $kills workers"
+    [ "$kills" -ge 3 ] || die "only $kills workers were killed; job $job ran too fast to test"
+    [ "$(job_state "$job")" = done ] || die "job $job ended as $(job_state "$job")"
+}
+chaos_job "$WORK/chaos.json" dedup-chaos
 same_output "$WORK/out-clean" "$WORK/out-chaos"
 sleep 1
-attempts_match_commits "$job"
-seal_hashes_match "$job" "shuffle.bin drops.bin order.bin"
+attempts_match_commits dedup-chaos
+seal_hashes_match dedup-chaos "shuffle.bin drops.bin order.bin"
+
+# The dedup-first job re-reads its inputs in the filter stage, where the
+# slow step runs; its data and rejects equal those of the clean runs. Its
+# map tasks are fast, so the filter tasks sleep longer to be killed often.
+slower='{"op": "exec", "command": ["sh", "-c", "sleep 0.6; cat"]}'
+dedup_spec "$WORK/chaos-direct.json" "$WORK/rej/*.jsonl" "$WORK/out-chaos-direct" 150000 \
+    "{\"op\": \"dedup_exact\"}, $slower, {\"op\": \"length\", \"min_words\": 3}" \
+    "$rej_opts, $chaos_opts"
+chaos_job "$WORK/chaos-direct.json" dedup-chaos-direct
+same_output_data "$WORK/out-direct-1" "$WORK/out-chaos-direct"
+diff <(jq -S .totals "$WORK/out-direct-1/_MANIFEST.json") \
+     <(jq -S .totals "$WORK/out-chaos-direct/_MANIFEST.json") ||
+    die "totals of the dedup-first job differ under SIGKILL"
+sleep 1
+attempts_match_commits dedup-chaos-direct
+seal_hashes_match dedup-chaos-direct "inputs.direct shuffle.bin drops.bin"
 
 # ---- MinHash on the linux-doc version pairs ----
 mkdir -p "$WORK/ld"
@@ -279,6 +363,23 @@ if use_s3_store dedup; then
     run_job "$WORK/s3.json" "$WORK/s3.log" --workers 2
     fetch_output "$out" "$WORK/out-s3" || die "cannot download $out"
     same_output "$WORK/out-split-1" "$WORK/out-s3"
-    echo "S3 run matches"
+    # The dedup-first job with its input on S3 too: map tasks detect the
+    # input format there, and filter tasks re-read the input from S3. The
+    # rejects name the S3 input, so only the data parts and totals compare.
+    in_uri="s3://$DSPARK_TEST_S3_BUCKET/in-direct-$$-$RANDOM"
+    "$BIN" cp "$WORK/rej/rej.jsonl" "$in_uri/rej.jsonl" >/dev/null || die "upload to $in_uri failed"
+    out="s3://$DSPARK_TEST_S3_BUCKET/out-direct-$$-$RANDOM"
+    dedup_spec "$WORK/s3-direct.json" "$in_uri/*.jsonl" "$out" 150000 \
+        '{"op": "dedup_exact"}, {"op": "length", "min_words": 3}' "$rej_opts"
+    run_job "$WORK/s3-direct.json" "$WORK/s3-direct.log" --workers 2
+    fetch_output "$out" "$WORK/out-s3-direct" || die "cannot download $out"
+    diff <(cd "$WORK/out-direct-1" && sha256sum part-*) <(cd "$WORK/out-s3-direct" && sha256sum part-*) ||
+        die "data parts of the dedup-first job differ with its input on S3"
+    diff <(jq -S .totals "$WORK/out-direct-1/_MANIFEST.json" | grep -v bytes_) \
+         <(jq -S .totals "$WORK/out-s3-direct/_MANIFEST.json" | grep -v bytes_) ||
+        die "totals of the dedup-first job differ with its input on S3"
+    "$BIN" ls "$STORE/" --recursive | awk '{print $NF}' | grep -q '/inputs\.direct$' ||
+        die "the dedup-first job on S3 did not take the direct path"
+    echo "S3 runs match"
 fi
 echo "ok"
