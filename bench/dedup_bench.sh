@@ -25,9 +25,10 @@
 #
 # The driver runs all stages in one process with 4 reduce partitions, so
 # its CPU seconds are the whole cost of the dedup algorithms on one core.
-# Its filter pass re-reads the input, while a job's map stage writes
-# intermediate shards (zstd level 1) for its dedup_filter stage to read;
-# the job_* rows measure that path as users run it.
+# Its filter pass re-reads the input. The job_* specs have no step before
+# the dedup step and read JSONL, so their dedup_filter tasks re-read the
+# input too. The job_* rows add planning, shuffles through a store, commits
+# and publishing, as users run them.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
