@@ -10,7 +10,9 @@
  * as one JSON document (report_schema_version 1).
  *
  * An output whose _SUCCESS is missing or names another job than its
- * manifest is refused: its files may be half replaced.
+ * manifest is refused: its files may be half replaced. So is one where a
+ * file the manifest lists is missing or has another size, and with
+ * --verify one whose bytes do not match the manifest's SHA-256.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -42,14 +44,16 @@ typedef struct {
 static void report_help(FILE *f)
 {
     fprintf(f,
-            "usage: dspark report [--json] OUTPUT\n\n"
+            "usage: dspark report [--json] [--verify] OUTPUT\n\n"
             "Print the curation report of a published output (a local directory or an\n"
             "s3:// URI): documents and bytes in and out, what each step removed and why,\n"
             "the kept text counted by a `stats` step, the sizes of the duplicate clusters\n"
             "of dedup_minhash steps with \"clusters\": true, and the reasons of rejected\n"
             "records. It reads only files under OUTPUT.\n\n"
-            "  --json   print one JSON document instead of text\n\n"
-            "Exit codes: 0 printed, 1 the output is incomplete or unreadable, 2 usage,\n"
+            "  --json     print one JSON document instead of text\n"
+            "  --verify   also read every listed file and check its SHA-256\n\n"
+            "Exit codes: 0 printed, 1 the output is incomplete, damaged or unreadable,\n"
+            "2 usage, "
             "5 OUTPUT has no _MANIFEST.json.\n");
 }
 
@@ -165,6 +169,98 @@ static dsp_status read_json(dsp_store *s, const char *key, cJSON **out, dsp_err 
                                           : 0));
     }
     dsp_buf_free(&body);
+    return st;
+}
+
+static int list_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const dsp_list_entry *)a)->key, ((const dsp_list_entry *)b)->key);
+}
+
+/* SHA-256 of the whole object key, read as a stream. */
+static dsp_status object_sha256(dsp_store *s, const char *key, char hex[65], dsp_err *err)
+{
+    dsp_reader *reader = NULL;
+    dsp_sha256 *h = dsp_sha256_new();
+    char *chunk = dsp_xmalloc(1 << 20);
+    size_t got;
+    dsp_status st = dsp_store_reader_open(s, key, 0, -1, NULL, &reader, err);
+
+    while (st == DSP_OK) {
+        st = dsp_reader_read(reader, chunk, 1 << 20, &got, err);
+        if (st != DSP_OK || got == 0)
+            break;
+        dsp_sha256_update(h, chunk, got);
+    }
+    dsp_sha256_final_hex(h, hex);
+    if (reader)
+        dsp_reader_close(reader);
+    free(chunk);
+    return st;
+}
+
+/* Check that every file the manifest lists (data, rejects, clusters) is
+ * under the output with the listed size, and with verify also with the
+ * listed SHA-256. The first mismatch is returned as DSP_ECORRUPT. */
+static dsp_status check_files(dsp_store *s, const char *prefix, const char *where,
+                              const cJSON *m, int verify, dsp_err *err)
+{
+    static const char *const lists[] = {"files", "rejects", "dedup_clusters"};
+    char *dir = dsp_xasprintf("%s/", prefix);
+    dsp_list_page page;
+    dsp_status st = dsp_store_list_all(s, dir, NULL, &page, err);
+
+    if (st != DSP_OK) {
+        free(dir);
+        return st;
+    }
+    qsort(page.items, page.n, sizeof *page.items, list_entry_cmp);
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0] && st == DSP_OK; l++) {
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(m, lists[l])) {
+            const char *name = str(f, "name");
+            if (!name)
+                continue;
+            char *key = dsp_xasprintf("%s%s", dir, name);
+            dsp_list_entry probe = {.key = key};
+            const dsp_list_entry *e = bsearch(&probe, page.items, page.n, sizeof *page.items,
+                                              list_entry_cmp);
+            const char *want = str(f, "sha256");
+            char got[65];
+            if (!e) {
+                st = dsp_err_set(err, DSP_ECORRUPT,
+                                 "%s/%s is listed in _MANIFEST.json but missing", where, name);
+            } else if ((double)e->size != num(f, "size")) {
+                st = dsp_err_set(err, DSP_ECORRUPT,
+                                 "%s/%s is %llu bytes but _MANIFEST.json lists %.0f", where, name,
+                                 (unsigned long long)e->size, num(f, "size"));
+            } else if (verify && want && want[0]) {
+                st = object_sha256(s, key, got, err);
+                if (st == DSP_OK && strcmp(got, want) != 0)
+                    st = dsp_err_set(err, DSP_ECORRUPT,
+                                     "%s/%s has SHA-256 %s but _MANIFEST.json lists %s", where,
+                                     name, got, want);
+            }
+            free(key);
+            if (st != DSP_OK)
+                break;
+        }
+    }
+    /* The totals the report prints must agree with the files. */
+    const cJSON *totals = cJSON_GetObjectItemCaseSensitive(m, "totals");
+    double records = 0, files = 0;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(m, "files")) {
+        records += num(f, "records");
+        files++;
+    }
+    if (st == DSP_OK && (records != num(totals, "records_out") || files != num(totals, "files")))
+        st = dsp_err_set(err, DSP_ECORRUPT,
+                         "%s/_MANIFEST.json: totals name %.0f records in %.0f files, but its "
+                         "files list %.0f records in %.0f files",
+                         where, num(totals, "records_out"), num(totals, "files"), records, files);
+    dsp_list_page_free(&page);
+    free(dir);
     return st;
 }
 
@@ -350,9 +446,10 @@ static void report_print(FILE *f, const cJSON *r, const char *where)
 int dsp_cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"verify", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int json = 0, c, rc = DSP_EXIT_FAILED;
+    int json = 0, verify = 0, c, rc = DSP_EXIT_FAILED;
     dsp_store *store = NULL;
     char *root = NULL, *prefix = NULL, *uri = NULL, *key = NULL;
     cJSON *manifest = NULL, *report = NULL;
@@ -366,6 +463,8 @@ int dsp_cmd_report(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'j') {
             json = 1;
+        } else if (c == 'v') {
+            verify = 1;
         } else if (c == 'h') {
             report_help(stdout);
             return DSP_EXIT_OK;
@@ -425,6 +524,10 @@ int dsp_cmd_report(int argc, char **argv)
                 success.data ? success.data : "", job ? job : "");
         goto out;
     }
+    if (st != DSP_OK)
+        goto fail;
+
+    st = check_files(store, prefix, where, manifest, verify, &err);
     if (st != DSP_OK)
         goto fail;
 

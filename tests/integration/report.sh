@@ -5,6 +5,8 @@
 # published cluster files. Rejected records are counted by reason. The
 # report still works after `dspark gc`, and refuses a missing output, an
 # output without _SUCCESS and a corrupt manifest with exit codes 5, 1, 1.
+# It refuses a part that is missing or has another size, totals that
+# disagree with the files, and with --verify a part whose bytes changed.
 # With an S3 server configured, it reads an output on S3.
 . "$(dirname "$0")/job_lib/common.bash"
 
@@ -160,13 +162,43 @@ grep -q "_MANIFEST.json: not valid JSON" "$WORK/e3" || { cat "$WORK/e3"; die "un
 rc=$?
 [ $rc = 2 ] || die "report without OUTPUT exited $rc, expected 2"
 
+# ---- damaged outputs ----
+"$BIN" report --verify "$WORK/out-cc" >/dev/null || die "--verify rejected an intact output"
+part=$(jq -r '.files[0].name' "$WORK/out-cc/_MANIFEST.json")
+
+# expect_damage NAME PATTERN [--verify]: report (with the option) exits 1
+# on $WORK/out-dmg and names the damage.
+expect_damage() {
+    "$BIN" report ${3:-} "$WORK/out-dmg" >/dev/null 2>"$WORK/dmg.err"
+    local rc=$?
+    [ $rc = 1 ] || die "$1: report exited $rc, expected 1"
+    grep -q -- "$2" "$WORK/dmg.err" || { cat "$WORK/dmg.err"; die "$1: unclear message"; }
+    rm -rf "$WORK/out-dmg"
+}
+cp -r "$WORK/out-cc" "$WORK/out-dmg"
+printf x >>"$WORK/out-dmg/$part"
+expect_damage "a longer part" "$part is $(($(stat -c %s "$WORK/out-cc/$part") + 1)) bytes but"
+
+cp -r "$WORK/out-cc" "$WORK/out-dmg"
+rm "$WORK/out-dmg/$part"
+expect_damage "a missing part" "$part is listed in _MANIFEST.json but missing"
+
+cp -r "$WORK/out-cc" "$WORK/out-dmg"
+printf '\x00' | dd of="$WORK/out-dmg/$part" bs=1 seek=1000 conv=notrunc 2>/dev/null
+"$BIN" report "$WORK/out-dmg" >/dev/null || die "a same-size change should pass without --verify"
+expect_damage "a changed byte" "$part has SHA-256 .* but _MANIFEST.json lists" --verify
+
+cp -r "$WORK/out-cc" "$WORK/out-dmg"
+jq '.totals.records_out += 5' "$WORK/out-cc/_MANIFEST.json" >"$WORK/out-dmg/_MANIFEST.json"
+expect_damage "edited totals" "totals name .* records in 1 files, but its files list"
+
 # ---- an output on S3 ----
 if [ -n "${AWS_ENDPOINT_URL:-}" ] && [ -n "${DSPARK_TEST_S3_BUCKET:-}" ]; then
     out="s3://$DSPARK_TEST_S3_BUCKET/out-report-$$-$RANDOM"
     sed -e "s#\"$WORK/out-cc\"#\"$out\"#" "$WORK/cc.json" >"$WORK/cc-s3.json"
     "$BIN" run "$WORK/cc-s3.json" --store "$STORE" >"$WORK/cc-s3.log" 2>&1 ||
         { tail -20 "$WORK/cc-s3.log"; die "the main job with S3 output failed"; }
-    "$BIN" report --json "$out" >"$WORK/s3.json.out" || die "report of $out failed"
+    "$BIN" report --json --verify "$out" >"$WORK/s3.json.out" || die "report of $out failed"
     jq -e --slurpfile local "$WORK/cc.json.out" \
         '.steps == $local[0].steps and .documents == $local[0].documents' \
         "$WORK/s3.json.out" >/dev/null || die "the S3 output's report differs from the local one"
