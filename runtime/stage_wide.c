@@ -807,6 +807,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
     dsp_input_range *shards = NULL;
     size_t nshards = 0, ninputs = task->ninputs;
     dsp_input_range *direct_in = NULL;
+    uint64_t *direct_sizes = NULL;
     int map_direct = 0;
     cJSON *steps = NULL;
     char *shuffle_key = NULL, *order_key = NULL, *marker_key = NULL;
@@ -844,13 +845,16 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cfg.pre_filter = wide_pre_filter;
         inputs = shards;
         ninputs = nshards;
+        cfg.input_sizes = NULL; /* our own shards, listed by the seal */
         if (w.direct) {
             /* Re-read the map task's inputs with the job's reader settings.
              * The map task already wrote and counted their rejects, and
              * order keys come from the inputs as in the map stage. */
             const dsp_plan_task *src = &source->tasks[task->index];
             direct_in = dsp_xcalloc(src->ninputs ? src->ninputs : 1, sizeof *direct_in);
+            direct_sizes = dsp_xcalloc(src->ninputs ? src->ninputs : 1, sizeof *direct_sizes);
             for (size_t i = 0; i < src->ninputs; i++) {
+                direct_sizes[i] = src->inputs[i].size;
                 direct_in[i].uri_root = src->inputs[i].uri_root;
                 direct_in[i].key = src->inputs[i].key;
                 direct_in[i].offset = src->inputs[i].offset;
@@ -860,6 +864,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             w.input_index = wide_input_indexes(source, src);
             cfg.format = base->format;
             cfg.skip_rejects = 1;
+            cfg.input_sizes = direct_sizes;
             inputs = direct_in;
             ninputs = src->ninputs;
         }
@@ -987,6 +992,7 @@ out:
         free((char *)shards[i].key);
     free(shards);
     free(direct_in);
+    free(direct_sizes);
     cJSON_Delete(steps);
     free(w.orders);
     free(w.input_index);

@@ -383,7 +383,21 @@ dsp_status dsp_store_reader_open(dsp_store *s, const char *key, uint64_t offset,
     dsp_status rc = check_key(s, "read", key, err);
     if (rc != DSP_OK)
         return rc;
-    return s->ops->reader_open(s, key, offset, length, opts ? opts : &defaults, out, err);
+    if (!opts)
+        opts = &defaults;
+    rc = s->ops->reader_open(s, key, offset, length, opts, out, err);
+    if (rc == DSP_OK && opts->check_size && (*out)->info.size != opts->expect_size) {
+        char *name = dsp_store_object_name(s, key);
+        rc = dsp_err_set(err, DSP_EINVAL,
+                         "input %s is %llu bytes but was %llu bytes when the job was planned; "
+                         "it changed after submit, so submit the job again",
+                         name, (unsigned long long)(*out)->info.size,
+                         (unsigned long long)opts->expect_size);
+        free(name);
+        dsp_reader_close(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 dsp_status dsp_reader_read(dsp_reader *r, void *buf, size_t cap, size_t *got, dsp_err *err)

@@ -145,6 +145,11 @@ void dsp_writer_abort(dsp_writer *w);
 typedef struct {
     size_t chunk_size; /* bytes per ranged GET; 0 = default (8 MiB) */
     int readahead;     /* ranged GETs in flight; 0 = default (4) */
+    /* Nonzero: the object must still be expect_size bytes long, else the
+     * open fails with DSP_EINVAL naming both sizes (an input that changed
+     * after the job was planned). */
+    int check_size;
+    uint64_t expect_size;
 } dsp_reader_opts;
 
 /* Stream [offset, offset+length) of an object; length -1 = to the end. */

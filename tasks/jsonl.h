@@ -56,6 +56,9 @@ typedef struct {
      * valid only until the next dsp_jsonl_next or dsp_jsonl_close, and a
      * call returns early rather than move the buffer under them. */
     int borrow_lines;
+    /* Nonzero: fail when the object is no longer object_size bytes long. */
+    int check_size;
+    uint64_t object_size;
 } dsp_jsonl_opts;
 
 typedef struct {

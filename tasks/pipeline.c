@@ -187,7 +187,7 @@ static dsp_status detect_format(dsp_store *store, const dsp_input_range *in,
     *fmt = DSP_FMT_JSONL;
     if (in->offset > 0)
         return DSP_OK; /* only plain JSONL is split into ranges */
-    dsp_reader_opts ropts = {65536, 1};
+    dsp_reader_opts ropts = {65536, 1, 0, 0};
     dsp_reader *r = NULL;
     dsp_status st = dsp_store_reader_open(store, in->key, 0, 65536, &ropts, &r, err);
     if (st != DSP_OK)
@@ -257,8 +257,8 @@ static int needs_text(const run_state *s)
     return s->nsteps > 0 || s->cfg->pre_filter || s->cfg->emit;
 }
 
-static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *b,
-                            dsp_err *err)
+static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t object_size,
+                            dsp_batch *b, dsp_err *err)
 {
     const dsp_pipeline_config *cfg = s->cfg;
     dsp_store *store = NULL;
@@ -286,7 +286,8 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
     dsp_warc_reader *wr = NULL;
     if (fmt == DSP_FMT_WARC) {
         dsp_warc_opts opts = {store,        in->key, cfg->max_record_bytes, 0,
-                              write_reject, s,       cfg->id_field};
+                              write_reject, s,       cfg->id_field, object_size > 0,
+                              object_size};
         st = dsp_warc_open(&opts, &wr, err);
     } else {
         dsp_jsonl_opts opts = {
@@ -299,6 +300,8 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, dsp_batch *
             .reject_ctx = s,
             .skip_text_decode = !needs_text(s),
             .borrow_lines = !needs_text(s),
+            .check_size = object_size > 0,
+            .object_size = object_size,
         };
         st = dsp_jsonl_open(&opts, &jr, err);
     }
@@ -455,7 +458,7 @@ dsp_status dsp_pipeline_run(const dsp_pipeline_config *cfg, const dsp_input_rang
     }
 
     for (size_t i = 0; i < ninputs && st == DSP_OK; i++)
-        st = run_input(&s, &inputs[i], &b, err);
+        st = run_input(&s, &inputs[i], cfg->input_sizes ? cfg->input_sizes[i] : 0, &b, err);
 
     for (size_t i = 0; i < s.nsteps && st == DSP_OK; i++) {
         if (s.steps[i].def->finish)

@@ -71,6 +71,10 @@ typedef struct {
      * is written, and neither records_in nor records_rejected counts them.
      * For a second pass over inputs whose rejects an earlier stage wrote. */
     int skip_rejects;
+    /* Optional, one per input: the size of the whole object when the job
+     * was planned. A task whose input has another size now fails with
+     * DSP_EINVAL, because the input changed after submit. 0 = unchecked. */
+    const uint64_t *input_sizes;
 } dsp_pipeline_config;
 
 typedef struct {

@@ -111,7 +111,7 @@ static void read_range(temp_store *t, const char *key, uint64_t offset, int64_t 
 {
     memset(res, 0, sizeof *res);
     dsp_jsonl_opts opts = {t->store, key, offset, length, max_record, read_size,
-                           rejects ? record_reject : NULL, rejects, 0, 0};
+                           rejects ? record_reject : NULL, rejects, 0, 0, 0, 0};
     dsp_jsonl_reader *r = NULL;
     res->status = dsp_jsonl_open(&opts, &r, &res->err);
     if (res->status != DSP_OK)
@@ -664,7 +664,7 @@ static void test_skip_text_decode(void)
     REQUIRE(put(&t, "skip.jsonl", data, strlen(data)) == 0);
     reject_log rejects;
     memset(&rejects, 0, sizeof rejects);
-    dsp_jsonl_opts opts = {t.store, "skip.jsonl", 0, -1, 0, 0, record_reject, &rejects, 1, 0};
+    dsp_jsonl_opts opts = {t.store, "skip.jsonl", 0, -1, 0, 0, record_reject, &rejects, 1, 0, 0, 0};
     dsp_jsonl_reader *r = NULL;
     dsp_err err;
     REQUIRE(dsp_jsonl_open(&opts, &r, &err) == DSP_OK);
@@ -709,7 +709,7 @@ static void test_borrow_lines(void)
     }
     REQUIRE(put(&t, "borrow.jsonl", data.data, data.len) == 0);
 
-    dsp_jsonl_opts opts = {t.store, "borrow.jsonl", 0, -1, 0, 100, NULL, NULL, 1, 1};
+    dsp_jsonl_opts opts = {t.store, "borrow.jsonl", 0, -1, 0, 100, NULL, NULL, 1, 1, 0, 0};
     dsp_jsonl_reader *r = NULL;
     dsp_err err;
     REQUIRE(dsp_jsonl_open(&opts, &r, &err) == DSP_OK);
