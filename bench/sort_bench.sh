@@ -124,9 +124,9 @@ rgw_log_lines() {
 # rgw_classify FIRST_LINE: "data_get data_put coord" from the access log
 # lines (beast frontend, debug_rgw 1) after FIRST_LINE. Data requests name
 # an input object, a task file under attempts/ (shards, shuffle, sample,
-# boundaries) or an output part; everything else (listings, leases,
-# commits, seals, job state, batch deletes, _SUCCESS, _MANIFEST.json) is
-# coordination. GET and HEAD count as data_get, PUT, POST and DELETE as
+# boundaries) or an output part. Everything else is coordination: listings,
+# leases, commits, seals, job state, batch deletes, _SUCCESS and
+# _MANIFEST.json. GET and HEAD count as data_get, PUT, POST and DELETE as
 # data_put.
 rgw_classify() {
     sleep 2 # RGW writes its log asynchronously.

@@ -70,9 +70,9 @@ typedef struct {
 
 /*
  * Split the budget. The union-find gets half, and counts its own growth
- * peaks. Each shuffle reader or sorter gets an eighth: at most three are
- * live at once (or the edge reader next to the union-find), and each may
- * keep up to twice its budget resident, because its buffers grow by
+ * peaks. Each shuffle reader or sorter gets an eighth, because at most
+ * three are live at once (or the edge reader next to the union-find). Each
+ * may also keep up to twice its budget resident: its buffers grow by
  * doubling, glibc's qsort copies the sort index, and freed heap blocks
  * stay resident.
  */

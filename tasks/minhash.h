@@ -74,7 +74,7 @@ double dsp_minhash_similarity(const uint32_t *a, const uint32_t *b, size_t perms
 
 /*
  * b-bit sketch of a signature, for checking candidate pairs with fewer bytes
- * than the signature: each value is reduced to `bits` bits (1, 2, 4, 8, 16
+ * than the signature. Each value is reduced to `bits` bits (1, 2, 4, 8, 16
  * or 32) of a multiplicative hash of it, packed from bit 0 of byte 0 on.
  * Two equal values always give equal fields, and two different values give
  * equal fields with probability about 2^-bits.

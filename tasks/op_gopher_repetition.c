@@ -44,9 +44,11 @@
  * a document with more than max_words words (default 1,000,000) is removed
  * with the reason too_many_words, and one with more than max_lines lines
  * (default 1,000,000) with too_many_lines, before any table is sized for
- * it. With the defaults the tables take at most about 82 MiB (18 bytes per
- * word plus two tables of 2^21 16-byte slots); a job on one document of a
- * million random words peaked 50 MiB above pass-through. datatrove has no
+ * it. With the defaults the tables take at most about 82 MiB (an estimate:
+ * 18 bytes per word plus two tables of 2^21 16-byte slots). A job on one
+ * document of a million random words peaked 50 MiB above pass-through
+ * (peak RSS from /usr/bin/time around `dspark run --workers 1`), and
+ * tests/integration/quality_memory.sh checks the bound. datatrove has no
  * such limit. When gopher_quality runs first, it removes every document
  * above 100,000 words, so only the line limit can still apply there.
  */

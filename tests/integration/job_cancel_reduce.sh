@@ -28,8 +28,9 @@ grep -q "event=task_start.*stage=$reduce" "$WORK/worker.log" ||
 
 "$BIN" cancel "$job" --store "$STORE" || die "cancel failed"
 cancelled=$(date +%s%N)
-# Noticing takes up to 2 s (the state check period) and the GETs in flight
-# up to 1.5 s more; finishing the reduce would take about 9 s.
+# Noticing the cancel takes up to 2 s (the state check period), and the
+# GETs in flight take up to 1.5 s more. Finishing the reduce would take
+# about 9 s.
 for _ in $(seq 60); do
     kill -0 "$worker" 2>/dev/null || break
     sleep 0.1

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Publishing never deletes files that DSpark did not write. A job whose
-# output directory holds a user's own files fails before it changes
-# anything there, naming the files; the files survive. A rerun into an
-# earlier DSpark output replaces that output, removing its extra parts.
+# output directory contains a user's own files fails before it changes
+# anything there, and the error names the files, which survive. A rerun
+# into an earlier DSpark output replaces that output, removing its extra
+# parts.
 # A publish that keeps failing ends the job after max_attempts (at once
 # for a permanent error) instead of being retried forever.
 . "$(dirname "$0")/job_lib/common.bash"
