@@ -79,11 +79,20 @@ static int cluster_class(uint64_t n)
     return c;
 }
 
+/* The clusters file being read and the sizes counted so far. */
+typedef struct {
+    cluster_sizes *sizes;
+    const char *key;
+} cluster_read;
+
 /* Count one line of a clusters file:
  * {"representative":[i,o],"members":[[i,o],...]}. */
-static dsp_status cluster_line(cluster_sizes *cs, const char *key, uint64_t lineno,
-                               const char *line, size_t len, dsp_err *err)
+static dsp_status cluster_line(void *ctx, const char *line, size_t len, uint64_t lineno,
+                               dsp_err *err)
 {
+    const cluster_read *cr = ctx;
+    cluster_sizes *cs = cr->sizes;
+    const char *key = cr->key;
     cJSON *o = cJSON_ParseWithLength(line, len);
     const cJSON *rep = cJSON_GetObjectItemCaseSensitive(o, "representative");
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(o, "members");
@@ -116,41 +125,8 @@ out:
 /* Add the clusters of one clusters file (JSONL, compressed or not). */
 static dsp_status cluster_file(dsp_store *s, const char *key, cluster_sizes *cs, dsp_err *err)
 {
-    dsp_reader *reader = NULL;
-    dsp_dstream *stream = NULL;
-    dsp_buf line = DSP_BUF_INIT;
-    char chunk[65536];
-    size_t got;
-    uint64_t lineno = 0;
-    dsp_status st = dsp_store_reader_open(s, key, 0, -1, NULL, &reader, err);
-
-    if (st == DSP_OK)
-        st = dsp_dstream_open(reader, key, 0, 0, &stream, err);
-    while (st == DSP_OK) {
-        st = dsp_dstream_read(stream, chunk, sizeof chunk, &got, err);
-        if (st != DSP_OK || got == 0)
-            break;
-        const char *p = chunk, *end = chunk + got;
-        while (p < end && st == DSP_OK) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            dsp_buf_append(&line, p, (size_t)((nl ? nl : end) - p));
-            if (!nl)
-                break;
-            lineno++;
-            if (line.len > 0)
-                st = cluster_line(cs, key, lineno, line.data, line.len, err);
-            dsp_buf_reset(&line);
-            p = nl + 1;
-        }
-    }
-    if (st == DSP_OK && line.len > 0)
-        st = cluster_line(cs, key, lineno + 1, line.data, line.len, err);
-    if (stream)
-        dsp_dstream_close(stream);
-    if (reader)
-        dsp_reader_close(reader);
-    dsp_buf_free(&line);
-    return st;
+    cluster_read cr = {cs, key};
+    return dsp_object_lines(s, key, cluster_line, &cr, err);
 }
 
 /* Read key of s as a JSON document. */

@@ -85,49 +85,24 @@ static int tally_open(const dsp_reject_tally *tally)
     return tally->limit == 0 || tally->counted < tally->limit;
 }
 
+static dsp_status tally_one(void *ctx, const char *line, size_t len, uint64_t lineno,
+                            dsp_err *err)
+{
+    dsp_reject_tally *tally = ctx;
+    (void)lineno;
+    (void)err;
+    if (!tally_open(tally))
+        return DSP_ECANCELLED;
+    tally_line(tally, line, len);
+    return DSP_OK;
+}
+
 dsp_status dsp_reject_tally_file(dsp_store *s, const char *key, dsp_reject_tally *tally,
                                  dsp_err *err)
 {
-    dsp_reader *reader = NULL;
-    dsp_dstream *stream = NULL;
-    dsp_buf line = DSP_BUF_INIT;
-    char chunk[65536];
-    size_t got;
-    dsp_status st;
-
-    st = dsp_store_reader_open(s, key, 0, -1, NULL, &reader, err);
-    if (st != DSP_OK)
-        goto out;
-    st = dsp_dstream_open(reader, key, 0, 0, &stream, err);
-    if (st != DSP_OK)
-        goto out;
-    while (tally_open(tally)) {
-        st = dsp_dstream_read(stream, chunk, sizeof chunk, &got, err);
-        if (st != DSP_OK || got == 0)
-            break;
-        const char *p = chunk, *end = chunk + got;
-        while (p < end && tally_open(tally)) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            if (!nl) {
-                dsp_buf_append(&line, p, (size_t)(end - p));
-                break;
-            }
-            dsp_buf_append(&line, p, (size_t)(nl - p));
-            if (line.len > 0)
-                tally_line(tally, line.data, line.len);
-            dsp_buf_reset(&line);
-            p = nl + 1;
-        }
-    }
-    if (st == DSP_OK && line.len > 0 && tally_open(tally))
-        tally_line(tally, line.data, line.len);
-out:
-    if (stream)
-        dsp_dstream_close(stream);
-    if (reader)
-        dsp_reader_close(reader);
-    dsp_buf_free(&line);
-    return st;
+    if (!tally_open(tally))
+        return DSP_OK;
+    return dsp_object_lines(s, key, tally_one, tally, err);
 }
 
 static int compare_reasons(const void *a, const void *b)

@@ -14,6 +14,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "../core/buf.h"
 #include "../core/util.h"
 #include "decompress.h"
 
@@ -337,4 +338,47 @@ void dsp_dstream_close(dsp_dstream *s)
     free(s->in);
     free(s->key);
     free(s);
+}
+
+dsp_status dsp_object_lines(dsp_store *s, const char *key, dsp_line_fn fn, void *ctx,
+                            dsp_err *err)
+{
+    dsp_reader *reader = NULL;
+    dsp_dstream *stream = NULL;
+    dsp_buf line = DSP_BUF_INIT;
+    char *chunk = dsp_xmalloc(65536);
+    uint64_t lineno = 0;
+    size_t got;
+    dsp_status st = dsp_store_reader_open(s, key, 0, -1, NULL, &reader, err);
+
+    if (st == DSP_OK)
+        st = dsp_dstream_open(reader, key, 0, 0, &stream, err);
+    while (st == DSP_OK) {
+        st = dsp_dstream_read(stream, chunk, 65536, &got, err);
+        if (st != DSP_OK || got == 0)
+            break;
+        const char *p = chunk, *end = chunk + got;
+        while (p < end && st == DSP_OK) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            dsp_buf_append(&line, p, (size_t)((nl ? nl : end) - p));
+            if (!nl)
+                break;
+            lineno++;
+            if (line.len > 0)
+                st = fn(ctx, line.data, line.len, lineno, err);
+            dsp_buf_reset(&line);
+            p = nl + 1;
+        }
+    }
+    if (st == DSP_OK && line.len > 0)
+        st = fn(ctx, line.data, line.len, lineno + 1, err);
+    if (st == DSP_ECANCELLED)
+        st = DSP_OK;
+    if (stream)
+        dsp_dstream_close(stream);
+    if (reader)
+        dsp_reader_close(reader);
+    dsp_buf_free(&line);
+    free(chunk);
+    return st;
 }

@@ -47,4 +47,16 @@ uint64_t dsp_dstream_bytes_in(const dsp_dstream *s);
 uint64_t dsp_dstream_bytes_out(const dsp_dstream *s);
 void dsp_dstream_close(dsp_dstream *s);
 
+/* Called by dsp_object_lines for each non-empty line (without its newline)
+ * and its 1-based number. Return DSP_OK to go on, DSP_ECANCELLED to stop
+ * early without an error, or any other status to fail with it. */
+typedef dsp_status (*dsp_line_fn)(void *ctx, const char *line, size_t len, uint64_t lineno,
+                                  dsp_err *err);
+
+/* Stream the whole object key of s (plain, gzip or zstd) and call fn for
+ * each of its lines, the last one also without a trailing newline. For
+ * small JSONL side files such as rejects and clusters, not the data path. */
+dsp_status dsp_object_lines(dsp_store *s, const char *key, dsp_line_fn fn, void *ctx,
+                            dsp_err *err);
+
 #endif
