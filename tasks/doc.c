@@ -480,6 +480,59 @@ static int hex4(const char *p, uint32_t *out)
     return 0;
 }
 
+#define DECODE_INVALID ((size_t)-1)
+#define DECODE_GROWS ((size_t)-2)
+
+/*
+ * Decode the escape at *pp (a backslash) into out and move *pp past it.
+ * \uXXXX is 6 bytes (12 for a surrogate pair) and yields at most 4, so the
+ * output is never longer than the escape. Returns the bytes written, or
+ * DECODE_INVALID.
+ */
+static size_t decode_escape(const char **pp, const char *end, char *out)
+{
+    const char *p = *pp;
+    if (p + 1 >= end)
+        return DECODE_INVALID;
+    char e = p[1];
+    p += 2;
+    size_t n = 1;
+    switch (e) {
+    case '"': out[0] = '"'; break;
+    case '\\': out[0] = '\\'; break;
+    case '/': out[0] = '/'; break;
+    case 'b': out[0] = '\b'; break;
+    case 'f': out[0] = '\f'; break;
+    case 'n': out[0] = '\n'; break;
+    case 'r': out[0] = '\r'; break;
+    case 't': out[0] = '\t'; break;
+    case 'u': {
+        uint32_t cp;
+        if (end - p < 4 || hex4(p, &cp) != 0)
+            return DECODE_INVALID;
+        p += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            uint32_t lo;
+            if (end - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo) == 0 &&
+                lo >= 0xDC00 && lo <= 0xDFFF) {
+                p += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else {
+                cp = 0xFFFD; /* unpaired high surrogate */
+            }
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            cp = 0xFFFD; /* unpaired low surrogate */
+        }
+        n = utf8_put(out, cp);
+        break;
+    }
+    default:
+        return DECODE_INVALID;
+    }
+    *pp = p;
+    return n;
+}
+
 /*
  * Decode [p, end) into out. Without invalid UTF-8 the output is never longer
  * than the input, so out needs end - p bytes plus a terminator. An invalid
@@ -488,9 +541,6 @@ static int hex4(const char *p, uint32_t *out)
  * the first invalid byte.
  * Returns the decoded length, or DECODE_INVALID for an invalid string.
  */
-#define DECODE_INVALID ((size_t)-1)
-#define DECODE_GROWS ((size_t)-2)
-
 static size_t decode_into(char *out, int may_grow, const char *p, const char *end)
 {
     size_t o = 0;
@@ -513,43 +563,10 @@ static size_t decode_into(char *out, int may_grow, const char *p, const char *en
 
         unsigned char c = (unsigned char)*p;
         if (c == '\\') {
-            if (p + 1 >= end)
+            size_t n = decode_escape(&p, end, out + o);
+            if (n == DECODE_INVALID)
                 return DECODE_INVALID;
-            char e = p[1];
-            p += 2;
-            switch (e) {
-            case '"': out[o++] = '"'; break;
-            case '\\': out[o++] = '\\'; break;
-            case '/': out[o++] = '/'; break;
-            case 'b': out[o++] = '\b'; break;
-            case 'f': out[o++] = '\f'; break;
-            case 'n': out[o++] = '\n'; break;
-            case 'r': out[o++] = '\r'; break;
-            case 't': out[o++] = '\t'; break;
-            case 'u': {
-                uint32_t cp;
-                if (end - p < 4 || hex4(p, &cp) != 0)
-                    return DECODE_INVALID;
-                p += 4;
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    uint32_t lo;
-                    if (end - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo) == 0 &&
-                        lo >= 0xDC00 && lo <= 0xDFFF) {
-                        p += 6;
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    } else {
-                        cp = 0xFFFD; /* unpaired high surrogate */
-                    }
-                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    cp = 0xFFFD; /* unpaired low surrogate */
-                }
-                /* \uXXXX is 6 bytes (12 for a pair) and yields at most 4. */
-                o += utf8_put(out + o, cp);
-                break;
-            }
-            default:
-                return DECODE_INVALID;
-            }
+            o += n;
             continue;
         }
         if (c < 0x20)
@@ -590,6 +607,47 @@ char *dsp_json_decode_string(dsp_arena *a, const char *raw, size_t raw_len, size
         out = dsp_arena_alloc(a, body * 3 + 1);
         n = decode_into(out, 1, p, end);
     }
+    if (n == DECODE_INVALID)
+        return NULL;
+    if (out_len)
+        *out_len = n;
+    return out;
+}
+
+/*
+ * Decode the body [p, end) of a string that dsp_json_validate() accepted
+ * without repair: its UTF-8 is valid and it contains no raw control byte, so
+ * only escapes need work. The runs between backslashes are found with
+ * memchr and copied whole. The output is never longer than the input.
+ * Returns the decoded length, or DECODE_INVALID for a bad escape.
+ */
+static size_t decode_valid_into(char *out, const char *p, const char *end)
+{
+    size_t o = 0;
+    while (p < end) {
+        const char *bs = memchr(p, '\\', (size_t)(end - p));
+        size_t run = (size_t)((bs ? bs : end) - p);
+        memcpy(out + o, p, run);
+        o += run;
+        if (!bs)
+            break;
+        p = bs;
+        size_t n = decode_escape(&p, end, out + o);
+        if (n == DECODE_INVALID)
+            return DECODE_INVALID;
+        o += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+char *dsp_json_decode_valid_string(dsp_arena *a, const char *raw, size_t raw_len,
+                                   size_t *out_len)
+{
+    if (raw_len < 2 || raw[0] != '"' || raw[raw_len - 1] != '"')
+        return NULL;
+    char *out = dsp_arena_alloc(a, raw_len - 1);
+    size_t n = decode_valid_into(out, raw + 1, raw + raw_len - 1);
     if (n == DECODE_INVALID)
         return NULL;
     if (out_len)

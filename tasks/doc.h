@@ -92,6 +92,12 @@ int dsp_json_find_path(const char *line, size_t line_len, const char *path, cons
  * arena. Returns NULL on an invalid string (bad escape, unpaired surrogate
  * is replaced by U+FFFD instead). */
 char *dsp_json_decode_string(dsp_arena *a, const char *raw, size_t raw_len, size_t *out_len);
+/* dsp_json_decode_string for a value inside a line that dsp_json_validate()
+ * accepts without repair, such as a repaired copy of a line. It skips the
+ * UTF-8 and control-byte checks that validation already made, so it must
+ * not see other input. */
+char *dsp_json_decode_valid_string(dsp_arena *a, const char *raw, size_t raw_len,
+                                   size_t *out_len);
 /* Append s as a JSON string (with quotes) to the buffer. */
 void dsp_json_encode_string(dsp_buf *out, const char *s, size_t len);
 

@@ -535,9 +535,10 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
                      : dsp_batch_push(b, line, len, r->key, offset);
     if (r->skip_text_decode)
         return DSP_OK;
-    /* Decode from the arena copy so that d->text never points into the read buffer. */
+    /* The line passed validation (after repair, if it needed one), so only
+     * its escapes need decoding. The text goes to the arena either way. */
     const char *copy_raw = d->line + (raw - line);
-    d->text = dsp_json_decode_string(&b->arena, copy_raw, raw_len, &d->text_len);
+    d->text = dsp_json_decode_valid_string(&b->arena, copy_raw, raw_len, &d->text_len);
     if (!d->text) {
         b->n--; /* validated above, so only reachable through a decoder bug */
         return emit_reject(r, "invalid_json", offset, line, len, err);

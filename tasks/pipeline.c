@@ -299,7 +299,10 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t ob
             .reject = write_reject,
             .reject_ctx = s,
             .skip_text_decode = !needs_text(s),
-            .borrow_lines = !needs_text(s),
+            /* Each batch is run, written and reset before the next read,
+             * so lines can stay in the read buffer. Decoded texts go to
+             * the batch arena either way. */
+            .borrow_lines = 1,
             .check_size = object_size > 0,
             .object_size = object_size,
         };

@@ -136,6 +136,40 @@ static void test_decode_string(void)
     dsp_arena_free(&a);
 }
 
+/* The decoder for validated strings must agree with the general one on
+ * every valid string, escapes and surrogates included. */
+static void test_decode_valid_string(void)
+{
+    static const char *const valid[] = {
+        "\"\"",
+        "\"plain ascii text\"",
+        "\"a\\n\\t\\\"\\\\\\/\\u00e9\\ud83d\\ude00\"",
+        "\"x\\ud800y\\udc00z\"",
+        "\"\\u0000z\"",
+        "\"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80\"",
+        "\"\\b\\f\\r ends with an escape\\n\"",
+        "\"\\\\\\\\\"",
+    };
+    dsp_arena a;
+    dsp_arena_init(&a, 0);
+    for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
+        size_t len = strlen(valid[i]);
+        size_t want_n = 0, got_n = 0;
+        char *want = dsp_json_decode_string(&a, valid[i], len, &want_n);
+        char *got = dsp_json_decode_valid_string(&a, valid[i], len, &got_n);
+        REQUIRE(want != NULL);
+        REQUIRE(got != NULL);
+        CHECK_EQ_INT(got_n, want_n);
+        CHECK(memcmp(got, want, want_n + 1) == 0);
+    }
+    size_t n;
+    CHECK(dsp_json_decode_valid_string(&a, "\"\\q\"", 4, &n) == NULL);
+    CHECK(dsp_json_decode_valid_string(&a, "\"\\u12\"", 6, &n) == NULL);
+    CHECK(dsp_json_decode_valid_string(&a, "\"ab\\\"", 5, &n) == NULL);
+    CHECK(dsp_json_decode_valid_string(&a, "nope", 4, &n) == NULL);
+    dsp_arena_free(&a);
+}
+
 static void test_encode_string(void)
 {
     dsp_buf b = DSP_BUF_INIT;
@@ -251,6 +285,7 @@ TEST_MAIN({"arena reuse", test_arena_reuse},
           {"json find", test_json_find},
           {"json find dotted path", test_json_find_path},
           {"decode string", test_decode_string},
+          {"decode valid string", test_decode_valid_string},
           {"encode string", test_encode_string},
           {"serialize unchanged", test_serialize_unchanged},
           {"serialize changed", test_serialize_changed})
