@@ -36,7 +36,7 @@ struct dsp_minhash {
     uint64_t *a_even, *a_odd, *b_even, *b_odd;
     uint32_t *a_hi32;
     uint64_t seed;
-    int use_avx2;
+    int simd; /* signature path: 0 portable, 1 AVX2, 2 AVX-512 */
     dsp_buf norm;               /* scratch: normalised text */
     uint64_t *words, *shingles; /* scratch: word and shingle hashes */
     uint32_t *folded;           /* scratch: shingle hashes folded to 32 bits */
@@ -102,10 +102,7 @@ dsp_status dsp_minhash_new(const dsp_minhash_params *params, dsp_minhash **out, 
         }
         m->a_hi32[i] = (uint32_t)m->a_hi[i];
     }
-#ifdef MINHASH_HAVE_AVX2
-    __builtin_cpu_init();
-    m->use_avx2 = __builtin_cpu_supports("avx2");
-#endif
+    dsp_minhash_limit_simd(m, 2);
     *out = m;
     return DSP_OK;
 }
@@ -144,14 +141,18 @@ int dsp_minhash_rows(const dsp_minhash *m)
     return m->rows;
 }
 
-void dsp_minhash_force_portable(dsp_minhash *m, int on)
+int dsp_minhash_limit_simd(dsp_minhash *m, int max_level)
 {
+    int simd = 0;
 #ifdef MINHASH_HAVE_AVX2
-    m->use_avx2 = on ? 0 : __builtin_cpu_supports("avx2");
-#else
-    (void)m;
-    (void)on;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        simd = __builtin_cpu_supports("avx512f") ? 2 : 1;
 #endif
+    if (simd > max_level)
+        simd = max_level < 0 ? 0 : max_level;
+    m->simd = simd;
+    return simd;
 }
 
 /* ASCII map: lower-case letter, '0' for digits, 0 for a word separator. */
@@ -497,8 +498,9 @@ static void signature_portable(const dsp_minhash *m, const uint64_t *sh, size_t 
 
 #ifdef MINHASH_HAVE_AVX2
 /*
- * Eight permutations per vector, one group at a time over all shingles, so
- * the accumulator and the coefficients stay in registers. For 32-bit x,
+ * Eight permutations per vector, one group at a time from first_group on,
+ * each over all shingles, so the accumulator and the coefficients stay in
+ * registers. For 32-bit x,
  * ((a*x + b) mod 2^64) >> 32 = (((a_lo*x + b) mod 2^64) >> 32) + a_hi*x
  * modulo 2^32, because a_hi*x*2^32 changes only the upper half. The first
  * term comes from two 32x32->64 multiplies (even and odd permutations), the
@@ -506,11 +508,10 @@ static void signature_portable(const dsp_minhash *m, const uint64_t *sh, size_t 
  */
 __attribute__((target("avx2"))) static void signature_avx2(const dsp_minhash *m,
                                                            const uint32_t *x, size_t n,
-                                                           uint32_t *sig)
+                                                           size_t first_group, uint32_t *out)
 {
-    uint32_t out[DSP_MINHASH_MAX_PERMS];
     size_t groups = m->perms_padded / 8;
-    for (size_t g = 0; g < groups; g++) {
+    for (size_t g = first_group; g < groups; g++) {
         __m256i ae = _mm256_load_si256((const __m256i *)(m->a_even + 4 * g));
         __m256i ao = _mm256_load_si256((const __m256i *)(m->a_odd + 4 * g));
         __m256i be = _mm256_load_si256((const __m256i *)(m->b_even + 4 * g));
@@ -529,7 +530,38 @@ __attribute__((target("avx2"))) static void signature_avx2(const dsp_minhash *m,
         }
         _mm256_storeu_si256((__m256i *)(out + 8 * g), acc);
     }
-    memcpy(sig, out, m->perms * sizeof *sig);
+}
+
+/*
+ * The AVX2 computation on sixteen permutations per vector. The AVX2 groups
+ * 2G and 2G + 1 are adjacent in every coefficient array, so one 512-bit
+ * load reads both, and lane i of the result is permutation 16G + i.
+ * Returns the number of 8-permutation groups done; the AVX2 path does the
+ * rest (at most one group).
+ */
+__attribute__((target("avx512f"))) static size_t signature_avx512(const dsp_minhash *m,
+                                                                  const uint32_t *x, size_t n,
+                                                                  uint32_t *out)
+{
+    size_t groups16 = m->perms_padded / 16;
+    for (size_t g = 0; g < groups16; g++) {
+        __m512i ae = _mm512_loadu_si512((const void *)(m->a_even + 8 * g));
+        __m512i ao = _mm512_loadu_si512((const void *)(m->a_odd + 8 * g));
+        __m512i be = _mm512_loadu_si512((const void *)(m->b_even + 8 * g));
+        __m512i bo = _mm512_loadu_si512((const void *)(m->b_odd + 8 * g));
+        __m512i ah = _mm512_loadu_si512((const void *)(m->a_hi32 + 16 * g));
+        __m512i acc = _mm512_set1_epi32(-1);
+        for (size_t s = 0; s < n; s++) {
+            __m512i xv = _mm512_set1_epi32((int)x[s]);
+            __m512i even = _mm512_add_epi64(_mm512_mul_epu32(ae, xv), be);
+            __m512i odd = _mm512_add_epi64(_mm512_mul_epu32(ao, xv), bo);
+            __m512i high = _mm512_mask_blend_epi32(0xaaaa, _mm512_srli_epi64(even, 32), odd);
+            __m512i h = _mm512_add_epi32(high, _mm512_mullo_epi32(ah, xv));
+            acc = _mm512_min_epu32(acc, h);
+        }
+        _mm512_storeu_si512((void *)(out + 16 * g), acc);
+    }
+    return 2 * groups16;
 }
 #endif
 
@@ -540,10 +572,13 @@ size_t dsp_minhash_signature(dsp_minhash *m, const char *text, size_t len, uint3
     if (n == 0)
         return 0;
 #ifdef MINHASH_HAVE_AVX2
-    if (m->use_avx2) {
+    if (m->simd > 0) {
+        uint32_t out[DSP_MINHASH_MAX_PERMS];
         for (size_t i = 0; i < n; i++)
             m->folded[i] = fold32(sh[i]);
-        signature_avx2(m, m->folded, n, sig);
+        size_t done = m->simd == 2 ? signature_avx512(m, m->folded, n, out) : 0;
+        signature_avx2(m, m->folded, n, done, out);
+        memcpy(sig, out, m->perms * sizeof *sig);
         return n;
     }
 #endif

@@ -88,7 +88,10 @@ void dsp_minhash_sketch(const uint32_t *sig, size_t perms, int bits, unsigned ch
 double dsp_minhash_sketch_similarity(const unsigned char *a, const unsigned char *b, size_t perms,
                                      int bits);
 
-/* Force the portable path (for tests comparing it with AVX2); 0 = auto. */
-void dsp_minhash_force_portable(dsp_minhash *m, int on);
+/* Limit the signature code to a vector width: 0 portable, 1 AVX2,
+ * 2 AVX-512 (the default is the widest the CPU runs). Returns the level
+ * in use, which is lower when the CPU lacks the instructions. Every level
+ * gives the same signatures, which the unit tests check. */
+int dsp_minhash_limit_simd(dsp_minhash *m, int max_level);
 
 #endif

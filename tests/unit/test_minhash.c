@@ -328,25 +328,36 @@ static void test_estimate_error_small(void)
     dsp_minhash_free(m);
 }
 
-static void test_avx2_matches_portable(void)
+static void test_simd_matches_portable(void)
 {
     dsp_minhash *m;
     dsp_err err;
-    dsp_minhash_params p = {.bands = 9, .rows = 3}; /* 27: not a multiple of 4 */
-    for (int round = 0; round < 2; round++) {
-        REQUIRE(dsp_minhash_new(round ? &p : NULL, &m, &err) == DSP_OK);
+    /* 112 permutations (the default) fill 16-lane vectors, 27 leaves a
+     * partial 8-lane group and 24 a whole 8-lane group after the 16-lane
+     * one. */
+    dsp_minhash_params shapes[] = {{.bands = 14, .rows = 8}, {.bands = 9, .rows = 3},
+                                   {.bands = 8, .rows = 3}};
+    for (size_t shape = 0; shape < sizeof shapes / sizeof shapes[0]; shape++) {
+        REQUIRE(dsp_minhash_new(&shapes[shape], &m, &err) == DSP_OK);
         size_t perms = dsp_minhash_perms(m);
-        rng_state = 99 + (uint64_t)round;
+        int widest = dsp_minhash_limit_simd(m, 2);
+        if (widest < 2)
+            fprintf(stderr, "  note: this CPU runs SIMD level %d only\n", widest);
+        rng_state = 99 + (uint64_t)shape;
         for (int t = 0; t < 50; t++) {
             dsp_buf text = DSP_BUF_INIT;
             random_words(&text, 1 + rng_next() % 500);
-            uint32_t fast[DSP_MINHASH_MAX_PERMS], slow[DSP_MINHASH_MAX_PERMS];
-            dsp_minhash_force_portable(m, 0);
-            size_t n1 = dsp_minhash_signature(m, text.data, text.len, fast);
-            dsp_minhash_force_portable(m, 1);
-            size_t n2 = dsp_minhash_signature(m, text.data, text.len, slow);
-            CHECK_EQ_INT(n1, n2);
-            CHECK(memcmp(fast, slow, perms * sizeof *fast) == 0);
+            uint32_t want[DSP_MINHASH_MAX_PERMS];
+            REQUIRE(dsp_minhash_limit_simd(m, 0) == 0);
+            size_t n_want = dsp_minhash_signature(m, text.data, text.len, want);
+            for (int level = 1; level <= widest; level++) {
+                uint32_t got[DSP_MINHASH_MAX_PERMS];
+                REQUIRE(dsp_minhash_limit_simd(m, level) == level);
+                size_t n_got = dsp_minhash_signature(m, text.data, text.len, got);
+                CHECK_EQ_INT(n_got, n_want);
+                CHECKF(memcmp(got, want, perms * sizeof *got) == 0,
+                       "level %d differs from portable, %zu permutations", level, perms);
+            }
             dsp_buf_free(&text);
         }
         dsp_minhash_free(m);
@@ -474,7 +485,7 @@ TEST_MAIN({"normalize folds case digits", test_normalize_folds_case_digits},
           {"invalid params rejected", test_invalid_params_rejected},
           {"controlled shift jaccard", test_controlled_shift_jaccard},
           {"estimate error small", test_estimate_error_small},
-          {"avx2 matches portable", test_avx2_matches_portable},
+          {"simd matches portable", test_simd_matches_portable},
           {"band hashes follow signature", test_band_hashes_follow_signature},
           {"sketch estimates", test_sketch_estimates},
           {"linux-doc estimates", test_linux_doc_estimates})
