@@ -438,25 +438,72 @@ void dsp_text_normalize(const char *text, size_t len, dsp_buf *out)
     out->data[out->len] = '\0';
 }
 
+/* Bit i is set when p[i] is a space, for i < 64. */
+static uint64_t space_mask64(const unsigned char *p)
+{
+    uint64_t mask = 0;
+#if defined(__SSE2__)
+    const __m128i space = _mm_set1_epi8(' ');
+    for (int k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+        mask |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, space)) << (16 * k);
+    }
+#else
+    for (int i = 0; i < 64; i++)
+        mask |= (uint64_t)(p[i] == ' ') << i;
+#endif
+    return mask;
+}
+
+static void words_reserve(dsp_minhash *m, size_t n)
+{
+    if (n <= m->cap_words)
+        return;
+    m->cap_words = n > 2 * m->cap_words ? n : 2 * m->cap_words;
+    m->words = dsp_xrealloc(m->words, m->cap_words * sizeof *m->words);
+}
+
+/*
+ * Hash every space-separated word of m->norm into m->words and return the
+ * count. Spaces are found 64 bytes at a time, because normalised words are
+ * short and a memchr call per word cost more than the search itself.
+ */
+static size_t hash_words(dsp_minhash *m)
+{
+    size_t len = m->norm.len;
+    dsp_buf_reserve(&m->norm, 64); /* the last window reads up to 63 bytes past len */
+    const unsigned char *text = (const unsigned char *)m->norm.data;
+    /* Normalised text has one space between words, so len / 2 + 1 words
+     * at most, and the loop below grows the array only for other input. */
+    words_reserve(m, len / 2 + 1);
+    size_t nwords = 0, word_start = 0;
+    for (size_t base = 0; base < len; base += 64) {
+        uint64_t spaces = space_mask64(text + base);
+        if (len - base < 64)
+            spaces &= ((uint64_t)1 << (len - base)) - 1;
+        for (; spaces; spaces &= spaces - 1) {
+            size_t pos = base + (size_t)__builtin_ctzll(spaces);
+            if (nwords == m->cap_words)
+                words_reserve(m, nwords + 1);
+            m->words[nwords++] = XXH3_64bits(text + word_start, pos - word_start);
+            word_start = pos + 1;
+        }
+    }
+    if (word_start < len) {
+        if (nwords == m->cap_words)
+            words_reserve(m, nwords + 1);
+        m->words[nwords++] = XXH3_64bits(text + word_start, len - word_start);
+    }
+    return nwords;
+}
+
 size_t dsp_minhash_shingles(dsp_minhash *m, const char *text, size_t len,
                             const uint64_t **hashes)
 {
     dsp_buf_reset(&m->norm);
     dsp_text_normalize(text, len, &m->norm);
 
-    /* Word hashes. */
-    size_t nwords = 0;
-    const char *p = m->norm.data, *end = m->norm.data + m->norm.len;
-    while (p < end) {
-        const char *sp = memchr(p, ' ', (size_t)(end - p));
-        const char *wend = sp ? sp : end;
-        if (nwords == m->cap_words) {
-            m->cap_words = m->cap_words ? 2 * m->cap_words : 1024;
-            m->words = dsp_xrealloc(m->words, m->cap_words * sizeof *m->words);
-        }
-        m->words[nwords++] = XXH3_64bits(p, (size_t)(wend - p));
-        p = wend + 1;
-    }
+    size_t nwords = hash_words(m);
 
     size_t k = (size_t)m->ngram;
     size_t nsh = 0;

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include <cjson/cJSON.h>
+#include <xxhash.h>
 
 #include "../../core/buf.h"
 #include "../../tasks/minhash.h"
@@ -253,6 +254,41 @@ static void test_shingle_counts(void)
     dsp_minhash_free(m);
 }
 
+/* Shingle hashes are defined as XXH3-64 over the XXH3-64 hashes of 5
+ * consecutive words of the normalised text. Recompute them from that
+ * definition for texts whose words end on and around 64-byte boundaries. */
+static void test_shingles_match_definition(void)
+{
+    dsp_minhash *m;
+    dsp_err err;
+    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    rng_state = 7;
+    for (int t = 0; t < 200; t++) {
+        dsp_buf text = DSP_BUF_INIT;
+        random_words(&text, 1 + (size_t)t % 60);
+        const uint64_t *got;
+        size_t n = dsp_minhash_shingles(m, text.data, text.len, &got);
+
+        uint64_t words[64];
+        size_t nwords = 0;
+        const char *p = text.data, *end = text.data + text.len;
+        while (p < end) {
+            const char *sp = memchr(p, ' ', (size_t)(end - p));
+            const char *wend = sp ? sp : end;
+            words[nwords++] = XXH3_64bits(p, (size_t)(wend - p));
+            p = wend + 1;
+        }
+        size_t want_n = nwords >= 5 ? nwords - 4 : 1;
+        REQUIRE(n == want_n);
+        size_t span = nwords < 5 ? nwords : 5;
+        for (size_t i = 0; i < n; i++)
+            CHECKF(got[i] == XXH3_64bits(&words[i], span * sizeof(uint64_t)),
+                   "text %d (%zu bytes), shingle %zu", t, text.len, i);
+        dsp_buf_free(&text);
+    }
+    dsp_minhash_free(m);
+}
+
 static void test_invalid_params_rejected(void)
 {
     dsp_minhash *m = NULL;
@@ -482,6 +518,7 @@ TEST_MAIN({"normalize folds case digits", test_normalize_folds_case_digits},
           {"normalize matches utf8proc", test_normalize_matches_utf8proc},
           {"normalize long texts", test_normalize_long_texts},
           {"shingle counts", test_shingle_counts},
+          {"shingles match definition", test_shingles_match_definition},
           {"invalid params rejected", test_invalid_params_rejected},
           {"controlled shift jaccard", test_controlled_shift_jaccard},
           {"estimate error small", test_estimate_error_small},
