@@ -12,8 +12,8 @@
  *     WIDE_INTERMEDIATE_LEVEL. Before a repartition shuffle, which carries
  *     whole lines, it writes no shards (and sort_map neither). A map stage
  *     with no step before a dedup step, whose inputs are all JSONL, writes
- *     neither shards nor order.bin but an empty <attempt>/inputs.direct
- *     (see wide_map_direct).
+ *     neither shards nor order.bin but <attempt>/inputs.direct, a marker
+ *     with its reader's reject and repair counts (see wide_map_direct).
  *   dedup_exact_reduce, partition p: reads partition p of every
  *     shuffle.bin and writes <attempt>/drops.bin (M partitions).
  *   minhash_bands, partition p: writes <attempt>/edges.bin.
@@ -26,7 +26,9 @@
  *     inputs.direct, it re-reads that map task's input ranges instead, with
  *     the job's reader settings. It sets skip_rejects because the map task
  *     already wrote and counted the rejects, and it takes order keys from
- *     the inputs as the map stage does. Output and counters do not change.
+ *     the inputs as the map stage does. When the marker counts no reject
+ *     and no repair, the lines are not validated again. Output and
+ *     counters do not change.
  *   repartition_reduce, shard p: reads partition p of every shuffle.bin
  *     (whole document lines) and writes them, in input order, as the
  *     job's output shards.
@@ -259,6 +261,7 @@ typedef struct {
     /* filter stage: order keys of the source task's documents (NULL when
      * `direct`: the task re-reads the map task's inputs), and drops */
     int direct;
+    int direct_trusted;        /* the map task rejected and repaired no record */
     unsigned char *orders;
     size_t norders;
     dsp_dedup_drops *drops;
@@ -480,6 +483,49 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
     return dsp_dedup_minhash_map_add(w->minhash, text, len, o, err);
 }
 
+/*
+ * The inputs.direct marker contains the map task's reader counts as
+ * {"rejected": N, "repaired": N}. When both are 0, every non-blank input
+ * line was a valid record, so the filter task re-reads the lines without
+ * validating them again. An empty or unreadable marker only turns that off.
+ */
+static dsp_status wide_read_direct_marker(dsp_store *store, const char *key, wide_pipe *w,
+                                          dsp_err *err)
+{
+    dsp_buf buf = DSP_BUF_INIT;
+    dsp_status st = dsp_store_get(store, key, 0, -1, &buf, NULL, err);
+    if (st != DSP_OK) {
+        dsp_err_prefix(err, "reading %s", key);
+        dsp_buf_free(&buf);
+        return st;
+    }
+    cJSON *marker = buf.len ? cJSON_ParseWithLength(buf.data, buf.len) : NULL;
+    const cJSON *rejected = cJSON_GetObjectItemCaseSensitive(marker, "rejected");
+    const cJSON *repaired = cJSON_GetObjectItemCaseSensitive(marker, "repaired");
+    w->direct_trusted = cJSON_IsNumber(rejected) && rejected->valuedouble == 0 &&
+                        cJSON_IsNumber(repaired) && repaired->valuedouble == 0;
+    cJSON_Delete(marker);
+    dsp_buf_free(&buf);
+    return DSP_OK;
+}
+
+/* Write the inputs.direct marker of a map task (see wide_read_direct_marker). */
+static dsp_status wide_write_direct_marker(dsp_store *store, const char *key,
+                                           dsp_pipeline_result *res, dsp_err *err)
+{
+    char body[96], sha[65];
+    int n = snprintf(body, sizeof body, "{\"rejected\": %llu, \"repaired\": %llu}\n",
+                     (unsigned long long)res->records_rejected,
+                     (unsigned long long)res->records_repaired);
+    dsp_sha256_hex(body, (size_t)n, sha);
+    dsp_status st = dsp_store_put(store, key, body, (size_t)n, NULL, NULL, err);
+    if (st == DSP_OK)
+        st = wide_add_file(store, res, key, 0, sha, err);
+    if (st != DSP_OK)
+        dsp_err_prefix(err, "writing %s", key);
+    return st;
+}
+
 /* Read source task t's order.bin and data shards from the source stage's
  * seal; *shards get the task's data files in order. */
 static dsp_status wide_load_source(dsp_store *store, const char *job,
@@ -496,7 +542,7 @@ static dsp_status wide_load_source(dsp_store *store, const char *job,
                                              (int)t);
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(commit, "files");
     size_t n = (size_t)cJSON_GetArraySize(files);
-    const char *order_key = NULL;
+    const char *order_key = NULL, *direct_key = NULL;
     *shards = dsp_xcalloc(n ? n : 1, sizeof **shards);
     *nshards = 0;
     const cJSON *f;
@@ -510,6 +556,7 @@ static dsp_status wide_load_source(dsp_store *store, const char *job,
             order_key = k->valuestring;
         } else if (!strcmp(base, WIDE_DIRECT_NAME)) {
             w->direct = 1;
+            direct_key = k->valuestring;
         } else if (!strncmp(base, "part-", 5)) {
             /* Data shards, as the pipeline names them. */
             dsp_input_range *in = &(*shards)[(*nshards)++];
@@ -524,6 +571,8 @@ static dsp_status wide_load_source(dsp_store *store, const char *job,
             st = dsp_err_set(err, DSP_ECORRUPT, "seal of stage %s: task %zu committed %s, but "
                              "the stage is not a map stage without data shards",
                              source->id, t, WIDE_DIRECT_NAME);
+        else
+            st = wide_read_direct_marker(store, direct_key, w, err);
         goto out;
     }
     if (!order_key) {
@@ -864,6 +913,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             w.input_index = wide_input_indexes(source, src);
             cfg.format = base->format;
             cfg.skip_rejects = 1;
+            cfg.trusted_input = w.direct_trusted;
             cfg.input_sizes = direct_sizes;
             inputs = direct_in;
             ninputs = src->ninputs;
@@ -959,14 +1009,8 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             goto out;
     }
     if (map_direct) {
-        char sha[65];
         marker_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_DIRECT_NAME);
-        dsp_sha256_hex("", 0, sha);
-        st = dsp_store_put(store, marker_key, "", 0, NULL, NULL, err);
-        if (st == DSP_OK)
-            st = wide_add_file(store, res, marker_key, 0, sha, err);
-        if (st != DSP_OK)
-            dsp_err_prefix(err, "writing %s", marker_key);
+        st = wide_write_direct_marker(store, marker_key, res, err);
     } else if (next && !sort_map) {
         char sha[65];
         order_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_ORDER_NAME);

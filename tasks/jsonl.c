@@ -44,6 +44,7 @@ struct dsp_jsonl_reader {
     int borrow_lines;
     int check_size;          /* the object must still be object_size bytes */
     uint64_t object_size;
+    int trusted;             /* lines were validated by an earlier pass */
 
     dsp_reader *src;
     dsp_reader *tail_src; /* reader past range_end, opened on demand */
@@ -423,6 +424,12 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     r->reject_ctx = opts->reject_ctx;
     r->skip_text_decode = opts->skip_text_decode;
     r->borrow_lines = opts->borrow_lines;
+    r->trusted = opts->trusted;
+    if (r->trusted && !r->skip_text_decode) {
+        st = dsp_err_set(err, DSP_EINVAL, "JSONL reader for %s: trusted lines need "
+                         "skip_text_decode, because their text is not located", r->uri);
+        goto fail;
+    }
     r->ranged = opts->offset > 0 || opts->length >= 0;
     r->range_end = opts->length >= 0 ? opts->offset + (uint64_t)opts->length : UINT64_MAX;
 
@@ -479,6 +486,16 @@ static dsp_status emit_reject(dsp_jsonl_reader *r, const char *reason, uint64_t 
     return r->reject(r->reject_ctx, reason, r->uri, offset, record, len, err);
 }
 
+static dsp_status push_trusted(dsp_jsonl_reader *r, dsp_batch *b, const char *line, size_t len,
+                               uint64_t offset)
+{
+    if (r->borrow_lines)
+        dsp_batch_push_borrowed(b, line, len, r->key, offset);
+    else
+        dsp_batch_push(b, line, len, r->key, offset);
+    return DSP_OK;
+}
+
 /* Validate one record and append it to the batch, or reject it. */
 static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *line, size_t len,
                               uint64_t offset, dsp_err *err)
@@ -501,6 +518,8 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
         return DSP_OK;
     }
     r->stats.records++;
+    if (r->trusted)
+        return push_trusted(r, b, line, len, offset);
 
     int needs_repair = 0;
     const char *raw = NULL;

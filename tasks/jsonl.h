@@ -59,6 +59,10 @@ typedef struct {
     /* Nonzero: fail when the object is no longer object_size bytes long. */
     int check_size;
     uint64_t object_size;
+    /* Nonzero: every non-blank line is a record, passed on without JSON
+     * validation. Only for a second pass over input whose first pass
+     * rejected and repaired no record; needs skip_text_decode. */
+    int trusted;
 } dsp_jsonl_opts;
 
 typedef struct {

@@ -305,6 +305,7 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t ob
             .borrow_lines = 1,
             .check_size = object_size > 0,
             .object_size = object_size,
+            .trusted = cfg->trusted_input && !needs_text(s),
         };
         st = dsp_jsonl_open(&opts, &jr, err);
     }
@@ -359,6 +360,7 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t ob
             res->records_in -= js->rejected;
         else
             res->records_rejected += js->rejected;
+        res->records_repaired += js->utf8_repaired;
         res->bytes_in += js->bytes_in;
         res->bytes_in_raw += js->bytes_in_raw;
         /* Repaired records are kept, so this line is the only trace of them. */

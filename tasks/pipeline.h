@@ -75,10 +75,15 @@ typedef struct {
      * was planned. A task whose input has another size now fails with
      * DSP_EINVAL, because the input changed after submit. 0 = unchecked. */
     const uint64_t *input_sizes;
+    /* Non-zero: JSONL lines are passed on without validation when no step
+     * reads the text. For a second pass over inputs whose first pass
+     * rejected and repaired no record. */
+    int trusted_input;
 } dsp_pipeline_config;
 
 typedef struct {
     uint64_t records_in, records_out, records_rejected;
+    uint64_t records_repaired;  /* JSONL records whose invalid UTF-8 became U+FFFD */
     uint64_t bytes_in;          /* bytes read from the store (compressed) */
     uint64_t bytes_in_raw;      /* decompressed input bytes */
     uint64_t bytes_out;         /* compressed bytes written */

@@ -81,7 +81,7 @@ static uint64_t check_output_file(temp_store *t, const dsp_output_file *f)
     CHECK_EQ_STR(hex, f->sha256);
     dsp_buf_free(&body);
 
-    dsp_jsonl_opts opts = {t->store, f->key, 0, -1, 0, 0, NULL, NULL, 0, 0, 0, 0};
+    dsp_jsonl_opts opts = {.store = t->store, .key = f->key, .length = -1};
     dsp_jsonl_reader *r = NULL;
     if (dsp_jsonl_open(&opts, &r, &err) != DSP_OK) {
         CHECKF(0, "open %s: %s", f->key, err.msg);

@@ -110,8 +110,14 @@ static void read_range(temp_store *t, const char *key, uint64_t offset, int64_t 
                        read_result *res)
 {
     memset(res, 0, sizeof *res);
-    dsp_jsonl_opts opts = {t->store, key, offset, length, max_record, read_size,
-                           rejects ? record_reject : NULL, rejects, 0, 0, 0, 0};
+    dsp_jsonl_opts opts = {.store = t->store,
+                           .key = key,
+                           .offset = offset,
+                           .length = length,
+                           .max_record_bytes = max_record,
+                           .read_size = read_size,
+                           .reject = rejects ? record_reject : NULL,
+                           .reject_ctx = rejects};
     dsp_jsonl_reader *r = NULL;
     res->status = dsp_jsonl_open(&opts, &r, &res->err);
     if (res->status != DSP_OK)
@@ -664,7 +670,12 @@ static void test_skip_text_decode(void)
     REQUIRE(put(&t, "skip.jsonl", data, strlen(data)) == 0);
     reject_log rejects;
     memset(&rejects, 0, sizeof rejects);
-    dsp_jsonl_opts opts = {t.store, "skip.jsonl", 0, -1, 0, 0, record_reject, &rejects, 1, 0, 0, 0};
+    dsp_jsonl_opts opts = {.store = t.store,
+                           .key = "skip.jsonl",
+                           .length = -1,
+                           .reject = record_reject,
+                           .reject_ctx = &rejects,
+                           .skip_text_decode = 1};
     dsp_jsonl_reader *r = NULL;
     dsp_err err;
     REQUIRE(dsp_jsonl_open(&opts, &r, &err) == DSP_OK);
@@ -692,6 +703,86 @@ static void test_skip_text_decode(void)
     temp_store_close(&t);
 }
 
+/* Append every document that a reader with these options returns to lines
+ * ("offset:line\n" each), and return the reader's record count. */
+static uint64_t read_all_lines(const dsp_jsonl_opts *opts, dsp_buf *lines)
+{
+    dsp_jsonl_reader *r = NULL;
+    dsp_err err;
+    if (dsp_jsonl_open(opts, &r, &err) != DSP_OK) {
+        CHECKF(0, "open: %s", err.msg);
+        return 0;
+    }
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    int eof = 0;
+    while (!eof) {
+        dsp_batch_reset(&b);
+        if (dsp_jsonl_next(r, &b, 64, 1u << 20, &eof, &err) != DSP_OK) {
+            CHECKF(0, "next: %s", err.msg);
+            break;
+        }
+        for (size_t i = 0; i < b.n; i++) {
+            dsp_buf_printf(lines, "%llu:", (unsigned long long)b.docs[i].offset);
+            dsp_buf_append(lines, b.docs[i].line, b.docs[i].line_len);
+            dsp_buf_append_char(lines, '\n');
+        }
+    }
+    uint64_t records = dsp_jsonl_get_stats(r)->records;
+    dsp_batch_free(&b);
+    dsp_jsonl_close(r);
+    return records;
+}
+
+/* A trusted reader skips validation but must frame records exactly as the
+ * validating reader does: byte order mark, CRLF, blank lines, an
+ * unterminated last line and byte ranges. */
+static void test_trusted_lines_match(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf data = DSP_BUF_INIT;
+    dsp_buf_append_str(&data, "\xef\xbb\xbf{\"id\":0,\"text\":\"first\"}\r\n\n   \n");
+    for (int i = 1; i < 200; i++)
+        dsp_buf_printf(&data, "{\"id\":%d,\"text\":\"caf\xc3\xa9 %d\\n\"}%s\n", i, i,
+                       i % 3 ? "" : "\r");
+    dsp_buf_append_str(&data, "{\"id\":200,\"text\":\"last\"}");
+    REQUIRE(put(&t, "trusted.jsonl", data.data, data.len) == 0);
+
+    uint64_t ranges[][2] = {{0, 0}, {1, 700}, {700, 3000}, {3000, 0}};
+    for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
+        int64_t length = ranges[k][1] ? (int64_t)(ranges[k][1] - ranges[k][0]) : -1;
+        dsp_buf want = DSP_BUF_INIT, got = DSP_BUF_INIT;
+        dsp_jsonl_opts checked = {.store = t.store,
+                                  .key = "trusted.jsonl",
+                                  .offset = ranges[k][0],
+                                  .length = length,
+                                  .read_size = 256,
+                                  .skip_text_decode = 1,
+                                  .borrow_lines = 1};
+        dsp_jsonl_opts trusted = checked;
+        trusted.trusted = 1;
+        uint64_t want_records = read_all_lines(&checked, &want);
+        uint64_t got_records = read_all_lines(&trusted, &got);
+        CHECK_EQ_INT(got_records, want_records);
+        CHECKF(got.len == want.len && memcmp(got.data, want.data, want.len) == 0,
+               "range %zu: trusted lines differ", k);
+        CHECK(want.len > 0);
+        dsp_buf_free(&want);
+        dsp_buf_free(&got);
+    }
+
+    /* Trusted lines have no located text, so a reader that would decode it
+     * is rejected. */
+    dsp_jsonl_opts bad = {.store = t.store, .key = "trusted.jsonl", .length = -1, .trusted = 1};
+    dsp_jsonl_reader *r = NULL;
+    dsp_err err;
+    CHECK(dsp_jsonl_open(&bad, &r, &err) == DSP_EINVAL);
+    CHECK(strstr(err.msg, "skip_text_decode") != NULL);
+    dsp_buf_free(&data);
+    temp_store_close(&t);
+}
+
 /* Borrowed lines point into the reader's buffer: each batch must still
  * hold the right bytes when the call returns, with a read buffer smaller
  * than some records so that the buffer is refilled, moved and grown. */
@@ -709,7 +800,12 @@ static void test_borrow_lines(void)
     }
     REQUIRE(put(&t, "borrow.jsonl", data.data, data.len) == 0);
 
-    dsp_jsonl_opts opts = {t.store, "borrow.jsonl", 0, -1, 0, 100, NULL, NULL, 1, 1, 0, 0};
+    dsp_jsonl_opts opts = {.store = t.store,
+                           .key = "borrow.jsonl",
+                           .length = -1,
+                           .read_size = 100,
+                           .skip_text_decode = 1,
+                           .borrow_lines = 1};
     dsp_jsonl_reader *r = NULL;
     dsp_err err;
     REQUIRE(dsp_jsonl_open(&opts, &r, &err) == DSP_OK);
@@ -760,4 +856,5 @@ TEST_MAIN({"empty file", test_empty_file},
           {"json validate", test_json_validate},
           {"json validate at offsets", test_json_validate_offsets},
           {"skip text decode", test_skip_text_decode},
-          {"borrow lines", test_borrow_lines})
+          {"borrow lines", test_borrow_lines},
+          {"trusted lines match", test_trusted_lines_match})
