@@ -475,12 +475,58 @@ static int entry_cmp(const void *pa, const void *pb)
     return rec_cmp(&ra, &rb);
 }
 
+/*
+ * Sort entries by prefix with a least-significant-digit radix sort, one
+ * pass per prefix byte, skipping bytes that every entry shares. Radix
+ * passes are stable, and runs of equal prefixes are then ordered by the
+ * whole record with entry_cmp, so the order is the one qsort with
+ * entry_cmp gives, in time linear in n when prefixes rarely repeat. It
+ * needs a scratch array of n entries, as glibc's merge sort does.
+ */
+static void radix_sort_entries(shuf_entry *e, size_t n)
+{
+    size_t(*counts)[256] = dsp_xcalloc(8, sizeof *counts);
+    for (size_t i = 0; i < n; i++)
+        for (int byte = 0; byte < 8; byte++)
+            counts[byte][(e[i].prefix >> (8 * byte)) & 0xff]++;
+    shuf_entry *tmp = dsp_xmalloc(n * sizeof *tmp);
+    shuf_entry *from = e, *to = tmp;
+    for (int byte = 0; byte < 8; byte++) {
+        size_t *c = counts[byte];
+        if (c[(from[0].prefix >> (8 * byte)) & 0xff] == n)
+            continue; /* every entry has the same byte here */
+        size_t pos = 0;
+        for (int v = 0; v < 256; v++) {
+            size_t k = c[v];
+            c[v] = pos;
+            pos += k;
+        }
+        for (size_t i = 0; i < n; i++)
+            to[c[(from[i].prefix >> (8 * byte)) & 0xff]++] = from[i];
+        shuf_entry *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != e)
+        memcpy(e, from, n * sizeof *e);
+    free(tmp);
+    free(counts);
+}
+
 static void reader_sort(dsp_shuffle_reader *r)
 {
     if (r->nentries < 2)
         return;
+    radix_sort_entries(r->entries, r->nentries);
     sort_base = r->data.data;
-    qsort(r->entries, r->nentries, sizeof *r->entries, entry_cmp);
+    for (size_t i = 0; i < r->nentries;) {
+        size_t j = i + 1;
+        while (j < r->nentries && r->entries[j].prefix == r->entries[i].prefix)
+            j++;
+        if (j - i > 1)
+            qsort(r->entries + i, j - i, sizeof *r->entries, entry_cmp);
+        i = j;
+    }
     sort_base = NULL;
 }
 

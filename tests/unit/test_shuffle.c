@@ -624,6 +624,85 @@ static void test_reader_cancel(void)
     close_tmp_store(s);
 }
 
+/* Keys and values drawn from four byte values, so that many records share
+ * their first 8 key bytes, zero padding included. */
+typedef struct {
+    unsigned char key[12], value[3];
+    size_t key_len, value_len;
+} sort_rec;
+
+static int sort_rec_cmp(const void *pa, const void *pb)
+{
+    const sort_rec *a = pa, *b = pb;
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(a->key, b->key, n);
+    if (c || a->key_len != b->key_len)
+        return c ? c : (a->key_len < b->key_len ? -1 : 1);
+    n = a->value_len < b->value_len ? a->value_len : b->value_len;
+    c = memcmp(a->value, b->value, n);
+    if (c || a->value_len != b->value_len)
+        return c ? c : (a->value_len < b->value_len ? -1 : 1);
+    return 0;
+}
+
+/* The sorter orders records by key bytes, then shorter key first, then by
+ * value the same way, in memory and across spilled runs. */
+static void test_sorter_orders_bytes(void)
+{
+    static const unsigned char alphabet[4] = {0x00, 0x01, 'a', 0xff};
+    enum { N = 20000 };
+    sort_rec *recs = calloc(N, sizeof *recs);
+    REQUIRE(recs);
+    rng_state = 2024;
+    for (size_t i = 0; i < N; i++) {
+        recs[i].key_len = rng_next() % 13;
+        for (size_t k = 0; k < recs[i].key_len; k++)
+            recs[i].key[k] = alphabet[rng_next() % 4];
+        recs[i].value_len = rng_next() % 4;
+        for (size_t k = 0; k < recs[i].value_len; k++)
+            recs[i].value[k] = alphabet[rng_next() % 4];
+    }
+    char tmpl[] = "/tmp/dsp-sorter-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != NULL);
+    size_t budgets[2] = {64u << 20, 64u << 10}; /* in memory, then spilled runs */
+    for (int round = 0; round < 2; round++) {
+        dsp_shuffle_reader_opts opts = {.memory_budget = budgets[round], .tmp_dir = tmpl};
+        dsp_shuffle_reader *r = dsp_shuffle_sorter_open(&opts);
+        dsp_err err = {0};
+        for (size_t i = 0; i < N; i++)
+            REQUIRE(dsp_shuffle_sorter_add(r, recs[i].key, recs[i].key_len, recs[i].value,
+                                           recs[i].value_len, &err) == DSP_OK);
+        REQUIRE(dsp_shuffle_sorter_finish(r, &err) == DSP_OK);
+        sort_rec *want = malloc(N * sizeof *want);
+        REQUIRE(want);
+        memcpy(want, recs, N * sizeof *want);
+        qsort(want, N, sizeof *want, sort_rec_cmp);
+        size_t i = 0;
+        dsp_shuffle_rec rec;
+        int rc;
+        while ((rc = dsp_shuffle_reader_next(r, &rec, &err)) == 1 && i < N) {
+            sort_rec got = {.key_len = rec.key_len, .value_len = rec.value_len};
+            memcpy(got.key, rec.key, rec.key_len);
+            memcpy(got.value, rec.value, rec.value_len);
+            if (sort_rec_cmp(&got, &want[i]) != 0) {
+                CHECKF(0, "round %d: record %zu out of order", round, i);
+                break;
+            }
+            i++;
+        }
+        CHECK_EQ_INT(rc, 0);
+        CHECK_EQ_INT(i, N);
+        dsp_shuffle_read_stats st;
+        dsp_shuffle_reader_stats(r, &st);
+        if (round == 1)
+            CHECK(st.runs_spilled > 1);
+        dsp_shuffle_reader_close(r);
+        free(want);
+    }
+    rmdir(tmpl);
+    free(recs);
+}
+
 TEST_MAIN({"round trip local store", test_round_trip_local},
           {"round trip S3", test_round_trip_s3},
           {"empty partitions and maps", test_empty_partitions_and_maps},
@@ -634,4 +713,5 @@ TEST_MAIN({"round trip local store", test_round_trip_local},
           {"repartition range sorts", test_repartition_range_sorts},
           {"repartition hash keeps order", test_repartition_hash_keeps_order},
           {"reader stops on cancel", test_reader_cancel},
-          {"flipped data byte rejected", test_flipped_data_byte_rejected})
+          {"flipped data byte rejected", test_flipped_data_byte_rejected},
+          {"sorter orders bytes", test_sorter_orders_bytes})
