@@ -939,6 +939,8 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cfg.emit_only = 1;
         else if (base->level == 0 || base->level > WIDE_INTERMEDIATE_LEVEL)
             cfg.level = WIDE_INTERMEDIATE_LEVEL; /* keeps zstd's faster negative levels */
+    } else if (filter) {
+        cfg.hooks_skip_text = 1; /* wide_pre_filter reads only order keys */
     }
     cfg.hook_ctx = &w;
 
@@ -959,9 +961,10 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cJSON_AddItemToArray(arr, item);
         cJSON_Delete(res->op_counters);
         res->op_counters = arr;
-        DSP_INFO("dedup_filtered", "dropped=%llu expected=%llu",
+        DSP_INFO("dedup_filtered", "dropped=%llu expected=%llu direct=%d trusted=%d",
                  (unsigned long long)w.dropped,
-                 (unsigned long long)dsp_dedup_drops_count(w.drops));
+                 (unsigned long long)dsp_dedup_drops_count(w.drops), w.direct,
+                 cfg.trusted_input);
         if (w.dropped != dsp_dedup_drops_count(w.drops)) {
             st = dsp_err_set(err, DSP_ECORRUPT,
                              "the drop list names %llu documents of this task but %llu were "

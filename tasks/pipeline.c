@@ -254,7 +254,9 @@ static int cancelled(const run_state *s)
  * next batch is read because write_batch finishes with them first. */
 static int needs_text(const run_state *s)
 {
-    return s->nsteps > 0 || s->cfg->pre_filter || s->cfg->emit;
+    if (s->nsteps > 0)
+        return 1;
+    return (s->cfg->pre_filter || s->cfg->emit) && !s->cfg->hooks_skip_text;
 }
 
 static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t object_size,

@@ -64,6 +64,9 @@ typedef struct {
     dsp_status (*pre_filter)(void *ctx, dsp_batch *b, unsigned char *keep, dsp_err *err);
     dsp_status (*emit)(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp_err *err);
     void *hook_ctx;
+    /* Non-zero: the hooks never read d->text, so the reader decodes no text
+     * unless a step needs it. */
+    int hooks_skip_text;
     /* Non-zero: surviving documents go to emit only, and no data shards are
      * written (the rejects file still is). Needs emit. */
     int emit_only;

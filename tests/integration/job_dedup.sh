@@ -182,6 +182,30 @@ jq -e --slurpfile s "$WORK/out-shards/_MANIFEST.json" \
 nrej=$(cat "$WORK"/out-direct-1/_rejects/part-* | zstdcat | wc -l)
 [ "$nrej" = "$bad" ] || die "_rejects holds $nrej lines, expected $bad"
 
+# Input the reader accepts whole: every map task's marker counts no reject
+# and no repair, so the filter tasks pass the lines on without validating
+# them again. The output must equal the shard path's.
+mkdir -p "$WORK/clean-in"
+cp "$WORK/split/cc.jsonl" "$WORK/clean-in/a.jsonl"
+# The same records again, with CRLF line ends and some blank lines.
+sed 's/$/\r/' "$WORK/split/cc.jsonl" | awk '{ print } NR % 40 == 0 { print "" }' \
+    >"$WORK/clean-in/b.jsonl"
+dedup_spec "$WORK/trusted.json" "$WORK/clean-in/*.jsonl" "$WORK/out-trusted" 150000 \
+    '{"op": "dedup_exact"}, {"op": "length", "min_words": 3}'
+dedup_spec "$WORK/checked.json" "$WORK/clean-in/*.jsonl" "$WORK/out-checked" 150000 \
+    '{"op": "stats"}, {"op": "dedup_exact"}, {"op": "length", "min_words": 3}'
+DSPARK_LOG_LEVEL=info run_job "$WORK/trusted.json" "$WORK/trusted.log" --workers 2
+run_job "$WORK/checked.json" "$WORK/checked.log" --workers 2
+grep -q 'event=dedup_filtered .*direct=1 trusted=1' "$WORK/trusted.log" ||
+    die "no filter task of the clean dedup-first job read its input as trusted lines"
+! grep -q 'event=dedup_filtered .*trusted=0' "$WORK/trusted.log" ||
+    die "a filter task of the clean dedup-first job validated its input again"
+same_output_data "$WORK/out-trusted" "$WORK/out-checked"
+jq -e --slurpfile s "$WORK/out-checked/_MANIFEST.json" \
+    '.totals.records_in == $s[0].totals.records_in and .totals.records_out == $s[0].totals.records_out
+     and .totals.records_rejected == 0 and .operators[0] == $s[0].operators[1]' \
+    "$WORK/out-trusted/_MANIFEST.json" >/dev/null || die "counters differ between trusted and checked reads"
+
 # ---- SIGKILL while the map and filter stages run ----
 # An exec step that sleeps makes each task last long enough to be killed.
 slow='{"op": "exec", "command": ["sh", "-c", "sleep 0.2; cat"]}'
