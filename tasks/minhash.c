@@ -517,8 +517,15 @@ size_t dsp_minhash_shingles(dsp_minhash *m, const char *text, size_t len,
         m->folded = dsp_xrealloc(m->folded, m->cap_shingles * sizeof *m->folded);
     }
     size_t span = nwords < k ? nwords : k;
-    for (size_t i = 0; i < nsh; i++)
-        m->shingles[i] = XXH3_64bits(&m->words[i], span * sizeof(uint64_t));
+    if (span == 5) {
+        /* The default n-gram. A constant length lets the compiler drop
+         * XXH3's length dispatch; the values are the same. */
+        for (size_t i = 0; i < nsh; i++)
+            m->shingles[i] = XXH3_64bits(&m->words[i], 5 * sizeof(uint64_t));
+    } else {
+        for (size_t i = 0; i < nsh; i++)
+            m->shingles[i] = XXH3_64bits(&m->words[i], span * sizeof(uint64_t));
+    }
     *hashes = m->shingles;
     return nsh;
 }
@@ -602,7 +609,9 @@ __attribute__((target("avx512f"))) static size_t signature_avx512(const dsp_minh
             __m512i xv = _mm512_set1_epi32((int)x[s]);
             __m512i even = _mm512_add_epi64(_mm512_mul_epu32(ae, xv), be);
             __m512i odd = _mm512_add_epi64(_mm512_mul_epu32(ao, xv), bo);
-            __m512i high = _mm512_mask_blend_epi32(0xaaaa, _mm512_srli_epi64(even, 32), odd);
+            /* Lane 2j takes the upper half of even product j (its halves
+             * swapped in), lane 2j + 1 keeps that of odd product j. */
+            __m512i high = _mm512_mask_shuffle_epi32(odd, 0x5555, even, _MM_PERM_CDAB);
             __m512i h = _mm512_add_epi32(high, _mm512_mullo_epi32(ah, xv));
             acc = _mm512_min_epu32(acc, h);
         }
