@@ -11,9 +11,10 @@
  *     key of each written document, in output order). Its shards use
  *     WIDE_INTERMEDIATE_LEVEL. Before a repartition shuffle, which carries
  *     whole lines, it writes no shards (and sort_map neither). A map stage
- *     with no step before a dedup step, whose inputs are all JSONL, writes
- *     neither shards nor order.bin but <attempt>/inputs.direct, a marker
- *     with its reader's reject and repair counts (see wide_map_direct).
+ *     with no step before a dedup step or a sort, whose inputs are all
+ *     JSONL, writes neither shards nor order.bin but <attempt>/inputs.direct,
+ *     a marker with its reader's reject and repair counts (see
+ *     wide_map_direct).
  *   dedup_exact_reduce, partition p: reads partition p of every
  *     shuffle.bin and writes <attempt>/drops.bin (M partitions).
  *   minhash_bands, partition p: writes <attempt>/edges.bin.
@@ -36,10 +37,9 @@
  *     keys of about 1 in WIDE_SAMPLE_RATE documents, instead of a shuffle.
  *     sort_boundaries (one task) writes boundaries.bin, the shards - 1
  *     quantiles of all samples. sort_map, task t, re-reads source task t's
- *     shards into a range shuffle.bin, and sort_reduce writes each range
- *     sorted by (key, order key) like repartition_reduce.
- *     NOTE: sort_map could re-read the map task's inputs the same way when
- *     the map stage has no steps; it still reads the level-1 shards.
+ *     shards, or its input ranges after an inputs.direct marker as
+ *     dedup_filter does, into a range shuffle.bin, and sort_reduce writes
+ *     each range sorted by (key, order key) like repartition_reduce.
  *
  * Order keys: (index of the input object in the map stage's sorted input
  * list, byte offset of the record in it). A filter stage takes each
@@ -399,11 +399,15 @@ static void wide_sort_key(wide_pipe *w, const char *line, size_t len, dsp_buf *o
     dsp_buf_append(out, val, vlen < WIDE_SORT_KEY_MAX ? vlen : WIDE_SORT_KEY_MAX);
 }
 
-/* Add the document's sort key to the sample when its order key is picked. */
-static void wide_sample(wide_pipe *w, const char *line, size_t len, const unsigned char *order)
+/* Whether the document with this encoded order key joins the sample. */
+static int wide_sample_picks(const unsigned char *order)
 {
-    if (XXH3_64bits(order, DSP_DEDUP_ORDER_SIZE) % WIDE_SAMPLE_RATE != 0)
-        return;
+    return XXH3_64bits(order, DSP_DEDUP_ORDER_SIZE) % WIDE_SAMPLE_RATE == 0;
+}
+
+/* Add the sort key of a picked document to the sample. */
+static void wide_sample(wide_pipe *w, const char *line, size_t len)
+{
     wide_sort_key(w, line, len, &w->key);
     unsigned char n[2] = {(unsigned char)(w->key.len >> 8), (unsigned char)w->key.len};
     dsp_buf_append(&w->sample, n, sizeof n);
@@ -450,9 +454,11 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
     if (w->repart)
         return wide_emit_repartition(w, b, d, o, err);
     if (w->sampling) {
+        if (!wide_sample_picks(enc))
+            return DSP_OK;
         dsp_buf_reset(&w->line);
         dsp_doc_serialize(b, d, &w->line);
-        wide_sample(w, w->line.data, w->line.len, enc);
+        wide_sample(w, w->line.data, w->line.len);
         return DSP_OK;
     }
 
@@ -486,8 +492,8 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
 /*
  * The inputs.direct marker contains the map task's reader counts as
  * {"rejected": N, "repaired": N}. When both are 0, every non-blank input
- * line was a valid record, so the filter task re-reads the lines without
- * validating them again. An empty or unreadable marker only turns that off.
+ * line was a valid record, so the dedup_filter or sort_map task re-reads
+ * the lines without validating them again. An empty or unreadable marker only turns that off.
  */
 static dsp_status wide_read_direct_marker(dsp_store *store, const char *key, wide_pipe *w,
                                           dsp_err *err)
@@ -601,12 +607,12 @@ out:
 }
 
 /*
- * Decide whether a map task feeding a dedup shuffle skips its data shards,
- * so that its dedup_filter task re-reads the task's inputs. That needs a
- * stage without steps, because the filter then reads back exactly the
- * documents the reader produced, and inputs that are all JSONL. WARC
- * inputs keep the shards, because a re-read would convert every HTML page
- * to text again.
+ * Decide whether a map task feeding a dedup shuffle or a sort's sampling
+ * skips its data shards, so that its dedup_filter or sort_map task re-reads
+ * the task's inputs. That needs a stage without steps, because the later
+ * task then reads back exactly the documents the reader produced, and
+ * inputs that are all JSONL. WARC inputs keep the shards, because a
+ * re-read would convert every HTML page to text again.
  */
 static dsp_status wide_map_direct(const dsp_plan_stage *stage, const dsp_plan_stage *next,
                                   const dsp_pipeline_config *cfg, const dsp_input_range *inputs,
@@ -615,7 +621,8 @@ static dsp_status wide_map_direct(const dsp_plan_stage *stage, const dsp_plan_st
     *direct = 0;
     if (strcmp(stage->kind, "map") != 0 || cJSON_GetArraySize(stage->steps) != 0)
         return DSP_OK;
-    if (strcmp(next->kind, "dedup_exact_reduce") != 0 && strcmp(next->kind, "minhash_bands") != 0)
+    if (strcmp(next->kind, "dedup_exact_reduce") != 0 && strcmp(next->kind, "minhash_bands") != 0 &&
+        strcmp(next->kind, "sort_boundaries") != 0)
         return DSP_OK;
     if (cfg->format == DSP_FMT_WARC)
         return DSP_OK;
@@ -939,6 +946,8 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cfg.emit_only = 1;
         else if (base->level == 0 || base->level > WIDE_INTERMEDIATE_LEVEL)
             cfg.level = WIDE_INTERMEDIATE_LEVEL; /* keeps zstd's faster negative levels */
+        /* Repartition and sampling read whole lines, never d->text. */
+        cfg.hooks_skip_text = w.repart || w.sampling;
     } else if (filter) {
         cfg.hooks_skip_text = 1; /* wide_pre_filter reads only order keys */
     }

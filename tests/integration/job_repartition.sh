@@ -127,6 +127,34 @@ assert any(x < 0 for x in nums) and any(x > 0 for x in nums)
 print("sort shards", [len(p) for p in shards])
 PY
 
+# by sort with no step before it: the map tasks commit inputs.direct in
+# place of data shards, and the sort_map tasks re-read the inputs. Every
+# input document comes out, sorted by (domain, input order), the same with
+# 1 and 3 workers.
+for n in 1 3; do
+    repart_spec "$WORK/sortdirect-$n.json" "$WORK/out-sortdirect-$n" \
+        '{"op": "repartition", "by": "sort", "field": "domain", "shards": 3}'
+    run_job "$WORK/sortdirect-$n.json" "$WORK/sortdirect-$n.log" --workers "$n"
+done
+same_output "$WORK/out-sortdirect-1" "$WORK/out-sortdirect-3"
+job=$(ls "$STORE/jobs" | grep '^repart-sortdirect-1-')
+map_files=$(jq -r '.tasks[].files[].key' "$STORE/jobs/$job"/seals/s0.json | sed 's|.*/||' | sort -u | tr '\n' ' ')
+[ "$map_files" = "inputs.direct sample.bin " ] ||
+    die "map tasks of the sort without steps committed $map_files; expected inputs.direct sample.bin"
+python3 - "$WORK/in/cc.jsonl" "$WORK/out-sortdirect-1" <<'PY' || die "sort without steps is wrong"
+import glob, json, subprocess, sys
+
+docs = []
+for p in sorted(glob.glob(sys.argv[2] + "/part-*")):
+    data = subprocess.run(["zstdcat", p], check=True, capture_output=True).stdout
+    docs += [json.loads(l) for l in data.decode().split("\n") if l]
+lines = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+position = {d["id"]: i for i, d in enumerate(lines)}
+assert sorted(d["id"] for d in docs) == sorted(position), "documents differ from the input"
+keys = [(d["domain"].encode(), position[d["id"]]) for d in docs]
+assert keys == sorted(keys), "output is not sorted by (domain, input order)"
+PY
+
 repart_spec "$WORK/after.json" "$WORK/out-after" "{\"op\": \"repartition\", \"shards\": 2}, $length"
 if "$BIN" explain "$WORK/after.json" >"$WORK/after.log" 2>&1; then
     die "a step after repartition was accepted"
