@@ -814,6 +814,16 @@ dsp_status dsp_plan_build(const dsp_spec *spec, dsp_plan **out, dsp_err *err)
     return DSP_OK;
 }
 
+dsp_obj_info *dsp_plan_task_versions(const dsp_plan_task *task)
+{
+    dsp_obj_info *versions = dsp_xcalloc(task->ninputs + 1, sizeof *versions);
+    for (size_t i = 0; i < task->ninputs; i++) {
+        versions[i].size = task->inputs[i].size;
+        snprintf(versions[i].etag, sizeof versions[i].etag, "%s", task->inputs[i].etag);
+    }
+    return versions;
+}
+
 void dsp_plan_free(dsp_plan *plan)
 {
     if (!plan)

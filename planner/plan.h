@@ -104,6 +104,10 @@ char *dsp_spec_to_json(const dsp_spec *spec);
  */
 dsp_status dsp_plan_build(const dsp_spec *spec, dsp_plan **out, dsp_err *err);
 
+/* The planned size and ETag of each input of a task, one per input, for
+ * dsp_pipeline_config.input_versions (caller frees). */
+dsp_obj_info *dsp_plan_task_versions(const dsp_plan_task *task);
+
 /* One listed input object, before splitting. */
 typedef struct {
     char *uri_root;         /* store root URI the key is relative to */

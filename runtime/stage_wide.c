@@ -628,7 +628,8 @@ static dsp_status wide_map_direct(const dsp_plan_stage *stage, const dsp_plan_st
         return DSP_OK;
     for (size_t i = 0; i < ninputs && cfg->format == DSP_FMT_AUTO; i++) {
         dsp_input_format fmt;
-        dsp_status st = dsp_pipeline_detect_format(&inputs[i], &fmt, err);
+        const dsp_obj_info *expect = cfg->input_versions ? &cfg->input_versions[i] : NULL;
+        dsp_status st = dsp_pipeline_detect_format(&inputs[i], expect, &fmt, err);
         if (st != DSP_OK) {
             dsp_err_prefix(err, "detecting the format of %s", inputs[i].key);
             return st;
@@ -863,7 +864,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
     dsp_input_range *shards = NULL;
     size_t nshards = 0, ninputs = task->ninputs;
     dsp_input_range *direct_in = NULL;
-    uint64_t *direct_sizes = NULL;
+    dsp_obj_info *direct_versions = NULL;
     int map_direct = 0;
     cJSON *steps = NULL;
     char *shuffle_key = NULL, *order_key = NULL, *marker_key = NULL;
@@ -901,16 +902,15 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cfg.pre_filter = wide_pre_filter;
         inputs = shards;
         ninputs = nshards;
-        cfg.input_sizes = NULL; /* our own shards, listed by the seal */
+        cfg.input_versions = NULL; /* our own shards, listed by the seal */
         if (w.direct) {
             /* Re-read the map task's inputs with the job's reader settings.
              * The map task already wrote and counted their rejects, and
              * order keys come from the inputs as in the map stage. */
             const dsp_plan_task *src = &source->tasks[task->index];
             direct_in = dsp_xcalloc(src->ninputs ? src->ninputs : 1, sizeof *direct_in);
-            direct_sizes = dsp_xcalloc(src->ninputs ? src->ninputs : 1, sizeof *direct_sizes);
+            direct_versions = dsp_plan_task_versions(src);
             for (size_t i = 0; i < src->ninputs; i++) {
-                direct_sizes[i] = src->inputs[i].size;
                 direct_in[i].uri_root = src->inputs[i].uri_root;
                 direct_in[i].key = src->inputs[i].key;
                 direct_in[i].offset = src->inputs[i].offset;
@@ -921,7 +921,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cfg.format = base->format;
             cfg.skip_rejects = 1;
             cfg.trusted_input = w.direct_trusted;
-            cfg.input_sizes = direct_sizes;
+            cfg.input_versions = direct_versions;
             inputs = direct_in;
             ninputs = src->ninputs;
         }
@@ -1048,7 +1048,7 @@ out:
         free((char *)shards[i].key);
     free(shards);
     free(direct_in);
-    free(direct_sizes);
+    free(direct_versions);
     cJSON_Delete(steps);
     free(w.orders);
     free(w.input_index);

@@ -1046,11 +1046,9 @@ static void run_task(work_item *w, running_task *rt)
     cfg.target_shard_bytes = spec->target_shard_bytes;
     cfg.allow_exec = W.cfg.allow_exec;
     cfg.cancel = &rt->cancel;
-    /* Inputs must still have the size they had when the job was planned. */
-    uint64_t *sizes = dsp_xcalloc(task->ninputs + 1, sizeof *sizes);
-    for (size_t i = 0; i < task->ninputs; i++)
-        sizes[i] = task->inputs[i].size;
-    cfg.input_sizes = sizes;
+    /* Inputs must still be the versions listed when the job was planned. */
+    dsp_obj_info *versions = dsp_plan_task_versions(task);
+    cfg.input_versions = versions;
 
     memset(&res, 0, sizeof res);
     dsp_err_clear(&err);
@@ -1096,7 +1094,7 @@ static void run_task(work_item *w, running_task *rt)
     dsp_pipeline_result_free(&res);
     unregister_running(rt);
     dsp_log_context(NULL, NULL, NULL, NULL);
-    free(sizes);
+    free(versions);
     free(inputs);
     free(prefix);
 }

@@ -16,7 +16,9 @@
  * Reader: a HEAD fixes size and ETag, then `readahead` ranged GETs stay in
  * flight and are delivered in order. Each GET carries If-Match with that
  * ETag, so an object replaced mid-read fails with DSP_EPRECOND instead of
- * mixing two versions.
+ * mixing two versions. When the caller passes the size and ETag the job was
+ * planned with, the reader uses them instead of a HEAD, and a 412 becomes
+ * DSP_EINVAL naming both versions (one HEAD fetches the current one).
  *
  * Threads: only the writer's upload thread touches its curl multi handle
  * and the requests of slots in SLOT_BUSY. The caller and the thread share
@@ -663,6 +665,8 @@ typedef struct {
     size_t cur_pos;
     s3_chunk *chunks;    /* chunk i lives in chunks[i % readahead] */
     CURLM *multi;
+    char *key;           /* as the caller gave it, for messages */
+    int planned;         /* info is the planned version, not a HEAD response */
 } s3_reader;
 
 static void reader_start_chunk(s3_reader *rd, s3_chunk *c)
@@ -749,6 +753,27 @@ static void reader_drive(s3_reader *rd, int block)
     }
 }
 
+/* A GET with the planned ETag as If-Match failed with 412: fetch the current
+ * size and ETag for the message. `cause` is returned when the HEAD fails. */
+static dsp_status reader_changed_error(s3_reader *rd, const dsp_err *cause, dsp_err *err)
+{
+    dsp_s3_req r;
+    dsp_obj_info now = {0};
+
+    dsp_s3_req_init(&r, "head", DSP_FOP_HEAD, &rd->s->base.stats.head, "HEAD", rd->full);
+    dsp_status st = dsp_s3_req_run(rd->s, &r, err);
+    if (st == DSP_OK) {
+        now.size = r.content_length > 0 ? (uint64_t)r.content_length : 0;
+        snprintf(now.etag, sizeof now.etag, "%s", r.etag);
+        st = dsp_store_changed_error(&rd->s->base, rd->key, &now, &rd->base.info, err);
+    } else {
+        *err = *cause;
+        st = err->code;
+    }
+    dsp_s3_req_free(&r);
+    return st;
+}
+
 static dsp_status s3_reader_read(dsp_reader *base, void *buf, size_t cap, size_t *got, dsp_err *err)
 {
     s3_reader *rd = (s3_reader *)base;
@@ -763,6 +788,8 @@ static dsp_status s3_reader_read(dsp_reader *base, void *buf, size_t cap, size_t
         while (c->state == CHUNK_BUSY)
             reader_drive(rd, 1);
         if (c->state == CHUNK_FAILED) {
+            if (c->err.code == DSP_EPRECOND && rd->planned)
+                return reader_changed_error(rd, &c->err, err);
             *err = c->err;
             return err->code;
         }
@@ -800,6 +827,7 @@ static void s3_reader_close(dsp_reader *base)
         curl_multi_cleanup(rd->multi);
     free(rd->chunks);
     free(rd->full);
+    free(rd->key);
     free(rd);
 }
 
@@ -816,19 +844,30 @@ dsp_status dsp_s3_reader_open(dsp_store *store, const char *key, uint64_t offset
     rd->base.ops = &s3_reader_ops;
     rd->s = s;
     rd->full = dsp_s3_full_key(s, key);
+    rd->key = dsp_xstrdup(key);
 
-    dsp_s3_req_init(&r, "head", DSP_FOP_HEAD, &s->base.stats.head, "HEAD", rd->full);
-    dsp_status st = dsp_s3_req_run(s, &r, err);
-    if (st != DSP_OK) {
+    /* The planned version replaces the HEAD when the range is not empty,
+     * because then at least one GET carries its ETag as If-Match. */
+    const dsp_obj_info *expect = opts ? opts->expect : NULL;
+    if (expect && expect->etag[0] && offset < expect->size && length != 0) {
+        rd->base.info = *expect;
+        rd->base.info.mtime_ms = 0;
+        rd->planned = 1;
+    } else {
+        dsp_s3_req_init(&r, "head", DSP_FOP_HEAD, &s->base.stats.head, "HEAD", rd->full);
+        dsp_status st = dsp_s3_req_run(s, &r, err);
+        if (st != DSP_OK) {
+            dsp_s3_req_free(&r);
+            free(rd->full);
+            free(rd->key);
+            free(rd);
+            return st;
+        }
+        rd->base.info.size = r.content_length > 0 ? (uint64_t)r.content_length : 0;
+        snprintf(rd->base.info.etag, sizeof rd->base.info.etag, "%s", r.etag);
+        rd->base.info.mtime_ms = r.mtime_ms;
         dsp_s3_req_free(&r);
-        free(rd->full);
-        free(rd);
-        return st;
     }
-    rd->base.info.size = r.content_length > 0 ? (uint64_t)r.content_length : 0;
-    snprintf(rd->base.info.etag, sizeof rd->base.info.etag, "%s", r.etag);
-    rd->base.info.mtime_ms = r.mtime_ms;
-    dsp_s3_req_free(&r);
 
     uint64_t size = rd->base.info.size;
     rd->start = offset < size ? offset : size;

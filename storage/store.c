@@ -386,17 +386,34 @@ dsp_status dsp_store_reader_open(dsp_store *s, const char *key, uint64_t offset,
     if (!opts)
         opts = &defaults;
     rc = s->ops->reader_open(s, key, offset, length, opts, out, err);
-    if (rc == DSP_OK && opts->check_size && (*out)->info.size != opts->expect_size) {
-        char *name = dsp_store_object_name(s, key);
-        rc = dsp_err_set(err, DSP_EINVAL,
-                         "input %s is %llu bytes but was %llu bytes when the job was planned; "
-                         "it changed after submit, so submit the job again",
-                         name, (unsigned long long)(*out)->info.size,
-                         (unsigned long long)opts->expect_size);
-        free(name);
+    if (rc == DSP_OK && opts->expect && !dsp_store_info_matches(&(*out)->info, opts->expect)) {
+        rc = dsp_store_changed_error(s, key, &(*out)->info, opts->expect, err);
         dsp_reader_close(*out);
         *out = NULL;
     }
+    return rc;
+}
+
+int dsp_store_info_matches(const dsp_obj_info *now, const dsp_obj_info *planned)
+{
+    if (now->size != planned->size)
+        return 0;
+    return !planned->etag[0] || strcmp(now->etag, planned->etag) == 0;
+}
+
+dsp_status dsp_store_changed_error(const dsp_store *s, const char *key, const dsp_obj_info *now,
+                                   const dsp_obj_info *planned, dsp_err *err)
+{
+    char *name = dsp_store_object_name(s, key);
+    dsp_status rc = dsp_err_set(err, DSP_EINVAL,
+                                "input %s changed after the job was planned: it is now %llu "
+                                "bytes with ETag %s, but was %llu bytes with ETag %s when the "
+                                "job was planned; submit the job again to read the new version",
+                                name, (unsigned long long)now->size,
+                                now->etag[0] ? now->etag : "(none)",
+                                (unsigned long long)planned->size,
+                                planned->etag[0] ? planned->etag : "(not recorded)");
+    free(name);
     return rc;
 }
 

@@ -145,11 +145,14 @@ void dsp_writer_abort(dsp_writer *w);
 typedef struct {
     size_t chunk_size; /* bytes per ranged GET; 0 = default (8 MiB) */
     int readahead;     /* ranged GETs in flight; 0 = default (4) */
-    /* Nonzero: the object must still be expect_size bytes long, else the
-     * open fails with DSP_EINVAL naming both sizes (an input that changed
-     * after the job was planned). */
-    int check_size;
-    uint64_t expect_size;
+    /* Optional: size and ETag of the object when the job was planned. A
+     * reader then returns only bytes of that version: when the object has
+     * another size or ETag, the open or a read fails with DSP_EINVAL naming
+     * the key, both sizes and both ETags. An empty etag checks the size only.
+     * With an ETag the S3 backend skips its HEAD and sends the ETag as
+     * If-Match on every ranged GET; the local backend compares it at open
+     * and keeps that version open. */
+    const dsp_obj_info *expect;
 } dsp_reader_opts;
 
 /* Stream [offset, offset+length) of an object; length -1 = to the end. */

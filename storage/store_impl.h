@@ -72,6 +72,14 @@ struct dsp_reader {
     dsp_obj_info info;
 };
 
+/* Return 1 when an object's size and ETag match the planned ones. An empty
+ * planned ETag compares the size only. */
+int dsp_store_info_matches(const dsp_obj_info *now, const dsp_obj_info *planned);
+/* Set DSP_EINVAL for an input that no longer is the version the job's plan
+ * lists, naming the object, both sizes and both ETags. */
+dsp_status dsp_store_changed_error(const dsp_store *s, const char *key, const dsp_obj_info *now,
+                                   const dsp_obj_info *planned, dsp_err *err);
+
 /* Backend constructors, called by dsp_store_open(). `rest` is the URI
  * without its scheme. They set ops and uri; store.c sets faults and retry. */
 dsp_status dsp_local_open(const char *dir, dsp_store **out, dsp_err *err);

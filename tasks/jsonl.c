@@ -42,8 +42,8 @@ struct dsp_jsonl_reader {
     void *reject_ctx;
     int skip_text_decode;
     int borrow_lines;
-    int check_size;          /* the object must still be object_size bytes */
-    uint64_t object_size;
+    int check_version;       /* the object must still be the version in `expect` */
+    dsp_obj_info expect;
     int trusted;             /* lines were validated by an earlier pass */
 
     dsp_reader *src;
@@ -418,8 +418,10 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     r->max_record = opts->max_record_bytes > 0 ? opts->max_record_bytes
                                                : DSP_DEFAULT_MAX_RECORD_BYTES;
     r->read_size = opts->read_size ? opts->read_size : (4u << 20);
-    r->check_size = opts->check_size;
-    r->object_size = opts->object_size;
+    if (opts->expect) {
+        r->check_version = 1;
+        r->expect = *opts->expect;
+    }
     r->reject = opts->reject;
     r->reject_ctx = opts->reject_ctx;
     r->skip_text_decode = opts->skip_text_decode;
@@ -439,7 +441,7 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     r->skip_leading = opts->offset > 0;
     r->buf_offset = read_from;
 
-    dsp_reader_opts ropts = {r->read_size, 0, r->check_size, r->object_size};
+    dsp_reader_opts ropts = {r->read_size, 0, r->check_version ? &r->expect : NULL};
     st = dsp_store_reader_open(r->store, r->key, read_from, read_len, &ropts, &r->src, err);
     if (st != DSP_OK)
         goto fail;
@@ -568,7 +570,7 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
 /* Open the reader past the range end to finish the record that crosses it. */
 static dsp_status open_tail(dsp_jsonl_reader *r, dsp_err *err)
 {
-    dsp_reader_opts ropts = {1u << 20, 1, r->check_size, r->object_size};
+    dsp_reader_opts ropts = {1u << 20, 1, r->check_version ? &r->expect : NULL};
     dsp_status st = dsp_store_reader_open(r->store, r->key, r->range_end, -1, &ropts,
                                           &r->tail_src, err);
     if (st != DSP_OK)

@@ -56,9 +56,9 @@ typedef struct {
      * valid only until the next dsp_jsonl_next or dsp_jsonl_close, and a
      * call returns early rather than move the buffer under them. */
     int borrow_lines;
-    /* Nonzero: fail when the object is no longer object_size bytes long. */
-    int check_size;
-    uint64_t object_size;
+    /* Optional: size and ETag of the object when the job was planned. The
+     * reader fails with DSP_EINVAL when the object is another version. */
+    const dsp_obj_info *expect;
     /* Nonzero: every non-blank line is a record, passed on without JSON
      * validation. Only for a second pass over input whose first pass
      * rejected and repaired no record; needs skip_text_decode. */

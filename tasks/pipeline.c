@@ -182,12 +182,13 @@ static int has_suffix(const char *s, const char *suffix)
 
 /* Decide between JSONL and WARC from the first decompressed bytes. */
 static dsp_status detect_format(dsp_store *store, const dsp_input_range *in,
-                                dsp_input_format *fmt, dsp_err *err)
+                                const dsp_obj_info *expect, dsp_input_format *fmt,
+                                dsp_err *err)
 {
     *fmt = DSP_FMT_JSONL;
     if (in->offset > 0)
         return DSP_OK; /* only plain JSONL is split into ranges */
-    dsp_reader_opts ropts = {65536, 1, 0, 0};
+    dsp_reader_opts ropts = {65536, 1, expect};
     dsp_reader *r = NULL;
     dsp_status st = dsp_store_reader_open(store, in->key, 0, 65536, &ropts, &r, err);
     if (st != DSP_OK)
@@ -221,14 +222,14 @@ static dsp_status detect_format(dsp_store *store, const dsp_input_range *in,
     return st;
 }
 
-dsp_status dsp_pipeline_detect_format(const dsp_input_range *in, dsp_input_format *fmt,
-                                      dsp_err *err)
+dsp_status dsp_pipeline_detect_format(const dsp_input_range *in, const dsp_obj_info *expect,
+                                      dsp_input_format *fmt, dsp_err *err)
 {
     dsp_store *store = NULL;
     dsp_status st = dsp_store_open(in->uri_root, NULL, &store, err);
     if (st != DSP_OK)
         return st;
-    st = detect_format(store, in, fmt, err);
+    st = detect_format(store, in, expect, fmt, err);
     dsp_store_close(store);
     return st;
 }
@@ -259,8 +260,8 @@ static int needs_text(const run_state *s)
     return (s->cfg->pre_filter || s->cfg->emit) && !s->cfg->hooks_skip_text;
 }
 
-static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t object_size,
-                            dsp_batch *b, dsp_err *err)
+static dsp_status run_input(run_state *s, const dsp_input_range *in,
+                            const dsp_obj_info *expect, dsp_batch *b, dsp_err *err)
 {
     const dsp_pipeline_config *cfg = s->cfg;
     dsp_store *store = NULL;
@@ -270,7 +271,7 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t ob
 
     dsp_input_format fmt = cfg->format;
     if (fmt == DSP_FMT_AUTO) {
-        st = detect_format(store, in, &fmt, err);
+        st = detect_format(store, in, expect, &fmt, err);
         if (st != DSP_OK)
             return st;
     }
@@ -288,8 +289,7 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t ob
     dsp_warc_reader *wr = NULL;
     if (fmt == DSP_FMT_WARC) {
         dsp_warc_opts opts = {store,        in->key, cfg->max_record_bytes, 0,
-                              write_reject, s,       cfg->id_field, object_size > 0,
-                              object_size};
+                              write_reject, s,       cfg->id_field, expect};
         st = dsp_warc_open(&opts, &wr, err);
     } else {
         dsp_jsonl_opts opts = {
@@ -305,8 +305,7 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in, uint64_t ob
              * so lines can stay in the read buffer. Decoded texts go to
              * the batch arena either way. */
             .borrow_lines = 1,
-            .check_size = object_size > 0,
-            .object_size = object_size,
+            .expect = expect,
             .trusted = cfg->trusted_input && !needs_text(s),
         };
         st = dsp_jsonl_open(&opts, &jr, err);
@@ -465,7 +464,8 @@ dsp_status dsp_pipeline_run(const dsp_pipeline_config *cfg, const dsp_input_rang
     }
 
     for (size_t i = 0; i < ninputs && st == DSP_OK; i++)
-        st = run_input(&s, &inputs[i], cfg->input_sizes ? cfg->input_sizes[i] : 0, &b, err);
+        st = run_input(&s, &inputs[i], cfg->input_versions ? &cfg->input_versions[i] : NULL,
+                       &b, err);
 
     for (size_t i = 0; i < s.nsteps && st == DSP_OK; i++) {
         if (s.steps[i].def->finish)

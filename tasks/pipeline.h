@@ -74,10 +74,10 @@ typedef struct {
      * is written, and neither records_in nor records_rejected counts them.
      * For a second pass over inputs whose rejects an earlier stage wrote. */
     int skip_rejects;
-    /* Optional, one per input: the size of the whole object when the job
-     * was planned. A task whose input has another size now fails with
-     * DSP_EINVAL, because the input changed after submit. 0 = unchecked. */
-    const uint64_t *input_sizes;
+    /* Optional, one per input: size and ETag of the whole object when the
+     * job was planned. A task whose input is now another version fails with
+     * DSP_EINVAL, because the input changed after submit. */
+    const dsp_obj_info *input_versions;
     /* Non-zero: JSONL lines are passed on without validation when no step
      * reads the text. For a second pass over inputs whose first pass
      * rejected and repaired no record. */
@@ -103,8 +103,9 @@ dsp_status dsp_pipeline_run(const dsp_pipeline_config *cfg, const dsp_input_rang
 void dsp_pipeline_result_free(dsp_pipeline_result *res);
 
 /* The format dsp_pipeline_run would read `in` as under DSP_FMT_AUTO: WARC
- * when its first decompressed bytes are "WARC/", else JSONL. */
-dsp_status dsp_pipeline_detect_format(const dsp_input_range *in, dsp_input_format *fmt,
-                                      dsp_err *err);
+ * when its first decompressed bytes are "WARC/", else JSONL. expect
+ * (optional) is the planned version, as in input_versions. */
+dsp_status dsp_pipeline_detect_format(const dsp_input_range *in, const dsp_obj_info *expect,
+                                      dsp_input_format *fmt, dsp_err *err);
 
 #endif

@@ -69,7 +69,7 @@ dsp_status dsp_warc_open(const dsp_warc_opts *opts, dsp_warc_reader **out, dsp_e
     r->id_field = dsp_xstrdup(opts->id_field ? opts->id_field : "id");
     r->html = dsp_html_new();
 
-    dsp_reader_opts ropts = {r->read_size, 0, opts->check_size, opts->object_size};
+    dsp_reader_opts ropts = {r->read_size, 0, opts->expect};
     st = dsp_store_reader_open(r->store, r->key, 0, -1, &ropts, &r->src, err);
     if (st != DSP_OK)
         goto fail;

@@ -35,9 +35,9 @@ typedef struct {
     dsp_reject_fn reject;     /* may be NULL: rejects are only counted */
     void *reject_ctx;
     const char *id_field;     /* name of the id member; NULL = "id" */
-    /* Nonzero: fail when the object is no longer object_size bytes long. */
-    int check_size;
-    uint64_t object_size;
+    /* Optional: size and ETag of the object when the job was planned. The
+     * reader fails with DSP_EINVAL when the object is another version. */
+    const dsp_obj_info *expect;
 } dsp_warc_opts;
 
 typedef struct {

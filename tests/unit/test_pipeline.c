@@ -531,14 +531,14 @@ static void test_pipeline_detect_format(void)
         dsp_input_range in = {cases[i].root, cases[i].key, 0, -1};
         dsp_input_format fmt = DSP_FMT_AUTO;
         dsp_err err;
-        REQUIRE(dsp_pipeline_detect_format(&in, &fmt, &err) == DSP_OK);
+        REQUIRE(dsp_pipeline_detect_format(&in, NULL, &fmt, &err) == DSP_OK);
         CHECKF(fmt == cases[i].want, "%s: format %d, expected %d", cases[i].key, (int)fmt,
                (int)cases[i].want);
     }
     dsp_input_range missing = {t.uri, "in/missing.jsonl", 0, -1};
     dsp_input_format fmt;
     dsp_err err;
-    CHECK(dsp_pipeline_detect_format(&missing, &fmt, &err) != DSP_OK);
+    CHECK(dsp_pipeline_detect_format(&missing, NULL, &fmt, &err) != DSP_OK);
     temp_store_close(&t);
 }
 

@@ -88,7 +88,7 @@ typedef struct {
 static void read_warc(dsp_store *s, const char *key, int64_t max_record, warc_result *res)
 {
     memset(res, 0, sizeof *res);
-    dsp_warc_opts opts = {s, key, max_record, 0, NULL, NULL, NULL, 0, 0};
+    dsp_warc_opts opts = {s, key, max_record, 0, NULL, NULL, NULL, NULL};
     dsp_warc_reader *r = NULL;
     res->status = dsp_warc_open(&opts, &r, &res->err);
     if (res->status != DSP_OK)
