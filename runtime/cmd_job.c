@@ -37,9 +37,10 @@
 #define RETRY_HELP                                                                    \
     "A failed task is retried up to the spec's max_attempts (default 4), and an\n"      \
     "attempt whose worker died (a crash, kill -9, the OOM killer) counts as failed.\n"  \
-    "Corrupt input is retried too. An error that a retry cannot fix fails the job\n"   \
-    "at once: an invalid step (an exec step on a worker without --allow-exec), a\n"     \
-    "feature the build or store lacks, or a permanent store error (AccessDenied).\n"
+    "An error that a retry cannot fix fails the job at once: an invalid step (an\n"    \
+    "exec step on a worker without --allow-exec), an input that changed after\n"      \
+    "submit, corrupt input (a truncated zstd or gzip stream, broken WARC framing),\n" \
+    "a feature the build or store lacks, or a permanent store error (AccessDenied).\n"
 
 static volatile sig_atomic_t g_interrupted;
 

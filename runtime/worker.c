@@ -1000,14 +1000,18 @@ static void commit_task(job_entry *je, const dsp_plan_stage *stage, const dsp_pl
 /*
  * Errors that fail the same way on every attempt, so the task fails the job
  * at once: an invalid step or option (an exec step on a worker without
- * --allow-exec), a feature the build or store lacks, and a permanent store
- * error (AccessDenied, NoSuchBucket). Transient store errors, local I/O
- * errors and corrupt input are retried up to max_attempts. Corrupt input
- * is retried because a read cut short can look like a corrupt stream.
+ * --allow-exec), an input that changed after planning, a feature the build
+ * or store lacks, a permanent store error (AccessDenied, NoSuchBucket) and
+ * corrupt data (a truncated zstd or gzip stream, broken WARC framing, an
+ * exec command that breaks its output protocol). Corrupt data does not heal
+ * on a retry: a read cut short never reaches a decoder as corrupt input,
+ * because the stores retry short bodies as transient errors and the input
+ * is checked against its planned ETag. Transient store errors and local
+ * I/O errors are retried up to max_attempts.
  */
 static int is_permanent_error(dsp_status st)
 {
-    return st == DSP_EINVAL || st == DSP_EUNSUPPORTED || st == DSP_EPERM;
+    return st == DSP_EINVAL || st == DSP_EUNSUPPORTED || st == DSP_EPERM || st == DSP_ECORRUPT;
 }
 
 static void run_task(work_item *w, running_task *rt)
