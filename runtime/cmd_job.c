@@ -564,8 +564,9 @@ static const char status_help[] =
     "                   output, spec_hash, stages[] (id, kind, tasks, committed,\n"
     "                   running, failed_attempts, failed_tasks, sealed, bytes,\n"
     "                   bytes_committed), counters (records_in, records_out,\n"
-    "                   records_rejected, bytes_in, bytes_out, cpu_seconds,\n"
-    "                   requests, coord_requests, retries, operators[]), errors[]\n"
+    "                   records_rejected, records_utf8_repaired, bytes_in,\n"
+    "                   bytes_out, cpu_seconds, requests, coord_requests,\n"
+    "                   retries, operators[]), errors[]\n"
     "                   (stage, task, attempt, attempt_number, worker, code,\n"
     "                   message, time_ms) and final (state.json or null)\n"
     EXIT_CODES_HELP;
@@ -604,6 +605,9 @@ static void print_status_text(const cJSON *doc)
            status_number(c, "records_in"), status_number(c, "records_out"),
            status_number(c, "records_rejected"), status_number(c, "bytes_in"),
            status_number(c, "bytes_out"));
+    if (status_number(c, "records_utf8_repaired") > 0)
+        printf("documents with invalid UTF-8 replaced by U+FFFD: %.0f\n",
+               status_number(c, "records_utf8_repaired"));
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "errors")) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "stage");

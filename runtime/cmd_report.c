@@ -258,6 +258,7 @@ static cJSON *report_build(const cJSON *m, const dsp_reject_tally *rejects,
     cJSON_AddNumberToObject(docs, "in", rin);
     cJSON_AddNumberToObject(docs, "out", num(totals, "records_out"));
     cJSON_AddNumberToObject(docs, "rejected", num(totals, "records_rejected"));
+    cJSON_AddNumberToObject(docs, "utf8_repaired", num(totals, "records_utf8_repaired"));
     cJSON *bytes = cJSON_AddObjectToObject(r, "bytes");
     cJSON_AddNumberToObject(bytes, "in", num(totals, "bytes_in"));
     cJSON_AddNumberToObject(bytes, "out", num(totals, "bytes_out"));
@@ -355,6 +356,9 @@ static void report_print(FILE *f, const cJSON *r, const char *where)
             str(r, "dspark_version"));
     fprintf(f, "  documents  %.0f in, %.0f out (%.1f%% kept), %.0f rejected\n", rin, rout,
             rin > 0 ? 100.0 * rout / rin : 0.0, num(docs, "rejected"));
+    if (num(docs, "utf8_repaired") > 0)
+        fprintf(f, "  repaired   %.0f documents had invalid UTF-8, replaced with U+FFFD\n",
+                num(docs, "utf8_repaired"));
     fprintf(f, "  bytes      %s in, %s out in %.0f file%s\n",
             dsp_format_bytes(num(bytes, "in"), b1, sizeof b1),
             dsp_format_bytes(num(bytes, "out"), b2, sizeof b2), num(r, "files"),

@@ -54,6 +54,7 @@ cJSON *dsp_commit_build(const dsp_commit_meta *meta, const dsp_pipeline_result *
     cJSON_AddNumberToObject(o, "bytes_in_raw", (double)res->bytes_in_raw);
     cJSON_AddNumberToObject(o, "bytes_out", (double)res->bytes_out);
     cJSON_AddNumberToObject(o, "warc_skipped", (double)res->warc_skipped);
+    cJSON_AddNumberToObject(o, "records_utf8_repaired", (double)res->records_repaired);
     cJSON_AddItemToObject(o, "op_counters", res->op_counters
                                                 ? cJSON_Duplicate(res->op_counters, 1)
                                                 : cJSON_CreateArray());

@@ -542,8 +542,8 @@ void dsp_job_merge_counters(cJSON *sum, const cJSON *op_counters)
 
 /* Numeric counters of the status document, summed over commit manifests. */
 static const char *const status_counter_fields[] = {
-    "records_in", "records_out", "records_rejected", "bytes_in", "bytes_out",
-    "cpu_seconds", "requests", "coord_requests", "retries"};
+    "records_in", "records_out", "records_rejected", "records_utf8_repaired", "bytes_in",
+    "bytes_out", "cpu_seconds", "requests", "coord_requests", "retries"};
 
 /* Add one commit manifest of `stage` to the status counters. In a job with
  * shuffle stages, later stages re-read intermediates, so the input side
@@ -554,7 +554,9 @@ static void add_commit(cJSON *counters, const cJSON *c, const dsp_plan *plan,
     int first = stage->index == 0, last = (size_t)stage->index + 1 == plan->nstages;
     for (size_t i = 0; i < sizeof status_counter_fields / sizeof status_counter_fields[0]; i++) {
         const char *field = status_counter_fields[i];
-        int input_side = !strcmp(field, "records_in") || !strcmp(field, "bytes_in");
+        /* A dedup filter stage re-reads the inputs and repairs them again. */
+        int input_side = !strcmp(field, "records_in") || !strcmp(field, "bytes_in") ||
+                         !strcmp(field, "records_utf8_repaired");
         int output_side = !strcmp(field, "records_out") || !strcmp(field, "bytes_out");
         if ((input_side && !first) || (output_side && !last))
             continue;

@@ -81,8 +81,9 @@ dsp_status dsp_job_progress(dsp_store *s, const dsp_job *job, dsp_stage_progress
  *   {"schema_version":1, "job", "state", "output", "spec_hash",
  *    "stages":[{"id","kind","tasks","committed","running","failed_attempts",
  *               "failed_tasks","sealed","bytes","bytes_committed"}],
- *    "counters":{"records_in","records_out","records_rejected","bytes_in",
- *                "bytes_out","cpu_seconds","requests","retries",
+ *    "counters":{"records_in","records_out","records_rejected",
+ *                "records_utf8_repaired","bytes_in","bytes_out","cpu_seconds",
+ *                "requests","retries",
  *                "operators":[{...per step, summed over commits...}]},
  *    "errors":[{"stage","task","attempt","worker","code","message","time_ms"}],
  *    "final": {...state.json...} or null}

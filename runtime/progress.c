@@ -110,6 +110,9 @@ void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status, do
              cJSON_GetObjectItemCaseSensitive(status, "state")->valuestring, seconds);
     fprintf(out, "  documents  in %.0f  out %.0f  (%.1f%% kept)  rejected %.0f\n", rin, rout,
             rin > 0 ? 100.0 * rout / rin : 0.0, number(c, "records_rejected"));
+    if (number(c, "records_utf8_repaired") > 0)
+        fprintf(out, "  repaired   %.0f documents had invalid UTF-8, replaced with U+FFFD\n",
+                number(c, "records_utf8_repaired"));
     fprintf(out, "  bytes      in %s  out %s (compressed)\n", dsp_format_bytes(bin, b1, sizeof b1),
             dsp_format_bytes(bout, b2, sizeof b2));
     fprintf(out, "  throughput %.1f MB/s of input\n", seconds > 0 ? bin / seconds / 1e6 : 0.0);

@@ -433,11 +433,12 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     /* Totals: input side from the first stage, output side from the last. */
     const cJSON *first = cJSON_GetArrayItem(seals, 0);
     const cJSON *last = cJSON_GetArrayItem(seals, (int)plan->nstages - 1);
-    double rin = 0, bin = 0, rout = 0, bout = 0, rrej = 0;
+    double rin = 0, bin = 0, rout = 0, bout = 0, rrej = 0, rfix = 0;
     const cJSON *t;
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(first, "tasks")) {
         rin += json_number(t, "records_in");
         bin += json_number(t, "bytes_in");
+        rfix += json_number(t, "records_utf8_repaired");
     }
     for (size_t i = 0; i < plan->nstages; i++) {
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(seals, (int)i),
@@ -503,6 +504,7 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     cJSON_AddNumberToObject(totals, "records_in", rin);
     cJSON_AddNumberToObject(totals, "records_out", rout);
     cJSON_AddNumberToObject(totals, "records_rejected", rrej);
+    cJSON_AddNumberToObject(totals, "records_utf8_repaired", rfix);
     cJSON_AddNumberToObject(totals, "bytes_in", bin);
     cJSON_AddNumberToObject(totals, "bytes_out", bout);
     name_operators(operators, job->spec->steps);

@@ -388,10 +388,11 @@ int dsp_json_validate(const char *line, size_t len, int *needs_repair)
     return json_validate_find(line, len, needs_repair, NULL, &val, &val_len, &found);
 }
 
-void dsp_utf8_repair(const char *s, size_t len, dsp_buf *out)
+size_t dsp_utf8_repair(const char *s, size_t len, dsp_buf *out)
 {
     const unsigned char *p = (const unsigned char *)s;
     const unsigned char *end = p + len;
+    size_t replaced = 0;
     dsp_buf_reserve(out, len + len / 2 + 3);
     while (p < end) {
         const unsigned char *run = p;
@@ -402,8 +403,10 @@ void dsp_utf8_repair(const char *s, size_t len, dsp_buf *out)
         if (p < end) {
             dsp_buf_append(out, "\xef\xbf\xbd", 3);
             p++;
+            replaced++;
         }
     }
+    return replaced;
 }
 
 /* ---- reader ---- */

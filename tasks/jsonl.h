@@ -96,7 +96,8 @@ enum { DSP_JSON_VALID = 0, DSP_JSON_INVALID, DSP_JSON_INVALID_NAME_UTF8 };
  * dsp_utf8_repair() replaces.
  */
 int dsp_json_validate(const char *line, size_t len, int *needs_repair);
-/* Append s to out with each invalid UTF-8 sequence replaced by U+FFFD. */
-void dsp_utf8_repair(const char *s, size_t len, dsp_buf *out);
+/* Append s to out with each invalid UTF-8 byte replaced by U+FFFD, and
+ * return the number of bytes replaced. */
+size_t dsp_utf8_repair(const char *s, size_t len, dsp_buf *out);
 
 #endif

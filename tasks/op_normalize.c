@@ -15,6 +15,12 @@
  *                 every character is in a range known to be stable under
  *                 NFC (see dsp_op_nfc_stable), as for ASCII text
  *
+ * The readers hand steps valid UTF-8. The JSONL reader and WET conversion
+ * records replace invalid bytes with U+FFFD and count those documents in
+ * the job's records_utf8_repaired. HTML goes through gumbo, which replaces
+ * them without a count. So fix_utf8 and the invalid_utf8 counter see only
+ * text that an earlier step made invalid.
+ *
  * Memory: the work buffers live in the operator state and grow to the
  * largest document, so nothing is allocated per record after warm-up.
  */

@@ -348,6 +348,7 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in,
         else
             res->records_rejected += ws->rejected;
         res->warc_skipped += ws->skipped;
+        res->records_repaired += ws->utf8_repaired;
         res->bytes_in += ws->bytes_in;
         res->bytes_in_raw += ws->bytes_in_raw;
         DSP_DEBUG("input_done", "key=%s format=warc records=%llu rejected=%llu skipped=%llu",
@@ -364,7 +365,6 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in,
         res->records_repaired += js->utf8_repaired;
         res->bytes_in += js->bytes_in;
         res->bytes_in_raw += js->bytes_in_raw;
-        /* Repaired records are kept, so this line is the only trace of them. */
         if (js->utf8_repaired > 0)
             DSP_INFO("utf8_repaired", "key=%s records=%llu", in->key,
                      (unsigned long long)js->utf8_repaired);

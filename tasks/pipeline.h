@@ -86,7 +86,9 @@ typedef struct {
 
 typedef struct {
     uint64_t records_in, records_out, records_rejected;
-    uint64_t records_repaired;  /* JSONL records whose invalid UTF-8 became U+FFFD */
+    /* Records kept after the reader replaced their invalid UTF-8 with U+FFFD
+     * (JSONL string values and WET conversion records). */
+    uint64_t records_repaired;
     uint64_t bytes_in;          /* bytes read from the store (compressed) */
     uint64_t bytes_in_raw;      /* decompressed input bytes */
     uint64_t bytes_out;         /* compressed bytes written */

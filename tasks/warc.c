@@ -512,7 +512,8 @@ static dsp_status read_record(dsp_warc_reader *r, dsp_batch *b, dsp_err *err)
 
     if (kind == REC_CONVERSION) {
         dsp_buf_reset(&r->text);
-        dsp_utf8_repair(r->block.data ? r->block.data : "", r->block.len, &r->text);
+        if (dsp_utf8_repair(r->block.data ? r->block.data : "", r->block.len, &r->text) > 0)
+            r->stats.utf8_repaired++;
     } else {
         int is_doc = response_text(r, err, &st);
         if (st != DSP_OK)

@@ -44,6 +44,7 @@ typedef struct {
     uint64_t records;   /* documents produced plus rejected */
     uint64_t rejected;
     uint64_t skipped;   /* records that are not documents */
+    uint64_t utf8_repaired; /* conversion records with invalid UTF-8 replaced by U+FFFD */
     uint64_t bytes_in;  /* bytes read from the store */
     uint64_t bytes_in_raw;
 } dsp_warc_stats;

@@ -31,7 +31,8 @@ assert r["job"] == m["job"], r["job"]
 assert r["name"] == "cc-clean", r["name"]
 t = m["totals"]
 assert r["documents"] == {"in": t["records_in"], "out": t["records_out"],
-                          "rejected": t["records_rejected"]}, r["documents"]
+                          "rejected": t["records_rejected"],
+                          "utf8_repaired": t["records_utf8_repaired"]}, r["documents"]
 assert r["bytes"] == {"in": t["bytes_in"], "out": t["bytes_out"]}, r["bytes"]
 ops = [o["op"] for o in m["operators"]]
 assert [s["op"] for s in r["steps"]] == ops, [s["op"] for s in r["steps"]]
