@@ -566,7 +566,7 @@ int main(int argc, char **argv)
                         "       %s quality IN [THRESHOLD]\n", argv[0], argv[0]);
         return 2;
     }
-    dsp_log_init();
+    dsp_log_init(NULL);
     const char *mode = argv[1];
     dsp_err err;
     driver dv = {.parts = 4};

@@ -5,22 +5,43 @@
  * info) and the format from DSPARK_LOG_FORMAT (text or json; default text).
  * Messages must never contain secrets: callers redact before logging.
  *
+ * In JSON lines, a value that is a decimal integer of at most 2^53 in
+ * magnitude is written as a JSON number, so that consumers that parse
+ * numbers as doubles read it exactly. Everything else is a string, and so
+ * are the id keys (job, stage, task, attempt, worker, key, id), whatever
+ * their value looks like.
+ *
  * Context ids (job, stage, task, attempt) are per thread and are added to
  * every line while set, so a line in a worker always says what it belongs to.
+ * A key=value pair that repeats a context id with the same value is dropped.
  */
 #ifndef DSP_LOG_H
 #define DSP_LOG_H
 
+#include "err.h"
+
 typedef enum { DSP_LOG_DEBUG = 0, DSP_LOG_INFO, DSP_LOG_WARN, DSP_LOG_ERROR } dsp_log_level;
 
-/* Read DSPARK_LOG_LEVEL and DSPARK_LOG_FORMAT; safe to call more than once. */
-void dsp_log_init(void);
+/* Read DSPARK_LOG_LEVEL and DSPARK_LOG_FORMAT; safe to call more than once.
+ * An unknown DSPARK_LOG_FORMAT fails with DSP_EINVAL naming the variable
+ * and the accepted values, and leaves the format unchanged. An unknown
+ * DSPARK_LOG_LEVEL is reported on stderr and leaves the level unchanged. */
+dsp_status dsp_log_init(dsp_err *err);
 void dsp_log_set_level(dsp_log_level level);
 void dsp_log_set_json(int on);
 int dsp_log_enabled(dsp_log_level level);
 
 /* Per-thread context; NULL clears a field. */
 void dsp_log_context(const char *job, const char *stage, const char *task, const char *attempt);
+
+/* A copy of a thread's context, to carry it to another thread or to set a
+ * context for a few lines and then put the old one back. */
+typedef struct {
+    char job[96], stage[32], task[64], attempt[64];
+} dsp_log_ctx;
+
+void dsp_log_context_save(dsp_log_ctx *out);
+void dsp_log_context_restore(const dsp_log_ctx *ctx);
 
 /*
  * Log an event. `event` is a short snake_case name ("retry", "task_commit");

@@ -62,13 +62,11 @@ const char *dsp_cli_default_store(void)
 
 int main(int argc, char **argv)
 {
-    dsp_log_init();
-    if (argc < 2) {
-        cmd_help(0, NULL);
-        return DSP_EXIT_USAGE;
-    }
+    dsp_err err;
+
     /* Global options before the command: --log-format text|json overrides
-     * DSPARK_LOG_FORMAT for this process and the workers it starts. */
+     * DSPARK_LOG_FORMAT for this process and the workers it starts, so it
+     * is read before the variable is checked. */
     while (argc >= 2 && !strncmp(argv[1], "--log-format", 12)) {
         const char *fmt = NULL;
         int used = 1;
@@ -82,10 +80,13 @@ int main(int argc, char **argv)
             return DSP_EXIT_USAGE;
         }
         setenv("DSPARK_LOG_FORMAT", fmt, 1);
-        dsp_log_init();
         argv[used] = argv[0];
         argv += used;
         argc -= used;
+    }
+    if (dsp_log_init(&err) != DSP_OK) {
+        fprintf(stderr, "dspark: %s\n", err.msg);
+        return DSP_EXIT_USAGE;
     }
     if (argc < 2) {
         cmd_help(0, NULL);

@@ -293,11 +293,17 @@ static void fail_job(job_entry *je, const char *stage, const char *task, const c
     cJSON_AddStringToObject(extra, "attempt", attempt);
     cJSON_AddStringToObject(extra, "code", code);
     cJSON_AddStringToObject(extra, "message", message);
+
+    /* The failing attempt's ids go on the line through the log context,
+     * which a task thread has already set to them, so they appear once. */
+    dsp_log_ctx saved;
+    dsp_log_context_save(&saved);
+    dsp_log_context(je->id, stage, task, attempt);
     if (dsp_job_finish(W.store, je->id, DSP_JOB_FAILED, extra, &actual, &err) != DSP_OK)
-        DSP_ERROR("job_fail_record_failed", "job=%s error=\"%s\"", je->id, err.msg);
+        DSP_ERROR("job_fail_record_failed", "error=\"%s\"", err.msg);
     else
-        DSP_ERROR("job_failed", "job=%s stage=%s task=%s attempt=%s max_attempts=%d", je->id,
-                  stage, task, attempt, je->max_attempts);
+        DSP_ERROR("job_failed", "max_attempts=%d", je->max_attempts);
+    dsp_log_context_restore(&saved);
     je->finished = 1;
     cJSON_Delete(extra);
 }

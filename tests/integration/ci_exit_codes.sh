@@ -4,7 +4,7 @@
 # exits 0 for a finished job, 1 for a failed one (listing its errors), 3 for
 # a cancelled one, 4 on timeout and 5 for an unknown job. The final
 # `status --json` document goes to DSPARK_STATUS_FILE. Also checks the
-# global --log-format json option.
+# global --log-format json option and the DSPARK_LOG_FORMAT variable.
 . "$(dirname "$0")/job_lib/common.bash"
 
 CI="$(dirname "$0")/../../examples/ci/dspark-ci.sh"
@@ -78,5 +78,19 @@ jq -e -s 'length >= 1 and all(.event != null)' "$WORK/log.err" >/dev/null ||
     die "log lines are not JSON objects with an event: $(head -n 3 "$WORK/log.err")"
 jq -e -s 'any(.event == "job_submitted" and .job == "logjob")' "$WORK/log.err" >/dev/null ||
     die "no job_submitted line with the job id: $(cat "$WORK/log.err")"
+# Integers are JSON numbers, and ids stay strings even when they are digits.
+write_spec "$WORK/log-num.json" "$WORK/in/*.jsonl" "$WORK/out-log-num" 20000
+"$BIN" --log-format json submit "$WORK/log-num.json" --store "$STORE" --job-id 2024 >/dev/null 2>"$WORK/log-num.err" ||
+    die "submit with a numeric job id failed"
+jq -e -s 'any(.event == "job_submitted" and .job == "2024" and (.tasks | type) == "number"
+              and (.bytes | type) == "number" and (.pid | type) == "number")' \
+    "$WORK/log-num.err" >/dev/null ||
+    die "job_submitted does not write integers as numbers and the id as a string: $(cat "$WORK/log-num.err")"
 expect_exit 2 bad-format "$BIN" --log-format xml version
+# An unknown DSPARK_LOG_FORMAT is rejected like an unknown --log-format,
+# and the option overrides the variable.
+DSPARK_LOG_FORMAT=yaml expect_exit 2 bad-format-variable "$BIN" version
+grep -q "invalid DSPARK_LOG_FORMAT 'yaml': expected text or json" "$WORK/bad-format-variable.err" ||
+    die "unclear message for DSPARK_LOG_FORMAT=yaml: $(cat "$WORK/bad-format-variable.err")"
+DSPARK_LOG_FORMAT=yaml expect_exit 0 format-option-wins "$BIN" --log-format json version
 echo "ci_exit_codes: ok"

@@ -5,6 +5,7 @@
 #include "../../core/util.h"
 #include "test.h"
 
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,9 +99,130 @@ static void test_log_quote(void)
     CHECK_EQ_STR(dsp_log_quote("say \"hi\"", q, sizeof q), "\"say \\\"hi\\\"\"");
 }
 
+/* Run fn with stderr sent to a temporary file and return what it wrote
+ * (malloc'ed, NUL-terminated). */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[] = "/tmp/dsp-log-test-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    unlink(path);
+    int saved = dup(STDERR_FILENO);
+    fflush(stderr);
+    dup2(fd, STDERR_FILENO);
+    fn();
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+
+    off_t size = lseek(fd, 0, SEEK_END);
+    char *text = dsp_xcalloc(1, (size_t)size + 1);
+    if (pread(fd, text, (size_t)size, 0) != size)
+        text[0] = '\0';
+    close(fd);
+    return text;
+}
+
+static size_t count_of(const char *haystack, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void log_typed_values(void)
+{
+    dsp_log_context("2024", "s0", "t00001", "a1-x");
+    DSP_INFO("typed", "count=42 neg=-7 zero=0 lead=007 max=9007199254740992 "
+                      "big=9007199254740993 ratio=1.5 id=123 worker=55 job=2024 "
+                      "message=\"two words\"");
+    dsp_log_context(NULL, NULL, NULL, NULL);
+}
+
+/* JSON lines write integers as numbers, up to 2^53, and ids as strings. */
+static void test_log_json_numbers(void)
+{
+    dsp_log_set_json(1);
+    char *line = capture_stderr(log_typed_values);
+    dsp_log_set_json(0);
+    REQUIRE(line != NULL);
+
+    CHECKF(strstr(line, "\"pid\":") && !strstr(line, "\"pid\":\""), "%s", line);
+    CHECKF(strstr(line, "\"count\":42,") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"neg\":-7,") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"zero\":0,") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"lead\":\"007\"") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"max\":9007199254740992,") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"big\":\"9007199254740993\"") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"ratio\":\"1.5\"") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"id\":\"123\"") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"worker\":\"55\"") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"message\":\"two words\"") != NULL, "%s", line);
+    CHECKF(count_of(line, "\"job\":\"2024\"") == 1, "%s", line);
+    free(line);
+}
+
+static void log_job_failed(void)
+{
+    dsp_log_context("job-1", "s0", "t00001", "a1-x");
+    DSP_ERROR("job_failed", "job=job-1 stage=s0 task=t00001 attempt=a1-x max_attempts=3");
+    DSP_INFO("other_job", "job=job-2 detail=x");
+    dsp_log_context(NULL, NULL, NULL, NULL);
+    DSP_INFO("no_context", "job=job-1 stage=s0");
+}
+
+/* An id that the log context already put on the line is not repeated. An
+ * id with another value stays, and so do ids on a line without context. */
+static void test_log_context_not_repeated(void)
+{
+    char *text = capture_stderr(log_job_failed);
+    REQUIRE(text != NULL);
+    char *second = strchr(text, '\n');
+    REQUIRE(second != NULL);
+    *second++ = '\0';
+    char *third = strchr(second, '\n');
+    REQUIRE(third != NULL);
+    *third++ = '\0';
+
+    CHECKF(count_of(text, " job=job-1") == 1, "%s", text);
+    CHECKF(count_of(text, " stage=s0") == 1, "%s", text);
+    CHECKF(count_of(text, " task=t00001") == 1, "%s", text);
+    CHECKF(count_of(text, " attempt=a1-x") == 1, "%s", text);
+    CHECKF(strstr(text, " max_attempts=3") != NULL, "%s", text);
+    CHECKF(strstr(second, " job=job-1") && strstr(second, " job=job-2"), "%s", second);
+    CHECKF(strstr(third, " job=job-1 stage=s0") != NULL, "%s", third);
+    free(text);
+}
+
+/* An unknown DSPARK_LOG_FORMAT is rejected with an error that names the
+ * variable and the accepted values. Known values in any case are accepted. */
+static void test_log_format_variable(void)
+{
+    dsp_err err;
+
+    setenv("DSPARK_LOG_FORMAT", "yaml", 1);
+    CHECK_EQ_INT(dsp_log_init(&err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "DSPARK_LOG_FORMAT") != NULL, "%s", err.msg);
+    CHECKF(strstr(err.msg, "'yaml'") != NULL, "%s", err.msg);
+    CHECKF(strstr(err.msg, "text or json") != NULL, "%s", err.msg);
+
+    const char *accepted[] = {"json", "JSON", "text", "Text", ""};
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        setenv("DSPARK_LOG_FORMAT", accepted[i], 1);
+        CHECKF(dsp_log_init(&err) == DSP_OK, "'%s': %s", accepted[i], err.msg);
+    }
+    unsetenv("DSPARK_LOG_FORMAT");
+    dsp_log_set_json(0);
+}
+
 TEST_MAIN({"buf append and reset", test_buf_append_and_reset},
           {"err prefix", test_err_prefix},
           {"parse size", test_parse_size},
           {"sha256 md5 xxh3", test_hashes},
           {"rand differs after fork", test_rand_differs_after_fork},
-          {"log quote", test_log_quote})
+          {"log quote", test_log_quote},
+          {"log json numbers", test_log_json_numbers},
+          {"log context not repeated", test_log_context_not_repeated},
+          {"log format variable", test_log_format_variable})
