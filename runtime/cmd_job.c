@@ -362,7 +362,10 @@ static int reap_workers(pid_t *pids, int n)
     return alive;
 }
 
-static int supervise(dsp_store *store, dsp_job *job, pid_t *pids, int nworkers)
+/* Show progress until the job is final, then print its summary or error.
+ * plan_seconds is the time run took before the workers started. */
+static int supervise(dsp_store *store, dsp_job *job, pid_t *pids, int nworkers,
+                     double plan_seconds)
 {
     dsp_progress prog;
     dsp_stage_progress *stages = dsp_xcalloc(job->plan->nstages, sizeof *stages);
@@ -401,7 +404,7 @@ static int supervise(dsp_store *store, dsp_job *job, pid_t *pids, int nworkers)
     double seconds = (double)(dsp_mono_ms() - start) / 1000.0;
     cJSON *status = NULL;
     if (state == DSP_JOB_DONE && dsp_job_status_json(store, job->id, &status, &err) == DSP_OK)
-        dsp_progress_summary(stdout, job, status, seconds);
+        dsp_progress_summary(stdout, job, status, plan_seconds, seconds);
     else if (state == DSP_JOB_FAILED)
         print_failure(store, job->id);
     else if (state == DSP_JOB_CANCELLED)
@@ -461,6 +464,7 @@ int dsp_cmd_run(int argc, char **argv)
      * run ignores the signal, loses the rest of its output and keeps
      * supervising. Its workers inherit the setting through exec. */
     signal(SIGPIPE, SIG_IGN);
+    int64_t plan_start = dsp_mono_ms();
     if (load_spec(argv[optind], &spec, &err) != DSP_OK)
         return fail("invalid job spec", &err);
     uri = store_uri_create(store_opt);
@@ -499,7 +503,8 @@ int dsp_cmd_run(int argc, char **argv)
             pids[i] = 0;
         }
     }
-    rc = supervise(store, job, pids, (int)nworkers);
+    double plan_seconds = (double)(dsp_mono_ms() - plan_start) / 1000.0;
+    rc = supervise(store, job, pids, (int)nworkers, plan_seconds);
 out:
     free(pids);
     dsp_job_free(job);

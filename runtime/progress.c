@@ -98,7 +98,8 @@ static const char *step_name(const dsp_job *job, int i)
     return cJSON_IsString(op) ? op->valuestring : "?";
 }
 
-void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status, double seconds)
+void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status,
+                          double plan_seconds, double run_seconds)
 {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(status, "counters");
     const cJSON *ops = cJSON_GetObjectItemCaseSensitive(c, "operators");
@@ -106,8 +107,9 @@ void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status, do
     double bin = number(c, "bytes_in"), bout = number(c, "bytes_out");
     char b1[32], b2[32];
 
-    fprintf(out, "job %s: %s in %.1f s\n", job->id,
-             cJSON_GetObjectItemCaseSensitive(status, "state")->valuestring, seconds);
+    fprintf(out, "job %s: %s in %.1f s (plan %.1f s, run %.1f s)\n", job->id,
+            cJSON_GetObjectItemCaseSensitive(status, "state")->valuestring,
+            plan_seconds + run_seconds, plan_seconds, run_seconds);
     fprintf(out, "  documents  in %.0f  out %.0f  (%.1f%% kept)  rejected %.0f\n", rin, rout,
             rin > 0 ? 100.0 * rout / rin : 0.0, number(c, "records_rejected"));
     if (number(c, "records_utf8_repaired") > 0)
@@ -115,7 +117,8 @@ void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status, do
                 number(c, "records_utf8_repaired"));
     fprintf(out, "  bytes      in %s  out %s (compressed)\n", dsp_format_bytes(bin, b1, sizeof b1),
             dsp_format_bytes(bout, b2, sizeof b2));
-    fprintf(out, "  throughput %.1f MB/s of input\n", seconds > 0 ? bin / seconds / 1e6 : 0.0);
+    fprintf(out, "  throughput %.1f MB/s of input while running\n",
+            run_seconds > 0 ? bin / run_seconds / 1e6 : 0.0);
 
     int i = 0;
     const cJSON *step;

@@ -26,8 +26,10 @@ void dsp_progress_show(dsp_progress *p, const dsp_job *job, const dsp_stage_prog
 void dsp_progress_end(dsp_progress *p);
 
 /* Print the summary of a finished job from its status document
- * (dsp_job_status_json): documents and bytes in and out, what each
- * operator removed, rejects and throughput over `seconds`. */
-void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status, double seconds);
+ * (dsp_job_status_json): the time taken by planning (checking the store,
+ * listing inputs, submitting) and by running, documents and bytes in and
+ * out, what each operator removed, rejects and throughput over the run. */
+void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status,
+                          double plan_seconds, double run_seconds);
 
 #endif
