@@ -314,8 +314,10 @@ static void cat_usage(FILE *to)
             "\n"
             "  --store URI          store that KEY is in (default: $DSPARK_STORE)\n"
             "  --range START-END    bytes START to END inclusive, counted from 0, as in an\n"
-            "                       HTTP Range header; 'START-' reads to the end. A range\n"
-            "                       past the end of the object prints nothing.\n");
+            "                       HTTP Range header; 'START-' reads to the end. An END\n"
+            "                       past the end of the object reads to its end. A START\n"
+            "                       at or past the end is an error (exit 2), as S3 responds\n"
+            "                       to such a range with 416 Range Not Satisfiable.\n");
 }
 
 /* Parse "START-END" or "START-" into offset and length (-1 = to the end). */
@@ -337,6 +339,28 @@ static int parse_range(const char *text, uint64_t *offset, int64_t *length)
         return -1;
     *length = (int64_t)(last - start + 1);
     return 0;
+}
+
+/* Reject a range whose first byte is not in the object, for which S3
+ * responds with 416, with the same error on every store. */
+static dsp_status check_range(const store_target *t, const char *range, uint64_t offset,
+                              uint64_t size, dsp_err *err)
+{
+    if (offset < size)
+        return DSP_OK;
+    char *name = dsp_store_object_name(t->store, t->key);
+    dsp_status rc;
+    if (size == 0)
+        rc = dsp_err_set(err, DSP_EINVAL,
+                         "invalid --range %s for %s: the object is empty, so no range can be "
+                         "read", range, name);
+    else
+        rc = dsp_err_set(err, DSP_EINVAL,
+                         "invalid --range %s for %s: the object is %llu bytes, so START must "
+                         "be at most %llu",
+                         range, name, (unsigned long long)size, (unsigned long long)(size - 1));
+    free(name);
+    return rc;
 }
 
 /* Copy everything a reader yields to a stdio stream. */
@@ -368,7 +392,7 @@ int dsp_cmd_cat(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *store = NULL;
+    const char *store = NULL, *range = NULL;
     uint64_t offset = 0;
     int64_t length = -1;
     int c;
@@ -377,6 +401,7 @@ int dsp_cmd_cat(int argc, char **argv)
         switch (c) {
         case 's': store = optarg; break;
         case 'r':
+            range = optarg;
             if (parse_range(optarg, &offset, &length) != 0) {
                 fprintf(stderr,
                         "dspark cat: invalid --range '%s': expected START-END or START- in "
@@ -402,10 +427,11 @@ int dsp_cmd_cat(int argc, char **argv)
     if (rc != DSP_OK)
         return fail("cat", &err);
     rc = open_object_reader(&t, offset, length, &r, &err);
-    if (rc == DSP_OK) {
+    if (rc == DSP_OK && range)
+        rc = check_range(&t, range, offset, dsp_reader_info(r)->size, &err);
+    if (rc == DSP_OK)
         rc = pump_to_file(r, stdout, "stdout", &err);
-        dsp_reader_close(r);
-    }
+    dsp_reader_close(r);
     target_free(&t);
     return rc == DSP_OK ? DSP_EXIT_OK : fail("cat", &err);
 }

@@ -67,11 +67,27 @@ check_store() {
     expect_exit 0 "$BIN" cp "$store/dir/stdin.txt" -
     [ "$(cat "$WORK/out")" = "from stdin" ] || fail "cp to stdout printed '$(cat "$WORK/out")'"
 
-    # cat --range: inclusive byte offsets; past the end prints nothing.
+    # cat --range: inclusive byte offsets. An END past the end reads to the
+    # end. A START at or past the end (HTTP 416 on S3) fails with exit 2 on
+    # every store, and the error names the key, the object size and the range.
     expect_exit 0 "$BIN" cat dir/a.txt --range 7-11
     [ "$(cat "$WORK/out")" = "store" ] || fail "--range 7-11 printed '$(cat "$WORK/out")'"
-    expect_exit 0 "$BIN" cat dir/a.txt --range 500-
+    expect_exit 0 "$BIN" cat dir/a.txt --range 7-500
+    [ "$(cat "$WORK/out")" = "store" ] || fail "--range 7-500 printed '$(cat "$WORK/out")'"
+    expect_exit 2 "$BIN" cat dir/a.txt --range 500-
     [ ! -s "$WORK/out" ] || fail "a range past the end printed bytes"
+    grep -q "invalid --range 500- for .*dir/a.txt: the object is 13 bytes" "$WORK/err" ||
+        fail "unclear message for a range past the end: $(cat "$WORK/err")"
+    expect_exit 2 "$BIN" cat dir/a.txt --range 13-20
+    grep -q "invalid --range 13-20 for .*dir/a.txt: the object is 13 bytes, so START must be at most 12" \
+        "$WORK/err" || fail "unclear message for a range that starts at the end: $(cat "$WORK/err")"
+    : >"$local_dir/empty.txt"
+    expect_exit 0 "$BIN" cp "$local_dir/empty.txt" "$store/dir/empty.txt"
+    expect_exit 2 "$BIN" cat dir/empty.txt --range 0-
+    grep -q "invalid --range 0- for .*dir/empty.txt: the object is empty" "$WORK/err" ||
+        fail "unclear message for a range of an empty object: $(cat "$WORK/err")"
+    expect_exit 0 "$BIN" cat dir/empty.txt
+    expect_exit 0 "$BIN" rm dir/empty.txt
     expect_exit 2 "$BIN" cat dir/a.txt --range 9-3
     grep -q "invalid --range '9-3'" "$WORK/err" || fail "no clear message for --range 9-3"
 
