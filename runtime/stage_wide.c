@@ -775,10 +775,21 @@ static int wide_key_cmp(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
+/* Return DSP_ECANCELLED once the worker has set the task's cancel flag (a
+ * cancelled job, a lost lease or a stopping worker). */
+static dsp_status wide_check_cancel(const dsp_pipeline_config *cfg, const dsp_plan_stage *stage,
+                                    dsp_err *err)
+{
+    if (cfg->cancel && *cfg->cancel)
+        return dsp_err_set(err, DSP_ECANCELLED, "stage %s (%s): task cancelled", stage->id,
+                           stage->kind);
+    return DSP_OK;
+}
+
 /* sort_boundaries: sort every task's key sample and write the shards - 1
  * quantiles of it as boundaries.bin. Equal quantiles give empty shards.
- * NOTE: unlike the shuffle reducers it does not poll cfg->cancel, so a
- * cancel waits for it. It reads only the samples (about 1 key in 8). */
+ * It reads only the samples (about 1 key in 8). Like the shuffle reducers
+ * it stops at a cancel: before each sample GET and before the write. */
 static dsp_status wide_run_boundaries(dsp_store *store, const char *job, const dsp_plan *plan,
                                       const dsp_plan_stage *stage, const dsp_pipeline_config *cfg,
                                       dsp_pipeline_result *res, dsp_err *err)
@@ -803,7 +814,9 @@ static dsp_status wide_run_boundaries(dsp_store *store, const char *job, const d
         goto out;
     bufs = dsp_xcalloc(nfiles ? nfiles : 1, sizeof *bufs);
     for (size_t i = 0; i < nfiles && st == DSP_OK; i++) {
-        st = dsp_store_get(store, files[i], 0, -1, &bufs[i], NULL, err);
+        st = wide_check_cancel(cfg, stage, err);
+        if (st == DSP_OK)
+            st = dsp_store_get(store, files[i], 0, -1, &bufs[i], NULL, err);
         if (st == DSP_OK)
             st = wide_parse_keys(files[i], &bufs[i], &keys, &lens, &nkeys, err);
     }
@@ -827,6 +840,9 @@ static dsp_status wide_run_boundaries(dsp_store *store, const char *job, const d
         dsp_buf_append(&out, n, sizeof n);
         dsp_buf_append(&out, k, len);
     }
+    st = wide_check_cancel(cfg, stage, err);
+    if (st != DSP_OK)
+        goto out;
     char sha[65];
     dsp_sha256_hex(out.data, out.len, sha);
     st = dsp_store_put(store, out_key, out.data, out.len, NULL, NULL, err);
