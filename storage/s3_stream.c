@@ -22,7 +22,9 @@
  *
  * Threads: only the writer's upload thread touches its curl multi handle
  * and the requests of slots in SLOT_BUSY. The caller and the thread share
- * the slot states, the part ETags and the first error under `lock`.
+ * the slot states, the part ETags and the first error under `lock`. The
+ * thread logs with the log context (job, stage, task, attempt) of the
+ * thread that started it.
  *
  * NOTE: reader transfers make progress only inside read calls, and a
  * retry's backoff sleep pauses the other transfers of the same writer or
@@ -84,6 +86,7 @@ typedef struct {
     pthread_t thread;
     int thread_running;
     int thread_stop;
+    dsp_log_ctx log_ctx; /* the caller's, for the upload thread's lines */
 } s3_writer;
 
 /* Record the first error. The caller holds w->lock. */
@@ -209,6 +212,7 @@ static void writer_drive(s3_writer *w)
 static void *writer_thread_main(void *arg)
 {
     s3_writer *w = arg;
+    dsp_log_context_restore(&w->log_ctx);
     for (;;) {
         pthread_mutex_lock(&w->lock);
         int stop = w->thread_stop;
@@ -279,6 +283,7 @@ static dsp_status writer_flush_part(s3_writer *w, dsp_err *err)
             return st;
     }
     if (!w->thread_running) {
+        dsp_log_context_save(&w->log_ctx);
         int rc = pthread_create(&w->thread, NULL, writer_thread_main, w);
         if (rc != 0)
             return dsp_err_set(err, DSP_ENOMEM, "writer %s: cannot start the upload thread: %s",

@@ -637,6 +637,7 @@ typedef struct {
     size_t next;
     int index_phase;
     pthread_mutex_t mu;
+    dsp_log_ctx log_ctx; /* the caller's, so that fetch threads log the task's ids */
 } shuf_pool;
 
 /* DSP_ECANCELLED with a message when the caller's cancel flag is set. */
@@ -721,6 +722,7 @@ static void fetch_index(dsp_shuffle_reader *r, shuf_fetch *f)
 static void *pool_main(void *arg)
 {
     shuf_pool *pool = arg;
+    dsp_log_context_restore(&pool->log_ctx);
     for (;;) {
         pthread_mutex_lock(&pool->mu);
         size_t i = pool->next++;
@@ -753,6 +755,7 @@ static dsp_status pool_run(dsp_shuffle_reader *r, shuf_fetch *jobs, size_t n, in
                            dsp_err *err)
 {
     shuf_pool pool = {.r = r, .jobs = jobs, .njobs = n, .index_phase = index_phase};
+    dsp_log_context_save(&pool.log_ctx);
     pthread_mutex_init(&pool.mu, NULL);
     int nthreads = r->threads < (int)n ? r->threads : (int)n;
     pthread_t tids[64];

@@ -621,6 +621,59 @@ static void test_multipart_parts_retried(void)
     dsp_store_close(s);
 }
 
+/* Lines that the upload thread logs (retries of parts) carry the log
+ * context of the thread that wrote to the writer, and the retry's own
+ * attempt number does not take the "attempt" key of the task. */
+static void test_upload_thread_log_context(void)
+{
+    dsp_store *s = open_store("op=mpu,error=503,rate=0.5,seed=11");
+    if (!s)
+        SKIP("no S3 server configured");
+    char *chunk = dsp_xmalloc(MIB);
+    dsp_err err;
+    dsp_writer *w = NULL;
+    dsp_writer_opts wo = {.part_size = 5 * MIB, .parallel = 2};
+    capture cap;
+    dsp_buf log = DSP_BUF_INIT;
+
+    dsp_log_context("job-ctx", "s3", "t00007", "a2-ctx");
+    capture_start(&cap);
+    dsp_status st = dsp_store_writer_open(s, "context/object.bin", &wo, &w, &err);
+    for (size_t i = 0; i < 16 && st == DSP_OK; i++) {
+        fill_pattern(chunk, MIB, i);
+        st = dsp_writer_write(w, chunk, MIB, &err);
+    }
+    if (st == DSP_OK)
+        st = dsp_writer_close(w, NULL, &err);
+    else if (w)
+        dsp_writer_abort(w);
+    capture_stop(&cap, &log);
+    dsp_log_context(NULL, NULL, NULL, NULL);
+    CHECKF(st == DSP_OK, "%s", err.msg);
+
+    size_t part_retries = 0, without_context = 0;
+    for (char *line = log.data; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        if (strstr(line, "event=retry ") && strstr(line, "op=\"put part\"")) {
+            part_retries++;
+            if (!strstr(line, " job=job-ctx stage=s3 task=t00007 attempt=a2-ctx "))
+                without_context++;
+            CHECKF(strstr(line, " request_attempt=") != NULL, "%s", line);
+            if (without_context == 1)
+                CHECKF(0, "a part retry without the task's ids: %s", line);
+        }
+        line = end ? end + 1 : NULL;
+    }
+    CHECKF(part_retries > 0, "no part was retried; log:\n%s", log.data);
+    CHECK_EQ_INT(without_context, 0);
+    dsp_buf_free(&log);
+    free(chunk);
+    wipe(s);
+    dsp_store_close(s);
+}
+
 /* PUT (policy_json non-NULL) or DELETE the bucket policy; 0 on success. */
 static int set_bucket_policy(dsp_s3_store *s, const char *policy_json)
 {
@@ -686,6 +739,7 @@ TEST_MAIN({"wrong secret fails fast", test_wrong_secret_fails_fast},
           {"multipart 100 MiB round trip", test_multipart_100mib_round_trip},
           {"aborted upload leaves nothing", test_aborted_upload_leaves_nothing},
           {"multipart parts retried", test_multipart_parts_retried},
+          {"upload thread log context", test_upload_thread_log_context},
           {"special keys list then get", test_special_keys_list_then_get},
           {"ranges and empty object", test_ranges_and_empty_object},
           {"short bodies retried", test_short_bodies_retried},
