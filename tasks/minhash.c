@@ -147,7 +147,7 @@ int dsp_minhash_limit_simd(dsp_minhash *m, int max_level)
 #ifdef MINHASH_HAVE_AVX2
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2"))
-        simd = __builtin_cpu_supports("avx512f") ? 2 : 1;
+        simd = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") ? 2 : 1;
 #endif
     if (simd > max_level)
         simd = max_level < 0 ? 0 : max_level;
@@ -497,6 +497,50 @@ static size_t hash_words(dsp_minhash *m)
     return nwords;
 }
 
+#define SHINGLE_PRIME 0x9e3779b185ebca87ull /* xxHash's PRIME64_1, odd */
+#define FMIX_C1 0xff51afd7ed558ccdull         /* MurmurHash3's fmix64 constants */
+#define FMIX_C2 0xc4ceb9fe1a85ec53ull
+
+uint64_t dsp_minhash_shingle_hash(const uint64_t *words, size_t span)
+{
+    uint64_t h = (uint64_t)span;
+    for (size_t j = 0; j < span; j++)
+        h = (h ^ words[j]) * SHINGLE_PRIME;
+    h ^= h >> 33;
+    h *= FMIX_C1;
+    h ^= h >> 33;
+    h *= FMIX_C2;
+    h ^= h >> 33;
+    return h;
+}
+
+#ifdef MINHASH_HAVE_AVX2
+/* dsp_minhash_shingle_hash for eight shingles per vector; returns how many
+ * of the first n shingles it hashed (a multiple of 8). */
+__attribute__((target("avx512f,avx512dq"))) static size_t
+shingles_avx512(const uint64_t *words, size_t span, size_t n, uint64_t *out)
+{
+    const __m512i prime = _mm512_set1_epi64((long long)SHINGLE_PRIME);
+    const __m512i c1 = _mm512_set1_epi64((long long)FMIX_C1);
+    const __m512i c2 = _mm512_set1_epi64((long long)FMIX_C2);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512i h = _mm512_set1_epi64((long long)span);
+        for (size_t j = 0; j < span; j++) {
+            __m512i w = _mm512_loadu_si512((const void *)(words + i + j));
+            h = _mm512_mullo_epi64(_mm512_xor_si512(h, w), prime);
+        }
+        h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 33));
+        h = _mm512_mullo_epi64(h, c1);
+        h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 33));
+        h = _mm512_mullo_epi64(h, c2);
+        h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 33));
+        _mm512_storeu_si512((void *)(out + i), h);
+    }
+    return i;
+}
+#endif
+
 size_t dsp_minhash_shingles(dsp_minhash *m, const char *text, size_t len,
                             const uint64_t **hashes)
 {
@@ -517,15 +561,13 @@ size_t dsp_minhash_shingles(dsp_minhash *m, const char *text, size_t len,
         m->folded = dsp_xrealloc(m->folded, m->cap_shingles * sizeof *m->folded);
     }
     size_t span = nwords < k ? nwords : k;
-    if (span == 5) {
-        /* The default n-gram. A constant length lets the compiler drop
-         * XXH3's length dispatch; the values are the same. */
-        for (size_t i = 0; i < nsh; i++)
-            m->shingles[i] = XXH3_64bits(&m->words[i], 5 * sizeof(uint64_t));
-    } else {
-        for (size_t i = 0; i < nsh; i++)
-            m->shingles[i] = XXH3_64bits(&m->words[i], span * sizeof(uint64_t));
-    }
+    size_t done = 0;
+#ifdef MINHASH_HAVE_AVX2
+    if (m->simd == 2)
+        done = shingles_avx512(m->words, span, nsh, m->shingles);
+#endif
+    for (size_t i = done; i < nsh; i++)
+        m->shingles[i] = dsp_minhash_shingle_hash(&m->words[i], span);
     *hashes = m->shingles;
     return nsh;
 }

@@ -7,8 +7,12 @@
  * and every other code point (punctuation, symbols, spaces, controls)
  * separates words. The normalised text is the words joined by one space.
  *
- * Shingles are word n-grams (default 5): the xxh3-64 hash of the n word
- * hashes. A document with fewer than n words has one shingle made of all
+ * Shingles are word n-grams (default 5). Each word is hashed with
+ * xxh3-64, and a shingle's hash combines its n word hashes w_j as
+ * h = n, then h = (h ^ w_j) * P for each word in order (P odd, mod 2^64),
+ * then MurmurHash3's fmix64 finalizer (dsp_minhash_shingle_hash). That is
+ * a few multiplies per shingle and runs eight shingles per AVX-512
+ * vector. A document with fewer than n words has one shingle made of all
  * its words; a document without words has none and gets no signature.
  *
  * Permutations: h_i(x) = ((a_i * x32 + b_i) mod 2^64) >> 32, with x32 the
@@ -88,10 +92,13 @@ void dsp_minhash_sketch(const uint32_t *sig, size_t perms, int bits, unsigned ch
 double dsp_minhash_sketch_similarity(const unsigned char *a, const unsigned char *b, size_t perms,
                                      int bits);
 
-/* Limit the signature code to a vector width: 0 portable, 1 AVX2,
- * 2 AVX-512 (the default is the widest the CPU runs). Returns the level
+/* Hash of the shingle made of the span word hashes at words. */
+uint64_t dsp_minhash_shingle_hash(const uint64_t *words, size_t span);
+
+/* Limit the shingle and signature code to a vector width: 0 portable,
+ * 1 AVX2, 2 AVX-512 F and DQ (the default is the widest the CPU runs). Returns the level
  * in use, which is lower when the CPU lacks the instructions. Every level
- * gives the same signatures, which the unit tests check. */
+ * gives the same shingles and signatures, which the unit tests check. */
 int dsp_minhash_limit_simd(dsp_minhash *m, int max_level);
 
 #endif

@@ -254,37 +254,58 @@ static void test_shingle_counts(void)
     dsp_minhash_free(m);
 }
 
-/* Shingle hashes are defined as XXH3-64 over the XXH3-64 hashes of 5
- * consecutive words of the normalised text. Recompute them from that
- * definition for texts whose words end on and around 64-byte boundaries. */
+/* The hash of the shingle at words[0..span), computed from the definition
+ * in minhash.h without the library. */
+static uint64_t shingle_hash_by_definition(const uint64_t *words, size_t span)
+{
+    uint64_t h = span;
+    for (size_t j = 0; j < span; j++)
+        h = (h ^ words[j]) * 0x9e3779b185ebca87ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Shingle hashes combine the XXH3-64 hashes of 5 consecutive words of the
+ * normalised text as minhash.h defines. Recompute them from that
+ * definition, at every vector level, for texts whose words end on and
+ * around 64-byte boundaries and whose shingle counts are and are not
+ * multiples of 8. */
 static void test_shingles_match_definition(void)
 {
     dsp_minhash *m;
     dsp_err err;
     REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
-    rng_state = 7;
-    for (int t = 0; t < 200; t++) {
-        dsp_buf text = DSP_BUF_INIT;
-        random_words(&text, 1 + (size_t)t % 60);
-        const uint64_t *got;
-        size_t n = dsp_minhash_shingles(m, text.data, text.len, &got);
+    int widest = dsp_minhash_limit_simd(m, 2);
+    for (int level = 0; level <= widest; level++) {
+        REQUIRE(dsp_minhash_limit_simd(m, level) == level);
+        rng_state = 7;
+        for (int t = 0; t < 200; t++) {
+            dsp_buf text = DSP_BUF_INIT;
+            random_words(&text, 1 + (size_t)t % 60);
+            const uint64_t *got;
+            size_t n = dsp_minhash_shingles(m, text.data, text.len, &got);
 
-        uint64_t words[64];
-        size_t nwords = 0;
-        const char *p = text.data, *end = text.data + text.len;
-        while (p < end) {
-            const char *sp = memchr(p, ' ', (size_t)(end - p));
-            const char *wend = sp ? sp : end;
-            words[nwords++] = XXH3_64bits(p, (size_t)(wend - p));
-            p = wend + 1;
+            uint64_t words[64];
+            size_t nwords = 0;
+            const char *p = text.data, *end = text.data + text.len;
+            while (p < end) {
+                const char *sp = memchr(p, ' ', (size_t)(end - p));
+                const char *wend = sp ? sp : end;
+                words[nwords++] = XXH3_64bits(p, (size_t)(wend - p));
+                p = wend + 1;
+            }
+            size_t want_n = nwords >= 5 ? nwords - 4 : 1;
+            REQUIRE(n == want_n);
+            size_t span = nwords < 5 ? nwords : 5;
+            for (size_t i = 0; i < n; i++)
+                CHECKF(got[i] == shingle_hash_by_definition(&words[i], span),
+                       "text %d (%zu bytes), level %d, shingle %zu", t, text.len, level, i);
+            dsp_buf_free(&text);
         }
-        size_t want_n = nwords >= 5 ? nwords - 4 : 1;
-        REQUIRE(n == want_n);
-        size_t span = nwords < 5 ? nwords : 5;
-        for (size_t i = 0; i < n; i++)
-            CHECKF(got[i] == XXH3_64bits(&words[i], span * sizeof(uint64_t)),
-                   "text %d (%zu bytes), shingle %zu", t, text.len, i);
-        dsp_buf_free(&text);
     }
     dsp_minhash_free(m);
 }
