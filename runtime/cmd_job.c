@@ -364,8 +364,8 @@ static int reap_workers(pid_t *pids, int n)
 
 /* Show progress until the job is final, then print its summary or error.
  * plan_seconds is the time run took before the workers started. */
-static int supervise(dsp_store *store, dsp_job *job, pid_t *pids, int nworkers,
-                     double plan_seconds)
+static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, pid_t *pids,
+                     int nworkers, double plan_seconds)
 {
     dsp_progress prog;
     dsp_stage_progress *stages = dsp_xcalloc(job->plan->nstages, sizeof *stages);
@@ -390,8 +390,10 @@ static int supervise(dsp_store *store, dsp_job *job, pid_t *pids, int nworkers,
         if (state == DSP_JOB_RUNNING && alive == 0) {
             dsp_progress_end(&prog);
             fprintf(stderr, "dspark: all %d workers exited before job %s finished; resume it "
-                            "with 'dspark run --job-id %s' or 'dspark worker'\n",
-                    nworkers, job->id, job->id);
+                            "with 'dspark run %s --store %s --job-id %s' or 'dspark worker "
+                            "--store %s'\n",
+                    nworkers, job->id, spec_path, dsp_store_uri(store), job->id,
+                    dsp_store_uri(store));
             free(stages);
             return DSP_EXIT_FAILED;
         }
@@ -504,7 +506,7 @@ int dsp_cmd_run(int argc, char **argv)
         }
     }
     double plan_seconds = (double)(dsp_mono_ms() - plan_start) / 1000.0;
-    rc = supervise(store, job, pids, (int)nworkers, plan_seconds);
+    rc = supervise(store, job, argv[optind], pids, (int)nworkers, plan_seconds);
 out:
     free(pids);
     dsp_job_free(job);

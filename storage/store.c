@@ -408,7 +408,8 @@ dsp_status dsp_store_changed_error(const dsp_store *s, const char *key, const ds
     dsp_status rc = dsp_err_set(err, DSP_EINVAL,
                                 "input %s changed after the job was planned: it is now %llu "
                                 "bytes with ETag %s, but was %llu bytes with ETag %s when the "
-                                "job was planned; submit the job again to read the new version",
+                                "job was planned; run it as a new job (dspark run, or dspark submit "
+                                "with a new --job-id) to read the new version",
                                 name, (unsigned long long)now->size,
                                 now->etag[0] ? now->etag : "(none)",
                                 (unsigned long long)planned->size,

@@ -2,7 +2,8 @@
 # `dspark run` whose output pipe closes early (`| head -1`) keeps running:
 # the job finishes, nothing is left running, and a second run to the same
 # output works. A run killed with SIGKILL leaves workers that finish the job
-# and then exit by themselves.
+# and then exit by themselves. A run whose workers all die prints a resume
+# command that works.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/in"
@@ -59,4 +60,30 @@ done
 "$BIN" run "$WORK/job.json" --store "$STORE" --workers 2 --allow-exec --job-id second \
     >"$WORK/second.log" 2>&1 || { tail -5 "$WORK/second.log"; die "a second run to the same output failed"; }
 [ "$(job_state second)" = done ] || die "job second ended as $(job_state second)"
+
+# Every worker of a run killed with SIGKILL: run exits 1 and prints a
+# command that resumes the job. That command, run as printed (with
+# --allow-exec added for the exec step), finishes the job.
+"$BIN" run "$WORK/job.json" --store "$STORE" --workers 2 --allow-exec --job-id abandoned \
+    >"$WORK/abandoned.log" 2>&1 &
+run_pid=$!
+STARTED_PIDS+=("$run_pid")
+for _ in $(seq 50); do
+    [ "$(workers_of_store | wc -l)" -ge 2 ] && break
+    sleep 0.1
+done
+workers=$(workers_of_store)
+[ -n "$workers" ] || die "run started no workers"
+STARTED_PIDS+=($workers)
+sleep 1
+kill -KILL $workers
+rc=0
+wait "$run_pid" || rc=$?
+[ "$rc" = 1 ] || die "run whose workers all died exited $rc, expected 1"
+hint=$(grep -o "resume it with 'dspark run [^']*'" "$WORK/abandoned.log" | sed "s/^resume it with '//; s/'$//")
+[ -n "$hint" ] || { tail -5 "$WORK/abandoned.log"; die "run printed no resume command"; }
+read -r -a resume <<<"${hint#dspark }"
+"$BIN" "${resume[@]}" --allow-exec >"$WORK/resumed.log" 2>&1 ||
+    { tail -5 "$WORK/resumed.log"; die "the printed resume command failed: $hint"; }
+[ "$(job_state abandoned)" = done ] || die "job abandoned ended as $(job_state abandoned) after resuming"
 echo "ok"
