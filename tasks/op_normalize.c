@@ -11,9 +11,10 @@
  *   whitespace    a run of spaces and tabs becomes one space, and spaces at
  *                 the end of a line are removed
  *   trim          whitespace at the start and end of the text is removed
- *   nfc           Unicode Normalization Form C (utf8proc), skipped when
- *                 every character is in a range known to be stable under
- *                 NFC (see dsp_op_nfc_stable), as for ASCII text
+ *   nfc           Unicode Normalization Form C (utf8proc). Only runs of
+ *                 characters that NFC may change go through utf8proc, with
+ *                 the character before them (see nfc.h), and text made only
+ *                 of NFC-stable characters, such as ASCII, is left as is
  *
  * The readers hand steps valid UTF-8. The JSONL reader and WET conversion
  * records replace invalid bytes with U+FFFD and count those documents in
@@ -27,17 +28,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "../core/buf.h"
+#include "nfc.h"
 #include "op.h"
 #include "op_text.h"
 
 typedef struct {
     int fix_utf8, line_endings, drop_control, whitespace, trim, nfc;
+    const unsigned char *nfc_stable; /* dsp_nfc_stable_table() */
     dsp_buf out;
-    utf8proc_int32_t *codepoints;
-    size_t codepoints_cap;
+    dsp_buf nfc_out;                 /* NFC of out, swapped into out */
+    dsp_nfc_scratch nfc_scratch;
 } normalize_state;
 
 enum { NORM_CHANGED, NORM_INVALID_UTF8, NORM_CONTROL_DROPPED, NORM_NFC_FAILED };
@@ -73,6 +75,7 @@ static dsp_status normalize_create(const cJSON *options, const dsp_op_ctx *ctx, 
     s->whitespace = dsp_op_opt_bool(options, &dsp_op_normalize_def, "whitespace");
     s->trim = dsp_op_opt_bool(options, &dsp_op_normalize_def, "trim");
     s->nfc = dsp_op_opt_bool(options, &dsp_op_normalize_def, "nfc");
+    s->nfc_stable = dsp_nfc_stable_table();
     *state = s;
     return DSP_OK;
 }
@@ -124,35 +127,6 @@ static size_t normalize_invalid_len(const unsigned char *p, const unsigned char 
         while (p + n < end && n < 4 && (p[n] & 0xC0) == 0x80 && normalize_utf8_len(p + n, end) == 0)
             n++;
     return n;
-}
-
-/*
- * 1 for code points that are unchanged by NFC and never combine with a
- * neighbour (canonical combining class 0, not the second part of any
- * canonical composition). The unit test "normalize stable ranges" checks
- * every one against utf8proc. Text made only of these is already in NFC.
- * Combining marks, Hangul jamo, and the Greek and general punctuation
- * blocks (which contain singletons such as U+037E and U+2000) are left out.
- */
-int dsp_op_nfc_stable(uint32_t cp)
-{
-    static const uint32_t ranges[][2] = {
-        {0x0000, 0x02FF},   /* Latin, Latin-1, Latin Extended, IPA, modifiers */
-        {0x0400, 0x0482},   /* Cyrillic letters */
-        {0x048A, 0x052F},   /* Cyrillic letters */
-        {0x05D0, 0x05EA},   /* Hebrew letters */
-        {0x0621, 0x064A},   /* Arabic letters */
-        {0x2010, 0x2027},   /* dashes, quotes, bullet, ellipsis */
-        {0x3041, 0x3096},   /* Hiragana */
-        {0x30A1, 0x30FA},   /* Katakana */
-        {0x4E00, 0x9FFF},   /* CJK Unified Ideographs */
-        {0xAC00, 0xD7A3},   /* Hangul syllables */
-        {0xFF01, 0xFF5E},   /* fullwidth ASCII */
-    };
-    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
-        if (cp >= ranges[i][0] && cp <= ranges[i][1])
-            return 1;
-    return 0;
 }
 
 static uint32_t normalize_decode(const unsigned char *p, size_t n)
@@ -244,7 +218,7 @@ static size_t normalize_stable_prefix(const normalize_state *s, const char *text
         size_t n = normalize_utf8_len(u + i, u + len);
         if (n == 0 || (n == 2 && ch == 0xC2 && u[i + 1] < 0xA0 && s->drop_control))
             break;
-        if (s->nfc && !dsp_op_nfc_stable(normalize_decode(u + i, n)))
+        if (s->nfc && !dsp_nfc_table_has(s->nfc_stable, normalize_decode(u + i, n)))
             break;
         i += n;
     }
@@ -310,7 +284,8 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len, si
             pending_space = 0;
             memcpy(o->data + o->len, p, n);
             o->len += n;
-            if (!*needs_nfc && (n == 1 || !dsp_op_nfc_stable(normalize_decode(p, n))))
+            if (!*needs_nfc &&
+                (n == 1 || !dsp_nfc_table_has(s->nfc_stable, normalize_decode(p, n))))
                 *needs_nfc = 1; /* n == 1 here is an invalid byte kept as is */
             p += n;
             continue;
@@ -360,33 +335,17 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len, si
     o->data[o->len] = '\0';
 }
 
-/* Apply NFC to s->out in place through the code point buffer. Returns 0
- * when utf8proc rejects the text (only possible with fix_utf8 off). */
+/* Replace s->out with its NFC. Returns 0 and leaves s->out as it was when
+ * utf8proc rejects the text (only possible with fix_utf8 off). */
 static int normalize_nfc(normalize_state *s)
 {
-    const utf8proc_option_t opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
-    utf8proc_ssize_t n;
-
-    for (;;) {
-        n = utf8proc_decompose((const utf8proc_uint8_t *)s->out.data, (utf8proc_ssize_t)s->out.len,
-                               s->codepoints, (utf8proc_ssize_t)s->codepoints_cap, opts);
-        if (n < 0)
-            return 0;
-        if ((size_t)n <= s->codepoints_cap)
-            break;
-        free(s->codepoints);
-        s->codepoints_cap = (size_t)n + (size_t)n / 2 + 64;
-        s->codepoints = malloc(s->codepoints_cap * sizeof *s->codepoints);
-        if (!s->codepoints) {
-            s->codepoints_cap = 0;
-            return 0;
-        }
-    }
-    utf8proc_ssize_t bytes = utf8proc_reencode(s->codepoints, n, opts);
-    if (bytes < 0)
+    dsp_buf_reset(&s->nfc_out);
+    dsp_buf_reserve(&s->nfc_out, s->out.len);
+    if (!dsp_nfc_append(&s->nfc_scratch, &s->nfc_out, s->out.data, s->out.len))
         return 0;
-    dsp_buf_reset(&s->out);
-    dsp_buf_append(&s->out, s->codepoints, (size_t)bytes);
+    dsp_buf swap = s->out;
+    s->out = s->nfc_out;
+    s->nfc_out = swap;
     return 1;
 }
 
@@ -426,7 +385,8 @@ static void normalize_destroy(void *state)
 {
     normalize_state *s = state;
     dsp_buf_free(&s->out);
-    free(s->codepoints);
+    dsp_buf_free(&s->nfc_out);
+    dsp_nfc_scratch_free(&s->nfc_scratch);
     free(s);
 }
 

@@ -56,11 +56,6 @@ void dsp_text_counter_reset(dsp_text_counter *t, size_t n);
 uint32_t dsp_text_counter_add(dsp_text_counter *t, uint64_t key);
 void dsp_text_counter_free(dsp_text_counter *t);
 
-/* 1 when code point cp is unchanged by Unicode NFC and never combines with
- * a neighbour, so text made only of such characters is already in NFC.
- * Defined in op_normalize.c, which uses it to skip utf8proc. */
-int dsp_op_nfc_stable(uint32_t cp);
-
 /* The document's text: d->text when the pipeline already decoded it, else
  * the batch's text member located in the line and decoded into the arena
  * (and stored in d->text). A missing or non-string member, or one that does

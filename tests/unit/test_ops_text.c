@@ -10,6 +10,7 @@
 
 #include <utf8proc.h>
 
+#include "../../tasks/nfc.h"
 #include "../../tasks/op_text.h"
 #include "ops_helpers.h"
 #include "test.h"
@@ -181,7 +182,7 @@ static void test_normalize_stable_ranges(void)
                                          "\xE1\x84\x80", NULL};
     size_t checked = 0;
     for (uint32_t cp = 0x20; cp < 0x10000; cp++) {
-        if ((cp >= 0xD800 && cp <= 0xDFFF) || !dsp_op_nfc_stable(cp))
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || !dsp_nfc_stable(cp))
             continue;
         checked++;
         const utf8proc_property_t *prop = utf8proc_get_property((utf8proc_int32_t)cp);
@@ -204,6 +205,105 @@ static void test_normalize_stable_ranges(void)
         }
     }
     CHECK(checked > 30000); /* the CJK and Hangul blocks alone hold 32,164 */
+}
+
+static void test_nfc_table_known_points(void)
+{
+    /* ASCII must be stable: dsp_nfc_append skips it without a lookup. */
+    for (uint32_t cp = 0; cp < 0x80; cp++)
+        CHECKF(dsp_nfc_stable(cp), "U+%04X", cp);
+    /* Precomposed letters, Greek with tonos, CJK punctuation, the
+     * prolonged sound mark and Hangul syllables are stable. */
+    static const uint32_t stable[] = {0x00E9, 0x03B1, 0x03AC, 0x3002, 0x30FC, 0xAC00, 0x1F50E};
+    for (size_t i = 0; i < sizeof stable / sizeof stable[0]; i++)
+        CHECKF(dsp_nfc_stable(stable[i]), "U+%04X", stable[i]);
+    /* A combining mark, Hangul V and T jamo, an Oriya vowel sign that
+     * composes with the letter before it, two singletons and a surrogate. */
+    static const uint32_t unstable[] = {0x0301, 0x1161, 0x11A8, 0x0B3E, 0x212B, 0x2126, 0xD800};
+    for (size_t i = 0; i < sizeof unstable / sizeof unstable[0]; i++)
+        CHECKF(!dsp_nfc_stable(unstable[i]), "U+%04X", unstable[i]);
+    CHECK(!dsp_nfc_stable(0x110000));
+}
+
+/* Code points that take part in canonical compositions: every code point
+ * with a canonical decomposition and every part of one, plus a few
+ * stable letters and spaces. */
+static size_t nfc_alphabet(utf8proc_int32_t *out, size_t cap)
+{
+    static const utf8proc_int32_t extra[] = {'a', 'e', ' ', '\n', 0x3B1, 0x4E2D, 0x200B};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        out[n++] = extra[i];
+    for (utf8proc_int32_t cp = 0; cp < 0x30000 && n + 8 < cap; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        utf8proc_int32_t d[16];
+        int boundclass = 0;
+        utf8proc_ssize_t k = utf8proc_decompose_char(cp, d, 16, UTF8PROC_DECOMPOSE, &boundclass);
+        if (k < 1 || k > 16 || (k == 1 && d[0] == cp))
+            continue;
+        out[n++] = cp;
+        for (utf8proc_ssize_t j = 0; j < k; j++)
+            out[n++] = d[j];
+    }
+    return n;
+}
+
+static void test_nfc_segments_match_utf8proc(void)
+{
+    /* Random strings over the code points that compose must give the same
+     * NFC by segments as utf8proc gives for the whole string. */
+    size_t cap = 80000;
+    utf8proc_int32_t *alphabet = malloc(cap * sizeof *alphabet);
+    REQUIRE(alphabet != NULL);
+    size_t n = nfc_alphabet(alphabet, cap);
+    CHECK(n > 5000);
+
+    dsp_nfc_scratch scratch = {NULL, 0};
+    dsp_buf out = DSP_BUF_INIT;
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    size_t mismatches = 0;
+    for (int round = 0; round < 100000; round++) {
+        utf8proc_uint8_t text[128];
+        size_t len = 0;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        int chars = 1 + (int)((seed >> 33) % 10);
+        for (int c = 0; c < chars; c++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            len += (size_t)utf8proc_encode_char(alphabet[(seed >> 33) % n], text + len);
+        }
+        text[len] = 0;
+        utf8proc_uint8_t *expected = utf8proc_NFC(text);
+        REQUIRE(expected != NULL);
+        dsp_buf_reset(&out);
+        CHECK(dsp_nfc_append(&scratch, &out, (const char *)text, len));
+        if (out.len != strlen((const char *)expected) ||
+            memcmp(out.data, expected, out.len) != 0) {
+            if (mismatches++ < 5)
+                CHECKF(0, "NFC by segments differs for \"%s\"", (const char *)text);
+        }
+        free(expected);
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    dsp_buf_free(&out);
+    dsp_nfc_scratch_free(&scratch);
+    free(alphabet);
+}
+
+static void test_nfc_segments_invalid_utf8(void)
+{
+    dsp_nfc_scratch scratch = {NULL, 0};
+    dsp_buf out = DSP_BUF_INIT;
+    /* Valid text before and after an invalid byte still fails, as utf8proc
+     * fails on the whole text. */
+    CHECK(!dsp_nfc_append(&scratch, &out, "caf\x65\xCC\x81 \xFF ok", 10));
+    dsp_buf_reset(&out);
+    CHECK(!dsp_nfc_append(&scratch, &out, "plain \xED\xA0\x80", 9));
+    dsp_buf_reset(&out);
+    CHECK(dsp_nfc_append(&scratch, &out, "caf\x65\xCC\x81", 6));
+    CHECK_EQ_STR(out.data, "caf\xC3\xA9");
+    dsp_buf_free(&out);
+    dsp_nfc_scratch_free(&scratch);
 }
 
 static void test_normalize_invalid_utf8(void)
@@ -566,6 +666,9 @@ TEST_MAIN({"registry lists every operator", test_registry_lists_every_operator},
           {"registry counters json", test_registry_counters_json},
           {"normalize each part", test_normalize_parts},
           {"normalize stable ranges", test_normalize_stable_ranges},
+          {"nfc table known points", test_nfc_table_known_points},
+          {"nfc segments match utf8proc", test_nfc_segments_match_utf8proc},
+          {"nfc segments invalid utf8", test_nfc_segments_invalid_utf8},
           {"normalize invalid utf8", test_normalize_invalid_utf8},
           {"normalize real control characters", test_normalize_real_controls},
           {"normalize 1 MiB repeated line", test_normalize_repeated_line},
