@@ -25,6 +25,7 @@ struct dsp_arena_block {
     dsp_arena_block *next;
     size_t size; /* usable bytes in data */
     size_t used;
+    size_t last; /* offset of the most recent allocation, for dsp_arena_shrink */
     _Alignas(8) char data[];
 };
 
@@ -42,6 +43,7 @@ static dsp_arena_block *arena_new_block(size_t size)
     blk->next = NULL;
     blk->size = size;
     blk->used = 0;
+    blk->last = 0;
     return blk;
 }
 
@@ -58,8 +60,21 @@ void *dsp_arena_alloc(dsp_arena *a, size_t n)
         a->head = blk;
     }
     void *p = blk->data + blk->used;
+    blk->last = blk->used;
     blk->used += need;
     return p;
+}
+
+void dsp_arena_shrink(dsp_arena *a, void *p, size_t n)
+{
+    dsp_arena_block *blk = a->head;
+    if (!blk || (char *)p != blk->data + blk->last)
+        return;
+    size_t keep = (n + 7) & ~(size_t)7;
+    if (keep == 0)
+        keep = 8;
+    if (blk->last + keep < blk->used)
+        blk->used = blk->last + keep;
 }
 
 char *dsp_arena_strndup(dsp_arena *a, const char *s, size_t n)
@@ -101,6 +116,7 @@ void dsp_arena_reset(dsp_arena *a)
     }
     largest->next = NULL;
     largest->used = 0;
+    largest->last = 0;
 }
 
 void dsp_arena_free(dsp_arena *a)
@@ -755,6 +771,7 @@ void dsp_doc_set_text(dsp_batch *b, dsp_doc *d, const char *text, size_t len)
     d->text = dsp_arena_strndup(&b->arena, text, len);
     d->text_len = len;
     d->text_changed = 1;
+    d->words = NULL;
 }
 
 /* Whether the extra-members list has a member with this raw key. */

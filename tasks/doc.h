@@ -31,6 +31,9 @@ typedef struct {
 
 void dsp_arena_init(dsp_arena *a, size_t block_size);
 void *dsp_arena_alloc(dsp_arena *a, size_t n);   /* 8-byte aligned */
+/* Shrink p, the most recent allocation, to its first n bytes and return
+ * the rest to the arena. Does nothing when p is not the most recent one. */
+void dsp_arena_shrink(dsp_arena *a, void *p, size_t n);
 char *dsp_arena_strndup(dsp_arena *a, const char *s, size_t n);
 void dsp_arena_reset(dsp_arena *a);               /* keeps the largest block */
 void dsp_arena_free(dsp_arena *a);
@@ -42,6 +45,11 @@ typedef struct {
     char *text;         /* decoded text field (UTF-8, NUL-terminated), or NULL */
     size_t text_len;
     int text_changed;   /* set by an operator that rewrote text */
+    /* Word split of the current text in the batch arena, made by the first
+     * operator that asks for it (dsp_op_doc_words in op_text.h). NULL
+     * until then. Code that replaces the text must reset it to NULL, as
+     * dsp_doc_set_text does. */
+    struct dsp_text_words *words;
 
     /* Members to append to the object, already JSON-encoded, for example
      * "\"lang\":\"en\",\"lang_score\":0.98" (no leading comma). */
@@ -103,7 +111,8 @@ void dsp_json_encode_string(dsp_buf *out, const char *s, size_t len);
 
 /* Add a member to the document's extra members; value_json is raw JSON. */
 void dsp_doc_add_field(dsp_batch *b, dsp_doc *d, const char *name, const char *value_json);
-/* Replace the document's text (copied into the arena) and mark it changed. */
+/* Replace the document's text (copied into the arena), mark it changed and
+ * drop its word split. */
 void dsp_doc_set_text(dsp_batch *b, dsp_doc *d, const char *text, size_t len);
 /* Serialize a document as one JSON line (no newline) into out. */
 void dsp_doc_serialize(const dsp_batch *b, const dsp_doc *d, dsp_buf *out);

@@ -143,9 +143,12 @@ static int c4_ends_with_terminal(const char *s, size_t n)
     return !(n >= 3 && memcmp(s + n - 3, "...", 3) == 0);
 }
 
-/* Process one line; returns a page removal reason, -1 when the line was
- * handled (kept or dropped). Kept lines are appended to s->out. */
-static int c4_line(c4_state *s, const char *p, size_t n, size_t *sentences, dsp_op_counters *c)
+/* Process one line with `words` words, one of them longer than
+ * max_word_length characters when long_word is set. Returns a page removal
+ * reason, or -1 when the line was handled (kept or dropped). Kept lines are
+ * appended to s->out. */
+static int c4_line(c4_state *s, const char *p, size_t n, size_t words, int long_word,
+                   size_t *sentences, dsp_op_counters *c)
 {
     /* Strip whitespace around the line. */
     size_t k;
@@ -156,15 +159,9 @@ static int c4_line(c4_state *s, const char *p, size_t n, size_t *sentences, dsp_
     while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r'))
         n--;
 
-    /* Count words and look for a too long one. */
-    size_t pos = 0, start, wlen, words = 0;
-    while (dsp_text_next_word(p, n, &pos, &start, &wlen)) {
-        words++;
-        if (s->max_word_length > 0 && wlen > (size_t)s->max_word_length &&
-            dsp_text_count_chars(p + start, wlen) > (size_t)s->max_word_length) {
-            c->extra[C4X_LONG_WORD]++;
-            return -1;
-        }
+    if (long_word) {
+        c->extra[C4X_LONG_WORD]++;
+        return -1;
     }
 
     dsp_buf_reset(&s->line);
@@ -233,16 +230,29 @@ static int c4_line(c4_state *s, const char *p, size_t n, size_t *sentences, dsp_
     return -1;
 }
 
-static int c4_check(c4_state *s, const char *text, size_t len, dsp_op_counters *c)
+/* Returns the page removal reason, or -1 to keep the page. `it` iterates
+ * over the words of text, which never span a newline. */
+static int c4_check(c4_state *s, const char *text, size_t len, dsp_text_word_iter *it,
+                    dsp_op_counters *c)
 {
     size_t sentences = 0;
     const char *p = text, *end = text + len;
+    size_t wstart = 0, wlen, wchars;
+    int have_word = dsp_text_word_iter_next(it, &wstart, &wlen, &wchars);
 
     dsp_buf_reset(&s->out);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *e = nl ? nl : end;
-        int reason = c4_line(s, p, (size_t)(e - p), &sentences, c);
+        size_t line_end = (size_t)(e - text), words = 0;
+        int long_word = 0;
+        while (have_word && wstart < line_end) {
+            words++;
+            if (s->max_word_length > 0 && wchars > (size_t)s->max_word_length)
+                long_word = 1;
+            have_word = dsp_text_word_iter_next(it, &wstart, &wlen, &wchars);
+        }
+        int reason = c4_line(s, p, (size_t)(e - p), words, long_word, &sentences, c);
         if (reason >= 0)
             return reason;
         p = nl ? nl + 1 : end;
@@ -264,7 +274,9 @@ static dsp_status c4_process(void *state, dsp_batch *b, unsigned char *keep, dsp
         dsp_doc *d = &b->docs[i];
         size_t len;
         const char *text = dsp_op_doc_text(b, d, &len);
-        int reason = c4_check(s, text, len, c);
+        dsp_text_word_iter it;
+        dsp_op_doc_words_begin(b, d, &it);
+        int reason = c4_check(s, text, len, &it, c);
         if (reason >= 0) {
             keep[i] = 0;
             c->removed[reason]++;

@@ -345,6 +345,7 @@ static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
             d->text = NULL;
             d->text_len = 0;
             d->text_changed = 0;
+            d->words = NULL;
             d->extra = NULL;
             d->extra_len = 0;
             size_t len;

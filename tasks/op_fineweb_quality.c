@@ -76,7 +76,9 @@ static int fw_is_blank(const char *p, size_t n)
     return i >= n;
 }
 
-static int fw_check(fw_state *s, const char *text, size_t len)
+/* Returns the removal reason for document d, whose text is text[0..len),
+ * or -1 to keep it. */
+static int fw_check(fw_state *s, dsp_batch *b, dsp_doc *d, const char *text, size_t len)
 {
     size_t lines = 0, punct = 0, short_lines = 0, dup_chars = 0, newlines = 0;
     const char *p = text, *end = text + len;
@@ -118,7 +120,7 @@ static int fw_check(fw_state *s, const char *text, size_t len)
         return FW_CHAR_DUP;
 
     if (s->new_line_thr > 0) {
-        size_t words = dsp_text_count_words(text, len);
+        size_t words = dsp_op_doc_word_count(b, d);
         if (words == 0 || (double)newlines / (double)words > s->new_line_thr)
             return FW_LIST;
     }
@@ -136,7 +138,7 @@ static dsp_status fw_process(void *state, dsp_batch *b, unsigned char *keep, dsp
             continue;
         size_t len;
         const char *text = dsp_op_doc_text(b, &b->docs[i], &len);
-        int reason = fw_check(s, text, len);
+        int reason = fw_check(s, b, &b->docs[i], text, len);
         if (reason >= 0) {
             keep[i] = 0;
             c->removed[reason]++;

@@ -207,13 +207,14 @@ static int gq_ends_with(const char *s, size_t n, const char *suffix, size_t k)
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-/* Returns the removal reason, or -1 to keep the document. */
-static int gq_check(const gq_state *s, const char *text, size_t len)
+/* Returns the removal reason, or -1 to keep the document. `it` iterates
+ * over the words of text. */
+static int gq_check(const gq_state *s, const char *text, size_t len, dsp_text_word_iter *it)
 {
-    size_t pos = 0, start, wlen;
+    size_t start, wlen, wchars;
     size_t words = 0, word_chars = 0, alpha_words = 0, stop_hits = 0;
 
-    while (dsp_text_next_word(text, len, &pos, &start, &wlen)) {
+    while (dsp_text_word_iter_next(it, &start, &wlen, &wchars)) {
         const char *w = text + start;
         if (gq_has_alpha(w, wlen))
             alpha_words++;
@@ -222,7 +223,7 @@ static int gq_check(const gq_state *s, const char *text, size_t len)
         if (wlen == 1 && gq_is_ascii_punct((unsigned char)w[0]))
             continue;
         words++;
-        word_chars += dsp_text_count_chars(w, wlen);
+        word_chars += wchars;
     }
 
     if (s->min_words > 0 && words < s->min_words)
@@ -295,7 +296,9 @@ static dsp_status gq_process(void *state, dsp_batch *b, unsigned char *keep, dsp
             continue;
         size_t len;
         const char *text = dsp_op_doc_text(b, &b->docs[i], &len);
-        int reason = gq_check(s, text, len);
+        dsp_text_word_iter it;
+        dsp_op_doc_words_begin(b, &b->docs[i], &it);
+        int reason = gq_check(s, text, len, &it);
         if (reason >= 0) {
             keep[i] = 0;
             c->removed[reason]++;

@@ -261,13 +261,13 @@ static size_t gr_count_line_bound(const char *text, size_t len)
     return runs + 1;
 }
 
-/* Split the text into words and fill the per-word arrays. Returns the
- * number of words, or SIZE_MAX when there are more than s->max_words (the
- * arrays then never grow past max_words entries). */
-static size_t gr_collect_words(gr_state *s, const char *text, size_t len)
+/* Fill the per-word arrays from the words of text that `it` iterates over.
+ * Returns the number of words, or SIZE_MAX when there are more than
+ * s->max_words (the arrays then never grow past max_words entries). */
+static size_t gr_collect_words(gr_state *s, const char *text, dsp_text_word_iter *it)
 {
-    size_t pos = 0, start, wlen, n = 0;
-    while (dsp_text_next_word(text, len, &pos, &start, &wlen)) {
+    size_t start, wlen, wchars, n = 0;
+    while (dsp_text_word_iter_next(it, &start, &wlen, &wchars)) {
         if (n == s->max_words)
             return SIZE_MAX;
         if (n == s->words_cap) {
@@ -287,7 +287,7 @@ static size_t gr_collect_words(gr_state *s, const char *text, size_t len)
         }
         uint64_t word_hash = XXH3_64bits_withSeed(text + start, wlen, 0);
         s->prefix_hash[n + 1] = s->prefix_hash[n] * GR_BASE + word_hash;
-        s->chars_before[n + 1] = s->chars_before[n] + dsp_text_count_chars(text + start, wlen);
+        s->chars_before[n + 1] = s->chars_before[n] + wchars;
         n++;
     }
     return n;
@@ -398,8 +398,9 @@ static int gr_is_ascii_space(char c)
     return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* Returns the removal reason, or -1 to keep the document. */
-static int gr_check(gr_state *s, const char *text, size_t len)
+/* Returns the removal reason for document d, whose text is text[0..len),
+ * or -1 to keep it. */
+static int gr_check(gr_state *s, dsp_batch *batch, dsp_doc *d, const char *text, size_t len)
 {
     size_t chars = dsp_text_count_chars(text, len);
     size_t dups, dup_chars, pieces;
@@ -429,7 +430,9 @@ static int gr_check(gr_state *s, const char *text, size_t len)
     if (s->dup_line_char_frac > 0 && (double)dup_chars / (double)chars > s->dup_line_char_frac)
         return GR_DUP_LINE_CHAR;
 
-    size_t nwords = gr_collect_words(s, text, len);
+    dsp_text_word_iter it;
+    dsp_op_doc_words_begin(batch, d, &it);
+    size_t nwords = gr_collect_words(s, text, &it);
     if (nwords == SIZE_MAX)
         return GR_TOO_MANY_WORDS;
     if (nwords < GR_TOP_MIN)
@@ -474,7 +477,7 @@ static dsp_status gr_process(void *state, dsp_batch *b, unsigned char *keep, dsp
             continue;
         size_t len;
         const char *text = dsp_op_doc_text(b, &b->docs[i], &len);
-        int reason = gr_check(s, text, len);
+        int reason = gr_check(s, b, &b->docs[i], text, len);
         if (reason >= 0) {
             keep[i] = 0;
             c->removed[reason]++;

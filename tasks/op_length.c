@@ -78,7 +78,7 @@ static dsp_status length_process(void *state, dsp_batch *b, unsigned char *keep,
         else if (s->max_chars && chars > s->max_chars)
             reason = LEN_TOO_MANY_CHARS;
         else if (need_words) {
-            uint64_t words = dsp_text_count_words(text, len);
+            uint64_t words = dsp_op_doc_word_count(b, &b->docs[i]);
             if (s->min_words && words < s->min_words)
                 reason = LEN_TOO_FEW_WORDS;
             else if (s->max_words && words > s->max_words)

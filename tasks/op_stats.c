@@ -59,7 +59,7 @@ static dsp_status stats_process(void *state, dsp_batch *b, unsigned char *keep,
         size_t len;
         const char *text = dsp_op_doc_text(b, &b->docs[i], &len);
         size_t chars = dsp_text_count_chars(text, len);
-        size_t words = dsp_text_count_words(text, len);
+        size_t words = dsp_op_doc_word_count(b, &b->docs[i]);
         size_t lines = dsp_text_count_lines(text, len);
         c->extra[STATS_DOCS]++;
         c->extra[STATS_CHARS] += chars;

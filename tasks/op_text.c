@@ -166,6 +166,89 @@ const char *dsp_op_doc_text(dsp_batch *b, dsp_doc *d, size_t *len)
     return text;
 }
 
+/* Split text into out[0..max) and return the number of words, or SIZE_MAX
+ * when there are more than max. */
+static size_t text_split_words(const char *s, size_t len, dsp_text_word *out, size_t max)
+{
+    size_t pos = 0, start, wlen, n = 0;
+
+    while (dsp_text_next_word(s, len, &pos, &start, &wlen)) {
+        if (n == max)
+            return SIZE_MAX;
+        out[n].start = (uint32_t)start;
+        out[n].len = (uint32_t)wlen;
+        out[n].chars = (uint32_t)dsp_text_count_chars(s + start, wlen);
+        n++;
+    }
+    return n;
+}
+
+const dsp_text_words *dsp_op_doc_words(dsp_batch *b, dsp_doc *d)
+{
+    if (d->words)
+        return d->words;
+    size_t len;
+    const char *text = dsp_op_doc_text(b, d, &len);
+    dsp_text_words *split = dsp_arena_alloc(&b->arena, sizeof *split);
+    split->words = NULL;
+    split->n = 0;
+    split->complete = 0;
+
+    if (len < UINT32_MAX) {
+        /* Words and the spaces between them take at least 2n - 1 bytes. The
+         * array is sized for that bound, then shrunk to the words found. */
+        size_t max = len / 2 + 1;
+        if (max > DSP_TEXT_WORDS_MAX)
+            max = DSP_TEXT_WORDS_MAX;
+        dsp_text_word *words = dsp_arena_alloc(&b->arena, max * sizeof *words);
+        size_t n = text_split_words(text, len, words, max);
+        if (n == SIZE_MAX) {
+            dsp_arena_shrink(&b->arena, words, 0);
+        } else {
+            dsp_arena_shrink(&b->arena, words, n * sizeof *words);
+            split->words = words;
+            split->n = n;
+            split->complete = 1;
+        }
+    }
+    d->words = split;
+    return split;
+}
+
+void dsp_op_doc_words_begin(dsp_batch *b, dsp_doc *d, dsp_text_word_iter *it)
+{
+    const dsp_text_words *split = dsp_op_doc_words(b, d);
+    it->next = it->end = NULL;
+    it->text = NULL;
+    it->len = it->pos = 0;
+    if (split->complete) {
+        if (split->n > 0) {
+            it->next = split->words;
+            it->end = split->words + split->n;
+        }
+        return;
+    }
+    it->text = dsp_op_doc_text(b, d, &it->len);
+}
+
+int dsp_text_word_iter_split_next(dsp_text_word_iter *it, size_t *start, size_t *len,
+                                  size_t *chars)
+{
+    if (!dsp_text_next_word(it->text, it->len, &it->pos, start, len))
+        return 0;
+    *chars = dsp_text_count_chars(it->text + *start, *len);
+    return 1;
+}
+
+size_t dsp_op_doc_word_count(dsp_batch *b, dsp_doc *d)
+{
+    if (d->words && d->words->complete)
+        return d->words->n;
+    size_t len;
+    const char *text = dsp_op_doc_text(b, d, &len);
+    return dsp_text_count_words(text, len);
+}
+
 void dsp_text_counter_reset(dsp_text_counter *t, size_t n)
 {
     size_t cap = 64;

@@ -32,6 +32,26 @@ static void test_arena_reuse(void)
     dsp_arena_free(&a);
 }
 
+static void test_arena_shrink(void)
+{
+    dsp_arena a;
+    dsp_arena_init(&a, 4096);
+    char *first = dsp_arena_alloc(&a, 64);
+    char *second = dsp_arena_alloc(&a, 1000);
+
+    /* Shrinking an older allocation must not free the newer one. */
+    dsp_arena_shrink(&a, first, 8);
+    char *third = dsp_arena_alloc(&a, 16);
+    CHECK(third >= second + 1000);
+
+    /* The most recent allocation gives back its tail, rounded up to 8. */
+    char *fourth = dsp_arena_alloc(&a, 512);
+    dsp_arena_shrink(&a, fourth, 20);
+    char *fifth = dsp_arena_alloc(&a, 8);
+    CHECK(fifth == fourth + 24);
+    dsp_arena_free(&a);
+}
+
 static void test_batch_push_compact(void)
 {
     dsp_batch b;
@@ -281,6 +301,7 @@ static void test_json_find_path(void)
 }
 
 TEST_MAIN({"arena reuse", test_arena_reuse},
+          {"arena shrink", test_arena_shrink},
           {"batch push compact", test_batch_push_compact},
           {"json find", test_json_find},
           {"json find dotted path", test_json_find_path},
