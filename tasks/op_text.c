@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "../core/util.h"
 #include "op_text.h"
 
@@ -101,15 +105,6 @@ int dsp_text_next_word(const char *s, size_t len, size_t *pos, size_t *start, si
     return 1;
 }
 
-size_t dsp_text_count_words(const char *s, size_t len)
-{
-    size_t pos = 0, start, wlen, n = 0;
-
-    while (dsp_text_next_word(s, len, &pos, &start, &wlen))
-        n++;
-    return n;
-}
-
 size_t dsp_text_count_chars(const char *s, size_t len)
 {
     const uint64_t highs = 0x8080808080808080ULL;
@@ -166,21 +161,152 @@ const char *dsp_op_doc_text(dsp_batch *b, dsp_doc *d, size_t *len)
     return text;
 }
 
-/* Split text into out[0..max) and return the number of words, or SIZE_MAX
- * when there are more than max. */
-static size_t text_split_words(const char *s, size_t len, dsp_text_word *out, size_t max)
-{
-    size_t pos = 0, start, wlen, n = 0;
+/* Bit masks of one 64-byte block: bit i describes byte i. */
+typedef struct {
+    uint64_t space; /* ASCII whitespace */
+    uint64_t lead;  /* 0xC2, 0xE1, 0xE2 or 0xE3, which may start a Unicode space */
+    uint64_t cont;  /* UTF-8 continuation byte (10xxxxxx) */
+} text_block;
 
-    while (dsp_text_next_word(s, len, &pos, &start, &wlen)) {
+static void text_block_masks(const unsigned char *p, text_block *m)
+{
+#if defined(__SSE2__)
+    /* Signed compares: bytes >= 0x80 are negative, so they fall outside
+     * the ASCII ranges, and the continuation bytes 0x80..0xBF are exactly
+     * those below -64 (0xC0). */
+    const __m128i space = _mm_set1_epi8(' ');
+    const __m128i tab_low = _mm_set1_epi8(8), tab_high = _mm_set1_epi8(14);
+    const __m128i sep_low = _mm_set1_epi8(0x1B), sep_high = _mm_set1_epi8(0x20);
+    const __m128i c2 = _mm_set1_epi8((char)0xC2), e1 = _mm_set1_epi8((char)0xE1);
+    const __m128i e2 = _mm_set1_epi8((char)0xE2), e3 = _mm_set1_epi8((char)0xE3);
+    const __m128i cont_limit = _mm_set1_epi8((char)0xC0);
+    m->space = m->lead = m->cont = 0;
+    for (int k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+        __m128i ws = _mm_cmpeq_epi8(v, space);
+        ws = _mm_or_si128(ws, _mm_and_si128(_mm_cmpgt_epi8(v, tab_low), _mm_cmplt_epi8(v, tab_high)));
+        ws = _mm_or_si128(ws, _mm_and_si128(_mm_cmpgt_epi8(v, sep_low), _mm_cmplt_epi8(v, sep_high)));
+        __m128i lead = _mm_or_si128(_mm_cmpeq_epi8(v, c2), _mm_cmpeq_epi8(v, e1));
+        lead = _mm_or_si128(lead, _mm_or_si128(_mm_cmpeq_epi8(v, e2), _mm_cmpeq_epi8(v, e3)));
+        __m128i cont = _mm_cmplt_epi8(v, cont_limit);
+        m->space |= (uint64_t)(unsigned)_mm_movemask_epi8(ws) << (16 * k);
+        m->lead |= (uint64_t)(unsigned)_mm_movemask_epi8(lead) << (16 * k);
+        m->cont |= (uint64_t)(unsigned)_mm_movemask_epi8(cont) << (16 * k);
+    }
+#else
+    m->space = m->lead = m->cont = 0;
+    for (int i = 0; i < 64; i++) {
+        unsigned char c = p[i];
+        uint64_t bit = (uint64_t)1 << i;
+        if (c < 0x80 && text_ascii_space[c])
+            m->space |= bit;
+        if (c == 0xC2 || c == 0xE1 || c == 0xE2 || c == 0xE3)
+            m->lead |= bit;
+        if ((c & 0xC0) == 0x80)
+            m->cont |= bit;
+    }
+#endif
+}
+
+/* Returns the number of set bits in v, without calling libgcc's popcount
+ * (see dsp_text_count_chars). */
+static size_t text_popcount(uint64_t v)
+{
+    v = v - ((v >> 1) & 0x5555555555555555ULL);
+    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (size_t)((v * 0x0101010101010101ULL) >> 56);
+}
+
+/*
+ * Split text into words, the same words as dsp_text_next_word, 64 bytes at
+ * a time: one mask marks the whitespace of a block, and the words start
+ * and end where the mask changes. Only the bytes that may start a Unicode
+ * space are decoded. A space's continuation bytes are never such a lead
+ * byte, so each lead byte can be tested on its own, and a space that runs
+ * past the block marks its last bytes in the next one.
+ *
+ * Fills out[0..max) when out is not NULL. Returns the number of words, or
+ * SIZE_MAX when out is not NULL and there are more than max.
+ */
+static size_t text_scan_words(const char *s, size_t len, dsp_text_word *out, size_t max)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned char tail[64];
+    size_t n = 0, word_start = 0, cont_at_start = 0, cont_before = 0;
+    uint64_t in_word = 0, spill = 0;
+
+    for (size_t base = 0; base < len; base += 64) {
+        const unsigned char *p = u + base;
+        size_t avail = len - base;
+        if (avail < 64) {
+            /* Pad the last block with spaces, which end a word at len. */
+            memcpy(tail, p, avail);
+            memset(tail + avail, ' ', 64 - avail);
+            p = tail;
+        }
+        text_block m;
+        text_block_masks(p, &m);
+        m.space |= spill;
+        spill = 0;
+        while (m.lead) {
+            int i = __builtin_ctzll(m.lead);
+            m.lead &= m.lead - 1;
+            size_t k = base + (size_t)i < len ? dsp_text_space_len(s, len, base + (size_t)i) : 0;
+            if (k == 0)
+                continue;
+            uint64_t run = ((uint64_t)1 << k) - 1;
+            m.space |= run << i;
+            if ((size_t)i + k > 64)
+                spill = run >> (64 - i);
+        }
+
+        uint64_t word = ~m.space;
+        uint64_t after_word = (word << 1) | in_word; /* bit i: byte i - 1 is in a word */
+        uint64_t starts = word & ~after_word;
+        uint64_t ends = m.space & after_word;
+        if (!out) {
+            n += text_popcount(starts);
+        } else {
+            uint64_t events = starts | ends;
+            while (events) {
+                int i = __builtin_ctzll(events);
+                uint64_t bit = (uint64_t)1 << i;
+                events &= events - 1;
+                size_t cont = m.cont ? cont_before + text_popcount(m.cont & (bit - 1)) : cont_before;
+                if (starts & bit) {
+                    word_start = base + (size_t)i;
+                    cont_at_start = cont;
+                    continue;
+                }
+                if (n == max)
+                    return SIZE_MAX;
+                size_t wlen = base + (size_t)i - word_start;
+                out[n].start = (uint32_t)word_start;
+                out[n].len = (uint32_t)wlen;
+                out[n].chars = (uint32_t)(wlen - (cont - cont_at_start));
+                n++;
+            }
+        }
+        cont_before += text_popcount(m.cont);
+        in_word = word >> 63;
+    }
+    /* No padding ended the last word when the length is a multiple of 64. */
+    if (in_word && out) {
         if (n == max)
             return SIZE_MAX;
-        out[n].start = (uint32_t)start;
+        size_t wlen = len - word_start;
+        out[n].start = (uint32_t)word_start;
         out[n].len = (uint32_t)wlen;
-        out[n].chars = (uint32_t)dsp_text_count_chars(s + start, wlen);
+        out[n].chars = (uint32_t)(wlen - (cont_before - cont_at_start));
         n++;
     }
     return n;
+}
+
+size_t dsp_text_count_words(const char *s, size_t len)
+{
+    return text_scan_words(s, len, NULL, 0);
 }
 
 const dsp_text_words *dsp_op_doc_words(dsp_batch *b, dsp_doc *d)
@@ -201,7 +327,7 @@ const dsp_text_words *dsp_op_doc_words(dsp_batch *b, dsp_doc *d)
         if (max > DSP_TEXT_WORDS_MAX)
             max = DSP_TEXT_WORDS_MAX;
         dsp_text_word *words = dsp_arena_alloc(&b->arena, max * sizeof *words);
-        size_t n = text_split_words(text, len, words, max);
+        size_t n = text_scan_words(text, len, words, max);
         if (n == SIZE_MAX) {
             dsp_arena_shrink(&b->arena, words, 0);
         } else {

@@ -70,6 +70,7 @@ static void check_split_matches(dsp_batch *b, dsp_doc *d, const char *label)
     dsp_text_word *expected = malloc(cap * sizeof *expected);
     size_t n = reference_words(text, len, expected, cap);
 
+    CHECKF(dsp_text_count_words(text, len) == n, "%s: dsp_text_count_words", label);
     const dsp_text_words *split = dsp_op_doc_words(b, d);
     CHECKF(split->complete, "%s", label);
     CHECKF(split->n == n, "%s: %zu words, expected %zu", label, split->n, n);
@@ -102,6 +103,46 @@ static void test_split_real_documents(void)
     dsp_batch_free(&b);
 }
 
+static void check_text(dsp_batch *b, const char *text, size_t len, const char *label)
+{
+    dsp_batch_reset(b);
+    dsp_doc *d = dsp_batch_push(b, "{}", 2, "test", 0);
+    d->text = dsp_arena_strndup(&b->arena, text, len);
+    d->text_len = len;
+    check_split_matches(b, d, label);
+}
+
+static void test_split_block_edges(void)
+{
+    /* The split reads 64-byte blocks: words and Unicode spaces that meet or
+     * cross a block edge, and texts that end exactly on one. */
+    char text[200];
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+
+    memset(text, 'a', 128);
+    check_text(&b, text, 64, "one word of 64 bytes");
+    check_text(&b, text, 128, "one word of 128 bytes");
+    text[63] = ' ';
+    check_text(&b, text, 128, "space at byte 63");
+    check_text(&b, text, 64, "space as the last byte");
+
+    /* U+3000 (3 bytes) at each offset around the first block edge. */
+    for (size_t at = 60; at <= 64; at++) {
+        memset(text, 'b', sizeof text);
+        memcpy(text + at, "\xE3\x80\x80", 3);
+        char label[64];
+        snprintf(label, sizeof label, "U+3000 at byte %zu", at);
+        check_text(&b, text, 130, label);
+        check_text(&b, text, at + 3, label);
+    }
+    /* A letter with a continuation byte across the edge (U+00E9 at 63). */
+    memset(text, 'c', sizeof text);
+    memcpy(text + 63, "\xC3\xA9", 2);
+    check_text(&b, text, 100, "U+00E9 across the edge");
+    dsp_batch_free(&b);
+}
+
 static void test_split_random_text(void)
 {
     /* Pieces that exercise the whitespace rules: every kind of space,
@@ -119,11 +160,11 @@ static void test_split_random_text(void)
     uint64_t seed = 12345;
     dsp_batch b;
     dsp_batch_init(&b, "text");
-    for (int round = 0; round < 2000; round++) {
-        char text[512];
+    for (int round = 0; round < 4000; round++) {
+        char text[4096];
         size_t len = 0;
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        int count = (int)((seed >> 33) % 40);
+        int count = (int)((seed >> 33) % 200);
         for (int k = 0; k < count; k++) {
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             const char *p = pieces[(seed >> 33) % npieces];
@@ -305,6 +346,7 @@ static void test_split_over_limit(void)
 
 TEST_MAIN({"split real documents", test_split_real_documents},
           {"split random text", test_split_random_text},
+          {"split block edges", test_split_block_edges},
           {"filters same with shared split", test_filters_same_with_split},
           {"set text drops split", test_set_text_drops_split},
           {"operators drop split", test_operators_drop_split},
