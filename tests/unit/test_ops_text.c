@@ -492,6 +492,52 @@ static void test_langid_edges(void)
     dsp_batch_free(&b);
 }
 
+/* The members that langid added to document i, as one string. */
+static const char *langid_fields(dsp_batch *b, size_t i, char *out, size_t size)
+{
+    snprintf(out, size, "%.*s", (int)b->docs[i].extra_len, b->docs[i].extra);
+    return out;
+}
+
+static void test_langid_cache_same_result(void)
+{
+    /* Each snippet twice in one batch: the second copy comes from the
+     * cache and must get the fields that a fresh instance gives. Two
+     * texts of the same length in different languages must not share. */
+    static const char english[] = "The committee will publish its last report on the "
+                                  "budget next week, after the new vote.";
+    static const char german[] = "Der Ausschuss legt den Bericht zum Haushalt in der "
+                                 "neuen Woche vor, kurz nach der Wahl.";
+    REQUIRE(strlen(english) == strlen(german));
+    dsp_batch twice, once;
+    ops_run r_twice, r_once;
+    dsp_batch_init(&twice, "text");
+    dsp_batch_init(&once, "text");
+    REQUIRE(ops_load_jsonl(&twice, "ops/cc-snippets.jsonl") == DOC_COUNT);
+    REQUIRE(ops_load_jsonl(&twice, "ops/cc-snippets.jsonl") == DOC_COUNT);
+    ops_push_text(&twice, "en", english, strlen(english));
+    ops_push_text(&twice, "de", german, strlen(german));
+    REQUIRE(ops_load_jsonl(&once, "ops/cc-snippets.jsonl") == DOC_COUNT);
+    REQUIRE(ops_run_step(&r_twice, "{\"op\":\"langid\",\"min_score\":0}", &twice, 0) == DSP_OK);
+    REQUIRE(ops_run_step(&r_once, "{\"op\":\"langid\",\"min_score\":0}", &once, 0) == DSP_OK);
+
+    char first[256], second[256], fresh[256];
+    for (size_t i = 0; i < DOC_COUNT; i++) {
+        langid_fields(&twice, i, first, sizeof first);
+        langid_fields(&twice, DOC_COUNT + i, second, sizeof second);
+        langid_fields(&once, i, fresh, sizeof fresh);
+        CHECK_EQ_STR(second, fresh);
+        CHECK_EQ_STR(first, fresh);
+    }
+    CHECK(strstr(langid_fields(&twice, 2 * DOC_COUNT, first, sizeof first), "\"en\"") != NULL);
+    CHECK(strstr(langid_fields(&twice, 2 * DOC_COUNT + 1, second, sizeof second), "\"de\"") !=
+          NULL);
+    dsp_op_instance_free(&r_twice.inst);
+    dsp_op_instance_free(&r_once.inst);
+    dsp_batch_free(&twice);
+    dsp_batch_free(&once);
+}
+
 /* ---- length and stats ---- */
 
 static void test_length_limits(void)
@@ -676,6 +722,7 @@ TEST_MAIN({"registry lists every operator", test_registry_lists_every_operator},
           {"langid keep list", test_langid_keep_list},
           {"langid keep unknown code", test_langid_keep_unknown_code},
           {"langid edge cases", test_langid_edges},
+          {"langid cache same result", test_langid_cache_same_result},
           {"length limits", test_length_limits},
           {"stats counts", test_stats_counts},
           {"field matching", test_field_matching},
