@@ -315,17 +315,19 @@ static size_t gr_ngram_chars(const gr_state *s, size_t i, int n)
 /*
  * Count the n-grams that start at the positions marked in `from` (every
  * position when `from` is NULL), and mark in `to` the positions whose
- * n-gram occurs more than once. Sets *top_chars to the characters of the
- * most frequent n-gram (words joined by one space) times its count. On a
- * tie the n-gram that reached the top count first wins. Returns the number
- * of positions marked in `to`.
+ * n-gram occurs more than once. `nfrom` is the number of positions marked
+ * in `from`, which sizes the table. Sets *top_chars to the characters of
+ * the most frequent n-gram (words joined by one space) times its count. On
+ * a tie the n-gram that reached the top count first wins. Returns the
+ * number of positions marked in `to`.
  */
 static size_t gr_count_ngrams(gr_state *s, size_t nwords, int n, const unsigned char *from,
-                              unsigned char *to, size_t *top_chars)
+                              size_t nfrom, unsigned char *to, size_t *top_chars)
 {
     size_t npos = nwords - (size_t)(n - 1), marked = 0;
+    size_t visits = from ? nfrom : npos;
     size_t cap = 64;
-    while (cap < 2 * npos)
+    while (cap < 2 * visits)
         cap *= 2;
     if (cap > s->slots_cap) {
         free(s->slots);
@@ -336,7 +338,7 @@ static size_t gr_count_ngrams(gr_state *s, size_t nwords, int n, const unsigned 
     memset(to, 0, npos);
 
     size_t mask = cap - 1, best_count = 0, best_chars = 0;
-    for (size_t i = 0; i < npos; i++) {
+    for (size_t i = 0; i < npos && visits > 0; i++) {
         if (from && !from[i])
             continue;
         uint64_t key = gr_ngram_hash(s, i, n);
@@ -444,7 +446,7 @@ static int gr_check(gr_state *s, dsp_batch *batch, dsp_doc *d, const char *text,
     size_t nmarked = 0, top_chars;
     int cur = 0;
     for (int n = GR_TOP_MIN; n <= GR_DUP_MIN && nwords >= (size_t)n; n++) {
-        nmarked = gr_count_ngrams(s, nwords, n, from, s->marks[cur], &top_chars);
+        nmarked = gr_count_ngrams(s, nwords, n, from, nmarked, s->marks[cur], &top_chars);
         if (n <= GR_TOP_MAX && s->top_frac[n] > 0 &&
             (double)top_chars / (double)chars > s->top_frac[n])
             return GR_TOP2 + (n - GR_TOP_MIN);
