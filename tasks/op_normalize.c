@@ -29,6 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "../core/buf.h"
 #include "nfc.h"
 #include "op.h"
@@ -164,10 +168,44 @@ static int normalize_is_printable(unsigned char ch)
     return ch > 0x20 && ch < 0x7F;
 }
 
+#if defined(__SSE2__)
+/*
+ * Bit i is set when p[i] ends a run (see normalize_ascii_run): a byte other
+ * than printable ASCII, newline and space, or a space that printable ASCII
+ * does not follow. `next` is the byte after the block.
+ */
+static uint64_t normalize_run_breaks(const unsigned char *p, unsigned char next)
+{
+    /* Signed compares: bytes >= 0x80 are negative, so not above 0x20. */
+    const __m128i low = _mm_set1_epi8(0x20), high = _mm_set1_epi8(0x7F);
+    const __m128i newline = _mm_set1_epi8('\n'), space = _mm_set1_epi8(' ');
+    uint64_t printable = 0, newlines = 0, spaces = 0;
+    for (int k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+        __m128i in_range = _mm_and_si128(_mm_cmpgt_epi8(v, low), _mm_cmplt_epi8(v, high));
+        printable |= (uint64_t)(unsigned)_mm_movemask_epi8(in_range) << (16 * k);
+        newlines |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, newline)) << (16 * k);
+        spaces |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, space)) << (16 * k);
+    }
+    /* Bit i: byte i + 1 is printable. */
+    uint64_t next_printable = (printable >> 1) | ((uint64_t)normalize_is_printable(next) << 63);
+    return ~(printable | newlines | (spaces & next_printable));
+}
+#endif
+
 /* Find the end of the run starting at p of printable ASCII, newlines, and
  * single spaces followed by printable ASCII. */
 static const unsigned char *normalize_ascii_run(const unsigned char *p, const unsigned char *end)
 {
+#if defined(__SSE2__)
+    /* 65 bytes so that the byte after each block can be read. */
+    while (end - p >= 65) {
+        uint64_t breaks = normalize_run_breaks(p, p[64]);
+        if (breaks)
+            return p + __builtin_ctzll(breaks);
+        p += 64;
+    }
+#endif
     for (;;) {
         while (end - p >= 8) {
             size_t plain = normalize_plain_prefix(p);

@@ -173,6 +173,73 @@ static void test_normalize_parts(void)
     check_normalized("{\"op\":\"normalize\",\"drop_control\":false}", "a\x07", "a\x07");
 }
 
+/* The whitespace and trim parts of normalize, written plainly, for ASCII
+ * text without CR or controls. */
+static size_t reference_whitespace(const char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    int pending_space = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = in[i];
+        if (ch == ' ' || ch == '\t') {
+            pending_space = 1;
+        } else if (ch == '\n') {
+            pending_space = 0;
+            out[o++] = '\n';
+        } else {
+            if (pending_space)
+                out[o++] = ' ';
+            pending_space = 0;
+            out[o++] = ch;
+        }
+    }
+    size_t b = 0;
+    while (b < o && (out[b] == ' ' || out[b] == '\n'))
+        b++;
+    while (o > b && (out[o - 1] == ' ' || out[o - 1] == '\n'))
+        o--;
+    memmove(out, out + b, o - b);
+    out[o - b] = '\0';
+    return o - b;
+}
+
+static void test_normalize_whitespace_random(void)
+{
+    /* Long runs that normalize leaves alone (words, single spaces and
+     * newlines) are broken now and then by a double space, a tab or a space
+     * before a newline. So the breaks fall at every offset of the 64-byte
+     * blocks that normalize scans at once. */
+    static const char *const clean[] = {"a", "word", "x.", " ", "\n", "~", "(1)", " b"};
+    static const char *const breaking[] = {"  ", "\t", " \n", "\t ", " "};
+    uint64_t seed = 99;
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    for (int round = 0; round < 3000; round++) {
+        char text[2048], expected[2048];
+        size_t len = 0;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        int count = (int)((seed >> 33) % 400);
+        for (int k = 0; k < count; k++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t pick = seed >> 33;
+            const char *p = pick % 16 == 0
+                                ? breaking[(pick / 16) % (sizeof breaking / sizeof breaking[0])]
+                                : clean[(pick / 16) % (sizeof clean / sizeof clean[0])];
+            memcpy(text + len, p, strlen(p));
+            len += strlen(p);
+        }
+        reference_whitespace(text, len, expected);
+        dsp_batch_reset(&b);
+        ops_push_text(&b, "n", text, len);
+        ops_run r;
+        REQUIRE(ops_run_step(&r, "{\"op\":\"normalize\"}", &b, 0) == DSP_OK);
+        CHECKF(strcmp(ops_text(&b, 0), expected) == 0, "round %d: got \"%s\", expected \"%s\"",
+               round, ops_text(&b, 0), expected);
+        dsp_op_instance_free(&r.inst);
+    }
+    dsp_batch_free(&b);
+}
+
 static void test_normalize_stable_ranges(void)
 {
     /* Every code point that normalize treats as NFC-stable must have
@@ -711,6 +778,7 @@ TEST_MAIN({"registry lists every operator", test_registry_lists_every_operator},
           {"registry rejects bad steps", test_registry_rejects_bad_steps},
           {"registry counters json", test_registry_counters_json},
           {"normalize each part", test_normalize_parts},
+          {"normalize whitespace random text", test_normalize_whitespace_random},
           {"normalize stable ranges", test_normalize_stable_ranges},
           {"nfc table known points", test_nfc_table_known_points},
           {"nfc segments match utf8proc", test_nfc_segments_match_utf8proc},
