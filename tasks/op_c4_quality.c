@@ -163,6 +163,16 @@ static int c4_line(c4_state *s, const char *p, size_t n, size_t words, int long_
         c->extra[C4X_LONG_WORD]++;
         return -1;
     }
+    /* Most lines fail the punctuation rule. Removing citations cannot
+     * change a last character other than ']', so such a line is dropped
+     * here without copying it. */
+    if (s->terminal_punct) {
+        char last = n > 0 ? p[n - 1] : '\0';
+        if (last != '.' && last != '!' && last != '?' && last != '"' && last != ']') {
+            c->extra[C4X_NO_PUNCT]++;
+            return -1;
+        }
+    }
 
     dsp_buf_reset(&s->line);
     if (s->citations) {

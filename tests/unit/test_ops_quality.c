@@ -136,6 +136,37 @@ static void test_c4_quality_rewrites_lines(void)
     dsp_batch_free(&b);
 }
 
+static void test_c4_quality_citations_at_end(void)
+{
+    /* Line ends decide the punctuation rule after citations are removed:
+     * "[1]" after a full stop keeps a line, "x..[2]." ends in an ellipsis
+     * once "[2]" goes, and a bracket that is no citation does not count. */
+    const char *text = "The first sentence ends here.[1]\n"
+                       "This second sentence trails off..[2].\n"
+                       "A third line ends in a bracket [note]\n"
+                       "The fourth line is fine as it is.\n"
+                       "No punctuation at the end of this one\n"
+                       "Empty lines follow\n\n\n"
+                       "And the last sentence has \"quotes.\"";
+    dsp_batch b;
+    ops_run r;
+    dsp_batch_init(&b, "text");
+    ops_push_text(&b, "citations", text, strlen(text));
+    REQUIRE(ops_run_step(&r, "{\"op\":\"c4_quality\",\"min_sentences\":1}", &b, 0) == DSP_OK);
+    CHECK(r.keep[0]);
+    CHECK_EQ_STR(ops_text(&b, 0), "The first sentence ends here.\n"
+                                  "The fourth line is fine as it is.\n"
+                                  "And the last sentence has \"quotes.\"");
+    int no_punct = ops_name_index(r.inst.def->extra_names, "lines_no_terminal_punct");
+    int kept = ops_name_index(r.inst.def->extra_names, "lines_kept");
+    REQUIRE(no_punct >= 0);
+    REQUIRE(kept >= 0);
+    CHECK_EQ_INT(r.inst.counters.extra[no_punct], 6);
+    CHECK_EQ_INT(r.inst.counters.extra[kept], 3);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
 static void test_fineweb_quality_real(void)
 {
     static const decision table[] = {
@@ -319,6 +350,7 @@ TEST_MAIN({"gopher_quality real documents", test_gopher_quality_real},
           {"gopher_repetition real documents", test_gopher_repetition_real},
           {"c4_quality real documents", test_c4_quality_real},
           {"c4_quality rewrites kept lines", test_c4_quality_rewrites_lines},
+          {"c4_quality citations at line end", test_c4_quality_citations_at_end},
           {"fineweb_quality real documents", test_fineweb_quality_real},
           {"gopher_quality edge cases", test_gopher_quality_edges},
           {"gopher_repetition edge cases", test_gopher_repetition_edges},
