@@ -1,8 +1,9 @@
 /*
  * op_text.c - the helpers operators share (see op_text.h): the word split,
  * character and line counts, the occurrence counter and access to a
- * document's text. ASCII bytes are classified by a table lookup, and only
- * lead bytes that may start a Unicode space are decoded further.
+ * document's text and its word split. ASCII bytes are classified by a table
+ * lookup or, when a whole text is split, 64 at a time with SSE2. Only lead
+ * bytes that may start a Unicode space are decoded further.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
 /*
  * op_text.h - text helpers shared by the operators: one definition of a
- * word, counts of characters and lines, and a reusable occurrence counter.
+ * word, the word split that a document keeps for all operators, counts of
+ * characters and lines, and a reusable occurrence counter.
  *
  * A word is a maximal run of characters that are not whitespace, the same
  * split as Python's str.split() with no argument. Whitespace is ASCII \t \n \v \f \r, space, 0x1C-0x1F,
