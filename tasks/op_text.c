@@ -321,22 +321,20 @@ const dsp_text_words *dsp_op_doc_words(dsp_batch *b, dsp_doc *d)
     split->n = 0;
     split->complete = 0;
 
-    if (len < UINT32_MAX) {
-        /* Words and the spaces between them take at least 2n - 1 bytes. The
-         * array is sized for that bound, then shrunk to the words found. */
-        size_t max = len / 2 + 1;
-        if (max > DSP_TEXT_WORDS_MAX)
-            max = DSP_TEXT_WORDS_MAX;
-        dsp_text_word *words = dsp_arena_alloc(&b->arena, max * sizeof *words);
+    /* Words and the spaces between them take at least 2n - 1 bytes, so a
+     * short text gets an array for that bound, shrunk to the words found.
+     * A text that may have more words than a split keeps is counted first,
+     * so that a text of too many words takes no arena memory. */
+    size_t max = len / 2 + 1;
+    if (len < UINT32_MAX && max > DSP_TEXT_WORDS_MAX)
+        max = text_scan_words(text, len, NULL, 0);
+    if (len < UINT32_MAX && max <= DSP_TEXT_WORDS_MAX) {
+        dsp_text_word *words = dsp_arena_alloc(&b->arena, (max > 0 ? max : 1) * sizeof *words);
         size_t n = text_scan_words(text, len, words, max);
-        if (n == SIZE_MAX) {
-            dsp_arena_shrink(&b->arena, words, 0);
-        } else {
-            dsp_arena_shrink(&b->arena, words, n * sizeof *words);
-            split->words = words;
-            split->n = n;
-            split->complete = 1;
-        }
+        dsp_arena_shrink(&b->arena, words, n * sizeof *words);
+        split->words = words;
+        split->n = n;
+        split->complete = 1;
     }
     d->words = split;
     return split;
