@@ -17,6 +17,22 @@ workers_of_store() {
     pgrep -f -- "worker --store $STORE" || true
 }
 
+# start_run JOB_ID LOG: start `dspark run` of the slow job in the
+# background, wait until both its workers run, and set run_pid and workers.
+start_run() {
+    "$BIN" run "$WORK/job.json" --store "$STORE" --workers 2 --allow-exec --job-id "$1" \
+        >"$2" 2>&1 &
+    run_pid=$!
+    STARTED_PIDS+=("$run_pid")
+    for _ in $(seq 50); do
+        [ "$(workers_of_store | wc -l)" -ge 2 ] && break
+        sleep 0.1
+    done
+    workers=$(workers_of_store)
+    [ -n "$workers" ] || die "run started no workers"
+    STARTED_PIDS+=($workers)
+}
+
 # Progress and worker logs (stderr) and the summary (stdout) into one pipe
 # that head closes after the first line.
 "$BIN" run "$WORK/job.json" --store "$STORE" --workers 2 --allow-exec --job-id piped 2>&1 | head -1
@@ -36,17 +52,7 @@ rc=${PIPESTATUS[0]}
 [ "$(job_state stdout-piped)" = done ] || die "job stdout-piped ended as $(job_state stdout-piped)"
 
 # Run killed with SIGKILL mid-job: its workers finish the job and exit.
-"$BIN" run "$WORK/job.json" --store "$STORE" --workers 2 --allow-exec --job-id orphaned \
-    >"$WORK/orphaned.log" 2>&1 &
-run_pid=$!
-STARTED_PIDS+=("$run_pid")
-for _ in $(seq 50); do
-    [ "$(workers_of_store | wc -l)" -ge 2 ] && break
-    sleep 0.1
-done
-workers=$(workers_of_store)
-[ -n "$workers" ] || die "run started no workers"
-STARTED_PIDS+=($workers)
+start_run orphaned "$WORK/orphaned.log"
 sleep 1
 kill -KILL "$run_pid"
 "$BIN" wait orphaned --store "$STORE" --timeout 60 || die "workers of a killed run did not finish the job"
@@ -64,17 +70,7 @@ done
 # Every worker of a run killed with SIGKILL: run exits 1 and prints a
 # command that resumes the job. That command, run as printed (with
 # --allow-exec added for the exec step), finishes the job.
-"$BIN" run "$WORK/job.json" --store "$STORE" --workers 2 --allow-exec --job-id abandoned \
-    >"$WORK/abandoned.log" 2>&1 &
-run_pid=$!
-STARTED_PIDS+=("$run_pid")
-for _ in $(seq 50); do
-    [ "$(workers_of_store | wc -l)" -ge 2 ] && break
-    sleep 0.1
-done
-workers=$(workers_of_store)
-[ -n "$workers" ] || die "run started no workers"
-STARTED_PIDS+=($workers)
+start_run abandoned "$WORK/abandoned.log"
 sleep 1
 kill -KILL $workers
 rc=0
