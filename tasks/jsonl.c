@@ -30,6 +30,12 @@
 #define JSON_MAX_DEPTH 512
 #define REJECT_PREFIX_BYTES 256
 
+/* First tail window: a record that crosses the range end is usually short,
+ * so the tail is read in windows that start small and double up to
+ * read_size. Reading it with the full read_size would fetch (and count in
+ * bytes_in) megabytes per range for a record of a few kilobytes. */
+#define TAIL_FIRST_WINDOW (64u << 10)
+
 struct dsp_jsonl_reader {
     dsp_store *store;
     char *key;           /* key within the store, for reads */
@@ -47,7 +53,9 @@ struct dsp_jsonl_reader {
     int trusted;             /* lines were validated by an earlier pass */
 
     dsp_reader *src;
-    dsp_reader *tail_src; /* reader past range_end, opened on demand */
+    dsp_reader *tail_src; /* window past range_end, opened on demand */
+    uint64_t tail_next;   /* object offset where the next tail window starts */
+    size_t tail_window;   /* length of the next tail window */
     dsp_dstream *stream;
     int stream_eof;
 
@@ -437,6 +445,8 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     }
     r->ranged = opts->offset > 0 || opts->length >= 0;
     r->range_end = opts->length >= 0 ? opts->offset + (uint64_t)opts->length : UINT64_MAX;
+    r->tail_next = r->range_end;
+    r->tail_window = r->read_size < TAIL_FIRST_WINDOW ? r->read_size : TAIL_FIRST_WINDOW;
 
     /* Start one byte early to learn whether the range starts on a record. */
     uint64_t read_from = opts->offset > 0 ? opts->offset - 1 : 0;
@@ -570,15 +580,37 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
     return DSP_OK;
 }
 
-/* Open the reader past the range end to finish the record that crosses it. */
-static dsp_status open_tail(dsp_jsonl_reader *r, dsp_err *err)
+/* Open the next window past the range end to finish the record that crosses
+ * it. Sets *opened to 0 when the object has no bytes left. */
+static dsp_status open_tail(dsp_jsonl_reader *r, int *opened, dsp_err *err)
 {
-    dsp_reader_opts ropts = {1u << 20, 1, r->check_version ? &r->expect : NULL};
-    dsp_status st = dsp_store_reader_open(r->store, r->key, r->range_end, -1, &ropts,
-                                          &r->tail_src, err);
+    *opened = 0;
+    uint64_t size = dsp_reader_info(r->src)->size;
+    if (r->tail_next >= size)
+        return DSP_OK;
+    uint64_t len = size - r->tail_next < r->tail_window ? size - r->tail_next : r->tail_window;
+
+    dsp_reader *next = NULL;
+    dsp_reader_opts ropts = {len, 1, r->check_version ? &r->expect : NULL};
+    dsp_status st = dsp_store_reader_open(r->store, r->key, r->tail_next, (int64_t)len, &ropts,
+                                          &next, err);
     if (st != DSP_OK)
         return st;
-    return dsp_dstream_continue(r->stream, r->tail_src, err);
+    st = dsp_dstream_continue(r->stream, next, err);
+    if (st != DSP_OK) {
+        dsp_reader_close(next);
+        return st;
+    }
+    if (r->tail_src)
+        dsp_reader_close(r->tail_src);
+    r->tail_src = next;
+    r->tail_next += len;
+    if (r->tail_window < r->read_size / 2)
+        r->tail_window *= 2;
+    else
+        r->tail_window = r->read_size;
+    *opened = 1;
+    return DSP_OK;
 }
 
 /* Read more input after buf[len]; sets stream_eof at the end of input. */
@@ -614,12 +646,12 @@ static dsp_status read_more(dsp_jsonl_reader *r, dsp_err *err)
     }
     /* The range is exhausted. A record that started inside it continues. */
     int pending = r->start < r->len || r->skipping;
-    if (r->ranged && !r->tail_src && r->range_end != UINT64_MAX && pending &&
-        !r->skip_leading && r->buf_offset + r->start < r->range_end) {
-        st = open_tail(r, err);
-        if (st != DSP_OK)
+    if (r->ranged && r->range_end != UINT64_MAX && pending && !r->skip_leading &&
+        r->buf_offset + r->start < r->range_end) {
+        int opened = 0;
+        st = open_tail(r, &opened, err);
+        if (st != DSP_OK || opened)
             return st;
-        return DSP_OK;
     }
     r->stream_eof = 1;
     return DSP_OK;

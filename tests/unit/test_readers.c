@@ -518,6 +518,64 @@ static void test_byte_ranges_cover(void)
     temp_store_close(&t);
 }
 
+/* A range reads little past its end: only the record that crosses it, in
+ * windows that start at 64 KiB, so bytes_in stays close to the range size. */
+static void test_range_tail_bounded(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    dsp_buf data = DSP_BUF_INIT;
+    /* 2 MiB of 1 KiB records, then one 300 KiB record that crosses the end
+     * of the last range, then short records again. */
+    int nshort = 2048;
+    for (int i = 0; i < nshort; i++) {
+        dsp_buf_printf(&data, "{\"text\":\"s%d ", i);
+        while (data.len % 1024 != 1021)
+            dsp_buf_append_char(&data, 'x');
+        dsp_buf_append_str(&data, "\"}\n");
+    }
+    uint64_t long_start = data.len;
+    dsp_buf_append_str(&data, "{\"text\":\"long ");
+    for (int k = 0; k < 300 * 1024; k++)
+        dsp_buf_append_char(&data, 'y');
+    dsp_buf_append_str(&data, "\"}\n");
+    uint64_t long_end = data.len;
+    for (int i = 0; i < 64; i++)
+        dsp_buf_printf(&data, "{\"text\":\"after %d\"}\n", i);
+    REQUIRE(put(&t, "tail.jsonl", data.data, data.len) == 0);
+
+    /* Ranges end in the middle of a record. */
+    const uint64_t split = 16 * 1024 + 512;
+    uint64_t total = 0;
+    for (uint64_t off = 0; off + split <= long_start; off += split) {
+        read_result res;
+        read_range(&t, "tail.jsonl", off, (int64_t)split, 0, 0, NULL, &res);
+        REQUIRE(res.status == DSP_OK);
+        total += res.docs;
+        CHECKF(res.stats.bytes_in <= split + 1 + 64 * 1024,
+               "range at %llu of %llu bytes read %llu bytes", (unsigned long long)off,
+               (unsigned long long)split, (unsigned long long)res.stats.bytes_in);
+        dsp_buf_free(&res.texts);
+    }
+    CHECK_EQ_INT(total, ((long_start / split) * split + 1023) / 1024);
+
+    /* The long record needs several doubling windows. It is read whole, and
+     * the reads stop within one window of its end. */
+    uint64_t off = long_start - 100;
+    read_result res;
+    read_range(&t, "tail.jsonl", off, 200, 0, 0, NULL, &res);
+    REQUIRE(res.status == DSP_OK);
+    CHECK_EQ_INT(res.docs, 1);
+    CHECK_EQ_INT(res.texts.len, 5 + 300 * 1024);
+    CHECKF(res.stats.bytes_in <= 2 * (long_end - off) + 64 * 1024,
+           "long record of %llu bytes read %llu bytes", (unsigned long long)(long_end - off),
+           (unsigned long long)res.stats.bytes_in);
+    dsp_buf_free(&res.texts);
+
+    dsp_buf_free(&data);
+    temp_store_close(&t);
+}
+
 static void test_range_on_compressed(void)
 {
     temp_store t;
@@ -851,6 +909,7 @@ TEST_MAIN({"empty file", test_empty_file},
           {"huge line rejected", test_huge_line_rejected},
           {"plain file named zst", test_plain_named_zst},
           {"byte ranges cover once", test_byte_ranges_cover},
+          {"range tail bounded", test_range_tail_bounded},
           {"range on compressed", test_range_on_compressed},
           {"real files", test_real_files},
           {"json validate", test_json_validate},
