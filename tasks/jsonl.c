@@ -30,11 +30,15 @@
 #define JSON_MAX_DEPTH 512
 #define REJECT_PREFIX_BYTES 256
 
-/* First tail window: a record that crosses the range end is usually short,
- * so the tail is read in windows that start small and double up to
- * read_size. Reading it with the full read_size would fetch (and count in
- * bytes_in) megabytes per range for a record of a few kilobytes. */
-#define TAIL_FIRST_WINDOW (64u << 10)
+/* Tail windows: a record that crosses the range end is usually about as
+ * long as the records before it, so the first window past the end fits two
+ * records of the range's average length (at least TAIL_MIN_WINDOW, or
+ * TAIL_FALLBACK_WINDOW when the range has no whole record), and each next
+ * window doubles, up to read_size. Reading the tail with the full read_size
+ * would fetch, and count in bytes_in, megabytes per range for a record of a
+ * few kilobytes. */
+#define TAIL_MIN_WINDOW (4u << 10)
+#define TAIL_FALLBACK_WINDOW (64u << 10)
 
 struct dsp_jsonl_reader {
     dsp_store *store;
@@ -55,7 +59,8 @@ struct dsp_jsonl_reader {
     dsp_reader *src;
     dsp_reader *tail_src; /* window past range_end, opened on demand */
     uint64_t tail_next;   /* object offset where the next tail window starts */
-    size_t tail_window;   /* length of the next tail window */
+    size_t tail_window;   /* length of the next tail window; 0 before the first */
+    uint64_t range_start; /* object offset where this reader started */
     dsp_dstream *stream;
     int stream_eof;
 
@@ -446,13 +451,13 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     r->ranged = opts->offset > 0 || opts->length >= 0;
     r->range_end = opts->length >= 0 ? opts->offset + (uint64_t)opts->length : UINT64_MAX;
     r->tail_next = r->range_end;
-    r->tail_window = r->read_size < TAIL_FIRST_WINDOW ? r->read_size : TAIL_FIRST_WINDOW;
 
     /* Start one byte early to learn whether the range starts on a record. */
     uint64_t read_from = opts->offset > 0 ? opts->offset - 1 : 0;
     int64_t read_len = opts->length >= 0 ? (int64_t)(r->range_end - read_from) : -1;
     r->skip_leading = opts->offset > 0;
     r->buf_offset = read_from;
+    r->range_start = read_from;
 
     dsp_reader_opts ropts = {r->read_size, 0, r->check_version ? &r->expect : NULL};
     st = dsp_store_reader_open(r->store, r->key, read_from, read_len, &ropts, &r->src, err);
@@ -588,6 +593,14 @@ static dsp_status open_tail(dsp_jsonl_reader *r, int *opened, dsp_err *err)
     uint64_t size = dsp_reader_info(r->src)->size;
     if (r->tail_next >= size)
         return DSP_OK;
+    if (r->tail_window == 0) {
+        uint64_t consumed = r->buf_offset + r->start - r->range_start;
+        uint64_t want = r->stats.records ? 2 * (consumed / r->stats.records)
+                                         : TAIL_FALLBACK_WINDOW;
+        if (want < TAIL_MIN_WINDOW)
+            want = TAIL_MIN_WINDOW;
+        r->tail_window = want < r->read_size ? (size_t)want : r->read_size;
+    }
     uint64_t len = size - r->tail_next < r->tail_window ? size - r->tail_next : r->tail_window;
 
     dsp_reader *next = NULL;
