@@ -2,7 +2,7 @@
 #   make            release build: build/dspark and the test binaries
 #   make asan       AddressSanitizer + UBSan build in build-asan/
 #   make test       build, then run every test (unit and integration)
-#   make test-asan  unit tests and four job tests on the sanitizer build
+#   make test-asan  unit tests and five integration tests on the sanitizer build
 #   make deps       install the Debian packages the build and tests need
 #   make check      deps, then test and test-asan (the README's test command)
 #   make demo       deps, build, then run examples/cc-clean.json locally
