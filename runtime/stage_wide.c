@@ -10,7 +10,8 @@
  *     dedup map's shuffle file) and <attempt>/order.bin (the 16-byte order
  *     key of each written document, in output order). Its shards use
  *     WIDE_INTERMEDIATE_LEVEL. Before a repartition shuffle, which carries
- *     whole lines, it writes no shards (and sort_map neither). A map stage
+ *     whole lines and order keys, it writes neither shards nor order.bin
+ *     (and sort_map writes no shards). A map stage
  *     with no step before a dedup step or a sort, whose inputs are all
  *     JSONL, writes neither shards nor order.bin but <attempt>/inputs.direct,
  *     a marker with its reader's reject and repair counts (see
@@ -284,7 +285,7 @@ typedef struct {
     uint64_t missing_field;
     dsp_arena arena;
     dsp_buf order_out;
-    int skip_order;            /* a direct map task writes no order.bin */
+    int skip_order;            /* direct and repartition map tasks write no order.bin */
 } wide_pipe;
 
 /* Global input index of each input of map task `task`: the position of its
@@ -957,7 +958,9 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             st = wide_map_direct(stage, next, base, inputs, ninputs, &map_direct, err);
         if (st != DSP_OK)
             goto out;
-        w.skip_order = map_direct;
+        /* repartition_reduce takes order keys from the shuffle, so only a
+         * stage whose shards a later stage re-reads needs order.bin. */
+        w.skip_order = map_direct || w.repart;
         if (w.repart || map_direct)
             cfg.emit_only = 1;
         else if (base->level == 0 || base->level > WIDE_INTERMEDIATE_LEVEL)
@@ -1039,7 +1042,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
     if (map_direct) {
         marker_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_DIRECT_NAME);
         st = wide_write_direct_marker(store, marker_key, res, err);
-    } else if (next && !sort_map) {
+    } else if (next && !sort_map && !w.skip_order) {
         char sha[65];
         order_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_ORDER_NAME);
         dsp_sha256_hex(w.order_out.data, w.order_out.len, sha);

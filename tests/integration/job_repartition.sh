@@ -48,6 +48,12 @@ for n in 1 3; do
     run_job "$WORK/field-$n.json" "$WORK/field-$n.log" --workers "$n"
 done
 same_output "$WORK/out-field-1" "$WORK/out-field-3"
+# The shuffle carries whole lines and order keys, so the map tasks commit
+# only their shuffle files.
+job=$(ls "$STORE/jobs" | grep '^repart-field-1-')
+map_files=$(jq -r '.tasks[].files[].key' "$STORE/jobs/$job"/seals/s0.json | sed 's|.*/||' | sort -u | tr '\n' ' ')
+[ "$map_files" = "shuffle.bin " ] ||
+    die "map tasks of the repartition by field committed $map_files; expected shuffle.bin"
 jq -e '.totals.files == 4' "$WORK/out-field-1/_MANIFEST.json" >/dev/null ||
     die "expected 4 output files, got $(jq .totals.files "$WORK/out-field-1/_MANIFEST.json")"
 
