@@ -49,11 +49,18 @@
 #define RUN_STOP_GRACE_MS 20000
 
 static volatile sig_atomic_t g_interrupted;
+static volatile sig_atomic_t g_terminated;
 
 static void on_interrupt(int sig)
 {
     (void)sig;
     g_interrupted = 1;
+}
+
+static void on_terminate(int sig)
+{
+    (void)sig;
+    g_terminated = 1;
 }
 
 static void on_worker_signal(int sig)
@@ -287,8 +294,12 @@ static const char run_help[] =
     "  --job-id ID      job id (default: <name>-<spec hash>-<UTC time>, a new job per\n"
     "                   run; pass the id of an unfinished job to resume it)\n"
     "  --allow-exec     allow pipeline steps that run external programs\n\n"
-    "Ctrl-C cancels the job. When run itself is killed, its workers finish the job\n"
-    "and then exit. A closed output pipe (run ... | head) does not stop the job.\n\n"
+    "Ctrl-C (SIGINT) cancels the job. SIGTERM, which workflow orchestrators and CI\n"
+    "timeouts send, stops the job for a later resume: run stops its workers (they\n"
+    "abandon their running tasks and release them), leaves the job unfinished,\n"
+    "prints the command that resumes it and exits 143. When run is killed with\n"
+    "SIGKILL, its workers finish the job and then exit. A closed output pipe\n"
+    "(run ... | head) does not stop the job.\n\n"
     "A worker that dies (a crash, kill -9, the OOM killer) is logged as\n"
     "worker_died, with its pid and exit status or signal, and replaced. After\n"
     "--workers plus max_attempts replacements with no task committed in between,\n"
@@ -299,7 +310,8 @@ static const char run_help[] =
     "anything is published: status --json shows final.message with the top\n"
     "reject reasons and counts, and final.reject_reasons. A job that rejected\n"
     "only some records succeeds.\n\n"
-    RETRY_HELP "\n" EXIT_CODES_HELP;
+    RETRY_HELP "\n" EXIT_CODES_HELP
+    "and for run: 143 stopped by SIGTERM (the job is unfinished and can be resumed)\n";
 
 static char *run_default_id(const dsp_spec *spec)
 {
@@ -400,6 +412,15 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_
 
     dsp_progress_init(&prog, isatty(STDERR_FILENO));
     while (state == DSP_JOB_RUNNING) {
+        if (g_terminated) {
+            dsp_progress_end(&prog);
+            fprintf(stderr, "dspark: SIGTERM received; stopping the workers of job %s and "
+                            "leaving the job unfinished\n", job->id);
+            dsp_run_pool_stop(pool, RUN_STOP_GRACE_MS);
+            print_resume_command(store, job, spec_path, pool->allow_exec);
+            free(stages);
+            return DSP_EXIT_TERMINATED;
+        }
         if (g_interrupted) {
             dsp_progress_end(&prog);
             fprintf(stderr, "dspark: interrupted; cancelling job %s\n", job->id);
@@ -413,7 +434,7 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_
         int alive = dsp_run_pool_reap(pool);
         if (dsp_job_read_state(store, job->id, &state, NULL, &err) != DSP_OK)
             DSP_WARN("state_read_failed", "job=%s message=\"%s\"", job->id, err.msg);
-        if (state == DSP_JOB_RUNNING && !g_interrupted) {
+        if (state == DSP_JOB_RUNNING && !g_interrupted && !g_terminated) {
             if (dsp_run_pool_replace(pool, &err) != DSP_OK) {
                 dsp_progress_end(&prog);
                 fprintf(stderr, "dspark: stopping the workers of job %s: %s\n", job->id,
@@ -425,7 +446,9 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_
             }
             alive = dsp_run_pool_reap(pool);
         }
-        if (state == DSP_JOB_RUNNING && alive == 0 && !g_interrupted) {
+        /* A SIGTERM to the whole process group also stops the workers: the
+         * next round reports it as a SIGTERM to run. */
+        if (state == DSP_JOB_RUNNING && alive == 0 && !g_interrupted && !g_terminated) {
             dsp_progress_end(&prog);
             fprintf(stderr, "dspark: all %d workers exited before job %s finished\n", pool->n,
                     job->id);
@@ -451,9 +474,12 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_
     fflush(stdout);
 
     /* Workers of this job exit by themselves once it is final. */
+    int signalled = 0;
     for (int waited = 0; dsp_run_pool_reap(pool) > 0; waited += 100) {
-        if (waited == 30000 || (waited == 0 && state == DSP_JOB_CANCELLED))
+        if (!signalled && (waited >= 30000 || state == DSP_JOB_CANCELLED || g_terminated)) {
             dsp_run_pool_signal(pool, SIGTERM);
+            signalled = 1;
+        }
         dsp_sleep_ms(100);
     }
 
@@ -529,7 +555,7 @@ int dsp_cmd_run(int argc, char **argv)
             dsp_store_uri(store));
 
     install_handler(SIGINT, on_interrupt);
-    install_handler(SIGTERM, on_interrupt);
+    install_handler(SIGTERM, on_terminate);
     int max_attempts = job->spec->max_attempts > 0 ? job->spec->max_attempts : 4;
     dsp_run_pool_start(&pool, uri, id, (int)nworkers, allow_exec, (int)nworkers + max_attempts);
     double plan_seconds = (double)(dsp_mono_ms() - plan_start) / 1000.0;
