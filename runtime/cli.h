@@ -13,6 +13,7 @@
 #define DSP_EXIT_CANCELLED 3  /* job was cancelled */
 #define DSP_EXIT_TIMEOUT 4    /* wait --timeout passed before the job finished */
 #define DSP_EXIT_NOTFOUND 5   /* no such job or object */
+#define DSP_EXIT_TERMINATED 143 /* run stopped by SIGTERM (128 + 15); the job is unfinished */
 
 typedef struct {
     const char *name;

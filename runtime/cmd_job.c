@@ -24,6 +24,7 @@
 #include "job.h"
 #include "progress.h"
 #include "protocol.h"
+#include "run_pool.h"
 #include "worker.h"
 
 #define EXIT_CODES_HELP                                                           \
@@ -42,12 +43,24 @@
     "submit, corrupt input (a truncated zstd or gzip stream, broken WARC framing),\n" \
     "a feature the build or store lacks, or a permanent store error (AccessDenied).\n"
 
+/* How long run waits for its workers to exit after it sent them SIGTERM,
+ * before it sends SIGKILL: below the 30 s that Kubernetes waits by default
+ * between its own SIGTERM and SIGKILL. */
+#define RUN_STOP_GRACE_MS 20000
+
 static volatile sig_atomic_t g_interrupted;
+static volatile sig_atomic_t g_terminated;
 
 static void on_interrupt(int sig)
 {
     (void)sig;
     g_interrupted = 1;
+}
+
+static void on_terminate(int sig)
+{
+    (void)sig;
+    g_terminated = 1;
 }
 
 static void on_worker_signal(int sig)
@@ -210,7 +223,9 @@ static const char worker_help[] =
     "                     [--job ID [--exit-when-finished]]\n\n"
     "Run tasks of every active job in the store until stopped. SIGTERM or SIGINT\n"
     "abandons the running tasks (their files are deleted and their leases\n"
-    "released) and exits.\n\n" STORE_HELP
+    "released, so other workers run them at once) and exits. The commands of\n"
+    "their exec steps get SIGTERM, then SIGKILL 2 s later. A worker that dies\n"
+    "takes its running exec commands with it.\n\n" STORE_HELP
     "  --slots N        tasks run at once (default 1)\n"
     "  --idle-exit S    exit after S seconds without work (default: never)\n"
     "  --allow-exec     allow pipeline steps that run external programs; without\n"
@@ -279,33 +294,24 @@ static const char run_help[] =
     "  --job-id ID      job id (default: <name>-<spec hash>-<UTC time>, a new job per\n"
     "                   run; pass the id of an unfinished job to resume it)\n"
     "  --allow-exec     allow pipeline steps that run external programs\n\n"
-    "Ctrl-C cancels the job. When run itself is killed, its workers finish the job\n"
-    "and then exit. A closed output pipe (run ... | head) does not stop the job.\n\n"
+    "Ctrl-C (SIGINT) cancels the job. SIGTERM, which workflow orchestrators and CI\n"
+    "timeouts send, stops the job for a later resume: run stops its workers (they\n"
+    "abandon their running tasks and release them), leaves the job unfinished,\n"
+    "prints the command that resumes it and exits 143. When run is killed with\n"
+    "SIGKILL, its workers finish the job and then exit. A closed output pipe\n"
+    "(run ... | head) does not stop the job.\n\n"
+    "A worker that dies (a crash, kill -9, the OOM killer) is logged as\n"
+    "worker_died, with its pid and exit status or signal, and replaced. After\n"
+    "--workers plus max_attempts replacements with no task committed in between,\n"
+    "run stops its workers, leaves the job unfinished, prints the command that\n"
+    "resumes it and exits 1.\n\n"
     "A job that read records but rejected every one of them (a wrong text_field\n"
     "or format, binary input) fails once its last stage is sealed and before\n"
     "anything is published: status --json shows final.message with the top\n"
     "reject reasons and counts, and final.reject_reasons. A job that rejected\n"
     "only some records succeeds.\n\n"
-    RETRY_HELP "\n" EXIT_CODES_HELP;
-
-static pid_t spawn_worker(const char *uri, const char *id, int allow_exec)
-{
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    pid_t pid;
-
-    if (n <= 0)
-        return -1;
-    self[n] = '\0';
-    pid = fork();
-    if (pid != 0)
-        return pid;
-    char *args[] = {self, "worker", "--store", (char *)uri, "--job", (char *)id,
-                    "--exit-when-finished", allow_exec ? "--allow-exec" : NULL, NULL};
-    execv(self, args);
-    fprintf(stderr, "dspark: cannot start a worker (%s): %s\n", self, strerror(errno));
-    _exit(127);
-}
+    RETRY_HELP "\n" EXIT_CODES_HELP
+    "and for run: 143 stopped by SIGTERM (the job is unfinished and can be resumed)\n";
 
 static char *run_default_id(const dsp_spec *spec)
 {
@@ -343,29 +349,59 @@ static void print_failure(dsp_store *store, const char *id)
     cJSON_Delete(state);
 }
 
-static int reap_workers(pid_t *pids, int n)
+/* Append word to b, in single quotes when the shell would split or expand it. */
+static void append_shell_word(dsp_buf *b, const char *word)
 {
-    int alive = 0;
-    for (int i = 0; i < n; i++) {
-        if (pids[i] <= 0)
-            continue;
-        int status;
-        pid_t r = waitpid(pids[i], &status, WNOHANG);
-        if (r == pids[i]) {
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                DSP_WARN("worker_exited", "worker_pid=%d wait_status=%d", (int)pids[i], status);
-            pids[i] = 0;
-        } else {
-            alive++;
-        }
+    if (word[0] && strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                "0123456789_./:=@%+-,") == strlen(word)) {
+        dsp_buf_append(b, word, strlen(word));
+        return;
     }
-    return alive;
+    dsp_buf_append_char(b, '\'');
+    for (const char *p = word; *p; p++) {
+        if (*p == '\'')
+            dsp_buf_append(b, "'\\''", 4);
+        else
+            dsp_buf_append_char(b, *p);
+    }
+    dsp_buf_append_char(b, '\'');
 }
 
-/* Show progress until the job is final, then print its summary or error.
- * plan_seconds is the time run took before the workers started. */
-static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, pid_t *pids,
-                     int nworkers, double plan_seconds)
+/* Print the command that resumes an unfinished job: run again with its id,
+ * the spec's absolute path and the same --allow-exec. */
+static void print_resume_command(dsp_store *store, const dsp_job *job, const char *spec_path,
+                                 int allow_exec)
+{
+    char *abs = realpath(spec_path, NULL);
+    dsp_buf cmd = DSP_BUF_INIT;
+
+    dsp_buf_append(&cmd, "dspark run ", strlen("dspark run "));
+    append_shell_word(&cmd, abs ? abs : spec_path);
+    dsp_buf_append(&cmd, " --store ", strlen(" --store "));
+    append_shell_word(&cmd, dsp_store_uri(store));
+    dsp_buf_append(&cmd, " --job-id ", strlen(" --job-id "));
+    append_shell_word(&cmd, job->id);
+    if (allow_exec)
+        dsp_buf_append(&cmd, " --allow-exec", strlen(" --allow-exec"));
+    fprintf(stderr, "dspark: job %s is unfinished; resume it with: %s\n", job->id, cmd.data);
+    dsp_buf_free(&cmd);
+    free(abs);
+}
+
+/* Sum of the committed tasks over all stages. */
+static size_t committed_tasks(const dsp_job *job, const dsp_stage_progress *stages)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < job->plan->nstages; i++)
+        n += stages[i].committed;
+    return n;
+}
+
+/* Show progress and replace dead workers until the job is final, then
+ * print its summary or error. plan_seconds is the time run took before the
+ * workers started. */
+static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_run_pool *pool,
+                     double plan_seconds)
 {
     dsp_progress prog;
     dsp_stage_progress *stages = dsp_xcalloc(job->plan->nstages, sizeof *stages);
@@ -376,24 +412,47 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, pid_
 
     dsp_progress_init(&prog, isatty(STDERR_FILENO));
     while (state == DSP_JOB_RUNNING) {
+        if (g_terminated) {
+            dsp_progress_end(&prog);
+            fprintf(stderr, "dspark: SIGTERM received; stopping the workers of job %s and "
+                            "leaving the job unfinished\n", job->id);
+            dsp_run_pool_stop(pool, RUN_STOP_GRACE_MS);
+            print_resume_command(store, job, spec_path, pool->allow_exec);
+            free(stages);
+            return DSP_EXIT_TERMINATED;
+        }
         if (g_interrupted) {
             dsp_progress_end(&prog);
             fprintf(stderr, "dspark: interrupted; cancelling job %s\n", job->id);
             dsp_job_finish(store, job->id, DSP_JOB_CANCELLED, NULL, &state, &err);
             break;
         }
-        if (dsp_job_progress(store, job, stages, &err) == DSP_OK)
+        if (dsp_job_progress(store, job, stages, &err) == DSP_OK) {
             dsp_progress_show(&prog, job, stages);
-        int alive = reap_workers(pids, nworkers);
+            dsp_run_pool_progress(pool, committed_tasks(job, stages));
+        }
+        int alive = dsp_run_pool_reap(pool);
         if (dsp_job_read_state(store, job->id, &state, NULL, &err) != DSP_OK)
             DSP_WARN("state_read_failed", "job=%s message=\"%s\"", job->id, err.msg);
-        if (state == DSP_JOB_RUNNING && alive == 0) {
+        if (state == DSP_JOB_RUNNING && !g_interrupted && !g_terminated) {
+            if (dsp_run_pool_replace(pool, &err) != DSP_OK) {
+                dsp_progress_end(&prog);
+                fprintf(stderr, "dspark: stopping the workers of job %s: %s\n", job->id,
+                        err.msg);
+                dsp_run_pool_stop(pool, RUN_STOP_GRACE_MS);
+                print_resume_command(store, job, spec_path, pool->allow_exec);
+                free(stages);
+                return DSP_EXIT_FAILED;
+            }
+            alive = dsp_run_pool_reap(pool);
+        }
+        /* A SIGTERM to the whole process group also stops the workers: the
+         * next round reports it as a SIGTERM to run. */
+        if (state == DSP_JOB_RUNNING && alive == 0 && !g_interrupted && !g_terminated) {
             dsp_progress_end(&prog);
-            fprintf(stderr, "dspark: all %d workers exited before job %s finished; resume it "
-                            "with 'dspark run %s --store %s --job-id %s' or 'dspark worker "
-                            "--store %s'\n",
-                    nworkers, job->id, spec_path, dsp_store_uri(store), job->id,
-                    dsp_store_uri(store));
+            fprintf(stderr, "dspark: all %d workers exited before job %s finished\n", pool->n,
+                    job->id);
+            print_resume_command(store, job, spec_path, pool->allow_exec);
             free(stages);
             return DSP_EXIT_FAILED;
         }
@@ -415,11 +474,12 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, pid_
     fflush(stdout);
 
     /* Workers of this job exit by themselves once it is final. */
-    for (int waited = 0; reap_workers(pids, nworkers) > 0; waited += 100) {
-        if (waited == 30000 || (waited == 0 && state == DSP_JOB_CANCELLED))
-            for (int i = 0; i < nworkers; i++)
-                if (pids[i] > 0)
-                    kill(pids[i], SIGTERM);
+    int signalled = 0;
+    for (int waited = 0; dsp_run_pool_reap(pool) > 0; waited += 100) {
+        if (!signalled && (waited >= 30000 || state == DSP_JOB_CANCELLED || g_terminated)) {
+            dsp_run_pool_signal(pool, SIGTERM);
+            signalled = 1;
+        }
         dsp_sleep_ms(100);
     }
 
@@ -442,7 +502,7 @@ int dsp_cmd_run(int argc, char **argv)
     dsp_spec *spec = NULL;
     dsp_store *store = NULL;
     dsp_job *job = NULL;
-    pid_t *pids = NULL;
+    dsp_run_pool pool = {0};
     char *uri = NULL, *id = NULL;
     dsp_err err;
 
@@ -495,20 +555,13 @@ int dsp_cmd_run(int argc, char **argv)
             dsp_store_uri(store));
 
     install_handler(SIGINT, on_interrupt);
-    install_handler(SIGTERM, on_interrupt);
-    fflush(NULL);
-    pids = dsp_xcalloc((size_t)nworkers, sizeof *pids);
-    for (long i = 0; i < nworkers; i++) {
-        pids[i] = spawn_worker(uri, id, allow_exec);
-        if (pids[i] < 0) {
-            fprintf(stderr, "dspark: cannot start worker %ld: %s\n", i, strerror(errno));
-            pids[i] = 0;
-        }
-    }
+    install_handler(SIGTERM, on_terminate);
+    int max_attempts = job->spec->max_attempts > 0 ? job->spec->max_attempts : 4;
+    dsp_run_pool_start(&pool, uri, id, (int)nworkers, allow_exec, (int)nworkers + max_attempts);
     double plan_seconds = (double)(dsp_mono_ms() - plan_start) / 1000.0;
-    rc = supervise(store, job, argv[optind], pids, (int)nworkers, plan_seconds);
+    rc = supervise(store, job, argv[optind], &pool, plan_seconds);
 out:
-    free(pids);
+    dsp_run_pool_free(&pool);
     dsp_job_free(job);
     if (store)
         dsp_store_close(store);

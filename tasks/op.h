@@ -37,6 +37,7 @@ typedef struct {
 typedef struct dsp_op_ctx {
     int allow_exec;         /* the worker was started with --allow-exec */
     const char *text_field;
+    volatile int *cancel;   /* set non-zero when the task must stop; may be NULL */
 } dsp_op_ctx;
 
 typedef struct {

@@ -14,6 +14,12 @@
  * longer than timeout_seconds, writes a line that is not a JSON object, or
  * writes a different number of lines.
  *
+ * The command runs in a process group of its own and gets SIGKILL when its
+ * worker dies for any reason, SIGKILL included. When the task is cancelled (the worker is
+ * stopping, the job was cancelled or the lease was lost), the command's
+ * group gets SIGTERM and, EXEC_STOP_GRACE_MS later, SIGKILL, and the task
+ * ends with DSP_ECANCELLED.
+ *
  * The operator is rejected unless the worker was started with --allow-exec,
  * because a job spec must not run programs on a worker by default.
  */
@@ -25,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,11 +42,15 @@
 #include "op_text.h"
 
 #define EXEC_STDERR_TAIL 1024
+#define EXEC_STOP_GRACE_MS 2000  /* from SIGTERM to SIGKILL when a task is cancelled */
+#define EXEC_CANCEL_POLL_MS 100  /* how often a running command checks the cancel flag */
+#define EXEC_REAP_POLL_MS 10     /* how often a command that closed its output is checked */
 
 typedef struct {
     char **argv;
     int argc;
     double timeout_seconds;
+    volatile int *cancel;  /* the task's cancel flag (dsp_op_ctx), or NULL */
     dsp_buf in, out, errtail;
 } exec_state;
 
@@ -97,6 +108,7 @@ static dsp_status exec_create(const cJSON *options, const dsp_op_ctx *ctx, void 
         s->argv[s->argc++] = dsp_xstrdup(item->valuestring);
     }
     s->timeout_seconds = timeout;
+    s->cancel = ctx->cancel;
     *state = s;
     return DSP_OK;
 }
@@ -130,13 +142,73 @@ static double exec_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A running command and the limits that stop it. */
+typedef struct {
+    pid_t pid;            /* also the id of its process group */
+    double deadline;      /* timeout_seconds from the start; 0 = none */
+    double kill_at;       /* SIGKILL after a SIGTERM's grace period; 0 = not stopping */
+    int killed;           /* SIGKILL sent */
+} exec_child;
+
+/* Signal the command's process group. It contains the command and the
+ * processes that it started, unless they made groups of their own. */
+static void exec_signal(const exec_child *c, int sig)
+{
+    if (kill(-c->pid, sig) != 0)
+        kill(c->pid, sig);
+}
+
+/*
+ * Stop the command when it passes its timeout (SIGKILL at once) or when
+ * the task is cancelled (SIGTERM, then SIGKILL after EXEC_STOP_GRACE_MS),
+ * and set *st and err to say why. Returns how long to wait, in ms, before
+ * the next call (-1: no limit).
+ */
+static int exec_watch(exec_state *s, exec_child *c, dsp_status *st, dsp_err *err)
+{
+    double now = exec_now();
+
+    if (*st == DSP_OK && c->deadline > 0 && now >= c->deadline) {
+        exec_signal(c, SIGKILL);
+        c->killed = 1;
+        *st = dsp_err_set(err, DSP_EIO,
+                          "exec %s: timed out after %g seconds (option timeout_seconds); "
+                          "stderr: %s",
+                          s->argv[0], s->timeout_seconds, exec_stderr_tail(s));
+    }
+    if (*st == DSP_OK && s->cancel && *s->cancel) {
+        exec_signal(c, SIGTERM);
+        c->kill_at = now + EXEC_STOP_GRACE_MS / 1000.0;
+        *st = dsp_err_set(err, DSP_ECANCELLED,
+                          "exec %s: stopped with SIGTERM because the task was cancelled",
+                          s->argv[0]);
+    }
+    if (!c->killed && c->kill_at > 0 && now >= c->kill_at) {
+        exec_signal(c, SIGKILL);
+        c->killed = 1;
+    }
+    if (c->killed)
+        return -1;
+
+    double left = -1;
+    if (*st == DSP_OK && c->deadline > 0)
+        left = c->deadline - now;
+    if (c->kill_at > 0 && (left < 0 || c->kill_at - now < left))
+        left = c->kill_at - now;
+    int wait_ms = left < 0 ? -1 : (int)(left * 1000) + 1;
+    if (*st == DSP_OK && s->cancel && (wait_ms < 0 || wait_ms > EXEC_CANCEL_POLL_MS))
+        wait_ms = EXEC_CANCEL_POLL_MS;
+    return wait_ms;
+}
+
 /* Run the command with s->in on stdin; collect stdout in s->out and the
  * end of stderr in s->errtail. */
 static dsp_status exec_run(exec_state *s, dsp_err *err)
 {
     int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
     dsp_status st = DSP_OK;
-    pid_t pid = -1;
+    exec_child child = {-1, 0, 0, 0};
+    pid_t parent = getpid();
     sigset_t block, old;
 
     dsp_buf_reset(&s->out);
@@ -153,16 +225,27 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
     sigaddset(&block, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &block, &old);
 
-    pid = fork();
-    if (pid < 0) {
+    child.pid = fork();
+    if (child.pid < 0) {
         st = dsp_err_set(err, DSP_EIO, "exec %s: fork failed: %s", s->argv[0], strerror(errno));
         goto restore;
     }
-    if (pid == 0) {
+    if (child.pid == 0) {
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
+        /* A process group of its own: stopping the command also stops the
+         * processes it starts, and a Ctrl-C on the terminal reaches only
+         * the worker, which then stops the command. */
+        setpgid(0, 0);
+        /* Die with the worker, also when it is killed with SIGKILL. The
+         * kernel sends the signal when the forking thread ends, and task
+         * threads live as long as the worker. A worker that died before
+         * the prctl call is no longer the parent. NOTE: processes that the
+         * command starts do not get this signal. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
         dup2(in_pipe[0], 0);
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);
@@ -170,6 +253,10 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
         dprintf(2, "cannot run %s: %s\n", s->argv[0], strerror(errno));
         _exit(127);
     }
+    /* Also here, so the group exists before any signal below. It fails
+     * with EACCES when the child has already run execvp, after its own
+     * setpgid. */
+    setpgid(child.pid, child.pid);
     close(in_pipe[0]);
     close(out_pipe[1]);
     close(err_pipe[1]);
@@ -177,13 +264,23 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
     fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
 
     size_t written = 0;
-    double deadline = s->timeout_seconds > 0 ? exec_now() + s->timeout_seconds : 0;
+    child.deadline = s->timeout_seconds > 0 ? exec_now() + s->timeout_seconds : 0;
     char chunk[65536];
     if (s->in.len == 0) {
         close(in_pipe[1]);
         in_pipe[1] = -1;
     }
     while (out_pipe[0] >= 0 || err_pipe[0] >= 0) {
+        int wait_ms = exec_watch(s, &child, &st, err);
+        if (child.killed)
+            break;
+        if (st != DSP_OK && in_pipe[1] >= 0) {
+            /* Stopping: keep reading so that the command does not block on
+             * a full pipe before it exits, but send it nothing more. */
+            close(in_pipe[1]);
+            in_pipe[1] = -1;
+        }
+
         struct pollfd fds[3];
         int nfds = 0, wi = -1, oi = -1, ei = -1;
         if (in_pipe[1] >= 0) {
@@ -198,24 +295,14 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
             fds[nfds] = (struct pollfd){err_pipe[0], POLLIN, 0};
             ei = nfds++;
         }
-        int wait_ms = -1;
-        if (deadline > 0) {
-            double left = deadline - exec_now();
-            if (left <= 0) {
-                kill(pid, SIGKILL);
-                st = dsp_err_set(err, DSP_EIO,
-                                 "exec %s: timed out after %g seconds (option timeout_seconds); "
-                                 "stderr: %s",
-                                 s->argv[0], s->timeout_seconds, exec_stderr_tail(s));
-                break;
-            }
-            wait_ms = (int)(left * 1000) + 1;
-        }
         if (poll(fds, (nfds_t)nfds, wait_ms) < 0) {
             if (errno == EINTR)
                 continue;
-            kill(pid, SIGKILL);
-            st = dsp_err_set(err, DSP_EIO, "exec %s: poll failed: %s", s->argv[0], strerror(errno));
+            exec_signal(&child, SIGKILL);
+            child.killed = 1;
+            if (st == DSP_OK)
+                st = dsp_err_set(err, DSP_EIO, "exec %s: poll failed: %s", s->argv[0],
+                                 strerror(errno));
             break;
         }
         if (wi >= 0 && fds[wi].revents) {
@@ -248,9 +335,16 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
         }
     }
 
+    /* A command may close its output and still run: the timeout and the
+     * cancel flag apply until it exits. */
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    for (;;) {
+        pid_t r = waitpid(child.pid, &status, WNOHANG);
+        if (r == child.pid || (r < 0 && errno != EINTR))
+            break;
+        int wait_ms = exec_watch(s, &child, &st, err);
+        dsp_sleep_ms(wait_ms >= 0 && wait_ms < EXEC_REAP_POLL_MS ? wait_ms : EXEC_REAP_POLL_MS);
+    }
     if (st == DSP_OK) {
         if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
             st = dsp_err_set(err, DSP_EIO, "exec %s: exited with status %d; stderr: %s",

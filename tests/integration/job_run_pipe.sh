@@ -2,8 +2,8 @@
 # `dspark run` whose output pipe closes early (`| head -1`) keeps running:
 # the job finishes, nothing is left running, and a second run to the same
 # output works. A run killed with SIGKILL leaves workers that finish the job
-# and then exit by themselves. A run whose workers all die prints a resume
-# command that works.
+# and then exit by themselves. A run whose workers were all stopped prints a
+# resume command that works.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/in"
@@ -67,19 +67,19 @@ done
     >"$WORK/second.log" 2>&1 || { tail -5 "$WORK/second.log"; die "a second run to the same output failed"; }
 [ "$(job_state second)" = done ] || die "job second ended as $(job_state second)"
 
-# Every worker of a run killed with SIGKILL: run exits 1 and prints a
-# command that resumes the job. That command, run as printed (with
-# --allow-exec added for the exec step), finishes the job.
+# Every worker of a run stopped with SIGTERM, which run does not replace
+# because the workers exit with status 0: run exits 1 and prints a command
+# that resumes the job. That command, run as printed, finishes the job.
 start_run abandoned "$WORK/abandoned.log"
 sleep 1
-kill -KILL $workers
+kill -TERM $workers
 rc=0
 wait "$run_pid" || rc=$?
-[ "$rc" = 1 ] || die "run whose workers all died exited $rc, expected 1"
-hint=$(grep -o "resume it with 'dspark run [^']*'" "$WORK/abandoned.log" | sed "s/^resume it with '//; s/'$//")
+[ "$rc" = 1 ] || die "run whose workers were all stopped exited $rc, expected 1"
+hint=$(sed -n 's/.*resume it with: dspark //p' "$WORK/abandoned.log")
 [ -n "$hint" ] || { tail -5 "$WORK/abandoned.log"; die "run printed no resume command"; }
-read -r -a resume <<<"${hint#dspark }"
-"$BIN" "${resume[@]}" --allow-exec >"$WORK/resumed.log" 2>&1 ||
+read -r -a resume <<<"$hint"
+"$BIN" "${resume[@]}" >"$WORK/resumed.log" 2>&1 ||
     { tail -5 "$WORK/resumed.log"; die "the printed resume command failed: $hint"; }
 [ "$(job_state abandoned)" = done ] || die "job abandoned ended as $(job_state abandoned) after resuming"
 echo "ok"

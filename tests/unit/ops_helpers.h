@@ -73,7 +73,7 @@ typedef struct {
  * instantiation or processing; r->keep contains the decisions. */
 static inline dsp_status ops_run_step(ops_run *r, const char *step_json, dsp_batch *b, int allow_exec)
 {
-    dsp_op_ctx ctx = {allow_exec, "text"};
+    dsp_op_ctx ctx = {allow_exec, "text", NULL};
     cJSON *step = cJSON_Parse(step_json);
     memset(r, 0, sizeof *r);
     if (!step) {

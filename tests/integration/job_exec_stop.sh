@@ -1,0 +1,114 @@
+#!/bin/bash
+# The commands of exec steps end with their worker. A worker killed with
+# SIGKILL takes its running command with it. A worker stopped with SIGTERM
+# or SIGINT stops its command (SIGTERM, then SIGKILL), releases the task
+# and exits. Another worker then runs the task at once, and the job
+# finishes with the same output as an undisturbed run.
+. "$(dirname "$0")/job_lib/common.bash"
+
+mkdir -p "$WORK/in"
+for i in 0 1; do gen_jsonl "$WORK/in/part-$i.jsonl" 200 "$i"; done
+
+# While $WORK/hang exists, the command records its pid and sleeps for
+# much longer than the test runs. It ignores SIGTERM, so only the SIGKILL
+# after the grace period stops it. Otherwise it passes the input through.
+cat >"$WORK/cmd.sh" <<SH
+#!/bin/sh
+if [ -e "$WORK/hang" ]; then
+    echo \$\$ >>"$WORK/cmd.pids"
+    trap '' TERM
+    exec sleep 600
+fi
+exec cat
+SH
+chmod +x "$WORK/cmd.sh"
+step="{\"op\": \"exec\", \"command\": [\"$WORK/cmd.sh\"]}"
+# Long leases: a task whose lease was not released would wait this long.
+options='"lease_seconds": 300'
+
+# alive PID: the process exists and is not a zombie (in a container, PID 1
+# may never reap an orphan).
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# count_commands: the number of commands started while $WORK/hang existed.
+count_commands() {
+    if [ -f "$WORK/cmd.pids" ]; then wc -l <"$WORK/cmd.pids"; else echo 0; fi
+}
+
+# wait_for_command COUNT: wait until more than COUNT commands have
+# started, and print the pid of the last one.
+wait_for_command() {
+    local before=$1
+    for _ in $(seq 300); do
+        if [ "$(count_commands)" -gt "$before" ]; then
+            tail -1 "$WORK/cmd.pids"
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_gone PID SECONDS: wait until the process has ended.
+wait_gone() {
+    for _ in $(seq $(($2 * 10))); do
+        alive "$1" || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+write_spec "$WORK/clean.json" "$WORK/in/*.jsonl" "$WORK/out-clean" 1000000 "$step" "$options"
+"$BIN" run "$WORK/clean.json" --store "$STORE" --workers 1 --allow-exec >"$WORK/clean.log" 2>&1 ||
+    { tail -20 "$WORK/clean.log"; die "undisturbed run failed"; }
+touch "$WORK/hang"
+
+# SIGKILL to the worker: its command gets SIGKILL from the kernel.
+write_spec "$WORK/killed.json" "$WORK/in/*.jsonl" "$WORK/out-killed" 1000000 "$step" "$options"
+"$BIN" submit "$WORK/killed.json" --store "$STORE" --job-id killed >/dev/null || die "submit failed"
+start_worker "$WORK/killed.log" --allow-exec --job killed
+worker=$LAST_PID
+cmd=$(wait_for_command "$(count_commands)") || { cat "$WORK/killed.log"; die "the exec command did not start"; }
+STARTED_PIDS+=("$cmd")
+kill -KILL "$worker"
+wait "$worker" 2>/dev/null
+wait_gone "$cmd" 20 || die "exec command $cmd still runs 20 s after its worker got SIGKILL"
+echo "SIGKILL: the command ended with its worker"
+
+# SIGTERM and SIGINT: the worker stops its command, releases the task and
+# exits 0; a second worker then finishes the job.
+for sig in TERM INT; do
+    touch "$WORK/hang"
+    job="stopped-$sig"
+    write_spec "$WORK/$job.json" "$WORK/in/*.jsonl" "$WORK/out-$job" 1000000 "$step" "$options"
+    "$BIN" submit "$WORK/$job.json" --store "$STORE" --job-id "$job" >/dev/null || die "submit failed"
+    start_worker "$WORK/$job-first.log" --allow-exec --job "$job"
+    worker=$LAST_PID
+    cmd=$(wait_for_command "$(count_commands)") ||
+        { cat "$WORK/$job-first.log"; die "the exec command did not start"; }
+    STARTED_PIDS+=("$cmd")
+    kill "-$sig" "$worker"
+    wait_gone "$worker" 30 ||
+        { tail -5 "$WORK/$job-first.log"; die "worker still runs 30 s after SIG$sig"; }
+    wait "$worker"
+    rc=$?
+    [ "$rc" = 0 ] || { tail -20 "$WORK/$job-first.log"; die "worker exited $rc after SIG$sig"; }
+    wait_gone "$cmd" 10 || die "exec command $cmd still runs after its worker exited on SIG$sig"
+    grep -q "event=task_abandoned.*reason=worker_stopping" "$WORK/$job-first.log" ||
+        { cat "$WORK/$job-first.log"; die "the worker did not log the abandoned task"; }
+    running=$("$BIN" status "$job" --store "$STORE" --json | jq '.stages[0].running')
+    [ "$running" = 0 ] || die "$running tasks still have a lease after the worker stopped"
+
+    rm "$WORK/hang"
+    start_worker "$WORK/$job-second.log" --allow-exec --job "$job" --exit-when-finished
+    # Far below lease_seconds, so the task must have been released.
+    "$BIN" wait "$job" --store "$STORE" --timeout 120 ||
+        { tail -20 "$WORK/$job-second.log"; die "job $job did not finish after SIG$sig"; }
+    same_output "$WORK/out-clean" "$WORK/out-$job"
+    echo "SIG$sig: the command was stopped and the job finished"
+done
+echo "ok"
