@@ -148,8 +148,10 @@ static const char submit_help[] =
     "  --job-id ID      job id (default: <name>-<first 12 hex digits of the spec's\n"
     "                   SHA-256>, so submitting the same spec again, e.g. from a\n"
     "                   retried CI step, names the same job and does nothing)\n\n"
-    "The same spec under the same id is a no-op; a different spec under an existing\n"
-    "id is rejected, and so is a job whose output belongs to an unfinished job.\n"
+    "The same spec under the same id is a no-op, also when that job failed: submit\n"
+    "with a new --job-id to run it again. A different spec under an existing id is\n"
+    "rejected, and so is a job whose output belongs to an unfinished job or\n"
+    "contains objects that DSpark did not write.\n"
     EXIT_CODES_HELP;
 
 int dsp_cmd_submit(int argc, char **argv)
@@ -190,8 +192,19 @@ int dsp_cmd_submit(int argc, char **argv)
         rc = fail("submit failed", &err);
         goto out;
     }
-    if (!created)
-        fprintf(stderr, "dspark: job %s already exists with this spec; nothing to do\n", id);
+    if (!created) {
+        /* A finished job never runs again under its id, so print how to
+         * rerun a failed or cancelled one. */
+        dsp_job_state state = DSP_JOB_RUNNING;
+        dsp_err serr;
+        if (dsp_job_read_state(store, id, &state, NULL, &serr) == DSP_OK &&
+            (state == DSP_JOB_FAILED || state == DSP_JOB_CANCELLED))
+            fprintf(stderr, "dspark: job %s already exists with this spec and is %s; nothing "
+                            "to do. To run the spec again, submit it with a new --job-id\n",
+                    id, dsp_job_state_name(state));
+        else
+            fprintf(stderr, "dspark: job %s already exists with this spec; nothing to do\n", id);
+    }
     printf("%s\n", id);
     rc = DSP_EXIT_OK;
 out:
