@@ -292,8 +292,8 @@ int64_t dsp_parse_size(const char *s)
             return -1;
     }
     v *= mul;
-    if (v > 9.0e18)
-        return -1;
+    if (v > (double)DSP_SIZE_MAX)
+        return -2;
     return (int64_t)v;
 }
 

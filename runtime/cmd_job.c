@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +250,7 @@ int dsp_cmd_worker(int argc, char **argv)
     const char *store_opt = NULL;
     char *uri;
     dsp_err err;
+    long long value;
     int c, rc;
 
     cfg.slots = 1;
@@ -255,8 +258,16 @@ int dsp_cmd_worker(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': store_opt = optarg; break;
-        case 'n': cfg.slots = atoi(optarg); break;
-        case 'i': cfg.idle_exit_seconds = atoi(optarg); break;
+        case 'n':
+            if (dsp_cli_parse_int("worker", "--slots", optarg, 1, 256, &value) != 0)
+                return DSP_EXIT_USAGE;
+            cfg.slots = (int)value;
+            break;
+        case 'i':
+            if (dsp_cli_parse_int("worker", "--idle-exit", optarg, 0, INT_MAX, &value) != 0)
+                return DSP_EXIT_USAGE;
+            cfg.idle_exit_seconds = (int)value;
+            break;
         case 'x': cfg.allow_exec = 1; break;
         case 'j': cfg.job = optarg; break;
         case 'e': cfg.exit_when_finished = 1; break;
@@ -264,9 +275,8 @@ int dsp_cmd_worker(int argc, char **argv)
         default: fputs(worker_help, stderr); return DSP_EXIT_USAGE;
         }
     }
-    if (optind != argc || cfg.slots < 1 || cfg.slots > 256 || cfg.idle_exit_seconds < 0) {
-        fprintf(stderr, "dspark worker: invalid arguments (--slots must be 1 to 256, "
-                        "--idle-exit at least 0)\n");
+    if (optind != argc) {
+        fprintf(stderr, "dspark worker: unexpected argument '%s'\n", argv[optind]);
         return DSP_EXIT_USAGE;
     }
     install_handler(SIGTERM, on_worker_signal);
@@ -450,7 +460,11 @@ int dsp_cmd_run(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *store_opt = NULL, *id_opt = NULL;
-    long nworkers = sysconf(_SC_NPROCESSORS_ONLN);
+    long long nworkers = sysconf(_SC_NPROCESSORS_ONLN);
+    if (nworkers < 1)
+        nworkers = 1;
+    if (nworkers > 1024)
+        nworkers = 1024;
     int allow_exec = 0, c, rc, created;
     dsp_spec *spec = NULL;
     dsp_store *store = NULL;
@@ -463,15 +477,18 @@ int dsp_cmd_run(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': store_opt = optarg; break;
-        case 'w': nworkers = atol(optarg); break;
+        case 'w':
+            if (dsp_cli_parse_int("run", "--workers", optarg, 1, 1024, &nworkers) != 0)
+                return DSP_EXIT_USAGE;
+            break;
         case 'j': id_opt = optarg; break;
         case 'x': allow_exec = 1; break;
         case 'h': fputs(run_help, stdout); return DSP_EXIT_OK;
         default: fputs(run_help, stderr); return DSP_EXIT_USAGE;
         }
     }
-    if (optind != argc - 1 || nworkers < 1 || nworkers > 1024) {
-        fprintf(stderr, "dspark run: expected one JOB.json and --workers from 1 to 1024\n");
+    if (optind != argc - 1) {
+        fprintf(stderr, "dspark run: expected one JOB.json\n");
         return DSP_EXIT_USAGE;
     }
     /* `dspark run ... | head -1` closes the pipe after one line. Dying of
@@ -557,8 +574,10 @@ static int parse_job_command(int argc, char **argv, const char *help, const char
             if (!timeout)
                 goto usage;
             *timeout = strtod(optarg, &end);
-            if (*end || *timeout < 0) {
-                fprintf(stderr, "dspark: invalid --timeout '%s': expected seconds\n", optarg);
+            /* The upper bound keeps the timeout in milliseconds within int64_t. */
+            if (end == optarg || *end || !(*timeout >= 0 && *timeout <= 1e9)) {
+                fprintf(stderr, "dspark: invalid --timeout '%s': expected seconds from 0 to "
+                                "1000000000\n", optarg);
                 return -DSP_EXIT_USAGE;
             }
             break;
@@ -826,7 +845,6 @@ static int gc_temp_files(int argc, char **argv)
     const char *store_opt = NULL, *age_opt = NULL;
     dsp_local_sweep_stats stats;
     dsp_err err;
-    char *end;
     int c, rc;
 
     optind = 0;
@@ -838,12 +856,13 @@ static int gc_temp_files(int argc, char **argv)
         default: fputs(gc_help, stderr); return DSP_EXIT_USAGE;
         }
     }
-    long long age = age_opt ? strtoll(age_opt, &end, 10) : -1;
-    if (optind != argc || !age_opt || *end || age < 0) {
-        fprintf(stderr, "dspark gc: invalid --temp-older-than '%s': expected whole seconds "
-                        ">= 0 and no JOB\n", age_opt ? age_opt : "");
+    long long age = -1;
+    if (optind != argc || !age_opt) {
+        fprintf(stderr, "dspark gc: --temp-older-than SECONDS takes no JOB\n");
         return DSP_EXIT_USAGE;
     }
+    if (dsp_cli_parse_int("gc", "--temp-older-than", age_opt, 0, INT32_MAX, &age) != 0)
+        return DSP_EXIT_USAGE;
     char *uri = store_uri(store_opt);
     const char *dir = local_store_dir(uri);
     if (!dir) {
