@@ -288,12 +288,16 @@ static int json_validate_find(const char *line, size_t len, int *needs_repair, c
     int rc;
     size_t name_len = name ? strlen(name) : 0;
     int capture = 0; /* the next value belongs to the member searched for */
+    int top_object;  /* the line's value is an object, not an array or scalar */
     *needs_repair = 0;
     *found = FIND_MISSING;
 
     p = skip_ws(p, end);
-    if (p >= end || *p != '{')
+    if (p >= end)
         return DSP_JSON_INVALID;
+    /* Another value is still validated in full, so that a valid [1,2] is
+     * distinguished from invalid JSON. */
+    top_object = *p == '{';
 
 value:
     p = skip_ws(p, end);
@@ -349,8 +353,11 @@ after_scan:
 
 after_value:
     p = skip_ws(p, end);
-    if (depth == 0)
-        return p == end ? DSP_JSON_VALID : DSP_JSON_INVALID;
+    if (depth == 0) {
+        if (p != end)
+            return DSP_JSON_INVALID;
+        return top_object ? DSP_JSON_VALID : DSP_JSON_NOT_OBJECT;
+    }
     if (p >= end)
         return DSP_JSON_INVALID;
     if (*p == ',') {
@@ -543,6 +550,8 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
     int rc = json_validate_find(line, len, &needs_repair, b->text_field, &raw, &raw_len, &found);
     if (rc == DSP_JSON_INVALID)
         return emit_reject(r, "invalid_json", offset, line, len, err);
+    if (rc == DSP_JSON_NOT_OBJECT)
+        return emit_reject(r, "not_object", offset, line, len, err);
     if (rc == DSP_JSON_INVALID_NAME_UTF8)
         return emit_reject(r, "invalid_utf8", offset, line, len, err);
     if (needs_repair) {

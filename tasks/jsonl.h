@@ -10,10 +10,11 @@
  * owns exactly the records whose first byte lies in the range, so that
  * consecutive ranges read every record exactly once.
  *
- * Bad records are not fatal: an invalid JSON line, a member name with
- * invalid UTF-8, a record over max_record_bytes, or a missing or non-string
- * text member goes to the reject callback with its reason, key and byte
- * offset. Invalid UTF-8 inside string values is repaired with U+FFFD. Blank
+ * Bad records are not fatal: each goes to the reject callback with its
+ * reason, key and byte offset. The reasons are invalid_json (not valid
+ * JSON), not_object (valid JSON but not an object, such as [1,2] or 42),
+ * invalid_utf8 (in a member name), record_too_large (over
+ * max_record_bytes), missing_text and text_not_string (the text member). Invalid UTF-8 inside string values is repaired with U+FFFD. Blank
  * lines are skipped and not counted as records, and a UTF-8 byte order mark
  * at the start of the input is ignored.
  */
@@ -87,8 +88,9 @@ dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, si
 const dsp_jsonl_stats *dsp_jsonl_get_stats(const dsp_jsonl_reader *r);
 void dsp_jsonl_close(dsp_jsonl_reader *r);
 
-/* Results of dsp_json_validate. */
-enum { DSP_JSON_VALID = 0, DSP_JSON_INVALID, DSP_JSON_INVALID_NAME_UTF8 };
+/* Results of dsp_json_validate. DSP_JSON_NOT_OBJECT is a valid JSON value
+ * other than an object, such as [1,2], 42 or "s". */
+enum { DSP_JSON_VALID = 0, DSP_JSON_INVALID, DSP_JSON_INVALID_NAME_UTF8, DSP_JSON_NOT_OBJECT };
 
 /*
  * Check that line is one JSON object (RFC 8259 syntax, nesting depth at most

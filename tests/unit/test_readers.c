@@ -336,7 +336,7 @@ static void test_bad_records(void)
         "{\"t\xffxt\":\"x\",\"text\":\"y\"}\n"  /* 70: invalid UTF-8 in a member name */
         "{\"id\":1}\n"                         /* 94: missing text */
         "{\"text\":42}\n"                      /* 103: text not a string */
-        "[1,2]\n"                              /* 115: not an object */
+        "[1,2]\n"                              /* 115: valid JSON, not an object */
         "{\"text\":\"ok2\"} trailing\n"        /* 121: invalid JSON */
         "{\"text\":\"ok3\"}\n";
     REQUIRE(put(&t, "bad.jsonl", lines, sizeof lines - 1) == 0);
@@ -350,7 +350,7 @@ static void test_bad_records(void)
     CHECK_EQ_INT(res.stats.utf8_repaired, 1);
     REQUIRE(rejects.n == 7);
     const char *want_reasons[] = {"invalid_json", "invalid_json", "invalid_utf8", "missing_text",
-                                  "text_not_string", "invalid_json", "invalid_json"};
+                                  "text_not_string", "not_object", "invalid_json"};
     const uint64_t want_offsets[] = {15, 32, 70, 94, 103, 115, 121};
     char want_source[128];
     snprintf(want_source, sizeof want_source, "%s/bad.jsonl", t.dir);
@@ -638,7 +638,12 @@ static void test_json_validate(void)
         {"{\"a\":\"\\x\"}", DSP_JSON_INVALID},
         {"{\"a\":tru}", DSP_JSON_INVALID},
         {"{} {}", DSP_JSON_INVALID},
-        {"\"text\"", DSP_JSON_INVALID},
+        {"\"text\"", DSP_JSON_NOT_OBJECT},
+        {"[1,2,3]", DSP_JSON_NOT_OBJECT},
+        {" 42 ", DSP_JSON_NOT_OBJECT},
+        {"null", DSP_JSON_NOT_OBJECT},
+        {"[1,2", DSP_JSON_INVALID},
+        {"42 43", DSP_JSON_INVALID},
         {"", DSP_JSON_INVALID},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
