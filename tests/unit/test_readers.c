@@ -363,6 +363,52 @@ static void test_bad_records(void)
     temp_store_close(&t);
 }
 
+/* A lone UTF-16 surrogate escape stands for no character. The reader
+ * replaces it with U+FFFD in the line and the text and counts the record
+ * as repaired, as it does for invalid UTF-8. Pairs, escaped backslashes
+ * and other escapes stay as they are. */
+static void test_lone_surrogates(void)
+{
+    static const struct {
+        const char *line, *text, *repaired_line;
+    } cases[] = {
+        {"{\"text\":\"a\\ud800b\"}", "a\xef\xbf\xbd" "b", "{\"text\":\"a\xef\xbf\xbd" "b\"}"},
+        {"{\"text\":\"a\\udc00\"}", "a\xef\xbf\xbd", "{\"text\":\"a\xef\xbf\xbd\"}"},
+        {"{\"text\":\"\\ud800\\u0041\"}", "\xef\xbf\xbd" "A", "{\"text\":\"\xef\xbf\xbd\\u0041\"}"},
+        {"{\"text\":\"\\udbff\\ud800\\udc00\"}", "\xef\xbf\xbd\xf0\x90\x80\x80",
+         "{\"text\":\"\xef\xbf\xbd\\ud800\\udc00\"}"},
+        {"{\"a\":\"\\ud800\",\"text\":\"x\"}", "x", "{\"a\":\"\xef\xbf\xbd\",\"text\":\"x\"}"},
+        {"{\"text\":\"\\ud83d\\ude00\"}", "\xf0\x9f\x98\x80", NULL},
+        {"{\"text\":\"\\\\ud800\"}", "\\ud800", NULL},
+    };
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "%s\n", cases[i].line);
+        REQUIRE(put(&t, "s.jsonl", line, strlen(line)) == 0);
+        reject_log rejects = {0};
+        read_result res;
+        read_all(&t, "s.jsonl", 0, -1, 0, &rejects, &res);
+        CHECKF(res.status == DSP_OK, "%s: %s", cases[i].line, res.err.msg);
+        CHECKF(rejects.n == 0, "%s: rejected as %s", cases[i].line, rejects.reasons[0]);
+        CHECKF(res.texts.data && !strcmp(res.texts.data, cases[i].text), "%s: text %s",
+               cases[i].line, res.texts.data ? res.texts.data : "(none)");
+        CHECKF(res.stats.utf8_repaired == (cases[i].repaired_line ? 1u : 0u),
+               "%s: %llu records repaired", cases[i].line,
+               (unsigned long long)res.stats.utf8_repaired);
+        dsp_buf_free(&res.texts);
+
+        dsp_buf out = DSP_BUF_INIT;
+        const char *want = cases[i].repaired_line ? cases[i].repaired_line : cases[i].line;
+        dsp_json_repair(cases[i].line, strlen(cases[i].line), &out);
+        CHECKF(out.len == strlen(want) && !memcmp(out.data, want, out.len),
+               "%s: repaired line %.*s", cases[i].line, (int)out.len, out.data);
+        dsp_buf_free(&out);
+    }
+    temp_store_close(&t);
+}
+
 /* The reader finds the text member while it validates a line. Names with
  * escapes, nested members and repeated names must resolve as in
  * dsp_json_find: the first top-level member whose decoded name matches. */
@@ -911,6 +957,7 @@ TEST_MAIN({"empty file", test_empty_file},
           {"crlf blank unterminated", test_crlf_blank_unterminated},
           {"bad records rejected", test_bad_records},
           {"text member lookup", test_text_member_lookup},
+          {"lone surrogates repaired", test_lone_surrogates},
           {"huge line rejected", test_huge_line_rejected},
           {"plain file named zst", test_plain_named_zst},
           {"byte ranges cover once", test_byte_ranges_cover},
