@@ -652,9 +652,12 @@ static void print_status_text(const cJSON *doc)
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "stage");
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "task");
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "attempt");
-        printf("error %s/%s attempt %s: %s\n", cJSON_IsString(st) ? st->valuestring : "?",
+        char when[40] = "";
+        if (status_number(e, "time_ms") > 0)
+            dsp_format_utc_ms((int64_t)status_number(e, "time_ms"), when, sizeof when);
+        printf("error %s/%s attempt %s%s%s: %s\n", cJSON_IsString(st) ? st->valuestring : "?",
                cJSON_IsString(t) ? t->valuestring : "?", cJSON_IsString(a) ? a->valuestring : "?",
-               cJSON_IsString(m) ? m->valuestring : "");
+               when[0] ? " at " : "", when, cJSON_IsString(m) ? m->valuestring : "");
     }
     if (cJSON_IsObject(final)) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(final, "message");

@@ -46,6 +46,16 @@ static void test_parse_size(void)
     CHECK_EQ_INT(dsp_parse_size("-5"), -1);
     CHECK_EQ_INT(dsp_parse_size("5x"), -1);
     CHECK_EQ_INT(dsp_parse_size(""), -1);
+    CHECK_EQ_INT(dsp_parse_size("1e30"), -2);
+    CHECK_EQ_INT(dsp_parse_size("9000000TiB"), -2);
+}
+
+static void test_format_utc_ms(void)
+{
+    char buf[40];
+    CHECK_EQ_STR(dsp_format_utc_ms(0, buf, sizeof buf), "1970-01-01T00:00:00.000Z");
+    CHECK_EQ_STR(dsp_format_utc_ms(1764915276038LL, buf, sizeof buf), "2025-12-05T06:14:36.038Z");
+    CHECK_EQ_STR(dsp_format_utc_ms(-1, buf, sizeof buf), "1969-12-31T23:59:59.999Z");
 }
 
 static void test_hashes(void)
@@ -218,6 +228,7 @@ static void test_log_format_variable(void)
 }
 
 TEST_MAIN({"buf append and reset", test_buf_append_and_reset},
+          {"format utc ms", test_format_utc_ms},
           {"err prefix", test_err_prefix},
           {"parse size", test_parse_size},
           {"sha256 md5 xxh3", test_hashes},
