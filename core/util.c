@@ -292,9 +292,24 @@ int64_t dsp_parse_size(const char *s)
             return -1;
     }
     v *= mul;
-    if (v > 9.0e18)
-        return -1;
+    if (v > (double)DSP_SIZE_MAX)
+        return -2;
     return (int64_t)v;
+}
+
+const char *dsp_format_utc_ms(int64_t ms, char *buf, size_t size)
+{
+    time_t seconds = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int millis = (int)(ms - (int64_t)seconds * 1000);
+    struct tm tm;
+    char date[32];
+
+    if (!gmtime_r(&seconds, &tm) || !strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm)) {
+        snprintf(buf, size, "%lld ms since the epoch", (long long)ms);
+        return buf;
+    }
+    snprintf(buf, size, "%s.%03dZ", date, millis);
+    return buf;
 }
 
 const char *dsp_format_bytes(double bytes, char *buf, size_t size)

@@ -51,9 +51,17 @@ dsp_status dsp_read_file(const char *path, dsp_buf *b, dsp_err *err);
 /* Write data to path atomically (temporary file, fsync, rename). */
 dsp_status dsp_write_file_atomic(const char *path, const void *data, size_t len, dsp_err *err);
 
+/* Largest size that dsp_parse_size accepts, in bytes (about 8 EiB). */
+#define DSP_SIZE_MAX 9000000000000000000LL
+
 /* Parse sizes like "64MiB", "512k", "1G", "1000" (bytes). Returns -1 when
- * invalid. Suffixes are binary (k = KiB) with or without "iB"/"B". */
+ * invalid and -2 when larger than DSP_SIZE_MAX. Suffixes are binary
+ * (k = KiB) with or without "iB"/"B". */
 int64_t dsp_parse_size(const char *s);
+/* Format ms, milliseconds since the Unix epoch, as an ISO-8601 UTC time
+ * such as "2026-12-05T06:14:36.038Z" into buf (25 bytes suffice), and
+ * return buf. */
+const char *dsp_format_utc_ms(int64_t ms, char *buf, size_t size);
 /* Format a byte count as "12.3 MiB" into buf. */
 const char *dsp_format_bytes(double bytes, char *buf, size_t size);
 

@@ -208,12 +208,19 @@ static dsp_status spec_get_size(const cJSON *obj, const char *name, const char *
     }
     int64_t n = -1;
     if (cJSON_IsNumber(v)) {
-        if (v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
-            v->valuedouble > 9.0e18)
+        if (v->valuedouble != floor(v->valuedouble))
             return spec_type_error(err, source, path, "a whole number of bytes", v);
+        if (v->valuedouble < 1 || v->valuedouble > (double)DSP_SIZE_MAX)
+            return dsp_err_set(err, DSP_EINVAL,
+                               "%s: %s: %.17g is out of range; expected 1 to %lld bytes", source,
+                               path, v->valuedouble, DSP_SIZE_MAX);
         n = (int64_t)v->valuedouble;
     } else if (cJSON_IsString(v)) {
         n = dsp_parse_size(v->valuestring);
+        if (n == -2)
+            return dsp_err_set(err, DSP_EINVAL,
+                               "%s: %s: size \"%s\" is out of range; expected 1 to %lld bytes",
+                               source, path, v->valuestring, DSP_SIZE_MAX);
         if (n < 0)
             return dsp_err_set(err, DSP_EINVAL,
                                "%s: %s: invalid size \"%s\"; expected bytes or a size such as "
@@ -224,7 +231,9 @@ static dsp_status spec_get_size(const cJSON *obj, const char *name, const char *
                                v);
     }
     if (n < 1)
-        return dsp_err_set(err, DSP_EINVAL, "%s: %s: must be at least 1 byte", source, path);
+        return dsp_err_set(err, DSP_EINVAL,
+                           "%s: %s: size \"%s\" is out of range; expected 1 to %lld bytes",
+                           source, path, v->valuestring, DSP_SIZE_MAX);
     *out = n;
     return DSP_OK;
 }

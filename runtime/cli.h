@@ -52,4 +52,10 @@ int dsp_cmd_ops(int argc, char **argv);
 /* The --store option's default: $DSPARK_STORE, else NULL. */
 const char *dsp_cli_default_store(void);
 
+/* Parse the decimal integer `text` of option `option` (such as "--slots")
+ * of `command` into *out. Returns 0, or -1 after printing an error that
+ * names the option, the value and the range min..max to stderr. */
+int dsp_cli_parse_int(const char *command, const char *option, const char *text, long long min,
+                      long long max, long long *out);
+
 #endif

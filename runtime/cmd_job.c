@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,8 +163,10 @@ static const char submit_help[] =
     "  --job-id ID      job id (default: <name>-<first 12 hex digits of the spec's\n"
     "                   SHA-256>, so submitting the same spec again, e.g. from a\n"
     "                   retried CI step, names the same job and does nothing)\n\n"
-    "The same spec under the same id is a no-op; a different spec under an existing\n"
-    "id is rejected, and so is a job whose output belongs to an unfinished job.\n"
+    "The same spec under the same id is a no-op, also when that job failed: submit\n"
+    "with a new --job-id to run it again. A different spec under an existing id is\n"
+    "rejected, and so is a job whose output belongs to an unfinished job or\n"
+    "contains objects that DSpark did not write.\n"
     EXIT_CODES_HELP;
 
 int dsp_cmd_submit(int argc, char **argv)
@@ -203,8 +207,19 @@ int dsp_cmd_submit(int argc, char **argv)
         rc = fail("submit failed", &err);
         goto out;
     }
-    if (!created)
-        fprintf(stderr, "dspark: job %s already exists with this spec; nothing to do\n", id);
+    if (!created) {
+        /* A finished job never runs again under its id, so print how to
+         * rerun a failed or cancelled one. */
+        dsp_job_state state = DSP_JOB_RUNNING;
+        dsp_err serr;
+        if (dsp_job_read_state(store, id, &state, NULL, &serr) == DSP_OK &&
+            (state == DSP_JOB_FAILED || state == DSP_JOB_CANCELLED))
+            fprintf(stderr, "dspark: job %s already exists with this spec and is %s; nothing "
+                            "to do. To run the spec again, submit it with a new --job-id\n",
+                    id, dsp_job_state_name(state));
+        else
+            fprintf(stderr, "dspark: job %s already exists with this spec; nothing to do\n", id);
+    }
     printf("%s\n", id);
     rc = DSP_EXIT_OK;
 out:
@@ -250,6 +265,7 @@ int dsp_cmd_worker(int argc, char **argv)
     const char *store_opt = NULL;
     char *uri;
     dsp_err err;
+    long long value;
     int c, rc;
 
     cfg.slots = 1;
@@ -257,8 +273,16 @@ int dsp_cmd_worker(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': store_opt = optarg; break;
-        case 'n': cfg.slots = atoi(optarg); break;
-        case 'i': cfg.idle_exit_seconds = atoi(optarg); break;
+        case 'n':
+            if (dsp_cli_parse_int("worker", "--slots", optarg, 1, 256, &value) != 0)
+                return DSP_EXIT_USAGE;
+            cfg.slots = (int)value;
+            break;
+        case 'i':
+            if (dsp_cli_parse_int("worker", "--idle-exit", optarg, 0, INT_MAX, &value) != 0)
+                return DSP_EXIT_USAGE;
+            cfg.idle_exit_seconds = (int)value;
+            break;
         case 'x': cfg.allow_exec = 1; break;
         case 'j': cfg.job = optarg; break;
         case 'e': cfg.exit_when_finished = 1; break;
@@ -266,9 +290,8 @@ int dsp_cmd_worker(int argc, char **argv)
         default: fputs(worker_help, stderr); return DSP_EXIT_USAGE;
         }
     }
-    if (optind != argc || cfg.slots < 1 || cfg.slots > 256 || cfg.idle_exit_seconds < 0) {
-        fprintf(stderr, "dspark worker: invalid arguments (--slots must be 1 to 256, "
-                        "--idle-exit at least 0)\n");
+    if (optind != argc) {
+        fprintf(stderr, "dspark worker: unexpected argument '%s'\n", argv[optind]);
         return DSP_EXIT_USAGE;
     }
     install_handler(SIGTERM, on_worker_signal);
@@ -497,7 +520,11 @@ int dsp_cmd_run(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *store_opt = NULL, *id_opt = NULL;
-    long nworkers = sysconf(_SC_NPROCESSORS_ONLN);
+    long long nworkers = sysconf(_SC_NPROCESSORS_ONLN);
+    if (nworkers < 1)
+        nworkers = 1;
+    if (nworkers > 1024)
+        nworkers = 1024;
     int allow_exec = 0, c, rc, created;
     dsp_spec *spec = NULL;
     dsp_store *store = NULL;
@@ -510,15 +537,18 @@ int dsp_cmd_run(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': store_opt = optarg; break;
-        case 'w': nworkers = atol(optarg); break;
+        case 'w':
+            if (dsp_cli_parse_int("run", "--workers", optarg, 1, 1024, &nworkers) != 0)
+                return DSP_EXIT_USAGE;
+            break;
         case 'j': id_opt = optarg; break;
         case 'x': allow_exec = 1; break;
         case 'h': fputs(run_help, stdout); return DSP_EXIT_OK;
         default: fputs(run_help, stderr); return DSP_EXIT_USAGE;
         }
     }
-    if (optind != argc - 1 || nworkers < 1 || nworkers > 1024) {
-        fprintf(stderr, "dspark run: expected one JOB.json and --workers from 1 to 1024\n");
+    if (optind != argc - 1) {
+        fprintf(stderr, "dspark run: expected one JOB.json\n");
         return DSP_EXIT_USAGE;
     }
     /* `dspark run ... | head -1` closes the pipe after one line. Dying of
@@ -597,8 +627,10 @@ static int parse_job_command(int argc, char **argv, const char *help, const char
             if (!timeout)
                 goto usage;
             *timeout = strtod(optarg, &end);
-            if (*end || *timeout < 0) {
-                fprintf(stderr, "dspark: invalid --timeout '%s': expected seconds\n", optarg);
+            /* The upper bound keeps the timeout in milliseconds within int64_t. */
+            if (end == optarg || *end || !(*timeout >= 0 && *timeout <= 1e9)) {
+                fprintf(stderr, "dspark: invalid --timeout '%s': expected seconds from 0 to "
+                                "1000000000\n", optarg);
                 return -DSP_EXIT_USAGE;
             }
             break;
@@ -673,9 +705,12 @@ static void print_status_text(const cJSON *doc)
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "stage");
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "task");
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "attempt");
-        printf("error %s/%s attempt %s: %s\n", cJSON_IsString(st) ? st->valuestring : "?",
+        char when[40] = "";
+        if (status_number(e, "time_ms") > 0)
+            dsp_format_utc_ms((int64_t)status_number(e, "time_ms"), when, sizeof when);
+        printf("error %s/%s attempt %s%s%s: %s\n", cJSON_IsString(st) ? st->valuestring : "?",
                cJSON_IsString(t) ? t->valuestring : "?", cJSON_IsString(a) ? a->valuestring : "?",
-               cJSON_IsString(m) ? m->valuestring : "");
+               when[0] ? " at " : "", when, cJSON_IsString(m) ? m->valuestring : "");
     }
     if (cJSON_IsObject(final)) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(final, "message");
@@ -866,7 +901,6 @@ static int gc_temp_files(int argc, char **argv)
     const char *store_opt = NULL, *age_opt = NULL;
     dsp_local_sweep_stats stats;
     dsp_err err;
-    char *end;
     int c, rc;
 
     optind = 0;
@@ -878,12 +912,13 @@ static int gc_temp_files(int argc, char **argv)
         default: fputs(gc_help, stderr); return DSP_EXIT_USAGE;
         }
     }
-    long long age = age_opt ? strtoll(age_opt, &end, 10) : -1;
-    if (optind != argc || !age_opt || *end || age < 0) {
-        fprintf(stderr, "dspark gc: invalid --temp-older-than '%s': expected whole seconds "
-                        ">= 0 and no JOB\n", age_opt ? age_opt : "");
+    long long age = -1;
+    if (optind != argc || !age_opt) {
+        fprintf(stderr, "dspark gc: --temp-older-than SECONDS takes no JOB\n");
         return DSP_EXIT_USAGE;
     }
+    if (dsp_cli_parse_int("gc", "--temp-older-than", age_opt, 0, INT32_MAX, &age) != 0)
+        return DSP_EXIT_USAGE;
     char *uri = store_uri(store_opt);
     const char *dir = local_store_dir(uri);
     if (!dir) {

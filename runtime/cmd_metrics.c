@@ -221,14 +221,9 @@ int dsp_cmd_metrics(int argc, char **argv)
             break;
         }
         case 'i': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 86400) {
-                fprintf(stderr,
-                        "dspark: metrics: invalid --interval '%s'; expected 1 to 86400 seconds\n",
-                        optarg);
+            long long v;
+            if (dsp_cli_parse_int("metrics", "--interval", optarg, 1, 86400, &v) != 0)
                 goto out;
-            }
             interval = (int)v;
             break;
         }

@@ -44,9 +44,13 @@ static void ops_print_text(const dsp_op_def *def, int verbose)
     printf("  options:\n");
     if (!def->options || !def->options[0].name)
         printf("    none\n");
-    for (const dsp_op_option *o = def->options; o && o->name; o++)
-        printf("    %-26s %-6s default %-10s %s\n", o->name, ops_type_name(o->type),
+    for (const dsp_op_option *o = def->options; o && o->name; o++) {
+        printf("    %-26s %-6s default %-10s %s", o->name, ops_type_name(o->type),
                o->default_json ? o->default_json : "(none)", o->help);
+        if (o->type == DSP_OPT_INT)
+            printf(" (%.0f to %.0f)", o->min, o->max);
+        printf("\n");
+    }
     ops_print_names("removal reasons", def->reasons);
     if (def->extra_names)
         ops_print_names("extra counters", def->extra_names);
@@ -74,6 +78,10 @@ static cJSON *ops_def_json(const dsp_op_def *def)
         cJSON *dflt = op->default_json ? cJSON_Parse(op->default_json) : NULL;
         cJSON_AddItemToObject(j, "default", dflt ? dflt : cJSON_CreateNull());
         cJSON_AddStringToObject(j, "help", op->help);
+        if (op->type == DSP_OPT_INT) {
+            cJSON_AddNumberToObject(j, "min", op->min);
+            cJSON_AddNumberToObject(j, "max", op->max);
+        }
         cJSON_AddItemToArray(opts, j);
     }
     cJSON_AddItemToObject(o, "reasons", ops_names_json(def->reasons));

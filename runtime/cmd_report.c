@@ -12,7 +12,8 @@
  * An output whose _SUCCESS is missing or names another job than its
  * manifest is refused: its files may be half replaced. So is one where a
  * file the manifest lists is missing or has another size, and with
- * --verify one whose bytes do not match the manifest's SHA-256.
+ * --verify one whose bytes do not match the manifest's SHA-256 or that
+ * contains part files the manifest does not list.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -51,7 +52,8 @@ static void report_help(FILE *f)
             "of dedup_minhash steps with \"clusters\": true, and the reasons of rejected\n"
             "records. It reads only files under OUTPUT.\n\n"
             "  --json     print one JSON document instead of text\n"
-            "  --verify   also read every listed file and check its SHA-256\n\n"
+            "  --verify   also read every listed file and check its SHA-256, and fail on\n"
+            "             part files that _MANIFEST.json does not list\n\n"
             "Exit codes: 0 printed, 1 the output is incomplete, damaged or unreadable,\n"
             "2 usage, "
             "5 OUTPUT has no _MANIFEST.json.\n");
@@ -175,9 +177,55 @@ static dsp_status object_sha256(dsp_store *s, const char *key, char hex[65], dsp
     return st;
 }
 
+/* Whether an output object's name (relative to the output) is one of the
+ * data files that a manifest lists: parts, reject parts and clusters. */
+static int data_file_name(const char *rel)
+{
+    return !strncmp(rel, "part-", 5) || !strncmp(rel, "_rejects/part-", 14) ||
+           !strncmp(rel, "_dedup/clusters/", 16);
+}
+
+static int manifest_lists(const cJSON *m, const char *rel)
+{
+    static const char *const lists[] = {"files", "rejects", "dedup_clusters"};
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(m, lists[l])) {
+            const char *name = str(f, "name");
+            if (name && !strcmp(name, rel))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Print each data file under the output that the manifest does not list,
+ * one line each, and fail with their count. Such a file is not part of the
+ * dataset the manifest describes, but a reader globbing part-* reads it. */
+static dsp_status check_unlisted(const dsp_list_page *page, const char *dir, const char *where,
+                                 const cJSON *m, dsp_err *err)
+{
+    size_t dlen = strlen(dir), n = 0;
+
+    for (size_t i = 0; i < page->n; i++) {
+        const char *rel = page->items[i].key + dlen;
+        if (!data_file_name(rel) || manifest_lists(m, rel))
+            continue;
+        fprintf(stderr, "dspark report: %s/%s is not listed in _MANIFEST.json\n", where, rel);
+        n++;
+    }
+    if (n == 0)
+        return DSP_OK;
+    return dsp_err_set(err, DSP_ECORRUPT,
+                       "%s contains %zu data file%s that _MANIFEST.json does not list (named "
+                       "above); remove them, or publish the output again",
+                       where, n, n == 1 ? "" : "s");
+}
+
 /* Check that every file the manifest lists (data, rejects, clusters) is
  * under the output with the listed size, and with verify also with the
- * listed SHA-256. The first mismatch is returned as DSP_ECORRUPT. */
+ * listed SHA-256 and that no data file is missing from the manifest. The
+ * first mismatch is returned as DSP_ECORRUPT. */
 static dsp_status check_files(dsp_store *s, const char *prefix, const char *where,
                               const cJSON *m, int verify, dsp_err *err)
 {
@@ -222,6 +270,8 @@ static dsp_status check_files(dsp_store *s, const char *prefix, const char *wher
                 break;
         }
     }
+    if (st == DSP_OK && verify)
+        st = check_unlisted(&page, dir, where, m, err);
     /* The totals the report prints must agree with the files. */
     const cJSON *totals = cJSON_GetObjectItemCaseSensitive(m, "totals");
     double records = 0, files = 0;

@@ -17,6 +17,7 @@
 #include "../core/util.h"
 #include "commit.h"
 #include "protocol.h"
+#include "publish.h"
 #include "stage_wide.h"
 
 #define STATUS_MAX_ERRORS 100
@@ -266,6 +267,12 @@ dsp_status dsp_job_submit(dsp_store *s, const dsp_spec *spec, const char *id, in
         goto out;
     }
     st = check_stages(plan, err);
+    if (st != DSP_OK)
+        goto out;
+    /* Publishing fails on objects that DSpark did not write, so such an
+     * object fails the submission before any task runs. Publishing checks
+     * again, for objects added while the job runs. */
+    st = dsp_publish_check_output(s, spec->output_uri, err);
     if (st != DSP_OK)
         goto out;
     st = claim_output(s, id, spec->output_uri, err);

@@ -1,6 +1,7 @@
 /*
  * main.c - the `dspark` command line: dispatch to a subcommand.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,23 @@ const char *dsp_cli_default_store(void)
 {
     const char *s = getenv("DSPARK_STORE");
     return s && *s ? s : NULL;
+}
+
+int dsp_cli_parse_int(const char *command, const char *option, const char *text, long long min,
+                      long long max, long long *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (end == text || *end || errno == ERANGE || v < min || v > max) {
+        fprintf(stderr, "dspark %s: invalid %s '%s': expected an integer from %lld to %lld\n",
+                command, option, text, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 int main(int argc, char **argv)

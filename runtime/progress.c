@@ -1,9 +1,10 @@
 /*
  * progress.c - progress bar, progress log lines and the end-of-run summary.
  *
- * Rates count planned input bytes of committed tasks, so MB/s is input
+ * Rates count planned input bytes of committed tasks, so the rate is input
  * throughput and the ETA assumes the remaining tasks run at the average
- * rate so far.
+ * rate so far. Rates are printed in binary units that fit their size
+ * (B/s, KiB/s, MiB/s, ...), so a small job does not show 0.0 MB/s.
  */
 #include "progress.h"
 
@@ -62,8 +63,10 @@ void dsp_progress_show(dsp_progress *p, const dsp_job *job, const dsp_stage_prog
         for (size_t i = 0; i < BAR_WIDTH; i++)
             bar[i] = i < fill ? '#' : '-';
         bar[BAR_WIDTH] = '\0';
-        fprintf(stderr, "\r[%s] %zu/%zu tasks  %zu running  %.1f MB/s  ETA %s%s ", bar, done,
-                tasks, running, rate / 1e6, eta_text, failed ? "  (retrying failures)" : "");
+        char rate_text[32];
+        dsp_format_bytes(rate, rate_text, sizeof rate_text);
+        fprintf(stderr, "\r[%s] %zu/%zu tasks  %zu running  %s/s  ETA %s%s ", bar, done, tasks,
+                running, rate_text, eta_text, failed ? "  (retrying failures)" : "");
         fflush(stderr);
         p->bar_drawn = 1;
         return;
@@ -117,8 +120,11 @@ void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status,
                 number(c, "records_utf8_repaired"));
     fprintf(out, "  bytes      in %s  out %s (compressed)\n", dsp_format_bytes(bin, b1, sizeof b1),
             dsp_format_bytes(bout, b2, sizeof b2));
-    fprintf(out, "  throughput %.1f MB/s of input while running\n",
-            run_seconds > 0 ? bin / run_seconds / 1e6 : 0.0);
+    if (run_seconds > 0) {
+        char rate[32];
+        fprintf(out, "  throughput %s/s, %.1f documents/s of input while running\n",
+                dsp_format_bytes(bin / run_seconds, rate, sizeof rate), rin / run_seconds);
+    }
 
     int i = 0;
     const cJSON *step;

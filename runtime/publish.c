@@ -302,11 +302,33 @@ static dsp_status check_output_owned(publish_ctx *c, const char *output_uri, int
         dsp_buf_printf(message,
                        "output %s contains %zu object%s that DSpark did not write (%s%s); "
                        "publishing replaces everything under the output, so choose an empty "
-                       "output or remove them. No output was published",
+                       "output or remove them",
                        output_uri, n, n == 1 ? "" : "s", names, n > 3 ? ", ..." : "");
         free(names);
     }
     free(prefix);
+    return st;
+}
+
+dsp_status dsp_publish_check_output(dsp_store *job_store, const char *output_uri, dsp_err *err)
+{
+    publish_ctx c = {job_store, NULL, NULL, NULL};
+    dsp_buf message = DSP_BUF_INIT;
+    int foreign = 0;
+    dsp_status st = open_output(&c, output_uri, err);
+
+    if (st == DSP_OK) {
+        st = check_output_owned(&c, output_uri, &foreign, &message, err);
+        if (st != DSP_OK)
+            dsp_err_prefix(err, "listing output %s", output_uri);
+    }
+    if (st == DSP_OK && foreign)
+        st = dsp_err_set(err, DSP_EPRECOND, "%s", message.data);
+    dsp_buf_free(&message);
+    free(c.src_prefix);
+    free(c.out_prefix);
+    if (c.out_store)
+        dsp_store_close(c.out_store);
     return st;
 }
 
@@ -392,6 +414,10 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
         dsp_buf message = DSP_BUF_INIT;
         st = check_output_owned(&c, job->spec->output_uri, &foreign, &message, err);
         if (st == DSP_OK && foreign) {
+            /* The job's id stays failed, so a retry needs a new job. */
+            dsp_buf_printf(&message, ". No output was published; once they are removed, "
+                                     "run the spec again (dspark run, or dspark submit with "
+                                     "a new --job-id)");
             extra = cJSON_CreateObject();
             cJSON_AddStringToObject(extra, "message", message.data);
             DSP_ERROR("output_not_owned", "job=%s message=\"%s\"", job->id, message.data);

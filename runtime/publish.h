@@ -20,6 +20,12 @@
 /* Publish a job whose final stage is sealed, and record it as done. */
 dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err);
 
+/* Check that the output prefix contains only objects that DSpark
+ * publishes, so a job meant for it can publish there. Returns DSP_EPRECOND
+ * with a message naming the output and up to three other objects. */
+dsp_status dsp_publish_check_output(dsp_store *job_store, const char *output_uri,
+                                    dsp_err *err);
+
 /* Delete attempt files of a finished job that no winning commit names
  * (those of losing, crashed or cancelled attempts). */
 dsp_status dsp_publish_sweep_attempts(dsp_store *s, const dsp_job *job, dsp_err *err);

@@ -577,15 +577,15 @@ static dsp_status put_error_record(job_entry *je, const char *stage, const char 
 static dsp_status record_lost_attempt(job_entry *je, const char *stage, const char *task,
                                       const dsp_lease *lost)
 {
-    char message[512];
+    char message[512], expired[40];
     int number = 0;
 
     sscanf(lost->attempt, "a%d", &number);
     snprintf(message, sizeof message,
              "attempt %s on worker %s stopped renewing its lease without finishing "
-             "(lease expired at %lld ms since the epoch); the worker crashed, was killed "
-             "or lost the store",
-             lost->attempt, lost->worker, (long long)lost->expires_ms);
+             "(lease expired at %s); the worker crashed, was killed or lost the store",
+             lost->attempt, lost->worker,
+             dsp_format_utc_ms(lost->expires_ms, expired, sizeof expired));
     return put_error_record(je, stage, task, lost->attempt, number, lost->worker, "worker_lost",
                             message, 1);
 }

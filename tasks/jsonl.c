@@ -120,6 +120,34 @@ static int is_simple_escape(unsigned char e)
     }
 }
 
+static unsigned hex4(const unsigned char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+/* Length of the \uXXXX escape at q, whose four hex digits are checked:
+ * 6, or 12 for a high surrogate escape followed by a low one. Returns 0
+ * for a lone surrogate (a high one without its low one, or a low one
+ * alone), which stands for no character and is repaired to U+FFFD. */
+static size_t unicode_escape_len(const unsigned char *q, const unsigned char *end)
+{
+    unsigned cp = hex4(q + 2);
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+        return 0;
+    if (cp < 0xD800 || cp > 0xDBFF)
+        return 6;
+    if (end - q < 12 || q[6] != '\\' || q[7] != 'u' || !is_hex(q[8]) || !is_hex(q[9]) ||
+        !is_hex(q[10]) || !is_hex(q[11]))
+        return 0;
+    unsigned lo = hex4(q + 8);
+    return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : 0;
+}
+
 /* Bit i is set when p[i] is a special byte for a JSON string, for i < 64:
  * a quote, a backslash, a control byte (< 0x20) or a non-ASCII byte
  * (>= 0x80). Every other byte stands for itself. */
@@ -194,7 +222,12 @@ static int scan_string(const unsigned char **pp, const unsigned char *end, int i
                     if (end - q < 6 || !is_hex(q[2]) || !is_hex(q[3]) || !is_hex(q[4]) ||
                         !is_hex(q[5]))
                         return DSP_JSON_INVALID;
-                    p = q + 6;
+                    size_t n = unicode_escape_len(q, end);
+                    if (n == 0) {
+                        *needs_repair = 1; /* a lone surrogate */
+                        n = 6;
+                    }
+                    p = q + n;
                 } else if (is_simple_escape(e)) {
                     p = q + 2;
                 } else {
@@ -293,12 +326,16 @@ static int json_validate_find(const char *line, size_t len, int *needs_repair, c
     int rc;
     size_t name_len = name ? strlen(name) : 0;
     int capture = 0; /* the next value belongs to the member searched for */
+    int top_object;  /* the line's value is an object, not an array or scalar */
     *needs_repair = 0;
     *found = FIND_MISSING;
 
     p = skip_ws(p, end);
-    if (p >= end || *p != '{')
+    if (p >= end)
         return DSP_JSON_INVALID;
+    /* Another value is still validated in full, so that a valid [1,2] is
+     * distinguished from invalid JSON. */
+    top_object = *p == '{';
 
 value:
     p = skip_ws(p, end);
@@ -354,8 +391,11 @@ after_scan:
 
 after_value:
     p = skip_ws(p, end);
-    if (depth == 0)
-        return p == end ? DSP_JSON_VALID : DSP_JSON_INVALID;
+    if (depth == 0) {
+        if (p != end)
+            return DSP_JSON_INVALID;
+        return top_object ? DSP_JSON_VALID : DSP_JSON_NOT_OBJECT;
+    }
     if (p >= end)
         return DSP_JSON_INVALID;
     if (*p == ',') {
@@ -417,6 +457,42 @@ size_t dsp_utf8_repair(const char *s, size_t len, dsp_buf *out)
             dsp_buf_append(out, "\xef\xbf\xbd", 3);
             p++;
             replaced++;
+        }
+    }
+    return replaced;
+}
+
+size_t dsp_json_repair(const char *line, size_t len, dsp_buf *out)
+{
+    const unsigned char *p = (const unsigned char *)line;
+    const unsigned char *end = p + len;
+    size_t replaced = 0;
+
+    dsp_buf_reserve(out, len + len / 2 + 3);
+    while (p < end) {
+        const unsigned char *run = p;
+        size_t n;
+        while (p < end && *p != '\\' && (n = utf8_seq_len(p, end)) != 0)
+            p += n;
+        dsp_buf_append(out, run, (size_t)(p - run));
+        if (p >= end)
+            break;
+        if (*p != '\\') {
+            n = 0; /* an invalid UTF-8 byte */
+            p++;
+        } else if (p[1] == 'u') {
+            n = unicode_escape_len(p, end);
+            if (n == 0)
+                p += 6; /* a lone surrogate escape */
+        } else {
+            n = 2;
+        }
+        if (n == 0) {
+            dsp_buf_append(out, "\xef\xbf\xbd", 3);
+            replaced++;
+        } else {
+            dsp_buf_append(out, p, n);
+            p += n;
         }
     }
     return replaced;
@@ -548,11 +624,13 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
     int rc = json_validate_find(line, len, &needs_repair, b->text_field, &raw, &raw_len, &found);
     if (rc == DSP_JSON_INVALID)
         return emit_reject(r, "invalid_json", offset, line, len, err);
+    if (rc == DSP_JSON_NOT_OBJECT)
+        return emit_reject(r, "not_object", offset, line, len, err);
     if (rc == DSP_JSON_INVALID_NAME_UTF8)
         return emit_reject(r, "invalid_utf8", offset, line, len, err);
     if (needs_repair) {
         dsp_buf_reset(&r->scratch);
-        dsp_utf8_repair(line, len, &r->scratch);
+        dsp_json_repair(line, len, &r->scratch);
         line = r->scratch.data;
         len = r->scratch.len;
         r->stats.utf8_repaired++;

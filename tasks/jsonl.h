@@ -10,12 +10,15 @@
  * owns exactly the records whose first byte lies in the range, so that
  * consecutive ranges read every record exactly once.
  *
- * Bad records are not fatal: an invalid JSON line, a member name with
- * invalid UTF-8, a record over max_record_bytes, or a missing or non-string
- * text member goes to the reject callback with its reason, key and byte
- * offset. Invalid UTF-8 inside string values is repaired with U+FFFD. Blank
- * lines are skipped and not counted as records, and a UTF-8 byte order mark
- * at the start of the input is ignored.
+ * Bad records are not fatal: each goes to the reject callback with its
+ * reason, key and byte offset. The reasons are invalid_json (not valid
+ * JSON), not_object (valid JSON but not an object, such as [1,2] or 42),
+ * invalid_utf8 (in a member name), record_too_large (over
+ * max_record_bytes), missing_text and text_not_string (the text member).
+ * Invalid UTF-8 and lone UTF-16 surrogate escapes (\ud800 without its low
+ * half) inside strings are repaired with U+FFFD, and the record is counted
+ * as repaired. Blank lines are skipped and not counted as records, and a
+ * UTF-8 byte order mark at the start of the input is ignored.
  */
 #ifndef DSP_JSONL_H
 #define DSP_JSONL_H
@@ -87,15 +90,20 @@ dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, si
 const dsp_jsonl_stats *dsp_jsonl_get_stats(const dsp_jsonl_reader *r);
 void dsp_jsonl_close(dsp_jsonl_reader *r);
 
-/* Results of dsp_json_validate. */
-enum { DSP_JSON_VALID = 0, DSP_JSON_INVALID, DSP_JSON_INVALID_NAME_UTF8 };
+/* Results of dsp_json_validate. DSP_JSON_NOT_OBJECT is a valid JSON value
+ * other than an object, such as [1,2], 42 or "s". */
+enum { DSP_JSON_VALID = 0, DSP_JSON_INVALID, DSP_JSON_INVALID_NAME_UTF8, DSP_JSON_NOT_OBJECT };
 
 /*
  * Check that line is one JSON object (RFC 8259 syntax, nesting depth at most
- * 512). Sets *needs_repair when string values contain invalid UTF-8, which
- * dsp_utf8_repair() replaces.
+ * 512). Sets *needs_repair when strings contain invalid UTF-8 or a lone
+ * UTF-16 surrogate escape, which dsp_json_repair() replaces.
  */
 int dsp_json_validate(const char *line, size_t len, int *needs_repair);
+/* Append the valid JSON line to out with each invalid UTF-8 byte and each
+ * lone surrogate escape (\ud800 without a low surrogate escape after it,
+ * or a lone \udc00) replaced by U+FFFD, and return the number replaced. */
+size_t dsp_json_repair(const char *line, size_t len, dsp_buf *out);
 /* Append s to out with each invalid UTF-8 byte replaced by U+FFFD, and
  * return the number of bytes replaced. */
 size_t dsp_utf8_repair(const char *s, size_t len, dsp_buf *out);

@@ -19,11 +19,19 @@
 
 typedef enum { DSP_OPT_BOOL, DSP_OPT_INT, DSP_OPT_FLOAT, DSP_OPT_STRING, DSP_OPT_LIST } dsp_opt_type;
 
+/* Upper bounds for DSP_OPT_INT ranges: the largest int, for values an
+ * operator keeps in an int, and 10^15 for counts. 10^15 is below 2^53, so
+ * a JSON number (a double) represents every integer up to it exactly, and cJSON
+ * prints it without rounding. */
+#define DSP_OP_INT_MAX_32 2147483647.0
+#define DSP_OP_INT_MAX_COUNT 1000000000000000.0
+
 typedef struct {
     const char *name;
     dsp_opt_type type;
     const char *default_json; /* default as JSON text, e.g. "0.1", "[\"en\"]" */
     const char *help;         /* what it sets, with its unit */
+    double min, max;          /* DSP_OPT_INT only: the allowed values, inclusive */
 } dsp_op_option;
 
 #define DSP_OP_MAX_REASONS 16
@@ -72,7 +80,8 @@ typedef struct {
 } dsp_op_instance;
 
 /* Check a step object {"op": NAME, ...options}: known name, known option
- * names with the right types. Errors name the step index and option. */
+ * names with the right types, and integer options within their range.
+ * Errors name the step index and option. */
 dsp_status dsp_op_validate(const cJSON *step, int index, dsp_err *err);
 dsp_status dsp_op_instantiate(const cJSON *step, int index, const dsp_op_ctx *ctx,
                               dsp_op_instance *out, dsp_err *err);

@@ -43,19 +43,19 @@ enum { C4_FEW_SENTENCES, C4_LOREM_IPSUM, C4_CURLY_BRACKET };
 enum { C4X_LONG_WORD, C4X_NO_PUNCT, C4X_FEW_WORDS, C4X_JAVASCRIPT, C4X_POLICY, C4X_KEPT };
 
 static const dsp_op_option c4_options[] = {
-    {"min_words_per_line", DSP_OPT_INT, "3", "drop lines with fewer words; 0 disables"},
-    {"min_sentences", DSP_OPT_INT, "5", "remove pages with fewer sentences in kept lines; 0 disables"},
+    {"min_words_per_line", DSP_OPT_INT, "3", "drop lines with fewer words; 0 disables", 0, DSP_OP_INT_MAX_32},
+    {"min_sentences", DSP_OPT_INT, "5", "remove pages with fewer sentences in kept lines; 0 disables", 0, DSP_OP_INT_MAX_32},
     {"max_word_length", DSP_OPT_INT, "1000",
-     "drop lines with a word longer than this many characters; 0 disables"},
+     "drop lines with a word longer than this many characters; 0 disables", 0, DSP_OP_INT_MAX_32},
     {"filter_terminal_punct", DSP_OPT_BOOL, "true",
-     "drop lines that do not end in . ! ? or \" (or end in ...)"},
-    {"filter_javascript", DSP_OPT_BOOL, "true", "drop lines that contain \"javascript\""},
-    {"filter_policy", DSP_OPT_BOOL, "true", "drop lines with terms-of-use and cookie phrases"},
-    {"filter_lorem_ipsum", DSP_OPT_BOOL, "true", "remove pages that contain \"lorem ipsum\""},
-    {"filter_curly_bracket", DSP_OPT_BOOL, "true", "remove pages that contain '{'"},
+     "drop lines that do not end in . ! ? or \" (or end in ...)", 0, 0},
+    {"filter_javascript", DSP_OPT_BOOL, "true", "drop lines that contain \"javascript\"", 0, 0},
+    {"filter_policy", DSP_OPT_BOOL, "true", "drop lines with terms-of-use and cookie phrases", 0, 0},
+    {"filter_lorem_ipsum", DSP_OPT_BOOL, "true", "remove pages that contain \"lorem ipsum\"", 0, 0},
+    {"filter_curly_bracket", DSP_OPT_BOOL, "true", "remove pages that contain '{'", 0, 0},
     {"remove_citations", DSP_OPT_BOOL, "true",
-     "remove [1], [edit] and [citation needed] from lines"},
-    {NULL, 0, NULL, NULL},
+     "remove [1], [edit] and [citation needed] from lines", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const c4_reasons[] = {"too_few_sentences", "lorem_ipsum", "curly_bracket", NULL};

@@ -17,32 +17,32 @@ static const dsp_op_option dedup_exact_options[] = {
     {"field", DSP_OPT_STRING, "\"\"",
      "JSON member to compare, e.g. \"url\", or a dotted path into nested objects, e.g. "
      "\"metadata.url\" (a top-level member with that exact name wins); empty = the "
-     "document's text"},
+     "document's text", 0, 0},
     {"normalize", DSP_OPT_BOOL, "true",
      "compare normalised text (lower case, digits as 0, punctuation and spaces as one "
-     "separator) instead of the raw bytes"},
-    {NULL, 0, NULL, NULL},
+     "separator) instead of the raw bytes", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const dsp_op_option dedup_minhash_options[] = {
-    {"ngram", DSP_OPT_INT, "5", "words per shingle"},
-    {"bands", DSP_OPT_INT, "14", "LSH bands; bands x rows signature values per document"},
-    {"rows", DSP_OPT_INT, "8", "signature values per LSH band"},
+    {"ngram", DSP_OPT_INT, "5", "words per shingle", 1, 64},
+    {"bands", DSP_OPT_INT, "14", "LSH bands; bands x rows signature values per document", 1, DSP_MINHASH_MAX_PERMS},
+    {"rows", DSP_OPT_INT, "8", "signature values per LSH band", 1, DSP_MINHASH_MAX_PERMS},
     {"threshold", DSP_OPT_FLOAT, "0.8",
-     "estimated Jaccard similarity of the shingle sets that makes two documents duplicates"},
+     "estimated Jaccard similarity of the shingle sets that makes two documents duplicates", 0, 0},
     {"verify", DSP_OPT_BOOL, "true",
-     "check the estimated similarity of each candidate pair instead of trusting a shared band"},
+     "check the estimated similarity of each candidate pair instead of trusting a shared band", 0, 0},
     {"clusters", DSP_OPT_BOOL, "false",
      "also publish the duplicate clusters as JSONL under _dedup/clusters/ in the output, "
-     "one line per cluster of [input index, byte offset] keys"},
+     "one line per cluster of [input index, byte offset] keys", 0, 0},
     {"sketch_bits", DSP_OPT_INT, "4",
      "bits of each signature value that band records carry for the check: 1, 2, 4, 8, 16 "
-     "or 32; 32 compares whole signatures, 4 costs 56 bytes per band record instead of 448"},
+     "or 32; 32 compares whole signatures, 4 costs 56 bytes per band record instead of 448", 1, 32},
     {"components_memory_mb", DSP_OPT_INT, "256",
      "memory budget of the one connected-components task in MiB, its shuffle buffers "
      "included; when the documents with edges do not fit, it sorts edges on local disk in "
-     "rounds instead, with the same result"},
-    {NULL, 0, NULL, NULL},
+     "rounds instead, with the same result", 1, 1048576},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const dedup_reasons[] = {"duplicate", NULL};

@@ -56,10 +56,10 @@ typedef struct {
 
 static const dsp_op_option exec_options[] = {
     {"command", DSP_OPT_LIST, "[]",
-     "the command and its arguments, e.g. [\"python3\", \"clean.py\"] (required)"},
+     "the command and its arguments, e.g. [\"python3\", \"clean.py\"] (required)", 0, 0},
     {"timeout_seconds", DSP_OPT_FLOAT, "600",
-     "maximum run time of the command per batch, in seconds; 0 = no limit"},
-    {NULL, 0, NULL, NULL},
+     "maximum run time of the command per batch, in seconds; 0 = no limit", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const exec_reasons[] = {"dropped_by_command", NULL};

@@ -23,12 +23,12 @@ typedef struct {
 enum { FIELD_MISSING, FIELD_NOT_MATCHED, FIELD_MATCHED };
 
 static const dsp_op_option field_options[] = {
-    {"field", DSP_OPT_STRING, "\"\"", "name of the top-level member to test (required)"},
-    {"equals", DSP_OPT_STRING, NULL, "keep documents whose member equals this value"},
-    {"in", DSP_OPT_LIST, NULL, "keep documents whose member is one of these strings or numbers"},
-    {"keep_missing", DSP_OPT_BOOL, "false", "keep documents that lack the member"},
-    {"invert", DSP_OPT_BOOL, "false", "keep the documents that do not match instead"},
-    {NULL, 0, NULL, NULL},
+    {"field", DSP_OPT_STRING, "\"\"", "name of the top-level member to test (required)", 0, 0},
+    {"equals", DSP_OPT_STRING, NULL, "keep documents whose member equals this value", 0, 0},
+    {"in", DSP_OPT_LIST, NULL, "keep documents whose member is one of these strings or numbers", 0, 0},
+    {"keep_missing", DSP_OPT_BOOL, "false", "keep documents that lack the member", 0, 0},
+    {"invert", DSP_OPT_BOOL, "false", "keep the documents that do not match instead", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const field_reasons[] = {"missing", "not_matched", "matched", NULL};

@@ -30,16 +30,16 @@ enum { FW_EMPTY, FW_LINE_PUNCT, FW_SHORT_LINES, FW_CHAR_DUP, FW_LIST };
 
 static const dsp_op_option fw_options[] = {
     {"line_punct_thr", DSP_OPT_FLOAT, "0.12",
-     "minimum fraction of lines ending in . ' \" ! or ?; 0 disables"},
+     "minimum fraction of lines ending in . ' \" ! or ?; 0 disables", 0, 0},
     {"line_punct_exclude_zero", DSP_OPT_BOOL, "false",
-     "keep documents where no line ends in punctuation (skip the rule when the fraction is 0)"},
+     "keep documents where no line ends in punctuation (skip the rule when the fraction is 0)", 0, 0},
     {"short_line_thr", DSP_OPT_FLOAT, "0.67",
-     "maximum fraction of short lines; 1 disables"},
-    {"short_line_length", DSP_OPT_INT, "30", "a line of at most this many characters is short"},
+     "maximum fraction of short lines; 1 disables", 0, 0},
+    {"short_line_length", DSP_OPT_INT, "30", "a line of at most this many characters is short", 0, DSP_OP_INT_MAX_32},
     {"char_duplicates_ratio", DSP_OPT_FLOAT, "0.01",
-     "maximum fraction of characters in duplicated lines; 1 disables"},
-    {"new_line_ratio", DSP_OPT_FLOAT, "0.3", "maximum newlines per word; 0 disables"},
-    {NULL, 0, NULL, NULL},
+     "maximum fraction of characters in duplicated lines; 1 disables", 0, 0},
+    {"new_line_ratio", DSP_OPT_FLOAT, "0.3", "maximum newlines per word; 0 disables", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const fw_reasons[] = {"empty", "line_punct_ratio", "short_line_ratio",

@@ -53,22 +53,22 @@ enum {
 };
 
 static const dsp_op_option gq_options[] = {
-    {"min_words", DSP_OPT_INT, "50", "minimum number of words; 0 disables"},
-    {"max_words", DSP_OPT_INT, "100000", "maximum number of words; 0 disables"},
-    {"min_mean_word_length", DSP_OPT_FLOAT, "3", "minimum mean word length in characters; 0 disables"},
-    {"max_mean_word_length", DSP_OPT_FLOAT, "10", "maximum mean word length in characters; 0 disables"},
+    {"min_words", DSP_OPT_INT, "50", "minimum number of words; 0 disables", 0, DSP_OP_INT_MAX_COUNT},
+    {"max_words", DSP_OPT_INT, "100000", "maximum number of words; 0 disables", 0, DSP_OP_INT_MAX_COUNT},
+    {"min_mean_word_length", DSP_OPT_FLOAT, "3", "minimum mean word length in characters; 0 disables", 0, 0},
+    {"max_mean_word_length", DSP_OPT_FLOAT, "10", "maximum mean word length in characters; 0 disables", 0, 0},
     {"max_symbol_word_ratio", DSP_OPT_FLOAT, "0.1",
-     "maximum '#' per word and ellipses per word; 0 disables"},
+     "maximum '#' per word and ellipses per word; 0 disables", 0, 0},
     {"max_bullet_lines_ratio", DSP_OPT_FLOAT, "0.9",
-     "maximum fraction of lines starting with a bullet; 0 disables"},
+     "maximum fraction of lines starting with a bullet; 0 disables", 0, 0},
     {"max_ellipsis_lines_ratio", DSP_OPT_FLOAT, "0.3",
-     "maximum fraction of lines ending with an ellipsis; 0 disables"},
+     "maximum fraction of lines ending with an ellipsis; 0 disables", 0, 0},
     {"min_alpha_words_ratio", DSP_OPT_FLOAT, "0.8",
-     "minimum fraction of words with an alphabetic character; 0 disables"},
-    {"min_stop_words", DSP_OPT_INT, "2", "minimum number of stop word occurrences; 0 disables"},
+     "minimum fraction of words with an alphabetic character; 0 disables", 0, 0},
+    {"min_stop_words", DSP_OPT_INT, "2", "minimum number of stop word occurrences; 0 disables", 0, DSP_OP_INT_MAX_COUNT},
     {"stop_words", DSP_OPT_LIST, "[\"the\",\"be\",\"to\",\"of\",\"and\",\"that\",\"have\",\"with\"]",
-     "the stop words, matched ignoring ASCII case"},
-    {NULL, 0, NULL, NULL},
+     "the stop words, matched ignoring ASCII case", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const gq_reasons[] = {

@@ -106,24 +106,24 @@ enum {
 };
 
 static const dsp_op_option gr_options[] = {
-    {"dup_para_frac", DSP_OPT_FLOAT, "0.3", "maximum fraction of duplicate paragraphs; 0 disables"},
+    {"dup_para_frac", DSP_OPT_FLOAT, "0.3", "maximum fraction of duplicate paragraphs; 0 disables", 0, 0},
     {"dup_para_char_frac", DSP_OPT_FLOAT, "0.2",
-     "maximum fraction of characters in duplicate paragraphs; 0 disables"},
-    {"dup_line_frac", DSP_OPT_FLOAT, "0.3", "maximum fraction of duplicate lines; 0 disables"},
+     "maximum fraction of characters in duplicate paragraphs; 0 disables", 0, 0},
+    {"dup_line_frac", DSP_OPT_FLOAT, "0.3", "maximum fraction of duplicate lines; 0 disables", 0, 0},
     {"dup_line_char_frac", DSP_OPT_FLOAT, "0.2",
-     "maximum fraction of characters in duplicate lines; 0 disables"},
+     "maximum fraction of characters in duplicate lines; 0 disables", 0, 0},
     {"top_ngram_fracs", DSP_OPT_LIST, "[0.20,0.18,0.16]",
-     "for n = 2, 3, 4: maximum fraction of characters in the most frequent n-gram; 0 disables one"},
+     "for n = 2, 3, 4: maximum fraction of characters in the most frequent n-gram; 0 disables one", 0, 0},
     {"dup_ngram_fracs", DSP_OPT_LIST, "[0.15,0.14,0.13,0.12,0.11,0.10]",
-     "for n = 5..10: maximum fraction of characters in duplicate n-grams; 0 disables one"},
+     "for n = 5..10: maximum fraction of characters in duplicate n-grams; 0 disables one", 0, 0},
     {"max_words", DSP_OPT_INT, "1000000",
      "remove documents with more words than this, which bounds memory (about 70 bytes per word); "
-     "at least 1"},
+     "at least 1", 1, UINT32_MAX - 1},
     {"max_lines", DSP_OPT_INT, "1000000",
      "remove documents with more lines (runs of newlines + 1) than this, which bounds memory "
      "(about 32 bytes per line); "
-     "at least 1"},
-    {NULL, 0, NULL, NULL},
+     "at least 1", 1, UINT32_MAX - 1},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const gr_reasons[] = {

@@ -66,12 +66,12 @@ enum { LANGID_NOT_KEPT, LANGID_LOW_SCORE };
 
 static const dsp_op_option langid_options[] = {
     {"keep", DSP_OPT_LIST, "[]",
-     "language codes to keep, e.g. [\"en\",\"de\"]; empty keeps every language"},
+     "language codes to keep, e.g. [\"en\",\"de\"]; empty keeps every language", 0, 0},
     {"min_score", DSP_OPT_FLOAT, "0.65",
-     "minimum lang_score (share of text in the top language, 0..1); 0 disables"},
+     "minimum lang_score (share of text in the top language, 0..1); 0 disables", 0, 0},
     {"max_bytes", DSP_OPT_INT, "8192",
-     "detect on at most the first this many bytes of the text; 0 = the whole text"},
-    {NULL, 0, NULL, NULL},
+     "detect on at most the first this many bytes of the text; 0 = the whole text", 0, DSP_OP_INT_MAX_COUNT},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const langid_reasons[] = {"language_not_kept", "low_score", NULL};

@@ -17,11 +17,11 @@ typedef struct {
 enum { LEN_TOO_FEW_CHARS, LEN_TOO_MANY_CHARS, LEN_TOO_FEW_WORDS, LEN_TOO_MANY_WORDS };
 
 static const dsp_op_option length_options[] = {
-    {"min_chars", DSP_OPT_INT, "0", "minimum text length in characters (code points); 0 = no limit"},
-    {"max_chars", DSP_OPT_INT, "0", "maximum text length in characters (code points); 0 = no limit"},
-    {"min_words", DSP_OPT_INT, "0", "minimum number of whitespace-separated words; 0 = no limit"},
-    {"max_words", DSP_OPT_INT, "0", "maximum number of whitespace-separated words; 0 = no limit"},
-    {NULL, 0, NULL, NULL},
+    {"min_chars", DSP_OPT_INT, "0", "minimum text length in characters (code points); 0 = no limit", 0, DSP_OP_INT_MAX_COUNT},
+    {"max_chars", DSP_OPT_INT, "0", "maximum text length in characters (code points); 0 = no limit", 0, DSP_OP_INT_MAX_COUNT},
+    {"min_words", DSP_OPT_INT, "0", "minimum number of whitespace-separated words; 0 = no limit", 0, DSP_OP_INT_MAX_COUNT},
+    {"max_words", DSP_OPT_INT, "0", "maximum number of whitespace-separated words; 0 = no limit", 0, DSP_OP_INT_MAX_COUNT},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const length_reasons[] = {

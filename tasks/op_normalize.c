@@ -49,15 +49,15 @@ typedef struct {
 enum { NORM_CHANGED, NORM_INVALID_UTF8, NORM_CONTROL_DROPPED, NORM_NFC_FAILED };
 
 static const dsp_op_option normalize_options[] = {
-    {"fix_utf8", DSP_OPT_BOOL, "true", "replace invalid UTF-8 sequences with U+FFFD"},
-    {"line_endings", DSP_OPT_BOOL, "true", "turn CRLF and CR into LF"},
+    {"fix_utf8", DSP_OPT_BOOL, "true", "replace invalid UTF-8 sequences with U+FFFD", 0, 0},
+    {"line_endings", DSP_OPT_BOOL, "true", "turn CRLF and CR into LF", 0, 0},
     {"drop_control", DSP_OPT_BOOL, "true",
-     "remove control characters other than newline and tab"},
+     "remove control characters other than newline and tab", 0, 0},
     {"whitespace", DSP_OPT_BOOL, "true",
-     "collapse runs of spaces and tabs to one space and strip spaces at line ends"},
-    {"trim", DSP_OPT_BOOL, "true", "remove whitespace at the start and end of the text"},
-    {"nfc", DSP_OPT_BOOL, "true", "apply Unicode Normalization Form C"},
-    {NULL, 0, NULL, NULL},
+     "collapse runs of spaces and tabs to one space and strip spaces at line ends", 0, 0},
+    {"trim", DSP_OPT_BOOL, "true", "remove whitespace at the start and end of the text", 0, 0},
+    {"nfc", DSP_OPT_BOOL, "true", "apply Unicode Normalization Form C", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const normalize_reasons[] = {NULL};

@@ -60,13 +60,13 @@ enum {
 };
 
 static const dsp_op_option pii_options[] = {
-    {"emails", DSP_OPT_BOOL, "true", "redact e-mail addresses"},
-    {"ips", DSP_OPT_BOOL, "true", "redact IPv4 and IPv6 addresses"},
-    {"phones", DSP_OPT_BOOL, "true", "redact phone numbers"},
-    {"email_placeholder", DSP_OPT_STRING, "\"<EMAIL>\"", "text that replaces an e-mail address"},
-    {"ip_placeholder", DSP_OPT_STRING, "\"<IP>\"", "text that replaces an IP address"},
-    {"phone_placeholder", DSP_OPT_STRING, "\"<PHONE>\"", "text that replaces a phone number"},
-    {NULL, 0, NULL, NULL},
+    {"emails", DSP_OPT_BOOL, "true", "redact e-mail addresses", 0, 0},
+    {"ips", DSP_OPT_BOOL, "true", "redact IPv4 and IPv6 addresses", 0, 0},
+    {"phones", DSP_OPT_BOOL, "true", "redact phone numbers", 0, 0},
+    {"email_placeholder", DSP_OPT_STRING, "\"<EMAIL>\"", "text that replaces an e-mail address", 0, 0},
+    {"ip_placeholder", DSP_OPT_STRING, "\"<IP>\"", "text that replaces an IP address", 0, 0},
+    {"phone_placeholder", DSP_OPT_STRING, "\"<PHONE>\"", "text that replaces a phone number", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const pii_reasons[] = {NULL};

@@ -137,6 +137,11 @@ dsp_status dsp_op_validate(const cJSON *step, int index, dsp_err *err)
         if (!op_value_has_type(item, o->type))
             return dsp_err_set(err, DSP_EINVAL, "steps[%d] (%s): option \"%s\" must be %s",
                                index, def->name, o->name, op_type_name(o->type));
+        if (o->type == DSP_OPT_INT && (item->valuedouble < o->min || item->valuedouble > o->max))
+            return dsp_err_set(err, DSP_EINVAL,
+                               "steps[%d] (%s): option \"%s\": %.17g is out of range; "
+                               "expected %.0f to %.0f",
+                               index, def->name, o->name, item->valuedouble, o->min, o->max);
     }
     return DSP_OK;
 }

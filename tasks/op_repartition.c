@@ -14,14 +14,14 @@ static const dsp_op_option repartition_options[] = {
     {"by", DSP_OPT_STRING, "\"hash\"",
      "\"hash\": shard by a hash of the whole document; \"field\": by a hash of `field`; "
      "\"sort\": sort by `field` into ranges (missing and null first, then numbers, strings, "
-     "other values)"},
+     "other values)", 0, 0},
     {"field", DSP_OPT_STRING, "\"\"",
      "JSON member to shard or sort by when by is \"field\" or \"sort\", e.g. \"url\", or "
      "a dotted path into nested objects, e.g. \"metadata.url\" (a top-level member with "
-     "that exact name wins)"},
+     "that exact name wins)", 0, 0},
     {"shards", DSP_OPT_INT, "0",
-     "number of output shards (1 to 10000); 0 = one per target_task_bytes of input"},
-    {NULL, 0, NULL, NULL},
+     "number of output shards (1 to 10000); 0 = one per target_task_bytes of input", 0, REPARTITION_MAX_SHARDS},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const repartition_reasons[] = {NULL};

@@ -21,11 +21,11 @@ typedef struct {
 } sample_state;
 
 static const dsp_op_option sample_options[] = {
-    {"rate", DSP_OPT_FLOAT, "0.1", "fraction of documents to keep, 0..1"},
-    {"seed", DSP_OPT_INT, "0", "hash seed; a different seed selects a different sample"},
+    {"rate", DSP_OPT_FLOAT, "0.1", "fraction of documents to keep, 0..1", 0, 0},
+    {"seed", DSP_OPT_INT, "0", "hash seed; a different seed selects a different sample", 0, DSP_OP_INT_MAX_COUNT},
     {"id_field", DSP_OPT_STRING, "\"id\"",
-     "member whose value is hashed; documents without it hash their text"},
-    {NULL, 0, NULL, NULL},
+     "member whose value is hashed; documents without it hash their text", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const sample_reasons[] = {"not_sampled", NULL};

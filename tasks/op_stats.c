@@ -20,9 +20,9 @@ typedef struct {
 enum { STATS_DOCS, STATS_CHARS, STATS_WORDS, STATS_LINES, STATS_BYTES };
 
 static const dsp_op_option stats_options[] = {
-    {"add_field", DSP_OPT_BOOL, "false", "add the per-document counts as a JSON member"},
-    {"field", DSP_OPT_STRING, "\"stats\"", "name of that member when add_field is true"},
-    {NULL, 0, NULL, NULL},
+    {"add_field", DSP_OPT_BOOL, "false", "add the per-document counts as a JSON member", 0, 0},
+    {"field", DSP_OPT_STRING, "\"stats\"", "name of that member when add_field is true", 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const stats_reasons[] = {NULL};

@@ -44,11 +44,19 @@ expect_all_rejected "$WORK/binary.json" "$WORK/out-binary" invalid_json 1 binary
 
 # Some rejected records: the job succeeds.
 cp "$WORK/in/a.jsonl" "$WORK/mixed/a.jsonl"
-printf '{"id": "x"}\nnot json\n' >>"$WORK/mixed/a.jsonl"
+printf '{"id": "x"}\nnot json\n[1,2,3]\n42\n"s"\n' >>"$WORK/mixed/a.jsonl"
 write_spec "$WORK/mixed.json" "$WORK/mixed/*.jsonl" "$WORK/out-mixed" 4000
 "$BIN" run "$WORK/mixed.json" --store "$STORE" --workers 1 --job-id mixed >/dev/null \
     2>"$WORK/mixed.err" || { cat "$WORK/mixed.err"; die "a job with some rejected records failed"; }
 [ "$(job_state mixed)" = done ] || die "a job with some rejected records is not done"
-[ "$(jq .totals.records_rejected "$WORK/out-mixed/_MANIFEST.json")" = 2 ] ||
-    die "the mixed job's manifest does not count 2 rejects"
+[ "$(jq .totals.records_rejected "$WORK/out-mixed/_MANIFEST.json")" = 5 ] ||
+    die "the mixed job's manifest does not count 5 rejects"
+# Valid JSON that is not an object has its own reason, apart from invalid JSON.
+"$BIN" report --json "$WORK/out-mixed" >"$WORK/mixed-report.json" || die "report of the mixed job failed"
+[ "$(jq '.reject_reasons.not_object' "$WORK/mixed-report.json")" = 3 ] ||
+    die "the report does not count 3 not_object rejects: $(jq -c .reject_reasons "$WORK/mixed-report.json")"
+[ "$(jq '.reject_reasons.invalid_json' "$WORK/mixed-report.json")" = 1 ] ||
+    die "the report does not count 1 invalid_json reject: $(jq -c .reject_reasons "$WORK/mixed-report.json")"
+[ "$(zstdcat "$WORK"/out-mixed/_rejects/part-*.zst | jq -r 'select(.reason == "not_object") | .offset' | wc -l)" = 3 ] ||
+    die "the _rejects files do not hold 3 not_object records"
 echo "ok"

@@ -35,6 +35,17 @@ jq -r .final.message "$WORK/poison-status.json" | grep -q "task s0/t00000 lost i
     { jq .final "$WORK/poison-status.json"; die "unclear message for a poison task"; }
 jq -e '[.errors[] | select(.code == "worker_lost")] | length == 2' "$WORK/poison-status.json" \
     >/dev/null || { jq .errors "$WORK/poison-status.json"; die "expected 2 lost attempts"; }
+# The lease expiry in the message is an ISO-8601 UTC time, and the text
+# status shows when each error happened in the same form.
+jq -r '.errors[] | select(.code == "worker_lost") | .message' "$WORK/poison-status.json" |
+    grep -qE 'lease expired at [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\)' ||
+    { jq .errors "$WORK/poison-status.json"; die "the lease expiry is not an ISO-8601 UTC time"; }
+"$BIN" status "$job" --store "$STORE" >"$WORK/poison-status.txt" || die "text status failed"
+grep -qE '^error s0/t00000 attempt a[0-9a-f-]+ at [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z: ' \
+    "$WORK/poison-status.txt" ||
+    { cat "$WORK/poison-status.txt"; die "the text status does not show error times in ISO-8601"; }
+jq -e '[.errors[] | .time_ms | numbers] | length == 2' "$WORK/poison-status.json" >/dev/null ||
+    { jq .errors "$WORK/poison-status.json"; die "status --json lost the numeric time_ms"; }
 [ "$starts" -ge 2 ] || die "only $starts workers started; the exec step did not kill its worker"
 [ ! -e "$WORK/out-poison/_SUCCESS" ] || die "a failed job published _SUCCESS"
 

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Publishing never deletes files that DSpark did not write. A job whose
-# output directory contains a user's own files fails before it changes
-# anything there, and the error names the files, which survive. A rerun
-# into an earlier DSpark output replaces that output, removing its extra
-# parts.
+# output directory contains a user's own files is rejected at submit,
+# before any task runs, and the error names the output and the files,
+# which survive. A file that appears while the job runs fails the job at
+# publish without changing the output. Once the file is removed, the spec
+# runs again under a new job id. A rerun into an earlier DSpark output
+# replaces that output, removing its extra parts.
 # A publish that keeps failing ends the job after max_attempts (at once
 # for a permanent error) instead of being retried forever.
 . "$(dirname "$0")/job_lib/common.bash"
@@ -17,15 +19,46 @@ write_spec "$WORK/job.json" "$WORK/in/*.jsonl" "$WORK/victim" 1000000
 "$BIN" run "$WORK/job.json" --store "$STORE" >"$WORK/run1.log" 2>&1
 rc=$?
 [ $rc = 1 ] || { tail -5 "$WORK/run1.log"; die "a job into a foreign directory exited $rc, expected 1"; }
-grep -q "contains 2 objects that DSpark did not write (notes.txt, sub/data.jsonl)" "$WORK/run1.log" ||
-    { tail -5 "$WORK/run1.log"; die "the failure does not name the foreign files"; }
+grep -q "submit failed: output $WORK/victim contains 2 objects that DSpark did not write (notes.txt, sub/data.jsonl)" "$WORK/run1.log" ||
+    { tail -5 "$WORK/run1.log"; die "the submit error does not name the output and the foreign files"; }
+[ -z "$(ls "$STORE/jobs" 2>/dev/null)" ] || die "a job was created for a foreign output: $(ls "$STORE/jobs")"
 [ "$(cat "$WORK/victim/notes.txt")" = "keep me" ] || die "notes.txt was changed or deleted"
 [ -f "$WORK/victim/sub/data.jsonl" ] || die "sub/data.jsonl was deleted"
 [ ! -e "$WORK/victim/_SUCCESS" ] || die "a _SUCCESS was written next to foreign files"
 [ -z "$(find "$WORK/victim" -name 'part-*')" ] || die "parts were copied next to foreign files"
 
-# An earlier DSpark output is replaced, and its extra parts go.
+# A foreign file that appears after submit fails the job at publish.
 rm -r "$WORK/victim"
+write_spec "$WORK/late.json" "$WORK/in/*.jsonl" "$WORK/late" 1000000
+job=$("$BIN" submit "$WORK/late.json" --store "$STORE" 2>"$WORK/late-submit.err") ||
+    { cat "$WORK/late-submit.err"; die "submit into an empty output failed"; }
+mkdir -p "$WORK/late"
+echo "keep me" >"$WORK/late/notes.txt"
+"$BIN" worker --store "$STORE" --job "$job" --exit-when-finished >"$WORK/late-worker.log" 2>&1 ||
+    die "the worker of $job failed"
+[ "$(job_state "$job")" = failed ] || die "job $job is $(job_state "$job"), expected failed"
+"$BIN" status "$job" --store "$STORE" --json >"$WORK/late-status.json"
+jq -r .final.message "$WORK/late-status.json" |
+    grep -q "contains 1 object that DSpark did not write (notes.txt).*new --job-id" ||
+    die "the publish failure does not name the file and the retry: $(jq .final "$WORK/late-status.json")"
+[ "$(cat "$WORK/late/notes.txt")" = "keep me" ] || die "notes.txt was changed or deleted at publish"
+
+# Once the file is removed, submitting the same spec again names the failed
+# job and prints how to rerun it, and a new job id publishes the output.
+rm "$WORK/late/notes.txt"
+again=$("$BIN" submit "$WORK/late.json" --store "$STORE" 2>"$WORK/late-again.err") ||
+    { cat "$WORK/late-again.err"; die "a repeated submit of the failed job's spec failed"; }
+[ "$again" = "$job" ] || die "a repeated submit named $again, expected $job"
+grep -q "job $job already exists with this spec and is failed.*new --job-id" "$WORK/late-again.err" ||
+    { cat "$WORK/late-again.err"; die "a repeated submit does not say how to rerun the failed job"; }
+retry=$("$BIN" submit "$WORK/late.json" --store "$STORE" --job-id late-retry 2>"$WORK/late-retry.err") ||
+    { cat "$WORK/late-retry.err"; die "the retry under a new job id was rejected"; }
+"$BIN" worker --store "$STORE" --job "$retry" --exit-when-finished >"$WORK/late-retry.log" 2>&1 ||
+    die "the worker of $retry failed"
+[ "$(job_state "$retry")" = done ] || die "the retry $retry is $(job_state "$retry"), expected done"
+[ "$(cat "$WORK/late/_SUCCESS")" = "$retry" ] || die "the retry did not publish _SUCCESS"
+
+# An earlier DSpark output is replaced, and its extra parts go.
 write_spec "$WORK/many.json" "$WORK/in/*.jsonl" "$WORK/out" 20000
 "$BIN" run "$WORK/many.json" --store "$STORE" >"$WORK/run2.log" 2>&1 || die "the split job failed"
 parts=$(find "$WORK/out" -name 'part-*' | wc -l)

@@ -3,13 +3,16 @@
 # and counted: records_utf8_repaired in `status --json`, in the totals of
 # _MANIFEST.json and in `dspark report`, and a line in the run summary.
 # Covered: JSONL string values (a Latin-1 byte, a cut-off sequence, an
-# overlong form), a WET conversion record, and a dedup_exact job, whose
+# overlong form, a lone high and a lone low surrogate escape, next to a
+# valid surrogate pair that stays), a WET conversion record, and a
+# dedup_exact job, whose
 # filter stage reads the inputs a second time but must count them once.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/jsonl" "$WORK/wet"
-# Three of five JSONL records contain invalid UTF-8 inside the text value,
-# and one of two WET conversion records does.
+# Five of eight JSONL records contain invalid UTF-8 or a lone surrogate
+# escape inside the text value, and one of two WET conversion records
+# contains invalid UTF-8.
 python3 - "$WORK/jsonl/a.jsonl" "$WORK/wet/a.wet" <<'PY'
 import sys
 lines = [
@@ -18,6 +21,9 @@ lines = [
     b'{"id": "3", "text": "the euro sign cut short \xe2\x82 in the middle"}',
     b'{"id": "4", "text": "an overlong slash \xc0\xaf is not valid either"}',
     b'{"id": "5", "text": "another valid line with \xc3\xa9 in it"}',
+    b'{"id": "6", "text": "a lone high surrogate \\ud800 without its pair"}',
+    b'{"id": "7", "text": "a lone low surrogate \\udc00 on its own"}',
+    b'{"id": "8", "text": "a valid pair \\ud83d\\ude00 stays as it is"}',
 ]
 with open(sys.argv[1], "wb") as f:
     f.write(b"\n".join(lines) + b"\n")
@@ -68,11 +74,16 @@ JSON
     [ "$replaced" = "$want" ] || die "$name: $replaced output documents contain U+FFFD, expected $want"
 }
 
-check_repaired jsonl '{"op": "normalize"}' "$WORK/jsonl/*.jsonl" 3 5
+check_repaired jsonl '{"op": "normalize"}' "$WORK/jsonl/*.jsonl" 5 8
+if zstdcat "$WORK/out-jsonl"/part-*.zst | grep -qiE '\\ud800|\\udc00'; then
+    die "jsonl: a lone surrogate escape reached the output"
+fi
+zstdcat "$WORK/out-jsonl"/part-*.zst | jq -r .text | grep -q $'a valid pair \U0001F600 stays' ||
+    die "jsonl: the valid surrogate pair did not survive as U+1F600"
 echo "ok jsonl"
 check_repaired wet '{"op": "normalize"}' "$WORK/wet/*.wet" 1 2
 echo "ok wet"
-check_repaired dedup '{"op": "dedup_exact"}' "$WORK/jsonl/*.jsonl" 3 5
+check_repaired dedup '{"op": "dedup_exact"}' "$WORK/jsonl/*.jsonl" 5 8
 echo "ok dedup"
 
 # normalize itself finds nothing left to fix: the reader repaired it.

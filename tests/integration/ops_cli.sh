@@ -50,6 +50,7 @@ opts = {o["name"]: o for o in langid["options"]}
 assert opts["min_score"]["default"] == 0.65, opts["min_score"]
 assert opts["keep"]["type"] == "list", opts["keep"]
 assert "low_score" in langid["reasons"], langid["reasons"]
+assert (opts["max_bytes"]["min"], opts["max_bytes"]["max"]) == (0, 10**15), opts["max_bytes"]
 PY
 
 "$DSPARK_BIN" ops no_such_operator >"$work/out" 2>"$work/err"

@@ -6,7 +6,8 @@
 # report still works after `dspark gc`, and refuses a missing output, an
 # output without _SUCCESS and a corrupt manifest with exit codes 5, 1, 1.
 # It refuses a part that is missing or has another size, totals that
-# disagree with the files, and with --verify a part whose bytes changed.
+# disagree with the files, and with --verify a part whose bytes changed or
+# part files that the manifest does not list.
 # With an S3 server configured, it reads an output on S3.
 . "$(dirname "$0")/job_lib/common.bash"
 
@@ -188,6 +189,23 @@ cp -r "$WORK/out-cc" "$WORK/out-dmg"
 printf '\x00' | dd of="$WORK/out-dmg/$part" bs=1 seek=1000 conv=notrunc 2>/dev/null
 "$BIN" report "$WORK/out-dmg" >/dev/null || die "a same-size change should pass without --verify"
 expect_damage "a changed byte" "$part has SHA-256 .* but _MANIFEST.json lists" --verify
+
+# Data files that the manifest does not list: --verify names each one.
+cp -r "$WORK/out-cc" "$WORK/out-dmg"
+cp "$WORK/out-dmg/$part" "$WORK/out-dmg/part-00099.jsonl.zst"
+mkdir -p "$WORK/out-dmg/_rejects"
+echo '{}' >"$WORK/out-dmg/_rejects/part-00042.jsonl"
+"$BIN" report "$WORK/out-dmg" >/dev/null || die "unlisted parts should pass without --verify"
+"$BIN" report --verify "$WORK/out-dmg" >/dev/null 2>"$WORK/unlisted.err"
+rc=$?
+[ $rc = 1 ] || die "unlisted parts: report --verify exited $rc, expected 1"
+grep -q "out-dmg/part-00099.jsonl.zst is not listed in _MANIFEST.json" "$WORK/unlisted.err" ||
+    { cat "$WORK/unlisted.err"; die "unlisted parts: the extra part is not named"; }
+grep -q "out-dmg/_rejects/part-00042.jsonl is not listed in _MANIFEST.json" "$WORK/unlisted.err" ||
+    { cat "$WORK/unlisted.err"; die "unlisted parts: the extra reject part is not named"; }
+grep -q "contains 2 data files that _MANIFEST.json does not list" "$WORK/unlisted.err" ||
+    { cat "$WORK/unlisted.err"; die "unlisted parts: the count is missing"; }
+rm -rf "$WORK/out-dmg"
 
 cp -r "$WORK/out-cc" "$WORK/out-dmg"
 jq '.totals.records_out += 5' "$WORK/out-cc/_MANIFEST.json" >"$WORK/out-dmg/_MANIFEST.json"

@@ -46,6 +46,16 @@ static void test_parse_size(void)
     CHECK_EQ_INT(dsp_parse_size("-5"), -1);
     CHECK_EQ_INT(dsp_parse_size("5x"), -1);
     CHECK_EQ_INT(dsp_parse_size(""), -1);
+    CHECK_EQ_INT(dsp_parse_size("1e30"), -2);
+    CHECK_EQ_INT(dsp_parse_size("9000000TiB"), -2);
+}
+
+static void test_format_utc_ms(void)
+{
+    char buf[40];
+    CHECK_EQ_STR(dsp_format_utc_ms(0, buf, sizeof buf), "1970-01-01T00:00:00.000Z");
+    CHECK_EQ_STR(dsp_format_utc_ms(1764915276038LL, buf, sizeof buf), "2025-12-05T06:14:36.038Z");
+    CHECK_EQ_STR(dsp_format_utc_ms(-1, buf, sizeof buf), "1969-12-31T23:59:59.999Z");
 }
 
 static void test_hashes(void)
@@ -135,7 +145,7 @@ static size_t count_of(const char *haystack, const char *needle)
 static void log_typed_values(void)
 {
     dsp_log_context("2024", "s0", "t00001", "a1-x");
-    DSP_INFO("typed", "count=42 neg=-7 zero=0 lead=007 max=9007199254740992 "
+    DSP_INFO("typed", "count=42 neg=-7 zero=0 lead=007 max=1000000000000000 "
                       "big=9007199254740993 ratio=1.5 id=123 worker=55 job=2024 "
                       "message=\"two words\"");
     dsp_log_context(NULL, NULL, NULL, NULL);
@@ -154,7 +164,7 @@ static void test_log_json_numbers(void)
     CHECKF(strstr(line, "\"neg\":-7,") != NULL, "%s", line);
     CHECKF(strstr(line, "\"zero\":0,") != NULL, "%s", line);
     CHECKF(strstr(line, "\"lead\":\"007\"") != NULL, "%s", line);
-    CHECKF(strstr(line, "\"max\":9007199254740992,") != NULL, "%s", line);
+    CHECKF(strstr(line, "\"max\":1000000000000000,") != NULL, "%s", line);
     CHECKF(strstr(line, "\"big\":\"9007199254740993\"") != NULL, "%s", line);
     CHECKF(strstr(line, "\"ratio\":\"1.5\"") != NULL, "%s", line);
     CHECKF(strstr(line, "\"id\":\"123\"") != NULL, "%s", line);
@@ -218,6 +228,7 @@ static void test_log_format_variable(void)
 }
 
 TEST_MAIN({"buf append and reset", test_buf_append_and_reset},
+          {"format utc ms", test_format_utc_ms},
           {"err prefix", test_err_prefix},
           {"parse size", test_parse_size},
           {"sha256 md5 xxh3", test_hashes},

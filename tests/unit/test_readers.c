@@ -336,7 +336,7 @@ static void test_bad_records(void)
         "{\"t\xffxt\":\"x\",\"text\":\"y\"}\n"  /* 70: invalid UTF-8 in a member name */
         "{\"id\":1}\n"                         /* 94: missing text */
         "{\"text\":42}\n"                      /* 103: text not a string */
-        "[1,2]\n"                              /* 115: not an object */
+        "[1,2]\n"                              /* 115: valid JSON, not an object */
         "{\"text\":\"ok2\"} trailing\n"        /* 121: invalid JSON */
         "{\"text\":\"ok3\"}\n";
     REQUIRE(put(&t, "bad.jsonl", lines, sizeof lines - 1) == 0);
@@ -350,7 +350,7 @@ static void test_bad_records(void)
     CHECK_EQ_INT(res.stats.utf8_repaired, 1);
     REQUIRE(rejects.n == 7);
     const char *want_reasons[] = {"invalid_json", "invalid_json", "invalid_utf8", "missing_text",
-                                  "text_not_string", "invalid_json", "invalid_json"};
+                                  "text_not_string", "not_object", "invalid_json"};
     const uint64_t want_offsets[] = {15, 32, 70, 94, 103, 115, 121};
     char want_source[128];
     snprintf(want_source, sizeof want_source, "%s/bad.jsonl", t.dir);
@@ -360,6 +360,52 @@ static void test_bad_records(void)
         CHECK_EQ_STR(rejects.keys[i], want_source);
     }
     dsp_buf_free(&res.texts);
+    temp_store_close(&t);
+}
+
+/* A lone UTF-16 surrogate escape stands for no character. The reader
+ * replaces it with U+FFFD in the line and the text and counts the record
+ * as repaired, as it does for invalid UTF-8. Pairs, escaped backslashes
+ * and other escapes stay as they are. */
+static void test_lone_surrogates(void)
+{
+    static const struct {
+        const char *line, *text, *repaired_line;
+    } cases[] = {
+        {"{\"text\":\"a\\ud800b\"}", "a\xef\xbf\xbd" "b", "{\"text\":\"a\xef\xbf\xbd" "b\"}"},
+        {"{\"text\":\"a\\udc00\"}", "a\xef\xbf\xbd", "{\"text\":\"a\xef\xbf\xbd\"}"},
+        {"{\"text\":\"\\ud800\\u0041\"}", "\xef\xbf\xbd" "A", "{\"text\":\"\xef\xbf\xbd\\u0041\"}"},
+        {"{\"text\":\"\\udbff\\ud800\\udc00\"}", "\xef\xbf\xbd\xf0\x90\x80\x80",
+         "{\"text\":\"\xef\xbf\xbd\\ud800\\udc00\"}"},
+        {"{\"a\":\"\\ud800\",\"text\":\"x\"}", "x", "{\"a\":\"\xef\xbf\xbd\",\"text\":\"x\"}"},
+        {"{\"text\":\"\\ud83d\\ude00\"}", "\xf0\x9f\x98\x80", NULL},
+        {"{\"text\":\"\\\\ud800\"}", "\\ud800", NULL},
+    };
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "%s\n", cases[i].line);
+        REQUIRE(put(&t, "s.jsonl", line, strlen(line)) == 0);
+        reject_log rejects = {0};
+        read_result res;
+        read_all(&t, "s.jsonl", 0, -1, 0, &rejects, &res);
+        CHECKF(res.status == DSP_OK, "%s: %s", cases[i].line, res.err.msg);
+        CHECKF(rejects.n == 0, "%s: rejected as %s", cases[i].line, rejects.reasons[0]);
+        CHECKF(res.texts.data && !strcmp(res.texts.data, cases[i].text), "%s: text %s",
+               cases[i].line, res.texts.data ? res.texts.data : "(none)");
+        CHECKF(res.stats.utf8_repaired == (cases[i].repaired_line ? 1u : 0u),
+               "%s: %llu records repaired", cases[i].line,
+               (unsigned long long)res.stats.utf8_repaired);
+        dsp_buf_free(&res.texts);
+
+        dsp_buf out = DSP_BUF_INIT;
+        const char *want = cases[i].repaired_line ? cases[i].repaired_line : cases[i].line;
+        dsp_json_repair(cases[i].line, strlen(cases[i].line), &out);
+        CHECKF(out.len == strlen(want) && !memcmp(out.data, want, out.len),
+               "%s: repaired line %.*s", cases[i].line, (int)out.len, out.data);
+        dsp_buf_free(&out);
+    }
     temp_store_close(&t);
 }
 
@@ -639,7 +685,12 @@ static void test_json_validate(void)
         {"{\"a\":\"\\x\"}", DSP_JSON_INVALID},
         {"{\"a\":tru}", DSP_JSON_INVALID},
         {"{} {}", DSP_JSON_INVALID},
-        {"\"text\"", DSP_JSON_INVALID},
+        {"\"text\"", DSP_JSON_NOT_OBJECT},
+        {"[1,2,3]", DSP_JSON_NOT_OBJECT},
+        {" 42 ", DSP_JSON_NOT_OBJECT},
+        {"null", DSP_JSON_NOT_OBJECT},
+        {"[1,2", DSP_JSON_INVALID},
+        {"42 43", DSP_JSON_INVALID},
         {"", DSP_JSON_INVALID},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -907,6 +958,7 @@ TEST_MAIN({"empty file", test_empty_file},
           {"crlf blank unterminated", test_crlf_blank_unterminated},
           {"bad records rejected", test_bad_records},
           {"text member lookup", test_text_member_lookup},
+          {"lone surrogates repaired", test_lone_surrogates},
           {"huge line rejected", test_huge_line_rejected},
           {"plain file named zst", test_plain_named_zst},
           {"byte ranges cover once", test_byte_ranges_cover},

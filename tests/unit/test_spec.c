@@ -3,6 +3,7 @@
 
 #include "../../core/util.h"
 #include "../../planner/plan.h"
+#include "../../tasks/op.h"
 #include "test.h"
 
 static dsp_spec *parse_ok(const char *text)
@@ -262,7 +263,8 @@ static void test_spec_output_errors(void)
                  "output.target_shard_bytes: invalid size \"12XB\"");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\","
                  "\"target_shard_bytes\":0}}",
-                 "output.target_shard_bytes: must be at least 1 byte");
+                 "output.target_shard_bytes: 0 is out of range; expected 1 to "
+                 "9000000000000000000 bytes");
 }
 
 static void test_spec_option_errors(void)
@@ -278,11 +280,78 @@ static void test_spec_option_errors(void)
     expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"target_task_bytes\":true}}",
                  "options.target_task_bytes: expected a size");
     expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"max_record_bytes\":-5}}",
-                 "options.max_record_bytes: expected a whole number of bytes, got -5");
+                 "options.max_record_bytes: -5 is out of range; expected 1 to");
     expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"target_task_bytes\":100}}",
                  "options.target_task_bytes: 100 is too small; use at least 1024 bytes");
     expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":[]}",
                  "options: expected an object, got a list");
+}
+
+/* Integers far out of range, in every kind of integer field: spec options,
+ * sizes given as numbers or strings, and operator options. */
+static void test_spec_integer_ranges(void)
+{
+    expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"max_attempts\":1e30}}",
+                 "options.max_attempts: 1e+30 is out of range; expected 1 to 100");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"lease_seconds\":1e30}}",
+                 "options.lease_seconds: 1e+30 is out of range; expected 5 to 86400");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"target_task_bytes\":1e30}}",
+                 "options.target_task_bytes: 1e+30 is out of range; expected 1 "
+                 "to 9000000000000000000 bytes");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT
+                 ",\"options\":{\"max_record_bytes\":\"1e30\"}}",
+                 "options.max_record_bytes: size \"1e30\" is out of range; expected 1 to "
+                 "9000000000000000000 bytes");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\","
+                 "\"target_shard_bytes\":\"9000000TiB\"}}",
+                 "output.target_shard_bytes: size \"9000000TiB\" is out of range");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"level\":1e30}}",
+                 "output.level: 1e+30 is out of range");
+
+    static const struct {
+        const char *step, *want;
+    } steps[] = {
+        {"{\"op\":\"length\",\"min_chars\":1e30}",
+         "steps[0] (length): option \"min_chars\": 1e+30 is out of range; "
+         "expected 0 to 1000000000000000"},
+        {"{\"op\":\"length\",\"max_words\":-1}",
+         "option \"max_words\": -1 is out of range; expected 0 to 1000000000000000"},
+        {"{\"op\":\"c4_quality\",\"min_sentences\":3000000000}",
+         "option \"min_sentences\": 3000000000 is out of range; expected 0 to 2147483647"},
+        {"{\"op\":\"dedup_minhash\",\"ngram\":1e30}",
+         "option \"ngram\": 1e+30 is out of range; expected 1 to 64"},
+        {"{\"op\":\"repartition\",\"shards\":1e30}",
+         "option \"shards\": 1e+30 is out of range; expected 0 to 10000"},
+        {"{\"op\":\"sample\",\"rate\":0.5,\"seed\":1e30}",
+         "option \"seed\": 1e+30 is out of range"},
+        {"{\"op\":\"gopher_repetition\",\"max_lines\":1e30}",
+         "option \"max_lines\": 1e+30 is out of range; expected 1 to "
+         "4294967294"},
+        {"{\"op\":\"langid\",\"max_bytes\":1e30}",
+         "option \"max_bytes\": 1e+30 is out of range"},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"name\":\"j\",\"input\":\"/a\",\"steps\":[%s]," OUT "}",
+                 steps[i].step);
+        expect_error(text, steps[i].want);
+    }
+}
+
+/* Every integer option of every operator declares a range that contains
+ * its default, so the registry can check values against it. */
+static void test_op_integer_ranges_declared(void)
+{
+    for (const dsp_op_def *const *def = dsp_op_all(); *def; def++) {
+        for (const dsp_op_option *o = (*def)->options; o && o->name; o++) {
+            if (o->type != DSP_OPT_INT)
+                continue;
+            CHECKF(o->min < o->max, "%s.%s: no range declared", (*def)->name, o->name);
+            double dflt = o->default_json ? atof(o->default_json) : 0;
+            CHECKF(dflt >= o->min, "%s.%s: default below the range", (*def)->name, o->name);
+            CHECKF(dflt <= o->max, "%s.%s: default above the range", (*def)->name, o->name);
+        }
+    }
 }
 
 static void test_spec_invalid_json(void)
@@ -304,4 +373,6 @@ TEST_MAIN({"spec defaults", test_spec_defaults},
           {"spec step errors", test_spec_step_errors},
           {"spec output errors", test_spec_output_errors},
           {"spec option errors", test_spec_option_errors},
+          {"spec integer ranges", test_spec_integer_ranges},
+          {"op integer ranges declared", test_op_integer_ranges_declared},
           {"spec invalid json", test_spec_invalid_json})
