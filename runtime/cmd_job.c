@@ -876,9 +876,10 @@ static const char gc_help[] =
     "commits, seals, errors and state are kept, so status still works.\n\n"
     "With --temp-older-than, remove instead the hidden temporary files\n"
     "(.dsp-tmp.*) that writers killed in the middle of a put left in a local\n"
-    "store: those unchanged for SECONDS whose writer pid no longer runs on this\n"
-    "machine. For a directory shared with other hosts, choose SECONDS above the\n"
-    "longest put (3600 is a safe start). S3 stores keep no such files.\n\n"
+    "store, or in a local output directory given as --store: those unchanged for\n"
+    "SECONDS whose writer pid no longer runs on this machine. For a directory\n"
+    "shared with other hosts, choose SECONDS above the longest put (3600 is a\n"
+    "safe start). S3 stores keep no such files.\n\n"
     STORE_HELP EXIT_CODES_HELP;
 
 /* Resolve a store URI to a local directory; NULL for an S3 store. */
