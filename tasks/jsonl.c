@@ -480,6 +480,34 @@ int dsp_json_validate(const char *line, size_t len, int *needs_repair)
     return json_validate_find(line, len, needs_repair, NULL, &val, &val_len, &found);
 }
 
+const char *dsp_jsonl_check_line(const char *line, size_t len, const char *text_field)
+{
+    size_t text_len = strlen(text_field);
+    const char *names[1] = {text_field};
+    unique_check uc = {names, &text_len, 1, {0}, -1, 0};
+    int needs_repair = 0;
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    find_result found;
+    int rc = json_validate_find(line, len, &needs_repair, &uc, &raw, &raw_len, &found);
+    if (rc == DSP_JSON_INVALID)
+        return "invalid_json";
+    if (rc == DSP_JSON_NOT_OBJECT)
+        return "not_object";
+    if (rc == DSP_JSON_INVALID_NAME_UTF8 || needs_repair)
+        return "invalid_utf8";
+    if (uc.duplicate >= 0 ||
+        (uc.escaped_name && dsp_json_count_member(line, len, text_field, text_len) > 1))
+        return "duplicate_key";
+    if (found == FIND_UNKNOWN)
+        found = dsp_json_find(line, len, text_field, &raw, &raw_len) ? FIND_FOUND : FIND_MISSING;
+    if (found == FIND_MISSING)
+        return "missing_text";
+    if (raw[0] != '"')
+        return "text_not_string";
+    return NULL;
+}
+
 size_t dsp_utf8_repair(const char *s, size_t len, dsp_buf *out)
 {
     const unsigned char *p = (const unsigned char *)s;

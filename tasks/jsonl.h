@@ -112,6 +112,15 @@ enum { DSP_JSON_VALID = 0, DSP_JSON_INVALID, DSP_JSON_INVALID_NAME_UTF8, DSP_JSO
  * UTF-16 surrogate escape, which dsp_json_repair() replaces.
  */
 int dsp_json_validate(const char *line, size_t len, int *needs_repair);
+/*
+ * Check a line as the reader checks a record, for lines that come from
+ * elsewhere, such as the output of an exec command. Returns NULL for a
+ * valid record, else the reject reason: invalid_json, not_object,
+ * missing_text, text_not_string, duplicate_key (two members named
+ * text_field), or invalid_utf8, which here also covers invalid UTF-8 and
+ * lone surrogate escapes in string values, because nothing repairs them.
+ */
+const char *dsp_jsonl_check_line(const char *line, size_t len, const char *text_field);
 /* Append the valid JSON line to out with each invalid UTF-8 byte and each
  * lone surrogate escape (\ud800 without a low surrogate escape after it,
  * or a lone \udc00) replaced by U+FFFD, and return the number replaced. */

@@ -11,8 +11,9 @@
  * end of stdout, commands that buffer their output (tr, sed, python3)
  * work. The task fails, with the last bytes of the command's stderr in the
  * message, when the command cannot start, exits non-zero, is killed, runs
- * longer than timeout_seconds, writes a line that is not a JSON object, or
- * writes a different number of lines.
+ * longer than timeout_seconds, writes a line that is not a valid record
+ * (a JSON object with the text member once, as a string, and valid UTF-8
+ * in every string), or writes a different number of lines.
  *
  * The command runs in a process group of its own and gets SIGKILL when its
  * worker dies for any reason, SIGKILL included. When the task is cancelled (the worker is
@@ -38,6 +39,7 @@
 
 #include "../core/buf.h"
 #include "../core/util.h"
+#include "jsonl.h"
 #include "op.h"
 #include "op_text.h"
 
@@ -386,6 +388,20 @@ static int exec_line_is_null(const char *p, size_t n)
     return n == 0 || (n == 4 && memcmp(p, "null", 4) == 0);
 }
 
+/* What a reason of dsp_jsonl_check_line means for a command's output. */
+static const char *exec_problem_detail(const char *problem)
+{
+    if (!strcmp(problem, "invalid_json") || !strcmp(problem, "not_object"))
+        return "expected one JSON object per line";
+    if (!strcmp(problem, "invalid_utf8"))
+        return "a string contains invalid UTF-8 or a lone surrogate escape";
+    if (!strcmp(problem, "missing_text"))
+        return "the text member is missing";
+    if (!strcmp(problem, "text_not_string"))
+        return "the text member is not a string";
+    return "the text member appears twice";
+}
+
 static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
                                dsp_op_counters *c, dsp_err *err)
 {
@@ -427,13 +443,15 @@ static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
             keep[i] = 0;
             c->removed[0]++;
         } else {
-            cJSON *obj = cJSON_ParseWithLength(p, n);
-            int ok = cJSON_IsObject(obj);
-            cJSON_Delete(obj);
-            if (!ok)
+            /* The same checks as for input records: later steps and the
+             * writer rely on them. */
+            const char *problem = dsp_jsonl_check_line(p, n, b->text_field);
+            if (problem)
                 return dsp_err_set(err, DSP_ECORRUPT,
-                                   "exec %s: output line %zu is not a JSON object: %.*s",
-                                   s->argv[0], line_no, (int)(n < 80 ? n : 80), p);
+                                   "exec %s: output line %zu is not a valid record (%s: %s): "
+                                   "%.*s",
+                                   s->argv[0], line_no, problem,
+                                   exec_problem_detail(problem), (int)(n < 80 ? n : 80), p);
             d->line = dsp_arena_strndup(&b->arena, p, n);
             d->line_len = n;
             d->text = NULL;
