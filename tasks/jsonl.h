@@ -15,9 +15,9 @@
  * JSON), not_object (valid JSON but not an object, such as [1,2] or 42),
  * invalid_utf8 (in a member name), record_too_large (over
  * max_record_bytes), missing_text and text_not_string (the text member),
- * and duplicate_key (a top-level member that the job reads, the text
- * member or one in unique_fields, occurs twice, or a member along one of
- * their dotted paths does).
+ * and duplicate_key. A record gets duplicate_key when the text member or
+ * a member in unique_fields occurs twice, or a member along one of their
+ * dotted paths does.
  * Invalid UTF-8 and lone UTF-16 surrogate escapes (\ud800 without its low
  * half) inside strings are repaired with U+FFFD, and the record is counted
  * as repaired. Blank lines are skipped and not counted as records, and a

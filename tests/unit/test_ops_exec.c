@@ -188,6 +188,52 @@ static void test_exec_bad_output(void)
     dsp_batch_free(&b);
 }
 
+/* The command runs without the credential variables, and a secret that
+ * its stderr contains anyway is masked in the error message. */
+static void test_exec_no_credentials(void)
+{
+    static const char *const vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN"};
+    char *saved[5];
+    for (int i = 0; i < 5; i++) {
+        const char *v = getenv(vars[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        setenv(vars[i], "exec-test-secret-value", 1);
+    }
+    setenv("DSP_EXEC_TEST_KEPT", "kept", 1);
+
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; "
+                       "env | grep -c exec-test-secret >&2; echo other=$DSP_EXEC_TEST_KEPT >&2; "
+                       "exit 3\"]}",
+                       &b, 1) == DSP_EIO);
+    /* grep -c prints 0: no variable of the command has the secret. */
+    CHECKF(strstr(r.err.msg, "stderr: 0\nother=kept") != NULL, "%s", r.err.msg);
+    dsp_op_instance_free(&r.inst);
+
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; "
+                       "echo leaked exec-test-secret-value. >&2; exit 3\"]}",
+                       &b, 1) == DSP_EIO);
+    CHECKF(strstr(r.err.msg, "exec-test-secret-value") == NULL, "%s", r.err.msg);
+    CHECKF(strstr(r.err.msg, "leaked ***.") != NULL, "%s", r.err.msg);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    for (int i = 0; i < 5; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        else
+            unsetenv(vars[i]);
+        free(saved[i]);
+    }
+    unsetenv("DSP_EXEC_TEST_KEPT");
+}
+
 static void test_exec_timeout(void)
 {
     dsp_batch b;
@@ -215,6 +261,7 @@ static void test_exec_invalid_options(void)
 TEST_MAIN({"exec rejected without allow", test_exec_rejected_without_allow},
           {"exec sed rewrites", test_exec_sed_rewrites},
           {"exec invalid records", test_exec_invalid_records},
+          {"exec without credentials", test_exec_no_credentials},
           {"exec python maps and drops", test_exec_python_maps_and_drops},
           {"exec failing command", test_exec_failing_command},
           {"exec bad output", test_exec_bad_output},
