@@ -130,12 +130,7 @@ static dsp_status spec_check_fields(const cJSON *obj, const char *const *known,
                                source, path, hint);
         return dsp_err_set(err, DSP_EINVAL, "%s: %s: unknown field", source, path);
     }
-    for (const cJSON *c = obj->child; c; c = c->next)
-        for (const cJSON *d = c->next; d; d = d->next)
-            if (!strcmp(c->string, d->string))
-                return dsp_err_set(err, DSP_EINVAL, "%s: %s%s%s: field given twice", source,
-                                   where ? where : "", where ? "." : "", c->string);
-    return DSP_OK;
+    return DSP_OK; /* spec_check_duplicates has rejected repeated keys */
 }
 
 /* A non-empty string field; *out points into the JSON tree. */
@@ -296,6 +291,38 @@ static dsp_status spec_resolve_uri(const char *uri, const char *path, const char
     if (!strcmp(rel, "."))
         rel = "";
     *out = dsp_xasprintf("%s%s%s", cwd, strcmp(cwd, "/") && *rel ? "/" : "", rel);
+    return DSP_OK;
+}
+
+/*
+ * Reject an object that names a key twice, anywhere in the spec. cJSON
+ * keeps both members and its lookups return the first, so the second
+ * value would be ignored without a word. path is the JSON path of node,
+ * such as "steps[2]", or "" for the top level.
+ */
+static dsp_status spec_check_duplicates(const cJSON *node, const char *path, const char *source,
+                                        dsp_err *err)
+{
+    int index = 0;
+    for (const cJSON *c = node->child; c; c = c->next, index++) {
+        char child_path[512];
+        if (cJSON_IsObject(node)) {
+            snprintf(child_path, sizeof child_path, "%s%s%s", path, path[0] ? "." : "",
+                     c->string);
+            for (const cJSON *prev = node->child; prev != c; prev = prev->next) {
+                if (strcmp(prev->string, c->string) == 0)
+                    return dsp_err_set(err, DSP_EINVAL,
+                                       "%s: %s: key given twice; remove one of the two "
+                                       "values, because each key may appear once in an object",
+                                       source, child_path);
+            }
+        } else {
+            snprintf(child_path, sizeof child_path, "%s[%d]", path, index);
+        }
+        dsp_status st = spec_check_duplicates(c, child_path, source, err);
+        if (st != DSP_OK)
+            return st;
+    }
     return DSP_OK;
 }
 
@@ -649,6 +676,8 @@ dsp_status dsp_spec_parse(const char *text, size_t len, const char *source, dsp_
         st = spec_type_error(err, source, "(top level)", "a JSON object", root);
         goto fail;
     }
+    if ((st = spec_check_duplicates(root, "", source, err)))
+        goto fail;
     if ((st = spec_check_fields(root, top_fields, source, NULL, err)))
         goto fail;
 

@@ -1048,6 +1048,10 @@ static void run_task(work_item *w, running_task *rt)
     cfg.format = input_format(spec->format);
     cfg.text_field = spec->text_field;
     cfg.id_field = spec->id_field;
+    /* From all steps, wide ones included, so that every stage that reads
+     * the job's inputs rejects the same records. */
+    const char **read_fields = dsp_op_read_fields(spec->steps);
+    cfg.unique_fields = read_fields;
     cfg.max_record_bytes = spec->max_record_bytes;
     cfg.out_store = W.store;
     cfg.out_prefix = prefix;
@@ -1105,6 +1109,7 @@ static void run_task(work_item *w, running_task *rt)
     unregister_running(rt);
     dsp_log_context(NULL, NULL, NULL, NULL);
     free(versions);
+    free(read_fields);
     free(inputs);
     free(prefix);
 }

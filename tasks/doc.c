@@ -418,6 +418,43 @@ int dsp_json_find_path(const char *line, size_t line_len, const char *path, cons
     }
 }
 
+size_t dsp_json_count_member(const char *line, size_t line_len, const char *name,
+                             size_t name_len)
+{
+    member_iter it;
+    if (object_iter_init(&it, line, line_len) != 0)
+        return 0;
+    member m;
+    size_t count = 0;
+    while (member_next(&it, &m) == 1) {
+        if (key_equals(m.key, m.key_len, name, name_len))
+            count++;
+    }
+    return count;
+}
+
+int dsp_json_path_is_unique(const char *line, size_t line_len, const char *path)
+{
+    size_t whole = dsp_json_count_member(line, line_len, path, strlen(path));
+    if (whole > 0)
+        return whole == 1;
+    const char *obj = line;
+    size_t obj_len = line_len;
+    const char *seg = path;
+    for (;;) {
+        const char *dot = strchr(seg, '.');
+        size_t seg_len = dot ? (size_t)(dot - seg) : strlen(seg);
+        if (seg_len == 0)
+            return 1;
+        size_t count = dsp_json_count_member(obj, obj_len, seg, seg_len);
+        if (count > 1)
+            return 0;
+        if (count == 0 || !dot || !json_find_n(obj, obj_len, seg, seg_len, &obj, &obj_len))
+            return 1;
+        seg = dot + 1;
+    }
+}
+
 /* ---- UTF-8 ---- */
 
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
@@ -745,19 +782,35 @@ void dsp_json_encode_string(dsp_buf *out, const char *s, size_t len)
 
 /* ---- documents ---- */
 
+/*
+ * A member that an earlier step added under the same name is dropped, so
+ * that a name occurs once even when two steps add it (two langid steps, or
+ * a stats `field` named "lang"). Extra names are all written by
+ * json_escape, so their raw forms compare exactly.
+ */
 void dsp_doc_add_field(dsp_batch *b, dsp_doc *d, const char *name, const char *value_json)
 {
     size_t name_len = strlen(name);
     size_t value_len = strlen(value_json);
     size_t cap = d->extra_len + 1 + name_len * 6 + 2 + 1 + value_len + 1;
     char *buf = dsp_arena_alloc(&b->arena, cap);
+    size_t key_len = json_escape(buf, name, name_len); /* the raw key, quotes included */
+    char *key = dsp_arena_strndup(&b->arena, buf, key_len);
     size_t o = 0;
     if (d->extra_len) {
-        memcpy(buf, d->extra, d->extra_len);
-        o = d->extra_len;
-        buf[o++] = ',';
+        member_iter it = {d->extra, d->extra + d->extra_len, 1};
+        member m;
+        while (member_next(&it, &m) == 1) {
+            if (m.key_len + 2 == key_len && memcmp(m.key, key + 1, m.key_len) == 0)
+                continue;
+            size_t len = (size_t)(m.val + m.val_len - m.start);
+            memcpy(buf + o, m.start, len);
+            o += len;
+            buf[o++] = ',';
+        }
     }
-    o += json_escape(buf + o, name, name_len);
+    memcpy(buf + o, key, key_len);
+    o += key_len;
     buf[o++] = ':';
     memcpy(buf + o, value_json, value_len);
     o += value_len;
@@ -774,18 +827,37 @@ void dsp_doc_set_text(dsp_batch *b, dsp_doc *d, const char *text, size_t len)
     d->words = NULL;
 }
 
-/* Whether the extra-members list has a member with this raw key. */
+/* Whether the extra-members list has a member named like the input member
+ * with this raw key. A raw key with escapes is decoded first, so
+ * "l\u0061ng" matches an added "lang". */
 static int extra_has_key(const dsp_doc *d, const char *raw_key, size_t raw_len)
 {
     if (!d->extra_len)
         return 0;
+    int escaped = memchr(raw_key, '\\', raw_len) != NULL;
+    dsp_arena scratch;
+    const char *name = raw_key;
+    size_t name_len = raw_len;
+    if (escaped) {
+        dsp_arena_init(&scratch, raw_len + 64);
+        char *quoted = dsp_arena_alloc(&scratch, raw_len + 2);
+        quoted[0] = '"';
+        memcpy(quoted + 1, raw_key, raw_len);
+        quoted[raw_len + 1] = '"';
+        name = dsp_json_decode_string(&scratch, quoted, raw_len + 2, &name_len);
+        if (!name) {
+            dsp_arena_free(&scratch);
+            return 0;
+        }
+    }
     member_iter it = {d->extra, d->extra + d->extra_len, 1};
     member m;
-    while (member_next(&it, &m) == 1) {
-        if (m.key_len == raw_len && memcmp(m.key, raw_key, raw_len) == 0)
-            return 1;
-    }
-    return 0;
+    int found = 0;
+    while (!found && member_next(&it, &m) == 1)
+        found = key_equals(m.key, m.key_len, name, name_len);
+    if (escaped)
+        dsp_arena_free(&scratch);
+    return found;
 }
 
 /*

@@ -96,6 +96,17 @@ int dsp_json_find(const char *line, size_t line_len, const char *name, const cha
  */
 int dsp_json_find_path(const char *line, size_t line_len, const char *path, const char **val,
                        size_t *len);
+/* Count the top-level members of a JSON object line whose decoded name is
+ * the name_len bytes at name. */
+size_t dsp_json_count_member(const char *line, size_t line_len, const char *name,
+                             size_t name_len);
+/*
+ * Return 0 when the lookup of dsp_json_find_path would meet a member name
+ * twice: the top-level member named `path`, or when that is absent, a
+ * member named by a segment in the object the walk has reached. Returns 1
+ * otherwise, also when the path is missing.
+ */
+int dsp_json_path_is_unique(const char *line, size_t line_len, const char *path);
 /* Decode a raw JSON string value (with quotes) into UTF-8, allocated in the
  * arena. Returns NULL on an invalid string (bad escape, unpaired surrogate
  * is replaced by U+FFFD instead). */

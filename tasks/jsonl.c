@@ -56,6 +56,17 @@ struct dsp_jsonl_reader {
     dsp_obj_info expect;
     int trusted;             /* lines were validated by an earlier pass */
 
+    /* Names for unique_check: slot 0 is the batch's text field, filled in
+     * by take_record, then the top-level names from opts->unique_fields
+     * and the first segment of each dotted path. */
+    const char *unique_names[DSP_JSONL_MAX_UNIQUE];
+    size_t unique_lens[DSP_JSONL_MAX_UNIQUE];
+    size_t nunique;
+    char **unique_paths;     /* dotted paths, checked level by level */
+    size_t npaths;
+    char **unique_owned;     /* the copies in unique_names and unique_paths */
+    size_t nowned;
+
     dsp_reader *src;
     dsp_reader *tail_src; /* window past range_end, opened on demand */
     uint64_t tail_next;   /* object offset where the next tail window starts */
@@ -309,14 +320,32 @@ typedef enum {
 } find_result;
 
 /*
- * Validate like dsp_json_validate and, when name is not NULL, locate the
- * first top-level member called name in the same pass. *val and *val_len
- * get the raw value, quotes included, when it is a string. For any other
- * value *val points at its first byte and *val_len is 1. Member names
- * with escapes are compared only by dsp_json_find, so one of those before
- * the match makes the result FIND_UNKNOWN.
+ * Top-level member names that a record may contain at most once, because
+ * the job reads them: names[0] is the text member. json_validate_find
+ * compares each top-level name without escapes with every entry, and sets
+ * `duplicate` to the index of the first name seen twice. A name with
+ * escapes is only flagged in `escaped_name`, and the caller compares the
+ * names again with dsp_json_count_member.
  */
-static int json_validate_find(const char *line, size_t len, int *needs_repair, const char *name,
+typedef struct {
+    const char *const *names;
+    const size_t *lens;
+    size_t n;
+    unsigned char seen[DSP_JSONL_MAX_UNIQUE];
+    int duplicate;    /* index into names, or -1 */
+    int escaped_name; /* a top-level name contains a backslash escape */
+} unique_check;
+
+/*
+ * Validate like dsp_json_validate and, when uc is not NULL, locate the
+ * first top-level member called uc->names[0] in the same pass. *val and
+ * *val_len get the raw value, quotes included, when it is a string. For
+ * any other value *val points at its first byte and *val_len is 1. Member
+ * names with escapes are compared only by dsp_json_find, so one of those
+ * before the match makes the result FIND_UNKNOWN. Duplicate names go to
+ * uc as described at unique_check.
+ */
+static int json_validate_find(const char *line, size_t len, int *needs_repair, unique_check *uc,
                               const char **val, size_t *val_len, find_result *found)
 {
     const unsigned char *p = (const unsigned char *)line;
@@ -324,7 +353,6 @@ static int json_validate_find(const char *line, size_t len, int *needs_repair, c
     char stack[JSON_MAX_DEPTH];
     int depth = 0;
     int rc;
-    size_t name_len = name ? strlen(name) : 0;
     int capture = 0; /* the next value belongs to the member searched for */
     int top_object;  /* the line's value is an object, not an array or scalar */
     *needs_repair = 0;
@@ -419,12 +447,23 @@ member_name:
     rc = scan_string(&p, end, 1, needs_repair);
     if (rc != DSP_JSON_VALID)
         return rc;
-    if (name && depth == 1 && *found == FIND_MISSING) {
+    if (uc && depth == 1) {
         size_t raw_len = (size_t)(p - 1 - name_start);
-        if (memchr(name_start, '\\', raw_len))
-            *found = FIND_UNKNOWN;
-        else if (raw_len == name_len && memcmp(name_start, name, name_len) == 0)
-            capture = 1;
+        if (memchr(name_start, '\\', raw_len)) {
+            uc->escaped_name = 1;
+            if (*found == FIND_MISSING)
+                *found = FIND_UNKNOWN;
+        } else {
+            for (size_t i = 0; i < uc->n; i++) {
+                if (raw_len != uc->lens[i] || memcmp(name_start, uc->names[i], raw_len) != 0)
+                    continue;
+                if (uc->seen[i] && uc->duplicate < 0)
+                    uc->duplicate = (int)i;
+                uc->seen[i] = 1;
+                if (i == 0 && *found == FIND_MISSING)
+                    capture = 1;
+            }
+        }
     }
     p = skip_ws(p, end);
     if (p >= end || *p != ':')
@@ -439,6 +478,34 @@ int dsp_json_validate(const char *line, size_t len, int *needs_repair)
     size_t val_len;
     find_result found;
     return json_validate_find(line, len, needs_repair, NULL, &val, &val_len, &found);
+}
+
+const char *dsp_jsonl_check_line(const char *line, size_t len, const char *text_field)
+{
+    size_t text_len = strlen(text_field);
+    const char *names[1] = {text_field};
+    unique_check uc = {names, &text_len, 1, {0}, -1, 0};
+    int needs_repair = 0;
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    find_result found;
+    int rc = json_validate_find(line, len, &needs_repair, &uc, &raw, &raw_len, &found);
+    if (rc == DSP_JSON_INVALID)
+        return "invalid_json";
+    if (rc == DSP_JSON_NOT_OBJECT)
+        return "not_object";
+    if (rc == DSP_JSON_INVALID_NAME_UTF8 || needs_repair)
+        return "invalid_utf8";
+    if (uc.duplicate >= 0 ||
+        (uc.escaped_name && dsp_json_count_member(line, len, text_field, text_len) > 1))
+        return "duplicate_key";
+    if (found == FIND_UNKNOWN)
+        found = dsp_json_find(line, len, text_field, &raw, &raw_len) ? FIND_FOUND : FIND_MISSING;
+    if (found == FIND_MISSING)
+        return "missing_text";
+    if (raw[0] != '"')
+        return "text_not_string";
+    return NULL;
 }
 
 size_t dsp_utf8_repair(const char *s, size_t len, dsp_buf *out)
@@ -500,6 +567,57 @@ size_t dsp_json_repair(const char *line, size_t len, dsp_buf *out)
 
 /* ---- reader ---- */
 
+static char *keep_copy(dsp_jsonl_reader *r, const char *s, size_t len)
+{
+    char *copy = dsp_xmalloc(len + 1);
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    r->unique_owned = dsp_xrealloc(r->unique_owned, (r->nowned + 1) * sizeof(char *));
+    r->unique_owned[r->nowned++] = copy;
+    return copy;
+}
+
+/* Add a copy of name to the names that a record may contain once, unless
+ * present. Returns -1 when the table is full. */
+static int add_unique_name(dsp_jsonl_reader *r, const char *name, size_t len)
+{
+    for (size_t i = 1; i < r->nunique; i++)
+        if (r->unique_lens[i] == len && memcmp(r->unique_names[i], name, len) == 0)
+            return 0;
+    if (r->nunique == DSP_JSONL_MAX_UNIQUE)
+        return -1;
+    r->unique_names[r->nunique] = keep_copy(r, name, len);
+    r->unique_lens[r->nunique] = len;
+    r->nunique++;
+    return 0;
+}
+
+/*
+ * Fill the unique-name table from opts->unique_fields. A dotted path adds
+ * its whole name (a top-level member with that exact name wins) and its
+ * first segment; deeper segments are checked by dsp_json_path_is_unique.
+ */
+static dsp_status setup_unique(dsp_jsonl_reader *r, const char *const *fields, dsp_err *err)
+{
+    r->nunique = 1; /* slot 0: the text field */
+    for (size_t i = 0; fields && fields[i]; i++) {
+        const char *f = fields[i];
+        if (!f[0])
+            continue;
+        const char *dot = strchr(f, '.');
+        int full = add_unique_name(r, f, strlen(f));
+        int first = dot ? add_unique_name(r, f, (size_t)(dot - f)) : 0;
+        if (full != 0 || first != 0)
+            return dsp_err_set(err, DSP_EINVAL, "JSONL reader for %s: more than %d member "
+                               "names to check for duplicates", r->uri, DSP_JSONL_MAX_UNIQUE - 1);
+        if (dot) {
+            r->unique_paths = dsp_xrealloc(r->unique_paths, (r->npaths + 1) * sizeof(char *));
+            r->unique_paths[r->npaths++] = keep_copy(r, f, strlen(f));
+        }
+    }
+    return DSP_OK;
+}
+
 dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, dsp_err *err)
 {
     dsp_jsonl_reader *r = dsp_xcalloc(1, sizeof *r);
@@ -519,6 +637,9 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     r->skip_text_decode = opts->skip_text_decode;
     r->borrow_lines = opts->borrow_lines;
     r->trusted = opts->trusted;
+    st = setup_unique(r, opts->unique_fields, err);
+    if (st != DSP_OK)
+        goto fail;
     if (r->trusted && !r->skip_text_decode) {
         st = dsp_err_set(err, DSP_EINVAL, "JSONL reader for %s: trusted lines need "
                          "skip_text_decode, because their text is not located", r->uri);
@@ -571,15 +692,45 @@ fail:
     return st;
 }
 
-static dsp_status emit_reject(dsp_jsonl_reader *r, const char *reason, uint64_t offset,
-                              const char *record, size_t len, dsp_err *err)
+static dsp_status emit_reject_member(dsp_jsonl_reader *r, const char *reason, uint64_t offset,
+                                     const char *record, size_t len, const char *member,
+                                     dsp_err *err)
 {
     r->stats.rejected++;
     if (!r->reject)
         return DSP_OK;
     if (len > REJECT_PREFIX_BYTES)
         len = REJECT_PREFIX_BYTES;
-    return r->reject(r->reject_ctx, reason, r->uri, offset, record, len, err);
+    return r->reject(r->reject_ctx, reason, r->uri, offset, record, len, member, err);
+}
+
+static dsp_status emit_reject(dsp_jsonl_reader *r, const char *reason, uint64_t offset,
+                              const char *record, size_t len, dsp_err *err)
+{
+    return emit_reject_member(r, reason, offset, record, len, NULL, err);
+}
+
+/*
+ * Return the member name that occurs more than once among those the job
+ * reads, or NULL. uc holds what validation found; names with escapes and
+ * the nested levels of dotted paths are compared here, after decoding.
+ */
+static const char *find_duplicate(dsp_jsonl_reader *r, const char *line, size_t len,
+                                  const unique_check *uc)
+{
+    if (uc->duplicate >= 0)
+        return r->unique_names[uc->duplicate];
+    if (uc->escaped_name) {
+        for (size_t i = 0; i < r->nunique; i++) {
+            if (dsp_json_count_member(line, len, r->unique_names[i], r->unique_lens[i]) > 1)
+                return r->unique_names[i];
+        }
+    }
+    for (size_t i = 0; i < r->npaths; i++) {
+        if (!dsp_json_path_is_unique(line, len, r->unique_paths[i]))
+            return r->unique_paths[i];
+    }
+    return NULL;
 }
 
 static dsp_status push_trusted(dsp_jsonl_reader *r, dsp_batch *b, const char *line, size_t len,
@@ -621,13 +772,24 @@ static dsp_status take_record(dsp_jsonl_reader *r, dsp_batch *b, const char *lin
     const char *raw = NULL;
     size_t raw_len = 0;
     find_result found;
-    int rc = json_validate_find(line, len, &needs_repair, b->text_field, &raw, &raw_len, &found);
+    if (r->unique_names[0] != b->text_field) {
+        r->unique_names[0] = b->text_field;
+        r->unique_lens[0] = strlen(b->text_field);
+    }
+    unique_check uc = {r->unique_names, r->unique_lens, r->nunique, {0}, -1, 0};
+    int rc = json_validate_find(line, len, &needs_repair, &uc, &raw, &raw_len, &found);
     if (rc == DSP_JSON_INVALID)
         return emit_reject(r, "invalid_json", offset, line, len, err);
     if (rc == DSP_JSON_NOT_OBJECT)
         return emit_reject(r, "not_object", offset, line, len, err);
     if (rc == DSP_JSON_INVALID_NAME_UTF8)
         return emit_reject(r, "invalid_utf8", offset, line, len, err);
+    /* Operators see the first of two members with one name, but most JSON
+     * parsers (Python's json, jq) take the last one, so a kept record
+     * would pass on a value that no operator checked. */
+    const char *dup = find_duplicate(r, line, len, &uc);
+    if (dup)
+        return emit_reject_member(r, "duplicate_key", offset, line, len, dup, err);
     if (needs_repair) {
         dsp_buf_reset(&r->scratch);
         dsp_json_repair(line, len, &r->scratch);
@@ -855,6 +1017,10 @@ void dsp_jsonl_close(dsp_jsonl_reader *r)
     if (r->tail_src)
         dsp_reader_close(r->tail_src);
     dsp_buf_free(&r->scratch);
+    for (size_t i = 0; i < r->nowned; i++)
+        free(r->unique_owned[i]);
+    free(r->unique_owned);
+    free(r->unique_paths);
     free(r->buf);
     free(r->key);
     free(r->uri);

@@ -14,7 +14,10 @@
  * reason, key and byte offset. The reasons are invalid_json (not valid
  * JSON), not_object (valid JSON but not an object, such as [1,2] or 42),
  * invalid_utf8 (in a member name), record_too_large (over
- * max_record_bytes), missing_text and text_not_string (the text member).
+ * max_record_bytes), missing_text and text_not_string (the text member),
+ * and duplicate_key. A record gets duplicate_key when the text member or
+ * a member in unique_fields occurs twice, or a member along one of their
+ * dotted paths does.
  * Invalid UTF-8 and lone UTF-16 surrogate escapes (\ud800 without its low
  * half) inside strings are repaired with U+FFFD, and the record is counted
  * as repaired. Blank lines are skipped and not counted as records, and a
@@ -32,14 +35,18 @@
 
 /*
  * Receives one rejected record: reason (snake_case, e.g. "invalid_json"),
- * the source key, the decompressed byte offset of the record and up to the
- * first record_len bytes of it. A failure stops the reader.
+ * the source key, the decompressed byte offset of the record, up to the
+ * first record_len bytes of it, and the member name at fault (for
+ * duplicate_key) or NULL. A failure stops the reader.
  */
 typedef dsp_status (*dsp_reject_fn)(void *ctx, const char *reason, const char *key,
                                     uint64_t offset, const char *record, size_t record_len,
-                                    dsp_err *err);
+                                    const char *member, dsp_err *err);
 
 #define DSP_DEFAULT_MAX_RECORD_BYTES (64LL << 20)
+/* Maximum number of member names, the text field included, that the
+ * reader checks for duplicates. A dotted path counts twice. */
+#define DSP_JSONL_MAX_UNIQUE 32
 
 typedef struct {
     dsp_store *store;
@@ -66,6 +73,11 @@ typedef struct {
      * validation. Only for a second pass over input whose first pass
      * rejected and repaired no record; needs skip_text_decode. */
     int trusted;
+    /* Optional, NULL-terminated: members besides the text field that the
+     * job reads, as top-level names or dotted paths ("metadata.url"). A
+     * record in which one of them occurs twice is rejected as
+     * duplicate_key, like one with two text members. */
+    const char *const *unique_fields;
 } dsp_jsonl_opts;
 
 typedef struct {
@@ -100,6 +112,15 @@ enum { DSP_JSON_VALID = 0, DSP_JSON_INVALID, DSP_JSON_INVALID_NAME_UTF8, DSP_JSO
  * UTF-16 surrogate escape, which dsp_json_repair() replaces.
  */
 int dsp_json_validate(const char *line, size_t len, int *needs_repair);
+/*
+ * Check a line as the reader checks a record, for lines that come from
+ * elsewhere, such as the output of an exec command. Returns NULL for a
+ * valid record, else the reject reason: invalid_json, not_object,
+ * missing_text, text_not_string, duplicate_key (two members named
+ * text_field), or invalid_utf8, which here also covers invalid UTF-8 and
+ * lone surrogate escapes in string values, because nothing repairs them.
+ */
+const char *dsp_jsonl_check_line(const char *line, size_t len, const char *text_field);
 /* Append the valid JSON line to out with each invalid UTF-8 byte and each
  * lone surrogate escape (\ud800 without a low surrogate escape after it,
  * or a lone \udc00) replaced by U+FFFD, and return the number replaced. */

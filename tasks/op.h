@@ -55,6 +55,9 @@ typedef struct {
     const dsp_op_option *options;     /* terminated by {NULL} */
     const char *const *reasons;       /* removal reasons, NULL-terminated */
     const char *const *extra_names;   /* names of extra counters, NULL-terminated, or NULL */
+    /* String options whose value names a member that the operator reads
+     * from each record, NULL-terminated, or NULL (see dsp_op_read_fields). */
+    const char *const *member_options;
     /* Validate options (unknown keys are rejected by the registry first)
      * and build the operator's state. */
     dsp_status (*create)(const cJSON *options, const dsp_op_ctx *ctx, void **state, dsp_err *err);
@@ -93,6 +96,15 @@ int dsp_op_opt_bool(const cJSON *options, const dsp_op_def *def, const char *nam
 const char *dsp_op_opt_string(const cJSON *options, const dsp_op_def *def, const char *name);
 /* The option's value, or its parsed default (caller deletes with cJSON_Delete). */
 cJSON *dsp_op_opt_json(const cJSON *options, const dsp_op_def *def, const char *name);
+
+/*
+ * Collect the members that the steps read from each record: the non-empty
+ * values (or defaults) of the options in member_options, such as the
+ * `field` of dedup_exact. Returns a NULL-terminated array, which the
+ * caller frees with free(); its strings point into steps or into static
+ * defaults. Steps must have passed dsp_op_validate.
+ */
+const char **dsp_op_read_fields(const cJSON *steps);
 
 /* Counters as JSON: {"in":..,"out":..,"removed":{reason:n},"extra":{..}}. */
 cJSON *dsp_op_counters_json(const dsp_op_def *def, const dsp_op_counters *c);

@@ -24,6 +24,8 @@ static const dsp_op_option dedup_exact_options[] = {
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
+static const char *const dedup_exact_member_options[] = {"field", NULL};
+
 static const dsp_op_option dedup_minhash_options[] = {
     {"ngram", DSP_OPT_INT, "5", "words per shingle", 1, 64},
     {"bands", DSP_OPT_INT, "14", "LSH bands; bands x rows signature values per document", 1, DSP_MINHASH_MAX_PERMS},
@@ -134,6 +136,7 @@ const dsp_op_def dsp_op_dedup_exact_def = {
     .summary = "remove documents whose text (or a chosen field) equals an earlier document's",
     .wide = 1,
     .options = dedup_exact_options,
+    .member_options = dedup_exact_member_options,
     .reasons = dedup_reasons,
     .create = dedup_exact_create,
     .process = dedup_process,

@@ -11,8 +11,9 @@
  * end of stdout, commands that buffer their output (tr, sed, python3)
  * work. The task fails, with the last bytes of the command's stderr in the
  * message, when the command cannot start, exits non-zero, is killed, runs
- * longer than timeout_seconds, writes a line that is not a JSON object, or
- * writes a different number of lines.
+ * longer than timeout_seconds, writes a line that is not a valid record
+ * (a JSON object with the text member once, as a string, and valid UTF-8
+ * in every string), or writes a different number of lines.
  *
  * The command runs in a process group of its own and gets SIGKILL when its
  * worker dies for any reason, SIGKILL included. When the task is cancelled (the worker is
@@ -22,6 +23,13 @@
  *
  * The operator is rejected unless the worker was started with --allow-exec,
  * because a job spec must not run programs on a worker by default.
+ *
+ * The command's environment lacks the credential variables of the S3
+ * client (exec_secret_vars), because its stderr reaches logs, error records
+ * in the store and `status --json`. Values of those variables that appear
+ * in the captured stderr anyway are replaced by "***". NOTE: this does not
+ * stop a command from reading ~/.aws/credentials or the instance metadata
+ * service, which the worker's user can reach too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +46,7 @@
 
 #include "../core/buf.h"
 #include "../core/util.h"
+#include "jsonl.h"
 #include "op.h"
 #include "op_text.h"
 
@@ -45,6 +54,20 @@
 #define EXEC_STOP_GRACE_MS 2000  /* from SIGTERM to SIGKILL when a task is cancelled */
 #define EXEC_CANCEL_POLL_MS 100  /* how often a running command checks the cancel flag */
 #define EXEC_REAP_POLL_MS 10     /* how often a command that closed its output is checked */
+/* Shorter values are not masked in stderr, because replacing a short
+ * string would garble unrelated text. AWS secret access keys have 40
+ * characters. */
+#define EXEC_MASK_MIN_LEN 8
+
+extern char **environ;
+
+/* Environment variables that carry credentials: the ones the S3 client
+ * reads (storage/s3_creds.c), AWS_SECURITY_TOKEN, the older name of
+ * AWS_SESSION_TOKEN, and the token of the ECS container credentials. */
+static const char *const exec_secret_vars[] = {
+    "AWS_ACCESS_KEY_ID",     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",    "AWS_CONTAINER_AUTHORIZATION_TOKEN", NULL,
+};
 
 typedef struct {
     char **argv;
@@ -56,7 +79,9 @@ typedef struct {
 
 static const dsp_op_option exec_options[] = {
     {"command", DSP_OPT_LIST, "[]",
-     "the command and its arguments, e.g. [\"python3\", \"clean.py\"] (required)", 0, 0},
+     "the command and its arguments, e.g. [\"python3\", \"clean.py\"] (required); it runs "
+     "without the credential variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+     "AWS_SESSION_TOKEN, AWS_SECURITY_TOKEN and AWS_CONTAINER_AUTHORIZATION_TOKEN", 0, 0},
     {"timeout_seconds", DSP_OPT_FLOAT, "600",
      "maximum run time of the command per batch, in seconds; 0 = no limit", 0, 0},
     {NULL, 0, NULL, NULL, 0, 0},
@@ -123,11 +148,39 @@ static void exec_keep_tail(dsp_buf *b, const char *data, size_t n)
     }
 }
 
+/* Replace each value of a variable in exec_secret_vars that occurs in b
+ * with "***". NOTE: a value cut in two by the end of the kept tail is not
+ * found. */
+static void exec_mask_secrets(dsp_buf *b)
+{
+    for (size_t i = 0; exec_secret_vars[i]; i++) {
+        const char *secret = getenv(exec_secret_vars[i]);
+        size_t n = secret ? strlen(secret) : 0;
+        if (n < EXEC_MASK_MIN_LEN || !b->data)
+            continue;
+        dsp_buf masked = DSP_BUF_INIT;
+        const char *p = b->data, *end = b->data + b->len, *hit;
+        while ((hit = memmem(p, (size_t)(end - p), secret, n)) != NULL) {
+            dsp_buf_append(&masked, p, (size_t)(hit - p));
+            dsp_buf_append_str(&masked, "***");
+            p = hit + n;
+        }
+        if (p == b->data) {
+            dsp_buf_free(&masked);
+            continue;
+        }
+        dsp_buf_append(&masked, p, (size_t)(end - p));
+        dsp_buf_free(b);
+        *b = masked;
+    }
+}
+
 static const char *exec_stderr_tail(exec_state *s)
 {
     dsp_buf *b = &s->errtail;
     if (!b->data || b->len == 0)
         return "(no stderr output)";
+    exec_mask_secrets(b);
     size_t off = b->len > EXEC_STDERR_TAIL ? b->len - EXEC_STDERR_TAIL : 0;
     while (b->len > off && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r'))
         b->len--;
@@ -201,6 +254,33 @@ static int exec_watch(exec_state *s, exec_child *c, dsp_status *st, dsp_err *err
     return wait_ms;
 }
 
+static int exec_is_secret_var(const char *entry)
+{
+    for (size_t i = 0; exec_secret_vars[i]; i++) {
+        size_t n = strlen(exec_secret_vars[i]);
+        if (strncmp(entry, exec_secret_vars[i], n) == 0 && entry[n] == '=')
+            return 1;
+    }
+    return 0;
+}
+
+/* Copy the worker's environment without the credential variables. Built
+ * before fork, because the child of a threaded process must not allocate. */
+static char **exec_child_env(void)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **env = dsp_xcalloc(n + 1, sizeof *env);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!exec_is_secret_var(environ[i]))
+            env[k++] = environ[i];
+    }
+    env[k] = NULL;
+    return env;
+}
+
 /* Run the command with s->in on stdin; collect stdout in s->out and the
  * end of stderr in s->errtail. */
 static dsp_status exec_run(exec_state *s, dsp_err *err)
@@ -225,9 +305,11 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
     sigaddset(&block, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &block, &old);
 
+    char **child_env = exec_child_env();
     child.pid = fork();
     if (child.pid < 0) {
         st = dsp_err_set(err, DSP_EIO, "exec %s: fork failed: %s", s->argv[0], strerror(errno));
+        free(child_env);
         goto restore;
     }
     if (child.pid == 0) {
@@ -249,10 +331,12 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
         dup2(in_pipe[0], 0);
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);
-        execvp(s->argv[0], s->argv);
+        execvpe(s->argv[0], s->argv, child_env);
         dprintf(2, "cannot run %s: %s\n", s->argv[0], strerror(errno));
         _exit(127);
     }
+    free(child_env);
+    child_env = NULL;
     /* Also here, so the group exists before any signal below. It fails
      * with EACCES when the child has already run execvp, after its own
      * setpgid. */
@@ -386,6 +470,20 @@ static int exec_line_is_null(const char *p, size_t n)
     return n == 0 || (n == 4 && memcmp(p, "null", 4) == 0);
 }
 
+/* Explanation of a dsp_jsonl_check_line reason, for a command's output. */
+static const char *exec_problem_detail(const char *problem)
+{
+    if (!strcmp(problem, "invalid_json") || !strcmp(problem, "not_object"))
+        return "expected one JSON object per line";
+    if (!strcmp(problem, "invalid_utf8"))
+        return "a string contains invalid UTF-8 or a lone surrogate escape";
+    if (!strcmp(problem, "missing_text"))
+        return "the text member is missing";
+    if (!strcmp(problem, "text_not_string"))
+        return "the text member is not a string";
+    return "the text member appears twice";
+}
+
 static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
                                dsp_op_counters *c, dsp_err *err)
 {
@@ -427,13 +525,17 @@ static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
             keep[i] = 0;
             c->removed[0]++;
         } else {
-            cJSON *obj = cJSON_ParseWithLength(p, n);
-            int ok = cJSON_IsObject(obj);
-            cJSON_Delete(obj);
-            if (!ok)
+            /* The same checks as for input records: later steps and the
+             * writer rely on them. NOTE: other members that the job reads
+             * (a dedup field, say) are not checked for duplicates here,
+             * because an operator does not know the job's other steps. */
+            const char *problem = dsp_jsonl_check_line(p, n, b->text_field);
+            if (problem)
                 return dsp_err_set(err, DSP_ECORRUPT,
-                                   "exec %s: output line %zu is not a JSON object: %.*s",
-                                   s->argv[0], line_no, (int)(n < 80 ? n : 80), p);
+                                   "exec %s: output line %zu is not a valid record (%s: %s): "
+                                   "%.*s",
+                                   s->argv[0], line_no, problem,
+                                   exec_problem_detail(problem), (int)(n < 80 ? n : 80), p);
             d->line = dsp_arena_strndup(&b->arena, p, n);
             d->line_len = n;
             d->text = NULL;

@@ -31,6 +31,8 @@ static const dsp_op_option field_options[] = {
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
+static const char *const field_member_options[] = {"field", NULL};
+
 static const char *const field_reasons[] = {"missing", "not_matched", "matched", NULL};
 
 extern const dsp_op_def dsp_op_field_def;
@@ -163,6 +165,7 @@ const dsp_op_def dsp_op_field_def = {
     .summary = "keep documents whose top-level member equals a value or is in a set",
     .wide = 0,
     .options = field_options,
+    .member_options = field_member_options,
     .reasons = field_reasons,
     .extra_names = NULL,
     .create = field_create,

@@ -250,3 +250,29 @@ cJSON *dsp_op_counters_json(const dsp_op_def *def, const dsp_op_counters *c)
         cJSON_AddNumberToObject(extra, def->extra_names[i], (double)c->extra[i]);
     return o;
 }
+
+const char **dsp_op_read_fields(const cJSON *steps)
+{
+    size_t n = 0, cap = 4;
+    const char **fields = dsp_xmalloc(cap * sizeof *fields);
+    const cJSON *step;
+    cJSON_ArrayForEach(step, steps)
+    {
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(step, "op");
+        const dsp_op_def *def = cJSON_IsString(op) ? dsp_op_find(op->valuestring) : NULL;
+        if (!def)
+            continue;
+        for (size_t i = 0; def->member_options && def->member_options[i]; i++) {
+            const char *value = dsp_op_opt_string(step, def, def->member_options[i]);
+            if (!value || !value[0])
+                continue;
+            if (n + 1 == cap) {
+                cap *= 2;
+                fields = dsp_xrealloc(fields, cap * sizeof *fields);
+            }
+            fields[n++] = value;
+        }
+    }
+    fields[n] = NULL;
+    return fields;
+}

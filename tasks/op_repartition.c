@@ -24,6 +24,8 @@ static const dsp_op_option repartition_options[] = {
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
+static const char *const repartition_member_options[] = {"field", NULL};
+
 static const char *const repartition_reasons[] = {NULL};
 
 dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, int *sort,
@@ -88,6 +90,7 @@ const dsp_op_def dsp_op_repartition_def = {
                "or sorted by one field",
     .wide = 1,
     .options = repartition_options,
+    .member_options = repartition_member_options,
     .reasons = repartition_reasons,
     .create = repartition_create,
     .process = repartition_process,

@@ -28,6 +28,8 @@ static const dsp_op_option sample_options[] = {
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
+static const char *const sample_member_options[] = {"id_field", NULL};
+
 static const char *const sample_reasons[] = {"not_sampled", NULL};
 
 extern const dsp_op_def dsp_op_sample_def;
@@ -89,6 +91,7 @@ const dsp_op_def dsp_op_sample_def = {
     .summary = "keep a deterministic hash-based fraction of the documents",
     .wide = 0,
     .options = sample_options,
+    .member_options = sample_member_options,
     .reasons = sample_reasons,
     .extra_names = NULL,
     .create = sample_create,

@@ -33,14 +33,17 @@ extern const dsp_op_def dsp_op_stats_def;
 static dsp_status stats_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,
                                dsp_err *err)
 {
-    (void)ctx;
     const char *field = dsp_op_opt_string(options, &dsp_op_stats_def, "field");
     if (!field || !field[0] || strlen(field) >= sizeof ((stats_state *)0)->field)
         return dsp_err_set(err, DSP_EINVAL, "option \"field\" must be 1 to 127 bytes");
+    int add_field = dsp_op_opt_bool(options, &dsp_op_stats_def, "add_field");
+    if (add_field && ctx && ctx->text_field && strcmp(field, ctx->text_field) == 0)
+        return dsp_err_set(err, DSP_EINVAL, "option \"field\" is \"%s\", the job's text_field; "
+                           "choose another name for the counts member", field);
     stats_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsp_err_set(err, DSP_ENOMEM, "out of memory");
-    s->add_field = dsp_op_opt_bool(options, &dsp_op_stats_def, "add_field");
+    s->add_field = add_field;
     strcpy(s->field, field);
     *state = s;
     return DSP_OK;

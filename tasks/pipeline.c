@@ -81,7 +81,8 @@ static dsp_status store_for(run_state *s, const char *root, dsp_store **out, dsp
 /* ---- rejects ---- */
 
 static dsp_status write_reject(void *ctx, const char *reason, const char *key, uint64_t offset,
-                               const char *record, size_t record_len, dsp_err *err)
+                               const char *record, size_t record_len, const char *member,
+                               dsp_err *err)
 {
     run_state *s = ctx;
     dsp_status st;
@@ -100,6 +101,10 @@ static dsp_status write_reject(void *ctx, const char *reason, const char *key, u
     dsp_json_encode_string(line, reason, strlen(reason));
     dsp_buf_append_str(line, ",\"source\":");
     dsp_json_encode_string(line, key, strlen(key));
+    if (member) {
+        dsp_buf_append_str(line, ",\"member\":");
+        dsp_json_encode_string(line, member, strlen(member));
+    }
     dsp_buf_printf(line, ",\"offset\":%llu,\"record_prefix\":", (unsigned long long)offset);
     dsp_json_encode_string(line, record, record_len);
     dsp_buf_append_char(line, '}');
@@ -307,6 +312,7 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in,
             .borrow_lines = 1,
             .expect = expect,
             .trusted = cfg->trusted_input && !needs_text(s),
+            .unique_fields = cfg->unique_fields,
         };
         st = dsp_jsonl_open(&opts, &jr, err);
     }

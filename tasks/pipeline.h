@@ -82,6 +82,12 @@ typedef struct {
      * reads the text. For a second pass over inputs whose first pass
      * rejected and repaired no record. */
     int trusted_input;
+    /* Optional, NULL-terminated: members besides the text field that the
+     * job's steps read (dsp_op_read_fields). JSONL records with one of
+     * them twice are rejected as duplicate_key. Every pass over the same
+     * input must get the same list, so that trusted_input and
+     * skip_rejects agree with the first pass. */
+    const char *const *unique_fields;
 } dsp_pipeline_config;
 
 typedef struct {

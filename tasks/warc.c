@@ -331,7 +331,7 @@ static dsp_status reject_record(dsp_warc_reader *r, const char *reason, uint64_t
     if (!r->reject)
         return DSP_OK;
     return r->reject(r->reject_ctx, reason, r->uri, offset, data,
-                     len > REJECT_PREFIX_BYTES ? REJECT_PREFIX_BYTES : len, err);
+                     len > REJECT_PREFIX_BYTES ? REJECT_PREFIX_BYTES : len, NULL, err);
 }
 
 static void push_document(dsp_warc_reader *r, dsp_batch *b, uint64_t offset)

@@ -259,6 +259,45 @@ static void test_serialize_changed(void)
     dsp_batch_free(&b);
 }
 
+/* A member name occurs once in the output: a second step adding the same
+ * member replaces the first, and an input member whose decoded name an
+ * operator adds is dropped, even when it is written with escapes. */
+static void test_serialize_added_once(void)
+{
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    const char *line = "{\"id\":1,\"l\\u0061ng\":\"xx\",\"text\":\"t\",\"lang_score\":5}";
+    dsp_doc *d = dsp_batch_push(&b, line, strlen(line), "k", 0);
+    dsp_doc_add_field(&b, d, "lang", "\"de\"");
+    dsp_doc_add_field(&b, d, "lang_score", "0.5");
+    dsp_doc_add_field(&b, d, "lang", "\"en\"");
+    dsp_doc_add_field(&b, d, "lang_score", "0.98");
+    CHECK_EQ_STR(d->extra, "\"lang\":\"en\",\"lang_score\":0.98");
+    dsp_buf out = DSP_BUF_INIT;
+    dsp_doc_serialize(&b, d, &out);
+    CHECK_EQ_STR(out.data, "{\"id\":1,\"text\":\"t\",\"lang\":\"en\",\"lang_score\":0.98}");
+    dsp_buf_free(&out);
+    dsp_batch_free(&b);
+}
+
+/* Members are counted by decoded name, and a dotted path is unique when no
+ * object along the lookup repeats the name it selects. */
+static void test_json_path_unique(void)
+{
+    const char *line = "{\"a\":{\"b\":1,\"b\":2},\"c\":{\"d\":1},\"e\":1,\"\\u0065\":2,"
+                       "\"f.g\":1,\"f\":{\"g\":1,\"g\":2}}";
+    size_t len = strlen(line);
+    CHECK_EQ_INT(dsp_json_count_member(line, len, "e", 1), 2);
+    CHECK_EQ_INT(dsp_json_count_member(line, len, "c", 1), 1);
+    CHECK_EQ_INT(dsp_json_count_member(line, len, "z", 1), 0);
+    CHECK(!dsp_json_path_is_unique(line, len, "a.b"));
+    CHECK(dsp_json_path_is_unique(line, len, "c.d"));
+    CHECK(dsp_json_path_is_unique(line, len, "c.x"));
+    CHECK(dsp_json_path_is_unique(line, len, "z.y"));
+    /* The top-level member named "f.g" wins, so the nested repeat is not read. */
+    CHECK(dsp_json_path_is_unique(line, len, "f.g"));
+}
+
 /* Dotted paths descend into nested objects, and a top-level member whose
  * name contains the dot wins. Missing steps, non-objects and empty names
  * find nothing. */
@@ -309,4 +348,6 @@ TEST_MAIN({"arena reuse", test_arena_reuse},
           {"decode valid string", test_decode_valid_string},
           {"encode string", test_encode_string},
           {"serialize unchanged", test_serialize_unchanged},
-          {"serialize changed", test_serialize_changed})
+          {"serialize changed", test_serialize_changed},
+          {"serialize added members once", test_serialize_added_once},
+          {"json path unique", test_json_path_unique})

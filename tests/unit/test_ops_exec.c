@@ -1,8 +1,8 @@
 /*
  * test_ops_exec.c - the exec operator with real child processes: rejected
- * without allow_exec, a working command (tr, python3), dropped documents,
- * and commands that fail, write bad JSON, write the wrong number of lines
- * or run too long.
+ * without allow_exec, a working command (sed, python3), dropped documents,
+ * and commands that fail, write bad JSON or invalid records, write the
+ * wrong number of lines or run too long.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,21 +30,65 @@ static void test_exec_rejected_without_allow(void)
     dsp_batch_free(&b);
 }
 
-static void test_exec_tr_uppercases(void)
+static void test_exec_sed_rewrites(void)
 {
     dsp_batch b;
     ops_run r;
     dsp_buf line = DSP_BUF_INIT;
     fill(&b);
-    /* tr upper-cases the whole JSON line, member names included. */
-    REQUIRE(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"tr\",\"a-z\",\"A-Z\"]}", &b, 1) ==
-            DSP_OK);
+    REQUIRE(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"sed\",\"s/world/WORLD/\"]}", &b,
+                         1) == DSP_OK);
     CHECK_EQ_INT(r.inst.counters.out, 3);
     dsp_doc_serialize(&b, &b.docs[0], &line);
-    CHECK_EQ_STR(line.data, "{\"ID\":\"1\",\"TEXT\":\"HELLO WORLD\"}");
+    CHECK_EQ_STR(line.data, "{\"id\":\"1\",\"text\":\"hello WORLD\"}");
+    CHECK_EQ_STR(b.docs[0].text, "hello WORLD");
     dsp_buf_free(&line);
     dsp_op_instance_free(&r.inst);
     dsp_batch_free(&b);
+}
+
+/* Output records get the checks that the reader applies to input: the
+ * task fails with the command, the line number and the reason (the
+ * pipeline adds the step). */
+static void test_exec_invalid_records(void)
+{
+    static const struct {
+        const char *line; /* output line 2, between two valid records */
+        const char *reason;
+    } cases[] = {
+        {"{\"id\":1}", "missing_text"},
+        {"{\"text\":42}", "text_not_string"},
+        {"{\"text\":\"a\",\"text\":\"b\"}", "duplicate_key"},
+        {"{\"text\":\"a\",\"t\\u0065xt\":\"b\"}", "duplicate_key"},
+        {"{\"text\":\"\xff\"}", "invalid_utf8"},
+        {"{\"text\":\"\\ud800\"}", "invalid_utf8"},
+        {"[1]", "not_object"},
+        {"not json", "invalid_json"},
+    };
+    char path[] = "/tmp/dsp-exec-out-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    char step[256];
+    snprintf(step, sizeof step,
+             "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; cat %s\"]}", path);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "w");
+        REQUIRE(f != NULL);
+        fprintf(f, "{\"text\":\"ok\"}\n%s\n{\"text\":\"ok\"}\n", cases[i].line);
+        fclose(f);
+        dsp_batch b;
+        ops_run r;
+        fill(&b);
+        CHECKF(ops_run_step(&r, step, &b, 1) == DSP_ECORRUPT, "case %zu: %s", i, r.err.msg);
+        CHECKF(strstr(r.err.msg, "exec sh: output line 2 is not a valid record") != NULL,
+               "case %zu: %s", i, r.err.msg);
+        CHECKF(strstr(r.err.msg, cases[i].reason) != NULL, "case %zu: %s lacks %s", i,
+               r.err.msg, cases[i].reason);
+        dsp_op_instance_free(&r.inst);
+        dsp_batch_free(&b);
+    }
+    unlink(path);
 }
 
 static void test_exec_python_maps_and_drops(void)
@@ -126,9 +170,10 @@ static void test_exec_bad_output(void)
     fill(&b);
     CHECK(ops_run_step(&r,
                        "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
-                       "\"cat >/dev/null; echo '{}'; echo 'not json'; echo '{}'\"]}",
+                       "\"cat >/dev/null; echo '{\\\"text\\\":\\\"x\\\"}'; echo 'not json'; echo '{}'\"]}",
                        &b, 1) == DSP_ECORRUPT);
-    CHECK(strstr(r.err.msg, "output line 2 is not a JSON object: not json") != NULL);
+    CHECK(strstr(r.err.msg, "output line 2 is not a valid record (invalid_json") != NULL);
+    CHECK(strstr(r.err.msg, "not json") != NULL);
     dsp_op_instance_free(&r.inst);
 
     CHECK(ops_run_step(&r, "{\"op\":\"exec\",\"command\":[\"head\",\"-n\",\"1\"]}", &b, 1) ==
@@ -141,6 +186,52 @@ static void test_exec_bad_output(void)
     CHECK(strstr(r.err.msg, "more lines") != NULL);
     dsp_op_instance_free(&r.inst);
     dsp_batch_free(&b);
+}
+
+/* The command runs without the credential variables, and a secret that
+ * its stderr contains anyway is masked in the error message. */
+static void test_exec_no_credentials(void)
+{
+    static const char *const vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN"};
+    char *saved[5];
+    for (int i = 0; i < 5; i++) {
+        const char *v = getenv(vars[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        setenv(vars[i], "exec-test-secret-value", 1);
+    }
+    setenv("DSP_EXEC_TEST_KEPT", "kept", 1);
+
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; "
+                       "env | grep -c exec-test-secret >&2; echo other=$DSP_EXEC_TEST_KEPT >&2; "
+                       "exit 3\"]}",
+                       &b, 1) == DSP_EIO);
+    /* grep -c prints 0: no variable of the command has the secret. */
+    CHECKF(strstr(r.err.msg, "stderr: 0\nother=kept") != NULL, "%s", r.err.msg);
+    dsp_op_instance_free(&r.inst);
+
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; "
+                       "echo leaked exec-test-secret-value. >&2; exit 3\"]}",
+                       &b, 1) == DSP_EIO);
+    CHECKF(strstr(r.err.msg, "exec-test-secret-value") == NULL, "%s", r.err.msg);
+    CHECKF(strstr(r.err.msg, "leaked ***.") != NULL, "%s", r.err.msg);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    for (int i = 0; i < 5; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        else
+            unsetenv(vars[i]);
+        free(saved[i]);
+    }
+    unsetenv("DSP_EXEC_TEST_KEPT");
 }
 
 static void test_exec_timeout(void)
@@ -168,7 +259,9 @@ static void test_exec_invalid_options(void)
 }
 
 TEST_MAIN({"exec rejected without allow", test_exec_rejected_without_allow},
-          {"exec tr uppercases", test_exec_tr_uppercases},
+          {"exec sed rewrites", test_exec_sed_rewrites},
+          {"exec invalid records", test_exec_invalid_records},
+          {"exec without credentials", test_exec_no_credentials},
           {"exec python maps and drops", test_exec_python_maps_and_drops},
           {"exec failing command", test_exec_failing_command},
           {"exec bad output", test_exec_bad_output},

@@ -24,11 +24,13 @@ typedef struct {
     char reasons[64][32];
     uint64_t offsets[64];
     char keys[64][128];
+    char members[64][32]; /* "" when the reject names no member */
     size_t n;
 } reject_log;
 
 static dsp_status record_reject(void *ctx, const char *reason, const char *key, uint64_t offset,
-                                const char *record, size_t record_len, dsp_err *err)
+                                const char *record, size_t record_len, const char *member,
+                                dsp_err *err)
 {
     (void)record;
     (void)record_len;
@@ -37,6 +39,7 @@ static dsp_status record_reject(void *ctx, const char *reason, const char *key, 
     if (log->n < 64) {
         snprintf(log->reasons[log->n], sizeof log->reasons[0], "%s", reason);
         snprintf(log->keys[log->n], sizeof log->keys[0], "%s", key);
+        snprintf(log->members[log->n], sizeof log->members[0], "%s", member ? member : "");
         log->offsets[log->n] = offset;
     }
     log->n++;
@@ -431,17 +434,107 @@ static void test_text_member_lookup(void)
     read_result res;
     read_all(&t, "names.jsonl", 0, -1, 0, &rejects, &res);
     CHECKF(res.status == DSP_OK, "%s", res.err.msg);
-    CHECK_EQ_STR(res.texts.data, "late|escaped name|top|first|tab\there|after repair");
+    CHECK_EQ_STR(res.texts.data, "late|top|tab\there|after repair");
     CHECK_EQ_INT(res.stats.records, 9);
     CHECK_EQ_INT(res.stats.utf8_repaired, 1);
-    REQUIRE(rejects.n == 3);
-    const char *want_reasons[] = {"text_not_string", "text_not_string", "missing_text"};
-    const uint64_t want_offsets[] = {175, 191, 206};
-    for (int i = 0; i < 3; i++) {
+    REQUIRE(rejects.n == 5);
+    const char *want_reasons[] = {"duplicate_key", "duplicate_key", "text_not_string",
+                                  "text_not_string", "missing_text"};
+    const uint64_t want_offsets[] = {23, 108, 175, 191, 206};
+    for (int i = 0; i < 5; i++) {
         CHECK_EQ_STR(rejects.reasons[i], want_reasons[i]);
         CHECK_EQ_INT(rejects.offsets[i], want_offsets[i]);
     }
     dsp_buf_free(&res.texts);
+    temp_store_close(&t);
+}
+
+/* Read key with unique_fields set; returns the texts joined with '|'. */
+static void read_unique(temp_store *t, const char *key, const char *const *unique_fields,
+                        int skip_text_decode, reject_log *rejects, dsp_buf *texts,
+                        uint64_t *records)
+{
+    dsp_jsonl_opts opts = {.store = t->store,
+                           .key = key,
+                           .length = -1,
+                           .reject = record_reject,
+                           .reject_ctx = rejects,
+                           .skip_text_decode = skip_text_decode,
+                           .unique_fields = unique_fields};
+    dsp_jsonl_reader *r = NULL;
+    dsp_err err;
+    REQUIRE(dsp_jsonl_open(&opts, &r, &err) == DSP_OK);
+    dsp_batch b;
+    dsp_batch_init(&b, "text");
+    int eof = 0;
+    while (!eof) {
+        dsp_batch_reset(&b);
+        REQUIRE(dsp_jsonl_next(r, &b, 1024, 4u << 20, &eof, &err) == DSP_OK);
+        for (size_t i = 0; i < b.n; i++) {
+            if (texts->len)
+                dsp_buf_append_char(texts, '|');
+            if (skip_text_decode)
+                dsp_buf_append(texts, b.docs[i].line, b.docs[i].line_len);
+            else
+                dsp_buf_append(texts, b.docs[i].text, b.docs[i].text_len);
+        }
+    }
+    *records = dsp_jsonl_get_stats(r)->records;
+    dsp_batch_free(&b);
+    dsp_jsonl_close(r);
+}
+
+/* A member that the job reads must occur once: operators see the first
+ * value, but most JSON parsers take the last one. */
+static void test_duplicate_keys(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    const char lines[] =
+        "{\"id\":\"p1\",\"text\":\"harmless\",\"text\":\"Call 555-123-4567\"}\n" /* 0 */
+        "{\"text\":\"a\",\"t\\u0065xt\":\"b\"}\n"                     /* 57 */
+        "{\"text\":\"kept 1\",\"meta\":{\"text\":\"n\"},\"x\":1,\"x\":2}\n" /* 86 */
+        "{\"text\":\"u\",\"url\":\"a\",\"url\":\"b\"}\n"              /* 136 */
+        "{\"text\":\"m\",\"meta\":{\"id\":1,\"id\":2}}\n"              /* 169 */
+        "{\"text\":\"m\",\"meta\":{\"id\":1},\"meta\":{}}\n"          /* 205 */
+        "{\"text\":\"kept 2\",\"meta\":{\"id\":1,\"x\":{\"id\":2}}}\n" /* 244 */
+        "{\"text\":\"j\",\"text\":\"k\"\n"                              /* 291 */
+        "{\"text\":\"\xff\",\"text\":\"r\"}\n";                         /* 314 */
+    REQUIRE(put(&t, "dup.jsonl", lines, sizeof lines - 1) == 0);
+    const char *const unique[] = {"url", "meta.id", NULL};
+
+    for (int skip = 0; skip <= 1; skip++) {
+        reject_log rejects;
+        memset(&rejects, 0, sizeof rejects);
+        dsp_buf texts = DSP_BUF_INIT;
+        uint64_t records = 0;
+        read_unique(&t, "dup.jsonl", unique, skip, &rejects, &texts, &records);
+        CHECK_EQ_INT(records, 9);
+        if (!skip)
+            CHECK_EQ_STR(texts.data, "kept 1|kept 2");
+        REQUIRE(rejects.n == 7);
+        const char *want_reasons[] = {"duplicate_key", "duplicate_key", "duplicate_key",
+                                      "duplicate_key", "duplicate_key", "invalid_json",
+                                      "duplicate_key"};
+        const char *want_members[] = {"text", "text", "url", "meta.id", "meta", "", "text"};
+        const uint64_t want_offsets[] = {0, 57, 136, 169, 205, 291, 314};
+        for (int i = 0; i < 7; i++) {
+            CHECK_EQ_STR(rejects.reasons[i], want_reasons[i]);
+            CHECK_EQ_STR(rejects.members[i], want_members[i]);
+            CHECK_EQ_INT(rejects.offsets[i], want_offsets[i]);
+        }
+        dsp_buf_free(&texts);
+    }
+
+    /* Without unique_fields only the text member must be unique. */
+    reject_log rejects;
+    memset(&rejects, 0, sizeof rejects);
+    dsp_buf texts = DSP_BUF_INIT;
+    uint64_t records = 0;
+    read_unique(&t, "dup.jsonl", NULL, 0, &rejects, &texts, &records);
+    CHECK_EQ_STR(texts.data, "kept 1|u|m|m|kept 2");
+    CHECK_EQ_INT(rejects.n, 4);
+    dsp_buf_free(&texts);
     temp_store_close(&t);
 }
 
@@ -958,6 +1051,7 @@ TEST_MAIN({"empty file", test_empty_file},
           {"crlf blank unterminated", test_crlf_blank_unterminated},
           {"bad records rejected", test_bad_records},
           {"text member lookup", test_text_member_lookup},
+          {"duplicate keys rejected", test_duplicate_keys},
           {"lone surrogates repaired", test_lone_surrogates},
           {"huge line rejected", test_huge_line_rejected},
           {"plain file named zst", test_plain_named_zst},

@@ -171,7 +171,7 @@ static void test_spec_unknown_fields(void)
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"fromat\":\"x\"}}",
                  "output.fromat: unknown field; did you mean \"format\"?");
     expect_error("{\"name\":\"j\",\"name\":\"k\",\"input\":\"/a\"," OUT "}",
-                 "name: field given twice");
+                 "job.json: name: key given twice");
 }
 
 static void test_spec_input_errors(void)
@@ -362,6 +362,31 @@ static void test_spec_invalid_json(void)
     expect_error("{\"name\":\"j\"}\n{}", "job.json:2:1: invalid JSON: text after the spec object");
 }
 
+/* A key named twice in any object fails with its JSON path, instead of
+ * one of the two values being used without a word. */
+static void test_spec_duplicate_keys(void)
+{
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"length\"},"
+                 "{\"op\":\"length\",\"min_words\":5,\"min_words\":500}]," OUT "}",
+                 "job.json: steps[1].min_words: key given twice");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/tmp/out\","
+                 "\"level\":3,\"level\":19}}",
+                 "job.json: output.level: key given twice");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\"," OUT ",\"options\":{\"max_attempts\":2,"
+                 "\"speculative\":true,\"max_attempts\":9}}",
+                 "job.json: options.max_attempts: key given twice");
+    /* Also a key that the step would reject as unknown: the repeat is
+     * reported first. */
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"length\","
+                 "\"colour\":1,\"colour\":2}]," OUT "}",
+                 "job.json: steps[0].colour: key given twice");
+    /* The same key in different objects is fine. */
+    dsp_spec *spec = parse_ok("{\"name\":\"j\",\"input\":\"/a\",\"steps\":[{\"op\":\"length\","
+                              "\"min_words\":5},{\"op\":\"length\",\"min_words\":6}]," OUT "}");
+    CHECK(spec != NULL);
+    dsp_spec_free(spec);
+}
+
 TEST_MAIN({"spec defaults", test_spec_defaults},
           {"spec all fields", test_spec_all_fields},
           {"spec zstd fast level", test_spec_zstd_fast_level},
@@ -375,4 +400,5 @@ TEST_MAIN({"spec defaults", test_spec_defaults},
           {"spec option errors", test_spec_option_errors},
           {"spec integer ranges", test_spec_integer_ranges},
           {"op integer ranges declared", test_op_integer_ranges_declared},
-          {"spec invalid json", test_spec_invalid_json})
+          {"spec invalid json", test_spec_invalid_json},
+          {"spec duplicate keys", test_spec_duplicate_keys})
