@@ -351,6 +351,18 @@ static char *run_default_id(const dsp_spec *spec)
     return id;
 }
 
+/* Print a message that may span lines (the stderr of an exec step) with
+ * every line after the first indented by two spaces, so that no line of it
+ * looks like a log line ("ts=..." or "{...") on the shared stderr. */
+static void print_indented(const char *message)
+{
+    for (const char *p = message; *p; p++) {
+        fputc(*p, stderr);
+        if (*p == '\n')
+            fputs("  ", stderr);
+    }
+}
+
 /* Print the job's final error (from state.json) for a failed run. */
 static void print_failure(dsp_store *store, const char *id)
 {
@@ -362,12 +374,16 @@ static void print_failure(dsp_store *store, const char *id)
         const cJSON *task = cJSON_GetObjectItemCaseSensitive(state, "task");
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(state, "message");
         const cJSON *att = cJSON_GetObjectItemCaseSensitive(state, "attempt");
-        if (cJSON_IsString(task) && cJSON_IsString(msg))
-            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: %s\n", id,
-                    task->valuestring, cJSON_IsString(att) ? att->valuestring : "?",
-                    msg->valuestring);
-        else if (cJSON_IsString(msg))
-            fprintf(stderr, "dspark: job %s failed: %s\n", id, msg->valuestring);
+        if (cJSON_IsString(task) && cJSON_IsString(msg)) {
+            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: ", id, task->valuestring,
+                    cJSON_IsString(att) ? att->valuestring : "?");
+            print_indented(msg->valuestring);
+            fputc('\n', stderr);
+        } else if (cJSON_IsString(msg)) {
+            fprintf(stderr, "dspark: job %s failed: ", id);
+            print_indented(msg->valuestring);
+            fputc('\n', stderr);
+        }
     }
     cJSON_Delete(state);
 }
