@@ -677,7 +677,10 @@ static const char status_help[] =
     "                   retries, operators[]), errors[]\n"
     "                   (stage, task, attempt, attempt_number, worker, code,\n"
     "                   message, time_ms) and final (state.json or null)\n"
-    EXIT_CODES_HELP;
+    "exit codes: 0 the status was printed, whatever the job's state (a failed\n"
+    "or cancelled job too: read its state, or use `dspark wait` for an exit code\n"
+    "that says how the job ended), 1 the command failed, 2 invalid command line,\n"
+    "5 no such job\n";
 
 /* Return member `name` of `o` as a number, or 0 when it is missing or not a
  * number, so a partial document never crashes the printer. */
