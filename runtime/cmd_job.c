@@ -314,7 +314,8 @@ static const char run_help[] =
     "progress and print a summary. With no --store and no $DSPARK_STORE it uses\n"
     "./.dspark as a local store and needs no server.\n\n" STORE_HELP
     "  --workers N      worker processes (default: the number of online CPUs)\n"
-    "  --job-id ID      job id (default: <name>-<spec hash>-<UTC time>, a new job per\n"
+    "  --job-id ID      job id (default: <name>-<spec hash>-<UTC time>-<4 random hex\n"
+    "                   digits>, with the name cut to 29 characters, a new job per\n"
     "                   run; pass the id of an unfinished job to resume it)\n"
     "  --allow-exec     allow pipeline steps that run external programs\n\n"
     "Ctrl-C (SIGINT) cancels the job. SIGTERM, which workflow orchestrators and CI\n"
@@ -336,16 +337,25 @@ static const char run_help[] =
     RETRY_HELP "\n" EXIT_CODES_HELP
     "and for run: 143 stopped by SIGTERM (the job is unfinished and can be resumed)\n";
 
+/* Build run's default job id: <name>-<spec hash>-<UTC time>-<4 random hex
+ * digits>. A long name is cut to the first RUN_ID_NAME_MAX characters so
+ * that the id stays within the 64 characters of a job id. The spec hash,
+ * time and random digits still make it unique. */
 static char *run_default_id(const dsp_spec *spec)
 {
+    /* 64 minus "-" and 12 hex digits of the hash, "-" and the 16 characters
+     * of the time, "-" and 4 hex digits. */
+    enum { RUN_ID_NAME_MAX = 64 - 13 - 17 - 5 };
     char *base = dsp_job_default_id(spec);
+    size_t hash_at = strlen(base) - 13;
+    size_t name_len = hash_at < RUN_ID_NAME_MAX ? hash_at : RUN_ID_NAME_MAX;
     char stamp[32];
     time_t now = time(NULL);
     struct tm tm;
 
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    char *id = dsp_xasprintf("%s-%s-%04llx", base, stamp,
+    char *id = dsp_xasprintf("%.*s%s-%s-%04llx", (int)name_len, base, base + hash_at, stamp,
                              (unsigned long long)(dsp_rand64() & 0xffff));
     free(base);
     return id;
