@@ -156,6 +156,22 @@ static dsp_status load_spec(const char *path, dsp_spec **out, dsp_err *err)
 
 /* ---- submit ---- */
 
+/* Check a job id given on the command line, before any store is opened.
+ * Print an error naming the command and the option (or JOB) and return
+ * nonzero when it is invalid. A value that starts with '-' can be the next
+ * option, read as the value of an option whose own value is missing. */
+static int check_job_id_arg(const char *command, const char *option, const char *id)
+{
+    dsp_err err;
+    if (dsp_proto_check_job_id(id, &err) == DSP_OK)
+        return 0;
+    fprintf(stderr, "dspark %s: %s: %s", command, option, err.msg);
+    if (id[0] == '-')
+        fprintf(stderr, " (is the job id after %s missing?)", option);
+    fputc('\n', stderr);
+    return 1;
+}
+
 static const char submit_help[] =
     "usage: dspark submit JOB.json [--store URI] [--job-id ID]\n\n"
     "Plan a job and publish it to the store for workers to run; print the job id\n"
@@ -191,6 +207,8 @@ int dsp_cmd_submit(int argc, char **argv)
         default: fputs(submit_help, stderr); return DSP_EXIT_USAGE;
         }
     }
+    if (id_opt && check_job_id_arg("submit", "--job-id", id_opt))
+        return DSP_EXIT_USAGE;
     if (optind != argc - 1) {
         fputs(submit_help, stderr);
         return DSP_EXIT_USAGE;
@@ -290,6 +308,8 @@ int dsp_cmd_worker(int argc, char **argv)
         default: fputs(worker_help, stderr); return DSP_EXIT_USAGE;
         }
     }
+    if (cfg.job && check_job_id_arg("worker", "--job", cfg.job))
+        return DSP_EXIT_USAGE;
     if (optind != argc) {
         fprintf(stderr, "dspark worker: unexpected argument '%s'\n", argv[optind]);
         return DSP_EXIT_USAGE;
@@ -573,6 +593,8 @@ int dsp_cmd_run(int argc, char **argv)
         default: fputs(run_help, stderr); return DSP_EXIT_USAGE;
         }
     }
+    if (id_opt && check_job_id_arg("run", "--job-id", id_opt))
+        return DSP_EXIT_USAGE;
     if (optind != argc - 1) {
         fprintf(stderr, "dspark run: expected one JOB.json\n");
         return DSP_EXIT_USAGE;
@@ -667,6 +689,8 @@ static int parse_job_command(int argc, char **argv, const char *help, const char
     }
     if (optind != argc - 1)
         goto usage;
+    if (check_job_id_arg(argv[0], "JOB", argv[optind]))
+        return -DSP_EXIT_USAGE;
     return optind;
 usage:
     fputs(help, stderr);
