@@ -1,8 +1,12 @@
 /* log.c - see log.h. */
 #include "log.h"
 
+#include "buf.h"
+#include "util.h"
+
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,41 +70,6 @@ void dsp_log_context(const char *job, const char *stage, const char *task, const
 void dsp_log_context_save(dsp_log_ctx *out) { *out = t_ctx; }
 void dsp_log_context_restore(const dsp_log_ctx *ctx) { t_ctx = *ctx; }
 
-const char *dsp_log_quote(const char *value, char *buf, unsigned size)
-{
-    unsigned o = 0;
-    int needs = value[0] == '\0';
-
-    for (const char *p = value; *p && !needs; p++)
-        if (*p == ' ' || *p == '"' || *p == '=' || *p == '\n' || *p == '\t')
-            needs = 1;
-    if (!needs) {
-        size_t n = strnlen(value, size - 1);
-        memcpy(buf, value, n);
-        buf[n] = '\0';
-        return buf;
-    }
-    if (size < 3) {
-        buf[0] = '\0';
-        return buf;
-    }
-    buf[o++] = '"';
-    for (const char *p = value; *p && o + 3 < size; p++) {
-        if (*p == '"' || *p == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = *p;
-        } else if (*p == '\n') {
-            buf[o++] = '\\';
-            buf[o++] = 'n';
-        } else {
-            buf[o++] = *p;
-        }
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
-    return buf;
-}
-
 static const char *level_name(dsp_log_level l)
 {
     switch (l) {
@@ -112,18 +81,131 @@ static const char *level_name(dsp_log_level l)
     return "info";
 }
 
-/* Append s to out as a JSON string body (without quotes). */
-static void json_escape(FILE *out, const char *s, size_t n)
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 when s[0] does not
+ * start one. Overlong forms, surrogates and code points above U+10FFFF are
+ * invalid, as in RFC 3629. */
+static size_t utf8_sequence_length(const unsigned char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+/* Whether a text-format value must be quoted: it is empty, or it contains
+ * a byte that would end the value or needs an escape. */
+static int text_needs_quotes(const char *v, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)v;
+
+    if (n == 0)
+        return 1;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c == ' ' || c == '"' || c == '=' || c == '\\' || c < 0x20 || c == 0x7F)
+            return 1;
+        size_t len = utf8_sequence_length(s + i, n - i);
+        if (len == 0)
+            return 1;
+        i += len;
+    }
+    return 0;
+}
+
+/* Write a value in the text (logfmt) format. A quoted value escapes '"',
+ * '\\', newline, carriage return and tab with a backslash, and writes other
+ * control bytes and bytes that are not valid UTF-8 as \xNN, so a value can
+ * never end its line or start another key=value pair. */
+static void write_text_value(FILE *out, const char *v, size_t n, int quote)
+{
+    const unsigned char *s = (const unsigned char *)v;
+
+    if (!quote && !text_needs_quotes(v, n)) {
+        fwrite(v, 1, n, out);
+        return;
+    }
+    fputc('"', out);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = utf8_sequence_length(s + i, n - i);
         if (c == '"' || c == '\\')
             fprintf(out, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", out);
+        else if (c == '\r')
+            fputs("\\r", out);
+        else if (c == '\t')
+            fputs("\\t", out);
+        else if (c < 0x20 || c == 0x7F || len == 0)
+            fprintf(out, "\\x%02x", c);
+        else {
+            fwrite(s + i, 1, len, out);
+            i += len;
+            continue;
+        }
+        i++;
+    }
+    fputc('"', out);
+}
+
+/* Write a value as a JSON string. A byte that is not part of valid UTF-8 is
+ * written as the lone surrogate \udcNN (NN the byte), the convention of
+ * Python's "surrogateescape" error handler (PEP 383), so
+ * value.encode("utf-8", "surrogateescape") gives back the exact bytes. */
+static void write_json_string(FILE *out, const char *v, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)v;
+
+    fputc('"', out);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = utf8_sequence_length(s + i, n - i);
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", out);
+        else if (c == '\r')
+            fputs("\\r", out);
+        else if (c == '\t')
+            fputs("\\t", out);
         else if (c < 0x20)
             fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
+        else if (len == 0)
+            fprintf(out, "\\udc%02x", c);
+        else {
+            fwrite(s + i, 1, len, out);
+            i += len;
+            continue;
+        }
+        i++;
     }
+    fputc('"', out);
 }
 
 /* Keys whose values are names, written as strings even when they look
@@ -142,7 +224,7 @@ static int is_id_key(const char *key, size_t len)
  * integer exactly. */
 static int is_json_integer(const char *v, size_t n)
 {
-    size_t i = v[0] == '-' ? 1 : 0;
+    size_t i = n > 0 && v[0] == '-' ? 1 : 0;
     if (n == i || n - i > 16 || (v[i] == '0' && n - i > 1))
         return 0;
     uint64_t x = 0;
@@ -154,49 +236,233 @@ static int is_json_integer(const char *v, size_t n)
     return x <= (UINT64_C(1) << 53);
 }
 
-/* One key=value pair of a line's body, as written. A pair with klen 0 is
- * the rest of the body, which did not parse as key=value. */
+/* One key=value pair of a line's body. Key and value are offsets into the
+ * body buffer, and the value contains the exact bytes of the arguments. */
 typedef struct {
-    const char *key;
-    size_t klen;
-    const char *value; /* with its quotes when quoted */
-    size_t vlen;
+    size_t key, klen;
+    size_t value, vlen;
+    int quoted;   /* the format put the value in double quotes */
+    int has_text; /* the value contains a %s or %c argument */
 } log_pair;
 
-/* Parse the pair that starts at or after p into *pair. Return the position
- * after it, or NULL at the end of the body. */
-static const char *next_pair(const char *p, log_pair *pair)
+typedef struct {
+    dsp_buf text;
+    log_pair *pairs;
+    size_t n, cap;
+} log_body;
+
+/* Format one printf conversion that starts at fmt[0] == '%' and append it
+ * to b. Return the position after the conversion. The format attribute
+ * of dsp_log() makes the compiler check each argument against its
+ * conversion, so the va_arg types below match what the caller passed. */
+static const char *append_conversion(dsp_buf *b, const char *fmt, va_list *ap, int *is_text)
 {
-    while (*p == ' ')
+    char spec[32];
+    size_t n = 0;
+    const char *p = fmt + 1;
+    int width, precision = -1;
+    int longs = 0, size_mod = 0, max_mod = 0, diff_mod = 0, long_double = 0;
+
+    spec[n++] = '%';
+    while (*p && strchr("-+ #0", *p) && n < sizeof spec - 12)
+        spec[n++] = *p++;
+    if (*p == '*') {
+        width = va_arg(*ap, int);
+        n += (size_t)snprintf(spec + n, sizeof spec - n, "%d", width);
         p++;
-    if (!*p)
-        return NULL;
-    pair->key = p;
-    while (*p && *p != '=' && *p != ' ')
-        p++;
-    if (*p != '=') {
-        pair->klen = 0;
-        pair->value = pair->key;
-        pair->vlen = strlen(pair->key);
-        return pair->value + pair->vlen;
     }
-    pair->klen = (size_t)(p - pair->key);
-    pair->value = ++p;
-    if (*p == '"') {
-        p++;
-        while (*p && *p != '"') {
-            if (*p == '\\' && p[1])
-                p++;
+    while (*p >= '0' && *p <= '9' && n < sizeof spec - 12)
+        spec[n++] = *p++;
+    if (*p == '.') {
+        spec[n++] = *p++;
+        if (*p == '*') {
+            precision = va_arg(*ap, int);
+            if (precision < 0)
+                n--; /* a negative precision counts as none */
+            else
+                n += (size_t)snprintf(spec + n, sizeof spec - n, "%d", precision);
             p++;
+        } else {
+            precision = 0;
         }
-        if (*p == '"')
-            p++;
-    } else {
-        while (*p && *p != ' ')
-            p++;
+        while (*p >= '0' && *p <= '9' && n < sizeof spec - 12) {
+            precision = precision * 10 + (*p - '0');
+            spec[n++] = *p++;
+        }
     }
-    pair->vlen = (size_t)(p - pair->value);
+    for (;; p++) {
+        if (*p == 'h')
+            continue; /* char and short arguments are promoted to int */
+        else if (*p == 'l')
+            longs++;
+        else if (*p == 'z')
+            size_mod = 1;
+        else if (*p == 'j')
+            max_mod = 1;
+        else if (*p == 't')
+            diff_mod = 1;
+        else if (*p == 'L')
+            long_double = 1;
+        else
+            break;
+    }
+
+    char conv = *p ? *p++ : '%';
+    *is_text = conv == 's' || conv == 'c';
+    if (conv == 's') {
+        const char *s = va_arg(*ap, const char *);
+        if (!s)
+            s = "(null)";
+        size_t len = strlen(s);
+        if (precision >= 0 && (size_t)precision < len)
+            len = (size_t)precision;
+        dsp_buf_append(b, s, len);
+        return p;
+    }
+    if (conv == 'c') {
+        dsp_buf_append_char(b, (char)va_arg(*ap, int));
+        return p;
+    }
+    if (conv == '%') {
+        dsp_buf_append_char(b, '%');
+        return p;
+    }
+
+    /* Numbers: rebuild the conversion with a fixed length modifier. */
+    if (strchr("diouxX", conv)) {
+        int is_signed = conv == 'd' || conv == 'i';
+        if (size_mod || max_mod || diff_mod || longs >= 2) {
+            long long v;
+            unsigned long long u;
+            if (size_mod) {
+                u = (unsigned long long)va_arg(*ap, size_t);
+                v = (long long)u;
+            } else if (max_mod) {
+                v = (long long)va_arg(*ap, intmax_t);
+                u = (unsigned long long)v;
+            } else if (diff_mod) {
+                v = (long long)va_arg(*ap, ptrdiff_t);
+                u = (unsigned long long)v;
+            } else {
+                v = va_arg(*ap, long long);
+                u = (unsigned long long)v;
+            }
+            memcpy(spec + n, "ll", 2);
+            spec[n + 2] = conv;
+            spec[n + 3] = '\0';
+            if (is_signed)
+                dsp_buf_printf(b, spec, v);
+            else
+                dsp_buf_printf(b, spec, u);
+        } else if (longs == 1) {
+            long v = va_arg(*ap, long);
+            spec[n] = 'l';
+            spec[n + 1] = conv;
+            spec[n + 2] = '\0';
+            if (is_signed)
+                dsp_buf_printf(b, spec, v);
+            else
+                dsp_buf_printf(b, spec, (unsigned long)v);
+        } else {
+            int v = va_arg(*ap, int);
+            spec[n] = conv;
+            spec[n + 1] = '\0';
+            if (is_signed)
+                dsp_buf_printf(b, spec, v);
+            else
+                dsp_buf_printf(b, spec, (unsigned)v);
+        }
+        return p;
+    }
+    if (strchr("fFeEgGaA", conv)) {
+        if (long_double) {
+            long double v = va_arg(*ap, long double);
+            spec[n] = 'L';
+            spec[n + 1] = conv;
+            spec[n + 2] = '\0';
+            dsp_buf_printf(b, spec, v);
+        } else {
+            double v = va_arg(*ap, double);
+            spec[n] = conv;
+            spec[n + 1] = '\0';
+            dsp_buf_printf(b, spec, v);
+        }
+        return p;
+    }
+    if (conv == 'p') {
+        dsp_buf_printf(b, "%p", va_arg(*ap, void *));
+        return p;
+    }
+    /* An unknown conversion: write it as it is and take no argument. */
+    dsp_buf_append(b, fmt, (size_t)(p - fmt));
     return p;
+}
+
+/* Expand the value template at p, which ends at the closing quote when
+ * quoted, else at a space or the end of the format. Return the position
+ * after it. */
+static const char *append_value(log_body *body, log_pair *pair, const char *p, va_list *ap)
+{
+    pair->value = body->text.len;
+    pair->quoted = *p == '"';
+    if (pair->quoted)
+        p++;
+    while (*p) {
+        if (pair->quoted && *p == '"') {
+            p++;
+            break;
+        }
+        if (!pair->quoted && *p == ' ')
+            break;
+        if (*p == '%') {
+            int is_text = 0;
+            p = append_conversion(&body->text, p, ap, &is_text);
+            pair->has_text |= is_text;
+            continue;
+        }
+        if (pair->quoted && *p == '\\' && (p[1] == '"' || p[1] == '\\'))
+            p++;
+        dsp_buf_append_char(&body->text, *p++);
+    }
+    pair->vlen = body->text.len - pair->value;
+    return p;
+}
+
+/* Split the format into key=value pairs and expand each value with its
+ * arguments. Keys and the quotes around values come only from the format,
+ * never from an argument, so an argument cannot add a pair or end its own
+ * value. A word of the format without '=' becomes the value of "msg". */
+static void format_body(log_body *body, const char *fmt, va_list *ap)
+{
+    const char *p = fmt;
+
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        if (body->n == body->cap) {
+            body->cap = body->cap ? body->cap * 2 : 16;
+            body->pairs = dsp_xrealloc(body->pairs, body->cap * sizeof *body->pairs);
+        }
+        log_pair *pair = &body->pairs[body->n++];
+        memset(pair, 0, sizeof *pair);
+
+        const char *k = p;
+        while (*p && *p != '=' && *p != ' ' && *p != '"' && *p != '%')
+            p++;
+        pair->key = body->text.len;
+        if (*p == '=') {
+            dsp_buf_append(&body->text, k, (size_t)(p - k));
+            pair->klen = (size_t)(p - k);
+            p++;
+        } else {
+            dsp_buf_append_str(&body->text, "msg");
+            pair->klen = 3;
+            p = k;
+        }
+        p = append_value(body, pair, p, ap);
+    }
 }
 
 static int span_equals(const char *s, size_t n, const char *word)
@@ -208,103 +474,60 @@ static int span_equals(const char *s, size_t n, const char *word)
  * value. Such a pair is dropped, because the context already put it on the
  * line: code that runs both inside and outside a task (finishing a job)
  * names the job itself. */
-static int repeats_context(const log_pair *pair)
+static int repeats_context(const char *key, size_t klen, const char *value, size_t vlen)
 {
     const char *ctx = NULL;
-    if (span_equals(pair->key, pair->klen, "job"))
+    if (span_equals(key, klen, "job"))
         ctx = t_ctx.job;
-    else if (span_equals(pair->key, pair->klen, "stage"))
+    else if (span_equals(key, klen, "stage"))
         ctx = t_ctx.stage;
-    else if (span_equals(pair->key, pair->klen, "task"))
+    else if (span_equals(key, klen, "task"))
         ctx = t_ctx.task;
-    else if (span_equals(pair->key, pair->klen, "attempt"))
+    else if (span_equals(key, klen, "attempt"))
         ctx = t_ctx.attempt;
-    return ctx && ctx[0] && span_equals(pair->value, pair->vlen, ctx);
+    return ctx && ctx[0] && span_equals(value, vlen, ctx);
 }
 
-/* Write a plain value as a JSON number when it is an integer and the key
- * is not an id, else as a JSON string. */
-static void write_plain_value(FILE *out, const log_pair *pair)
+/* Write one key and value in the chosen format. A JSON value is a number
+ * when the format wrote it without quotes, no %s or %c argument is part of
+ * it, it is an integer by is_json_integer() and the key is not an id. */
+static void write_pair(FILE *out, const char *key, size_t klen, const char *value, size_t vlen,
+                       int quoted, int has_text)
 {
-    if (!is_id_key(pair->key, pair->klen) && is_json_integer(pair->value, pair->vlen)) {
-        fwrite(pair->value, 1, pair->vlen, out);
+    if (g_json) {
+        fputc(',', out);
+        write_json_string(out, key, klen);
+        fputc(':', out);
+        if (!quoted && !has_text && !is_id_key(key, klen) && is_json_integer(value, vlen))
+            fwrite(value, 1, vlen, out);
+        else
+            write_json_string(out, value, vlen);
         return;
     }
-    fputc('"', out);
-    json_escape(out, pair->value, pair->vlen);
-    fputc('"', out);
+    fputc(' ', out);
+    fwrite(key, 1, klen, out);
+    fputc('=', out);
+    write_text_value(out, value, vlen, quoted);
 }
 
-/* Write a value quoted by dsp_log_quote as a JSON string, with its escapes
- * undone. */
-static void write_quoted_value(FILE *out, const log_pair *pair)
+static void write_context(FILE *out, const char *key, const char *value)
 {
-    const char *p = pair->value + 1, *end = pair->value + pair->vlen;
-    if (end > p && end[-1] == '"')
-        end--;
-    fputc('"', out);
-    while (p < end) {
-        if (*p == '\\' && p + 1 < end) {
-            p++;
-            if (*p == 'n') {
-                fputs("\\n", out);
-                p++;
-                continue;
-            }
-        }
-        json_escape(out, p, 1);
-        p++;
-    }
-    fputc('"', out);
-}
-
-/* Write the key=value body as JSON members. */
-static void body_to_json(FILE *out, const char *body)
-{
-    log_pair pair;
-    for (const char *p = body; (p = next_pair(p, &pair)) != NULL;) {
-        if (pair.klen == 0) {
-            fputs(",\"msg\":\"", out);
-            json_escape(out, pair.value, pair.vlen);
-            fputc('"', out);
-            return;
-        }
-        if (repeats_context(&pair))
-            continue;
-        fputs(",\"", out);
-        json_escape(out, pair.key, pair.klen);
-        fputs("\":", out);
-        if (pair.value[0] == '"')
-            write_quoted_value(out, &pair);
-        else
-            write_plain_value(out, &pair);
-    }
-}
-
-/* Write the key=value body as text, each pair after a space. */
-static void body_to_text(FILE *out, const char *body)
-{
-    log_pair pair;
-    for (const char *p = body; (p = next_pair(p, &pair)) != NULL;) {
-        if (pair.klen > 0 && repeats_context(&pair))
-            continue;
-        fputc(' ', out);
-        fwrite(pair.key, 1, (size_t)(pair.value + pair.vlen - pair.key), out);
-    }
+    if (value[0])
+        write_pair(out, key, strlen(key), value, strlen(value), 0, 1);
 }
 
 void dsp_log(dsp_log_level level, const char *event, const char *fmt, ...)
 {
-    char body[4096];
     char ts[48];
     struct timeval tv;
     struct tm tm;
     va_list ap;
+    log_body body = {DSP_BUF_INIT, NULL, 0, 0};
 
     if (level < g_level)
         return;
     va_start(ap, fmt);
-    vsnprintf(body, sizeof body, fmt, ap);
+    format_body(&body, fmt, &ap);
     va_end(ap);
 
     gettimeofday(&tv, NULL);
@@ -319,35 +542,41 @@ void dsp_log(dsp_log_level level, const char *event, const char *fmt, ...)
     size_t line_len = 0;
     FILE *out = open_memstream(&line, &line_len);
     if (!out)
-        return;
+        goto out;
     if (g_json) {
-        fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", ts, level_name(level));
-        json_escape(out, event, strlen(event));
-        fputc('"', out);
+        fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", ts, level_name(level));
+        write_json_string(out, event, strlen(event));
         fprintf(out, ",\"pid\":%d", (int)getpid());
-        if (t_ctx.job[0]) fprintf(out, ",\"job\":\"%s\"", t_ctx.job);
-        if (t_ctx.stage[0]) fprintf(out, ",\"stage\":\"%s\"", t_ctx.stage);
-        if (t_ctx.task[0]) fprintf(out, ",\"task\":\"%s\"", t_ctx.task);
-        if (t_ctx.attempt[0]) fprintf(out, ",\"attempt\":\"%s\"", t_ctx.attempt);
-        body_to_json(out, body);
-        fputs("}\n", out);
     } else {
-        fprintf(out, "ts=%s level=%s event=%s pid=%d", ts, level_name(level), event, (int)getpid());
-        if (t_ctx.job[0]) fprintf(out, " job=%s", t_ctx.job);
-        if (t_ctx.stage[0]) fprintf(out, " stage=%s", t_ctx.stage);
-        if (t_ctx.task[0]) fprintf(out, " task=%s", t_ctx.task);
-        if (t_ctx.attempt[0]) fprintf(out, " attempt=%s", t_ctx.attempt);
-        body_to_text(out, body);
-        fputc('\n', out);
+        fprintf(out, "ts=%s level=%s event=", ts, level_name(level));
+        write_text_value(out, event, strlen(event), 0);
+        fprintf(out, " pid=%d", (int)getpid());
     }
+    write_context(out, "job", t_ctx.job);
+    write_context(out, "stage", t_ctx.stage);
+    write_context(out, "task", t_ctx.task);
+    write_context(out, "attempt", t_ctx.attempt);
+    for (size_t i = 0; i < body.n; i++) {
+        const log_pair *pair = &body.pairs[i];
+        const char *key = body.text.data + pair->key;
+        const char *value = body.text.data + pair->value;
+        if (repeats_context(key, pair->klen, value, pair->vlen))
+            continue;
+        write_pair(out, key, pair->klen, value, pair->vlen, pair->quoted, pair->has_text);
+    }
+    fputs(g_json ? "}\n" : "\n", out);
     fclose(out);
+
     pthread_mutex_lock(&g_lock);
     for (size_t done = 0; done < line_len;) {
-        ssize_t n = write(STDERR_FILENO, line + done, line_len - done);
-        if (n <= 0)
+        ssize_t w = write(STDERR_FILENO, line + done, line_len - done);
+        if (w <= 0)
             break;
-        done += (size_t)n;
+        done += (size_t)w;
     }
     pthread_mutex_unlock(&g_lock);
     free(line);
+out:
+    dsp_buf_free(&body.text);
+    free(body.pairs);
 }

@@ -5,11 +5,25 @@
  * info) and the format from DSPARK_LOG_FORMAT (text or json; default text).
  * Messages must never contain secrets: callers redact before logging.
  *
+ * Every value is escaped, so no value can end its line, start another
+ * key=value pair or change the level or event. The text format quotes a
+ * value that is empty or contains a space, '"', '=', '\\', a control byte
+ * or invalid UTF-8. Inside the quotes '"' and '\\' get a backslash, newline,
+ * carriage return and tab are \n, \r and \t, and every other control byte
+ * or byte of invalid UTF-8 is \xNN. JSON lines are valid JSON whatever the
+ * bytes: a byte of invalid UTF-8 becomes the lone surrogate \udcNN, as
+ * Python's "surrogateescape" error handler writes it, so that
+ * value.encode("utf-8", "surrogateescape") returns the exact bytes.
+ * NOTE: RFC 8259 allows lone surrogates in the grammar but leaves their
+ * meaning open. jq 1.6 reads them as U+FFFD, and strict parsers such as
+ * cJSON reject the line.
+ *
  * In JSON lines, a value that is a decimal integer of at most 2^53 in
  * magnitude is written as a JSON number, so that consumers that parse
  * numbers as doubles read it exactly. Everything else is a string, and so
- * are the id keys (job, stage, task, attempt, worker, key, id), whatever
- * their value looks like.
+ * are the id keys (job, stage, task, attempt, worker, key, id), values that
+ * the format quotes and values with a %s or %c argument, whatever they
+ * look like.
  *
  * Context ids (job, stage, task, attempt) are per thread and are added to
  * every line while set, so a line in a worker always says what it belongs to.
@@ -45,15 +59,17 @@ void dsp_log_context_restore(const dsp_log_ctx *ctx);
 
 /*
  * Log an event. `event` is a short snake_case name ("retry", "task_commit");
- * `fmt` formats the rest of the line as key=value pairs, for example
+ * `fmt` is the rest of the line as space-separated key=value pairs, for
+ * example
  *   dsp_log(DSP_LOG_WARN, "retry", "op=%s key=%s attempt=%d", ...).
- * Values with spaces should be quoted by the caller with dsp_log_quote().
+ * Keys come only from `fmt`. A value is the printf expansion of the text
+ * after '=' up to the next space, or of the text inside double quotes when
+ * it starts with '"' (message="%s"). Arguments are inserted as they are and
+ * escaped when the line is written, so callers pass raw strings. A word of
+ * `fmt` without '=' is logged as the value of "msg".
  */
 void dsp_log(dsp_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* Quote a value for a key=value line into buf (always NUL-terminated). */
-const char *dsp_log_quote(const char *value, char *buf, unsigned size);
 
 #define DSP_DEBUG(ev, ...) do { if (dsp_log_enabled(DSP_LOG_DEBUG)) dsp_log(DSP_LOG_DEBUG, ev, __VA_ARGS__); } while (0)
 #define DSP_INFO(ev, ...) dsp_log(DSP_LOG_INFO, ev, __VA_ARGS__)

@@ -156,6 +156,22 @@ static dsp_status load_spec(const char *path, dsp_spec **out, dsp_err *err)
 
 /* ---- submit ---- */
 
+/* Check a job id given on the command line, before any store is opened.
+ * Print an error naming the command and the option (or JOB) and return
+ * nonzero when it is invalid. A value that starts with '-' can be the next
+ * option, read as the value of an option whose own value is missing. */
+static int check_job_id_arg(const char *command, const char *option, const char *id)
+{
+    dsp_err err;
+    if (dsp_proto_check_job_id(id, &err) == DSP_OK)
+        return 0;
+    fprintf(stderr, "dspark %s: %s: %s", command, option, err.msg);
+    if (id[0] == '-')
+        fprintf(stderr, " (is the job id after %s missing?)", option);
+    fputc('\n', stderr);
+    return 1;
+}
+
 static const char submit_help[] =
     "usage: dspark submit JOB.json [--store URI] [--job-id ID]\n\n"
     "Plan a job and publish it to the store for workers to run; print the job id\n"
@@ -191,6 +207,8 @@ int dsp_cmd_submit(int argc, char **argv)
         default: fputs(submit_help, stderr); return DSP_EXIT_USAGE;
         }
     }
+    if (id_opt && check_job_id_arg("submit", "--job-id", id_opt))
+        return DSP_EXIT_USAGE;
     if (optind != argc - 1) {
         fputs(submit_help, stderr);
         return DSP_EXIT_USAGE;
@@ -290,6 +308,8 @@ int dsp_cmd_worker(int argc, char **argv)
         default: fputs(worker_help, stderr); return DSP_EXIT_USAGE;
         }
     }
+    if (cfg.job && check_job_id_arg("worker", "--job", cfg.job))
+        return DSP_EXIT_USAGE;
     if (optind != argc) {
         fprintf(stderr, "dspark worker: unexpected argument '%s'\n", argv[optind]);
         return DSP_EXIT_USAGE;
@@ -314,7 +334,8 @@ static const char run_help[] =
     "progress and print a summary. With no --store and no $DSPARK_STORE it uses\n"
     "./.dspark as a local store and needs no server.\n\n" STORE_HELP
     "  --workers N      worker processes (default: the number of online CPUs)\n"
-    "  --job-id ID      job id (default: <name>-<spec hash>-<UTC time>, a new job per\n"
+    "  --job-id ID      job id (default: <name>-<spec hash>-<UTC time>-<4 random hex\n"
+    "                   digits>, with the name cut to 29 characters, a new job per\n"
     "                   run; pass the id of an unfinished job to resume it)\n"
     "  --allow-exec     allow pipeline steps that run external programs\n\n"
     "Ctrl-C (SIGINT) cancels the job. SIGTERM, which workflow orchestrators and CI\n"
@@ -336,19 +357,40 @@ static const char run_help[] =
     RETRY_HELP "\n" EXIT_CODES_HELP
     "and for run: 143 stopped by SIGTERM (the job is unfinished and can be resumed)\n";
 
+/* Build run's default job id: <name>-<spec hash>-<UTC time>-<4 random hex
+ * digits>. A long name is cut to the first RUN_ID_NAME_MAX characters so
+ * that the id stays within the 64 characters of a job id. The spec hash,
+ * time and random digits still make it unique. */
 static char *run_default_id(const dsp_spec *spec)
 {
+    /* 64 minus "-" and 12 hex digits of the hash, "-" and the 16 characters
+     * of the time, "-" and 4 hex digits. */
+    enum { RUN_ID_NAME_MAX = 64 - 13 - 17 - 5 };
     char *base = dsp_job_default_id(spec);
+    size_t hash_at = strlen(base) - 13;
+    size_t name_len = hash_at < RUN_ID_NAME_MAX ? hash_at : RUN_ID_NAME_MAX;
     char stamp[32];
     time_t now = time(NULL);
     struct tm tm;
 
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    char *id = dsp_xasprintf("%s-%s-%04llx", base, stamp,
+    char *id = dsp_xasprintf("%.*s%s-%s-%04llx", (int)name_len, base, base + hash_at, stamp,
                              (unsigned long long)(dsp_rand64() & 0xffff));
     free(base);
     return id;
+}
+
+/* Print a message that may span lines (the stderr of an exec step) with
+ * every line after the first indented by two spaces, so that no line of it
+ * looks like a log line ("ts=..." or "{...") on the shared stderr. */
+static void print_indented(const char *message)
+{
+    for (const char *p = message; *p; p++) {
+        fputc(*p, stderr);
+        if (*p == '\n')
+            fputs("  ", stderr);
+    }
 }
 
 /* Print the job's final error (from state.json) for a failed run. */
@@ -362,12 +404,16 @@ static void print_failure(dsp_store *store, const char *id)
         const cJSON *task = cJSON_GetObjectItemCaseSensitive(state, "task");
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(state, "message");
         const cJSON *att = cJSON_GetObjectItemCaseSensitive(state, "attempt");
-        if (cJSON_IsString(task) && cJSON_IsString(msg))
-            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: %s\n", id,
-                    task->valuestring, cJSON_IsString(att) ? att->valuestring : "?",
-                    msg->valuestring);
-        else if (cJSON_IsString(msg))
-            fprintf(stderr, "dspark: job %s failed: %s\n", id, msg->valuestring);
+        if (cJSON_IsString(task) && cJSON_IsString(msg)) {
+            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: ", id, task->valuestring,
+                    cJSON_IsString(att) ? att->valuestring : "?");
+            print_indented(msg->valuestring);
+            fputc('\n', stderr);
+        } else if (cJSON_IsString(msg)) {
+            fprintf(stderr, "dspark: job %s failed: ", id);
+            print_indented(msg->valuestring);
+            fputc('\n', stderr);
+        }
     }
     cJSON_Delete(state);
 }
@@ -547,6 +593,8 @@ int dsp_cmd_run(int argc, char **argv)
         default: fputs(run_help, stderr); return DSP_EXIT_USAGE;
         }
     }
+    if (id_opt && check_job_id_arg("run", "--job-id", id_opt))
+        return DSP_EXIT_USAGE;
     if (optind != argc - 1) {
         fprintf(stderr, "dspark run: expected one JOB.json\n");
         return DSP_EXIT_USAGE;
@@ -641,6 +689,8 @@ static int parse_job_command(int argc, char **argv, const char *help, const char
     }
     if (optind != argc - 1)
         goto usage;
+    if (check_job_id_arg(argv[0], "JOB", argv[optind]))
+        return -DSP_EXIT_USAGE;
     return optind;
 usage:
     fputs(help, stderr);
@@ -661,7 +711,10 @@ static const char status_help[] =
     "                   retries, operators[]), errors[]\n"
     "                   (stage, task, attempt, attempt_number, worker, code,\n"
     "                   message, time_ms) and final (state.json or null)\n"
-    EXIT_CODES_HELP;
+    "exit codes: 0 the status was printed, whatever the job's state (a failed\n"
+    "or cancelled job too: read its state, or use `dspark wait` for an exit code\n"
+    "that says how the job ended), 1 the command failed, 2 invalid command line,\n"
+    "5 no such job\n";
 
 /* Return member `name` of `o` as a number, or 0 when it is missing or not a
  * number, so a partial document never crashes the printer. */

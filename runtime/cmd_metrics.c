@@ -144,11 +144,9 @@ static int metrics_publish(dsp_store *store, const char *ns, const dsp_cw_dimens
         } else {
             /* A publisher keeps running through outages, because the autoscaler
              * keeps its last decision while data points are missing. */
-            char quoted[DSP_ERR_MSG_MAX + 16];
             failures++;
             DSP_ERROR("metrics_publish_failed", "error=%s failures=%lu message=%s",
-                      dsp_status_name(err.code), failures,
-                      dsp_log_quote(err.msg, quoted, sizeof quoted));
+                      dsp_status_name(err.code), failures, err.msg);
         }
         while (!g_metrics_stop && dsp_mono_ms() < next_ms)
             dsp_sleep_ms(next_ms - dsp_mono_ms() < 200 ? next_ms - dsp_mono_ms() : 200);

@@ -634,6 +634,10 @@ static void rm_usage(FILE *to)
             "usage: dspark rm KEY|URI... [--store URI] [--recursive]\n"
             "\n"
             "Delete objects. Deleting a key that does not exist is not an error.\n"
+            "A KEY that is empty or only '/' is rejected, also with --recursive, so an\n"
+            "unset shell variable cannot delete the whole store. To delete every object\n"
+            "in a store, name the store as a URI (file:///abs/dir or s3://bucket/prefix):\n"
+            "dspark rm --recursive file:///abs/dir\n"
             "\n"
             "  --store URI     store that KEY is in (default: $DSPARK_STORE)\n"
             "  -r, --recursive delete every object under each KEY/ or URI/ (or the whole\n"
@@ -701,6 +705,32 @@ static dsp_status rm_check_not_prefix(const store_target *t, const char *arg, ds
     return DSP_OK;
 }
 
+/* Reject an argument that is empty, or a KEY (no URI scheme, in the store
+ * of --store) that is only '/'. Both name the root of the store and
+ * can come from an unset shell variable ("$PREFIX"). */
+static dsp_status rm_check_key(const char *arg, const char *store, dsp_err *err)
+{
+    int root_key = store && !has_uri_scheme(arg) && arg[strspn(arg, "/")] == '\0';
+    if (arg[0] && !root_key)
+        return DSP_OK;
+    if (!store)
+        return dsp_err_set(err, DSP_EINVAL, "invalid KEY or URI '%s': it is empty", arg);
+
+    /* The fix names the store by its URI, because a plain path would be
+     * read as a key in the store of --store or DSPARK_STORE. */
+    dsp_store *s = NULL;
+    dsp_err open_err;
+    int opened = dsp_store_open(store, NULL, &s, &open_err) == DSP_OK;
+    dsp_err_set(err, DSP_EINVAL,
+                "invalid KEY '%s': an empty key or a key of only '/' names every object in "
+                "the store %s, so rm rejects it. To delete the whole store, name it as a URI: "
+                "dspark rm --recursive '%s'",
+                arg, opened ? dsp_store_uri(s) : store, opened ? dsp_store_uri(s) : store);
+    if (opened)
+        dsp_store_close(s);
+    return DSP_EINVAL;
+}
+
 int dsp_cmd_rm(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -731,6 +761,8 @@ int dsp_cmd_rm(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
         store_target t;
         dsp_err err;
+        if (rm_check_key(argv[i], store, &err) != DSP_OK)
+            return fail("rm", &err);
         dsp_status rc = resolve(argv[i], store, recursive, &t, &err);
         int whole_fs = rc == DSP_OK && recursive && !t.key[0] &&
                        !strcmp(dsp_store_uri(t.store), "file:///");

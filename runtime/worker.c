@@ -1034,8 +1034,8 @@ static void run_task(work_item *w, running_task *rt)
 
     dsp_log_context(je->id, stage->id, task->id, w->lease.attempt);
     /* The log context adds job, stage, task and attempt to every line. */
-    DSP_INFO("task_start", "inputs=%zu bytes=%llu%s", task->ninputs,
-             (unsigned long long)task->bytes, w->lease.speculative ? " speculative=1" : "");
+    DSP_INFO("task_start", "inputs=%zu bytes=%llu speculative=%d", task->ninputs,
+             (unsigned long long)task->bytes, w->lease.speculative ? 1 : 0);
     for (size_t i = 0; i < task->ninputs; i++) {
         inputs[i].uri_root = task->inputs[i].uri_root;
         inputs[i].key = task->inputs[i].key;

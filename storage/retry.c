@@ -27,16 +27,11 @@ void dsp_retry_begin(dsp_retry_state *st, const dsp_retry_policy *p)
 int dsp_retry_again(dsp_retry_state *st, const dsp_err *err, const char *op, const char *target)
 {
     const dsp_retry_policy *p = st->policy;
-    char qop[64], qtarget[1200];
-
     st->attempt++;
     if (err->code != DSP_ETRANSIENT)
         return 0;
-    /* op has spaces ("put part"), so op and target are quoted. */
-    dsp_log_quote(op, qop, sizeof qop);
-    dsp_log_quote(target, qtarget, sizeof qtarget);
     if (st->attempt >= p->max_attempts) {
-        DSP_WARN("retry_exhausted", "op=%s target=%s attempts=%d", qop, qtarget, st->attempt);
+        DSP_WARN("retry_exhausted", "op=%s target=%s attempts=%d", op, target, st->attempt);
         return 0;
     }
     int64_t ceiling = p->base_ms;
@@ -46,15 +41,14 @@ int dsp_retry_again(dsp_retry_state *st, const dsp_err *err, const char *op, con
         ceiling = p->cap_ms;
     int64_t sleep_ms = (int64_t)(dsp_rand64() % (uint64_t)(ceiling + 1));
     if (dsp_mono_ms() - st->start_ms + sleep_ms > p->max_total_ms) {
-        DSP_WARN("retry_exhausted", "op=%s target=%s attempts=%d elapsed_ms=%lld", qop, qtarget,
+        DSP_WARN("retry_exhausted", "op=%s target=%s attempts=%d elapsed_ms=%lld", op, target,
                  st->attempt, (long long)(dsp_mono_ms() - st->start_ms));
         return 0;
     }
     /* The request's attempt number is request_attempt, because a task's
      * log context already puts its attempt id under "attempt". */
-    char q[600];
-    DSP_WARN("retry", "op=%s target=%s request_attempt=%d sleep_ms=%lld error=%s", qop, qtarget,
-             st->attempt, (long long)sleep_ms, dsp_log_quote(err->msg, q, sizeof q));
+    DSP_WARN("retry", "op=%s target=%s request_attempt=%d sleep_ms=%lld error=%s", op, target,
+             st->attempt, (long long)sleep_ms, err->msg);
     dsp_sleep_ms(sleep_ms);
     return 1;
 }

@@ -433,9 +433,7 @@ dsp_status dsp_s3_creds_chain_get(dsp_s3_creds_chain *c, dsp_s3_creds *out, dsp_
         if (creds_imds_fetch(c->imds_endpoint, &fresh, &ferr) == DSP_OK) {
             c->current = fresh;
         } else if (dsp_now_ms() < c->current.expires_ms) {
-            char q[600];
-            DSP_WARN("s3_credentials_refresh_failed", "error=%s action=keep_current",
-                     dsp_log_quote(ferr.msg, q, sizeof q));
+            DSP_WARN("s3_credentials_refresh_failed", "error=%s action=keep_current", ferr.msg);
         } else {
             st = dsp_err_set(err, ferr.code, "instance role credentials expired and the refresh "
                              "failed: %s", ferr.msg);

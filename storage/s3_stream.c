@@ -418,9 +418,8 @@ static void writer_abort_upload(s3_writer *w)
     r.query = q.data;
     dsp_status st = dsp_s3_req_run(w->s, &r, &e);
     if (st != DSP_OK && st != DSP_ENOTFOUND) {
-        char m[1200];
         DSP_ERROR("s3_abort_failed", "key=%s upload_id=%s error=%s", w->full, w->upload_id,
-                  dsp_log_quote(e.msg, m, sizeof m));
+                  e.msg);
     } else {
         DSP_DEBUG("s3_upload_aborted", "key=%s upload_id=%s", w->full, w->upload_id);
     }

@@ -115,9 +115,7 @@ dsp_status dsp_store_open(const char *uri, const dsp_store_config *cfg, dsp_stor
             return rc;
         }
         if (atomic_exchange(&fault_warned, 1) == 0) {
-            char q[512];
-            DSP_WARN("fault_injection_on", "store=%s spec=%s", s->uri,
-                     dsp_log_quote(spec, q, sizeof q));
+            DSP_WARN("fault_injection_on", "store=%s spec=%s", s->uri, spec);
         }
     }
     *out = s;

@@ -3,6 +3,11 @@
  * later filters and deduplication compare like with like. It removes
  * nothing. Each part can be turned off, and they run in this order:
  *
+ *   bom           U+FEFF at the start of the text, a byte-order mark, is
+ *                 removed, and so is a run of them. U+FEFF anywhere else is
+ *                 kept, because it is a format character (Unicode category
+ *                 Cf) and normalize keeps the others too (U+200B, U+200D,
+ *                 U+00AD, ...)
  *   fix_utf8      an invalid UTF-8 sequence becomes U+FFFD (one per
  *                 invalid byte, or one per truncated multi-byte sequence)
  *   line_endings  CRLF and a lone CR become LF
@@ -39,7 +44,7 @@
 #include "op_text.h"
 
 typedef struct {
-    int fix_utf8, line_endings, drop_control, whitespace, trim, nfc;
+    int bom, fix_utf8, line_endings, drop_control, whitespace, trim, nfc;
     const unsigned char *nfc_stable; /* dsp_nfc_stable_table() */
     dsp_buf out;
     dsp_buf nfc_out;                 /* NFC of out, swapped into out */
@@ -49,6 +54,8 @@ typedef struct {
 enum { NORM_CHANGED, NORM_INVALID_UTF8, NORM_CONTROL_DROPPED, NORM_NFC_FAILED };
 
 static const dsp_op_option normalize_options[] = {
+    {"bom", DSP_OPT_BOOL, "true",
+     "remove U+FEFF (byte-order mark) at the start of the text; U+FEFF elsewhere is kept", 0, 0},
     {"fix_utf8", DSP_OPT_BOOL, "true", "replace invalid UTF-8 sequences with U+FFFD", 0, 0},
     {"line_endings", DSP_OPT_BOOL, "true", "turn CRLF and CR into LF", 0, 0},
     {"drop_control", DSP_OPT_BOOL, "true",
@@ -73,6 +80,7 @@ static dsp_status normalize_create(const cJSON *options, const dsp_op_ctx *ctx, 
     normalize_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsp_err_set(err, DSP_ENOMEM, "out of memory");
+    s->bom = dsp_op_opt_bool(options, &dsp_op_normalize_def, "bom");
     s->fix_utf8 = dsp_op_opt_bool(options, &dsp_op_normalize_def, "fix_utf8");
     s->line_endings = dsp_op_opt_bool(options, &dsp_op_normalize_def, "line_endings");
     s->drop_control = dsp_op_opt_bool(options, &dsp_op_normalize_def, "drop_control");
@@ -82,6 +90,16 @@ static dsp_status normalize_create(const cJSON *options, const dsp_op_ctx *ctx, 
     s->nfc_stable = dsp_nfc_stable_table();
     *state = s;
     return DSP_OK;
+}
+
+/* Number of bytes of the U+FEFF characters (EF BB BF each) that text
+ * starts with. */
+static size_t normalize_bom_len(const char *text, size_t len)
+{
+    size_t n = 0;
+    while (len - n >= 3 && memcmp(text + n, "\xEF\xBB\xBF", 3) == 0)
+        n += 3;
+    return n;
 }
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is invalid
@@ -239,6 +257,8 @@ static size_t normalize_stable_prefix(const normalize_state *s, const char *text
 
     if (s->trim && len > 0 && (u[0] == ' ' || u[0] == '\t' || u[0] == '\n' || u[0] == '\r'))
         return 0;
+    if (s->bom && normalize_bom_len(text, len) > 0)
+        return 0;
     while (i < len) {
         unsigned char ch = u[i];
         if (normalize_is_printable(ch) || ch == '\n') {
@@ -281,6 +301,8 @@ static void normalize_clean(normalize_state *s, const char *text, size_t len, si
     memcpy(o->data, text, start);
     o->len = start;
     *needs_nfc = 0;
+    if (s->bom && start == 0)
+        p += normalize_bom_len(text, len);
     while (p < end) {
         unsigned char ch = *p;
 

@@ -62,6 +62,18 @@ grep -q "timed out after 2s" "$WORK/wait-timeout.err" || die "no timeout message
 expect_exit 3 wait-cancelled "$CI" wait "$slow" 10
 grep -q "was cancelled" "$WORK/wait-cancelled.err" || die "no cancel message"
 
+# status exits 0 whenever it prints the status, for a failed or cancelled
+# job too, and its help says so instead of listing wait's exit codes.
+expect_exit 0 status-cancelled "$BIN" status "$slow" --json
+jq -e '.state == "cancelled"' "$WORK/status-cancelled.out" >/dev/null ||
+    die "status of the cancelled job: $(head -c 300 "$WORK/status-cancelled.out")"
+expect_exit 5 status-unknown "$BIN" status no-such-job
+expect_exit 0 status-help "$BIN" status --help
+grep -q "exit codes: 0 the status was printed, whatever the job's state" "$WORK/status-help.out" ||
+    die "status --help does not say that it exits 0 for every state: $(cat "$WORK/status-help.out")"
+grep -q "3 job cancelled" "$WORK/status-help.out" &&
+    die "status --help lists exit code 3, which status never uses"
+
 # Unknown job, and invalid use.
 expect_exit 5 wait-unknown "$CI" wait no-such-job 5
 expect_exit 2 bad-usage "$CI" frobnicate x

@@ -129,12 +129,34 @@ EOF
     grep -q "dspark rm --recursive 'dir'" "$WORK/err" || fail "rm dir did not suggest --recursive"
     expect_exit 0 "$BIN" cat dir/a.txt
 
-    # rm: single keys, then a whole prefix.
+    # An empty KEY or a KEY of only '/' (an unset shell variable) would name
+    # the whole store: rm rejects it, also with --recursive, deletes nothing
+    # and names the explicit form.
+    local key
+    for key in "" "/" "//"; do
+        expect_exit 2 "$BIN" rm --recursive "$key"
+        grep -q "invalid KEY '$key': an empty key or a key of only '/'" "$WORK/err" ||
+            fail "unclear message for rm --recursive '$key': $(cat "$WORK/err")"
+        expect_exit 0 "$BIN" cat dir/a.txt
+        expect_exit 2 "$BIN" rm "$key"
+        expect_exit 0 "$BIN" cat dir/a.txt
+    done
+    expect_exit 2 "$BIN" rm --recursive ""
+    local whole_store
+    whole_store=$(sed -n "s/.*name it as a URI: dspark rm --recursive '\(.*\)'$/\1/p" "$WORK/err")
+    [ -n "$whole_store" ] || fail "rm '' does not name the command that deletes the store"
+
+    # rm: single keys, then a whole prefix, then the whole store by its URI.
     expect_exit 0 "$BIN" rm dir/new.txt copies/a.txt dir/never-existed
     expect_exit 5 "$BIN" cat dir/new.txt
     expect_exit 0 "$BIN" rm --recursive dir
     expect_exit 0 "$BIN" ls --recursive
     [ ! -s "$WORK/out" ] || fail "objects remain after rm --recursive: $(cat "$WORK/out")"
+    expect_exit 0 "$BIN" cp "$local_dir/a.txt" "$store/x/y/z.txt"
+    expect_exit 0 "$BIN" rm --recursive "$whole_store"
+    grep -q "deleted 1 object" "$WORK/err" || fail "rm --recursive '$whole_store': $(cat "$WORK/err")"
+    expect_exit 0 "$BIN" ls --recursive
+    [ ! -s "$WORK/out" ] || fail "objects remain after rm of the whole store: $(cat "$WORK/out")"
 
     # doctor passes, cleans up, and catches a store without conditional writes.
     expect_exit 0 "$BIN" doctor

@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,14 +102,6 @@ static void test_rand_differs_after_fork(void)
     close(fds[1]);
 }
 
-static void test_log_quote(void)
-{
-    char q[64];
-    CHECK_EQ_STR(dsp_log_quote("plain", q, sizeof q), "plain");
-    CHECK_EQ_STR(dsp_log_quote("two words", q, sizeof q), "\"two words\"");
-    CHECK_EQ_STR(dsp_log_quote("say \"hi\"", q, sizeof q), "\"say \\\"hi\\\"\"");
-}
-
 /* Run fn with stderr sent to a temporary file and return what it wrote
  * (malloc'ed, NUL-terminated). */
 static char *capture_stderr(void (*fn)(void))
@@ -140,6 +133,129 @@ static size_t count_of(const char *haystack, const char *needle)
     for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p += strlen(needle))
         n++;
     return n;
+}
+
+/* Values that try to end their line, add pairs or change the level and
+ * event: quotes, backslashes, newlines, control bytes and invalid UTF-8. */
+static const char *const hostile_values[] = {
+    "x\" level=debug event=forged y.jsonl.gz",
+    "Traceback (most recent call last):\n  File \"/tmp/step.py\", line 3\n"
+    "ValueError: bad \\\"quote\\\"\r\n",
+    "tab\there=1 \\ end\\",
+    "bell\a esc\x1b del\x7f nul-free",
+    "bad utf-8 \xff\xfe and \xed\xa0\x80 and \xc3",
+    "caf\xc3\xa9 \xe2\x82\xac",
+    "",
+    "level=error",
+    "\n",
+};
+static const size_t n_hostile = sizeof hostile_values / sizeof hostile_values[0];
+
+static size_t hostile_index;
+
+static void log_hostile_value(void)
+{
+    const char *v = hostile_values[hostile_index];
+    DSP_WARN("task_failed", "key=%s attempt_number=%d message=\"%s\" tail=%s", v, 1, v, v);
+}
+
+/* Decode one text-format value at *p into out and move *p past it. */
+static void decode_text_value(const char **p, dsp_buf *out)
+{
+    const char *s = *p;
+    if (*s != '"') {
+        while (*s && *s != ' ' && *s != '\n')
+            dsp_buf_append_char(out, *s++);
+        *p = s;
+        return;
+    }
+    for (s++; *s && *s != '"'; s++) {
+        if (*s != '\\') {
+            dsp_buf_append_char(out, *s);
+            continue;
+        }
+        s++;
+        if (*s == 'n')
+            dsp_buf_append_char(out, '\n');
+        else if (*s == 'r')
+            dsp_buf_append_char(out, '\r');
+        else if (*s == 't')
+            dsp_buf_append_char(out, '\t');
+        else if (*s == 'x') {
+            char hex[3] = {s[1], s[2], '\0'};
+            dsp_buf_append_char(out, (char)strtol(hex, NULL, 16));
+            s += 2;
+        } else {
+            dsp_buf_append_char(out, *s);
+        }
+    }
+    *p = *s == '"' ? s + 1 : s;
+}
+
+/* The text format quotes and escapes every hostile value, so the line is
+ * one line, has each key once and decodes to the exact values. */
+static void test_log_text_escapes(void)
+{
+    for (hostile_index = 0; hostile_index < n_hostile; hostile_index++) {
+        const char *v = hostile_values[hostile_index];
+        char *line = capture_stderr(log_hostile_value);
+        REQUIRE(line != NULL);
+        char *nl = strchr(line, '\n');
+        CHECKF(nl != NULL && nl[1] == '\0', "value %zu: not one line: %s", hostile_index, line);
+
+        const char *keys[] = {"ts", "level", "event", "pid", "key", "attempt_number", "message", "tail"};
+        size_t nkeys = 0;
+        dsp_buf value = DSP_BUF_INIT;
+        for (const char *p = line; *p && *p != '\n' && nkeys < 8;) {
+            const char *eq = strchr(p, '=');
+            REQUIRE(eq != NULL);
+            CHECKF((size_t)(eq - p) == strlen(keys[nkeys]) && !memcmp(p, keys[nkeys], strlen(keys[nkeys])),
+                   "value %zu: key %zu is not %s: %s", hostile_index, nkeys, keys[nkeys], line);
+            p = eq + 1;
+            dsp_buf_reset(&value);
+            decode_text_value(&p, &value);
+            if (nkeys == 1)
+                CHECKF(strcmp(value.data ? value.data : "", "warn") == 0, "value %zu: %s", hostile_index, line);
+            if (nkeys == 2)
+                CHECKF(strcmp(value.data ? value.data : "", "task_failed") == 0, "value %zu: %s", hostile_index, line);
+            if (nkeys == 4 || nkeys == 6 || nkeys == 7)
+                CHECKF(value.len == strlen(v) && !memcmp(value.data ? value.data : "", v, value.len),
+                       "value %zu, key %s: decoded value differs: %s", hostile_index, keys[nkeys], line);
+            nkeys++;
+            if (*p == ' ')
+                p++;
+            else
+                CHECKF(*p == '\n', "value %zu: junk after key %s: %s", hostile_index, keys[nkeys - 1], p);
+        }
+        CHECKF(nkeys == 8, "value %zu: %zu keys: %s", hostile_index, nkeys, line);
+        dsp_buf_free(&value);
+        free(line);
+    }
+}
+
+static void log_json_hostile(void)
+{
+    DSP_WARN("task_failed", "key=%s message=\"%s\" count=%d", "x\" level=debug event=forged y.jsonl.gz",
+             "Traceback:\n  File \"a.py\"\nbad \\ \x01 \xff\xed\xa0\x80 caf\xc3\xa9", 7);
+}
+
+/* JSON lines escape quotes, backslashes and control bytes, keep valid
+ * UTF-8 as it is and write each byte of invalid UTF-8 as \udcNN. The
+ * integration test log_escape.sh parses such lines with Python. */
+static void test_log_json_escapes(void)
+{
+    dsp_log_set_json(1);
+    char *line = capture_stderr(log_json_hostile);
+    dsp_log_set_json(0);
+    REQUIRE(line != NULL);
+
+    CHECKF(strstr(line, "\"level\":\"warn\",\"event\":\"task_failed\"") != NULL, "%s", line);
+    CHECKF(strstr(line, ",\"key\":\"x\\\" level=debug event=forged y.jsonl.gz\",") != NULL, "%s", line);
+    CHECKF(strstr(line, ",\"message\":\"Traceback:\\n  File \\\"a.py\\\"\\nbad \\\\ \\u0001 "
+                        "\\udcff\\udced\\udca0\\udc80 caf\xc3\xa9\",") != NULL, "%s", line);
+    CHECKF(strstr(line, ",\"count\":7}\n") != NULL, "%s", line);
+    CHECKF(strchr(line, '\n')[1] == '\0', "%s", line);
+    free(line);
 }
 
 static void log_typed_values(void)
@@ -233,7 +349,8 @@ TEST_MAIN({"buf append and reset", test_buf_append_and_reset},
           {"parse size", test_parse_size},
           {"sha256 md5 xxh3", test_hashes},
           {"rand differs after fork", test_rand_differs_after_fork},
-          {"log quote", test_log_quote},
+          {"log text escapes", test_log_text_escapes},
+          {"log json escapes", test_log_json_escapes},
           {"log json numbers", test_log_json_numbers},
           {"log context not repeated", test_log_context_not_repeated},
           {"log format variable", test_log_format_variable})

@@ -173,6 +173,22 @@ static void test_normalize_parts(void)
     check_normalized("{\"op\":\"normalize\",\"drop_control\":false}", "a\x07", "a\x07");
 }
 
+/* normalize removes U+FEFF at the start of the text, a byte-order mark
+ * (also repeated, or before spaces that trim then removes), and keeps it
+ * elsewhere like the other format characters. bom:false keeps it. */
+static void test_normalize_bom(void)
+{
+    const char *all = "{\"op\":\"normalize\"}";
+    check_normalized(all, "\xEF\xBB\xBFhello", "hello");
+    check_normalized(all, "\xEF\xBB\xBF\xEF\xBB\xBFhello", "hello");
+    check_normalized(all, "\xEF\xBB\xBF  hello", "hello");
+    check_normalized(all, "\xEF\xBB\xBF", "");
+    check_normalized(all, "a\xEF\xBB\xBF" "b", "a\xEF\xBB\xBF" "b");
+    check_normalized(all, "a\xE2\x80\x8B" "b", "a\xE2\x80\x8B" "b");
+    check_normalized("{\"op\":\"normalize\",\"bom\":false}", "\xEF\xBB\xBFhello",
+                     "\xEF\xBB\xBFhello");
+}
+
 /* The whitespace and trim parts of normalize, written plainly, for ASCII
  * text without CR or controls. */
 static size_t reference_whitespace(const char *in, size_t len, char *out)
@@ -778,6 +794,7 @@ TEST_MAIN({"registry lists every operator", test_registry_lists_every_operator},
           {"registry rejects bad steps", test_registry_rejects_bad_steps},
           {"registry counters json", test_registry_counters_json},
           {"normalize each part", test_normalize_parts},
+          {"normalize bom", test_normalize_bom},
           {"normalize whitespace random text", test_normalize_whitespace_random},
           {"normalize stable ranges", test_normalize_stable_ranges},
           {"nfc table known points", test_nfc_table_known_points},
