@@ -174,10 +174,9 @@ static void write_text_value(FILE *out, const char *v, size_t n, int quote)
     fputc('"', out);
 }
 
-/* Write a value as a JSON string. A byte that is not part of valid UTF-8 is
- * written as the lone surrogate \udcNN (NN the byte), the convention of
- * Python's "surrogateescape" error handler (PEP 383), so
- * value.encode("utf-8", "surrogateescape") gives back the exact bytes. */
+/* Write a value as a JSON string. Each byte that is not part of valid UTF-8
+ * is written as \ufffd, the replacement character, so every JSON parser
+ * accepts the line; the text format keeps such bytes exactly as \xNN. */
 static void write_json_string(FILE *out, const char *v, size_t n)
 {
     const unsigned char *s = (const unsigned char *)v;
@@ -197,7 +196,7 @@ static void write_json_string(FILE *out, const char *v, size_t n)
         else if (c < 0x20)
             fprintf(out, "\\u%04x", c);
         else if (len == 0)
-            fprintf(out, "\\udc%02x", c);
+            fputs("\\ufffd", out);
         else {
             fwrite(s + i, 1, len, out);
             i += len;

@@ -11,12 +11,9 @@
  * or invalid UTF-8. Inside the quotes '"' and '\\' get a backslash, newline,
  * carriage return and tab are \n, \r and \t, and every other control byte
  * or byte of invalid UTF-8 is \xNN. JSON lines are valid JSON whatever the
- * bytes: a byte of invalid UTF-8 becomes the lone surrogate \udcNN, as
- * Python's "surrogateescape" error handler writes it, so that
- * value.encode("utf-8", "surrogateescape") returns the exact bytes.
- * NOTE: RFC 8259 allows lone surrogates in the grammar but leaves their
- * meaning open. jq 1.6 reads them as U+FFFD, and strict parsers such as
- * cJSON reject the line.
+ * bytes: each byte of invalid UTF-8 becomes \ufffd (U+FFFD), because a lone
+ * surrogate escape, which could keep the byte, makes strict parsers such
+ * as cJSON reject the whole line.
  *
  * In JSON lines, a value that is a decimal integer of at most 2^53 in
  * magnitude is written as a JSON number, so that consumers that parse
