@@ -377,6 +377,34 @@ static void name_operators(cJSON *operators, const cJSON *steps)
     }
 }
 
+/*
+ * Log that this job replaces the output that job `previous` (the body of
+ * the output's _SUCCESS) published. A rerun in the same job store does that
+ * on purpose, so it is logged at info level. A previous job that this job
+ * store does not know ran from another job store, whose output claim this
+ * store cannot see, so that replacement is a warning.
+ */
+static void log_replaced_output(dsp_store *s, const dsp_job *job, const char *previous)
+{
+    dsp_err err;
+    int known = 0;
+    if (dsp_proto_check_job_id(previous, &err) == DSP_OK) {
+        char *spec_key = dsp_proto_job_key(previous, "spec.json");
+        dsp_obj_info info;
+        known = dsp_store_head(s, spec_key, &info, &err) == DSP_OK;
+        free(spec_key);
+    } else {
+        previous = "(not a job id)";
+    }
+    if (known)
+        DSP_INFO("output_replaced", "job=%s output=%s previous_job=%s", job->id,
+                 job->spec->output_uri, previous);
+    else
+        DSP_WARN("output_replaced", "job=%s output=%s previous_job=%s detail=\"the previous "
+                 "job is not in this job store; two job stores publish to one output\"",
+                 job->id, job->spec->output_uri, previous);
+}
+
 dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
 {
     const dsp_plan *plan = job->plan;
@@ -437,6 +465,8 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
         dsp_err gerr;
         if (dsp_store_get(c.out_store, key, 0, -1, &cur, NULL, &gerr) == DSP_OK &&
             (cur.len != strlen(success_body) || memcmp(cur.data, success_body, cur.len))) {
+            dsp_buf_append_char(&cur, '\0');
+            log_replaced_output(s, job, cur.data);
             const char *keys[1] = {key};
             st = dsp_store_delete(c.out_store, keys, 1, err);
         }

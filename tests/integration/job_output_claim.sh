@@ -1,7 +1,9 @@
 #!/bin/bash
 # Output claims: of two jobs submitted at the same moment to one output,
 # exactly one is accepted and the other leaves no job behind; a claim left
-# by a crashed submission is taken over only once it is old.
+# by a crashed submission is taken over only once it is old. A job that
+# replaces another job's published output logs it, as a warning when the
+# other job ran from another job store.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/in"
@@ -59,4 +61,19 @@ printf '{"job":"ghost","output":"%s","claimed_ms":%d}' "$WORK/out-late" $((now_m
     >"$STORE/outputs/$hash"
 "$BIN" submit "$WORK/late.json" --store "$STORE" >/dev/null 2>"$WORK/late2.err" ||
     { cat "$WORK/late2.err"; die "a crashed submission's old claim was not taken over"; }
+
+write_spec "$WORK/shared.json" "$WORK/in/*.jsonl" "$WORK/out-shared" 4000
+run_shared() { # STORE LOG
+    "$BIN" run "$WORK/shared.json" --store "$1" >"$2" 2>&1 || { cat "$2"; die "run in $1 failed"; }
+}
+run_shared "$WORK/store-a" "$WORK/shared-a.log"
+first=$(cat "$WORK/out-shared/_SUCCESS")
+grep -q "event=output_replaced" "$WORK/shared-a.log" && die "the first publish logged output_replaced"
+run_shared "$WORK/store-b" "$WORK/shared-b.log"
+second=$(cat "$WORK/out-shared/_SUCCESS")
+grep -q "level=warn event=output_replaced .*previous_job=$first " "$WORK/shared-b.log" ||
+    { cat "$WORK/shared-b.log"; die "a job of another job store replaced the output without a warning"; }
+run_shared "$WORK/store-b" "$WORK/shared-c.log"
+grep -q "level=info event=output_replaced .*previous_job=$second$" "$WORK/shared-c.log" ||
+    { cat "$WORK/shared-c.log"; die "a rerun in the same job store did not log output_replaced at info"; }
 echo "ok"
