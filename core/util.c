@@ -268,7 +268,7 @@ int64_t dsp_parse_size(const char *s)
     if (!s || !*s || *s == '-')
         return -1;
     double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    if (errno || end == s || !(v >= 0)) /* !(v >= 0) also catches NaN */
         return -1;
     while (*end == ' ')
         end++;

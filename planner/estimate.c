@@ -22,7 +22,7 @@
  *     each shard to the output prefix (one COPY each);
  *   - coordination, per task: GET spec.json and plan.json (2), GET the
  *     seal of the previous stage (1, stages after the first), create the
- *     lease (1 PUT), renew it every lease_seconds / 2 while the task runs,
+ *     lease (1 PUT), renew it every lease_seconds / 3 while the task runs,
  *     create the commit manifest (1 PUT), list the stage's commits to see
  *     whether it was the last (1 LIST per 1,000 tasks of the stage), the
  *     sealer's GET of its manifest (1), and release the lease (1 DELETE).
@@ -81,7 +81,7 @@ static void est_input_reads(const dsp_plan_stage *stage, dsp_plan_estimate *e)
 static void est_coordination(const dsp_plan_stage *stage, int lease_seconds,
                              dsp_plan_estimate *e)
 {
-    double renew_every = lease_seconds / 2.0;
+    double renew_every = (double)lease_seconds / DSP_LEASE_RENEW_DIVISOR;
     uint64_t list_pages = est_ceil_div(stage->ntasks ? stage->ntasks : 1, 1000);
     for (size_t t = 0; t < stage->ntasks; t++) {
         double seconds = est_task_seconds(stage->tasks[t].bytes);

@@ -33,7 +33,7 @@ typedef struct {
     int output_level;         /* 0 = default */
     int64_t target_shard_bytes;
     int max_attempts;         /* default 4 */
-    int lease_seconds;        /* default 60 */
+    int lease_seconds;        /* default 60; renewed every DSP_LEASE_RENEW_DIVISOR-th of it */
     int64_t target_task_bytes;/* default 64 MiB */
     int speculative;          /* default 1 */
     int64_t max_record_bytes; /* default 64 MiB */
@@ -176,6 +176,10 @@ typedef struct {
 } dsp_plan_estimate;
 
 /* Assumptions of the model, also printed by explain. */
+/* A worker renews a task's lease every lease_seconds / DSP_LEASE_RENEW_DIVISOR,
+ * so two renewals can fail before the lease expires. */
+#define DSP_LEASE_RENEW_DIVISOR 3
+
 #define DSP_ESTIMATE_CHUNK_BYTES (8ULL << 20)   /* ranged GET and multipart part size */
 #define DSP_ESTIMATE_TASK_BYTES_PER_S (50ULL << 20)
 #define DSP_ESTIMATE_GET_USD_PER_1000 0.0004

@@ -112,12 +112,12 @@ static void explain_print_text(const dsp_spec *spec, const dsp_plan *plan,
            "PUT, COPY or LIST);\n"
            "%s per ranged GET and multipart part; output bytes = input bytes; a task takes 1 s\n"
            "plus its bytes at %s/s (longest %.0f s, %.0f task-seconds in all); leases renewed\n"
-           "every %d s; per task 3-4 GETs, 2 PUTs plus renewals, 1 LIST per 1,000 tasks of its\n"
+           "every %.0f s; per task 3-4 GETs, 2 PUTs plus renewals, 1 LIST per 1,000 tasks of its\n"
            "stage. Local stores cost nothing: the cost assumes every store is S3.\n",
            DSP_ESTIMATE_GET_USD_PER_1000, DSP_ESTIMATE_PUT_USD_PER_1000,
            explain_bytes(DSP_ESTIMATE_CHUNK_BYTES, b1, sizeof b1),
            explain_bytes(DSP_ESTIMATE_TASK_BYTES_PER_S, b2, sizeof b2), e->max_task_seconds,
-           e->task_seconds, spec->lease_seconds / 2);
+           e->task_seconds, (double)spec->lease_seconds / DSP_LEASE_RENEW_DIVISOR);
 }
 
 static cJSON *explain_json(const dsp_spec *spec, const dsp_plan *plan, const dsp_plan_estimate *e,
@@ -183,7 +183,8 @@ static cJSON *explain_json(const dsp_spec *spec, const dsp_plan *plan, const dsp
     cJSON_AddNumberToObject(as, "put_usd_per_1000", DSP_ESTIMATE_PUT_USD_PER_1000);
     cJSON_AddNumberToObject(as, "chunk_bytes", (double)DSP_ESTIMATE_CHUNK_BYTES);
     cJSON_AddNumberToObject(as, "task_bytes_per_second", (double)DSP_ESTIMATE_TASK_BYTES_PER_S);
-    cJSON_AddNumberToObject(as, "lease_renew_seconds", spec->lease_seconds / 2.0);
+    cJSON_AddNumberToObject(as, "lease_renew_seconds",
+                            (double)spec->lease_seconds / DSP_LEASE_RENEW_DIVISOR);
     cJSON_AddNumberToObject(as, "max_task_seconds", e->max_task_seconds);
     cJSON_AddNumberToObject(as, "task_seconds", e->task_seconds);
     return root;

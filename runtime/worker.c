@@ -1160,7 +1160,7 @@ static void *heartbeat_main(void *arg)
         pthread_mutex_lock(&W.run_lock);
         for (running_task *rt = W.running; rt; rt = rt->next) {
             job_entry *je = rt->je;
-            int64_t period = (int64_t)je->lease_seconds * 1000 / 3;
+            int64_t period = (int64_t)je->lease_seconds * 1000 / DSP_LEASE_RENEW_DIVISOR;
             int64_t state_period = period < STATE_CHECK_MAX_MS ? period : STATE_CHECK_MAX_MS;
             dsp_err err;
 

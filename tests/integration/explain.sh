@@ -123,6 +123,8 @@ check(r["input_get"] == 4 + 9 + 6, "input GETs, got %d" % r["input_get"])
 check(r["output_shards"] == 12, "one shard per task")
 check(r["coordination_get"] == 3 * 12, "3 coordination GETs per task")
 check(r["coordination_put"] == 5 + 2 * 12 + 1, "coordination PUTs")
+# Workers renew a lease every lease_seconds / 3 (60 s by default).
+check(out["assumptions"]["lease_renew_seconds"] == 20, "lease renewal period")
 cost = out["cost_usd"]
 want = r["get_class"] * 0.0004 / 1000 + r["put_class"] * 0.005 / 1000
 check(abs(cost["total"] - want) < 1e-12, "cost total %g != %g" % (cost["total"], want))

@@ -49,6 +49,8 @@ static void test_parse_size(void)
     CHECK_EQ_INT(dsp_parse_size(""), -1);
     CHECK_EQ_INT(dsp_parse_size("1e30"), -2);
     CHECK_EQ_INT(dsp_parse_size("9000000TiB"), -2);
+    CHECK_EQ_INT(dsp_parse_size("nan"), -1);
+    CHECK_EQ_INT(dsp_parse_size("NaN MiB"), -1);
 }
 
 static void test_format_utc_ms(void)
