@@ -36,6 +36,7 @@ int dsp_cmd_run(int argc, char **argv);
 int dsp_cmd_submit(int argc, char **argv);
 int dsp_cmd_worker(int argc, char **argv);
 int dsp_cmd_status(int argc, char **argv);
+int dsp_cmd_jobs(int argc, char **argv);
 int dsp_cmd_wait(int argc, char **argv);
 int dsp_cmd_cancel(int argc, char **argv);
 int dsp_cmd_gc(int argc, char **argv);

@@ -1,6 +1,6 @@
 /*
- * cmd_job.c - the job commands: run, submit, worker, status, wait, cancel
- * and gc. Each parses its options, opens the store and calls job.h,
+ * cmd_job.c - the job commands: run, submit, worker, status, jobs, wait,
+ * cancel and gc. Each parses its options, opens the store and calls job.h,
  * worker.h, publish.h or progress.h; exit codes are the DSP_EXIT_* of cli.h.
  */
 #include <errno.h>
@@ -24,6 +24,7 @@
 #include "../storage/store.h"
 #include "cli.h"
 #include "job.h"
+#include "job_list.h"
 #include "progress.h"
 #include "protocol.h"
 #include "run_pool.h"
@@ -701,7 +702,8 @@ static int job_command_exit(int r) { return r == -100 ? DSP_EXIT_OK : -r; }
 
 static const char status_help[] =
     "usage: dspark status JOB [--store URI] [--json]\n\n"
-    "Show a job's stages, tasks done/running/failed, counters and errors.\n\n" STORE_HELP
+    "Show a job's stages, tasks done/running/failed, counters and errors.\n"
+    "`dspark jobs` lists the jobs of a store with their ids.\n\n" STORE_HELP
     "  --json           print the status document (schema_version 1): job, state,\n"
     "                   output, spec_hash, stages[] (id, kind, tasks, committed,\n"
     "                   running, failed_attempts, failed_tasks, sealed, bytes,\n"
@@ -800,6 +802,124 @@ int dsp_cmd_status(int argc, char **argv)
     rc = DSP_EXIT_OK;
 out:
     cJSON_Delete(doc);
+    if (store)
+        dsp_store_close(store);
+    free(uri);
+    return rc;
+}
+
+/* ---- jobs ---- */
+
+static const char jobs_help[] =
+    "usage: dspark jobs [--store URI] [--json] [--state running|done|failed|cancelled]\n\n"
+    "List the jobs in a store, newest submission first, one line each: id, state,\n"
+    "submit time, finish time, records out and output URI. Times are ISO-8601 UTC.\n"
+    "The submit time is when spec.json was written (whole seconds on S3). A job is\n"
+    "running until it has a final state, also when no worker has started it.\n"
+    "Records out is known for done jobs only, because state.json records it when\n"
+    "the output is published.\n\n" STORE_HELP
+    "  --json           print one document (schema_version 1): store, state_filter,\n"
+    "                   jobs[] (job, state, submitted, submitted_ms, output,\n"
+    "                   finished, finished_ms, records_out, message); unknown\n"
+    "                   values are null\n"
+    "  --state STATE    list only the jobs in STATE: running, done, failed or\n"
+    "                   cancelled\n\n"
+    "Cost: one LIST request per 1,000 jobs, one GET of state.json per job, and one\n"
+    "GET of spec.json per job listed, 8 at a time. No plan, commit or lease is read,\n"
+    "so the cost does not grow with the tasks of a job: 10,000 jobs take 10 LISTs\n"
+    "and at most 20,000 GETs.\n"
+    "exit codes: 0 the list was printed (also an empty one), 1 the command failed,\n"
+    "2 invalid command line, 5 the store does not exist\n";
+
+static void print_jobs_text(const dsp_job_list *list)
+{
+    int width = 3;
+    char submitted[40], finished[40], records[32];
+
+    for (size_t i = 0; i < list->n; i++) {
+        int len = (int)strlen(list->items[i].id);
+        if (len > width)
+            width = len;
+    }
+    printf("%-*s  %-9s  %-24s  %-24s  %11s  %s\n", width, "JOB", "STATE", "SUBMITTED",
+           "FINISHED", "RECORDS_OUT", "OUTPUT");
+    for (size_t i = 0; i < list->n; i++) {
+        const dsp_job_entry *e = &list->items[i];
+        snprintf(submitted, sizeof submitted, "-");
+        snprintf(finished, sizeof finished, "-");
+        snprintf(records, sizeof records, "-");
+        if (e->submitted_ms > 0)
+            dsp_format_utc_ms(e->submitted_ms, submitted, sizeof submitted);
+        if (e->state != DSP_JOB_RUNNING && e->finished_ms > 0)
+            dsp_format_utc_ms(e->finished_ms, finished, sizeof finished);
+        if (e->records_out >= 0)
+            snprintf(records, sizeof records, "%lld", (long long)e->records_out);
+        printf("%-*s  %-9s  %-24s  %-24s  %11s  %s\n", width, e->id, dsp_job_state_name(e->state),
+               submitted, finished, records, e->output ? e->output : "-");
+    }
+}
+
+int dsp_cmd_jobs(int argc, char **argv)
+{
+    static const struct option opts[] = {{"store", required_argument, NULL, 's'},
+                                         {"json", no_argument, NULL, 'J'},
+                                         {"state", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *store_opt = NULL;
+    int json = 0, only_state = -1, c, rc;
+    dsp_job_state state;
+    dsp_job_list list = {0};
+    dsp_store *store = NULL;
+    dsp_err err;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': store_opt = optarg; break;
+        case 'J': json = 1; break;
+        case 'S':
+            if (dsp_job_state_from_name(optarg, &state) != 0) {
+                fprintf(stderr, "dspark jobs: invalid --state '%s': expected running, done, "
+                                "failed or cancelled\n", optarg);
+                return DSP_EXIT_USAGE;
+            }
+            only_state = (int)state;
+            break;
+        case 'h': fputs(jobs_help, stdout); return DSP_EXIT_OK;
+        default: fputs(jobs_help, stderr); return DSP_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "dspark jobs: unexpected argument '%s'; it takes no job id (use "
+                        "'dspark status JOB' for one job)\n", argv[optind]);
+        return DSP_EXIT_USAGE;
+    }
+    char *uri = store_uri(store_opt);
+    if (open_checked_store(uri, &store, 0, &err) != DSP_OK ||
+        dsp_job_list_read(store, only_state, &list, &err) != DSP_OK) {
+        rc = fail("jobs failed", &err);
+        if (rc == DSP_EXIT_NOTFOUND && !store_opt && !dsp_cli_default_store())
+            fprintf(stderr, "dspark jobs: with no --store and no $DSPARK_STORE it reads "
+                            "./.dspark; pass --store URI to list another store\n");
+        goto out;
+    }
+    if (json) {
+        cJSON *doc = dsp_job_list_json(store, only_state, &list);
+        char *text = cJSON_Print(doc);
+        printf("%s\n", text);
+        free(text);
+        cJSON_Delete(doc);
+    } else if (list.n == 0) {
+        fprintf(stderr, "dspark: no %s%sjobs in %s\n",
+                only_state >= 0 ? dsp_job_state_name(only_state) : "",
+                only_state >= 0 ? " " : "", dsp_store_uri(store));
+    } else {
+        print_jobs_text(&list);
+    }
+    rc = DSP_EXIT_OK;
+out:
+    dsp_job_list_free(&list);
     if (store)
         dsp_store_close(store);
     free(uri);

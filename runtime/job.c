@@ -40,12 +40,23 @@ const char *dsp_job_state_name(dsp_job_state st)
     }
 }
 
+int dsp_job_state_from_name(const char *name, dsp_job_state *out)
+{
+    static const dsp_job_state states[] = {DSP_JOB_RUNNING, DSP_JOB_DONE, DSP_JOB_FAILED,
+                                           DSP_JOB_CANCELLED};
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        if (!strcmp(name, dsp_job_state_name(states[i]))) {
+            *out = states[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static dsp_job_state state_from_name(const char *name)
 {
-    if (!strcmp(name, "done")) return DSP_JOB_DONE;
-    if (!strcmp(name, "failed")) return DSP_JOB_FAILED;
-    if (!strcmp(name, "cancelled")) return DSP_JOB_CANCELLED;
-    return DSP_JOB_RUNNING;
+    dsp_job_state st;
+    return dsp_job_state_from_name(name, &st) == 0 ? st : DSP_JOB_RUNNING;
 }
 
 static const char *json_string(const cJSON *o, const char *name)

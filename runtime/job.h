@@ -34,6 +34,8 @@ typedef struct {
 
 /* "done", "failed", "cancelled" or "running". */
 const char *dsp_job_state_name(dsp_job_state st);
+/* Parse a name of dsp_job_state_name into *out; -1 for any other name. */
+int dsp_job_state_from_name(const char *name, dsp_job_state *out);
 
 /* The default job id: "<spec name>-<first 12 hex digits of the spec hash>"
  * (name reduced to valid id characters), so submitting the same spec twice

@@ -24,6 +24,7 @@ static const dsp_command commands[] = {
     {"run", dsp_cmd_run, "plan a job and run it with local worker processes"},
     {"submit", dsp_cmd_submit, "publish a job to a store for workers to run"},
     {"worker", dsp_cmd_worker, "run tasks of the jobs in a store"},
+    {"jobs", dsp_cmd_jobs, "list the jobs in a store with their state, newest first"},
     {"status", dsp_cmd_status, "show a job's progress, counters and errors"},
     {"wait", dsp_cmd_wait, "wait for a job to finish; the exit code says how"},
     {"cancel", dsp_cmd_cancel, "cancel a job"},
