@@ -81,6 +81,7 @@ typedef struct {
     char *key;
     int fd;
     uint64_t pos, end;
+    struct timespec mtime; /* the file's modification time at open */
 } local_reader;
 
 /* ---- keys and paths ---------------------------------------------------- */
@@ -1321,6 +1322,30 @@ static dsp_status local_writer_open(dsp_store *s, const char *key, const dsp_wri
 
 /* ---- streaming reader -------------------------------------------------- */
 
+/*
+ * Fail when the file was written in place since the reader opened it: a
+ * rename over the name leaves the open descriptor on the old version, but
+ * an in-place edit changes the bytes under it, and the job would mix old
+ * and new data. Called after every read, so bytes from before and after
+ * an edit never both reach the caller unnoticed.
+ * NOTE: an edit within the file system's timestamp granularity of the open
+ * (a few ms on Linux) that keeps the size is not seen.
+ */
+static dsp_status check_unchanged(const local_reader *r, dsp_err *err)
+{
+    struct stat sb;
+    if (fstat(r->fd, &sb) != 0)
+        return dsp_err_set(err, DSP_EIO, "get %s key %s: fstat failed: %s", r->ls->base.uri,
+                           r->key, strerror(errno));
+    if ((uint64_t)sb.st_size == r->base.info.size && sb.st_mtim.tv_sec == r->mtime.tv_sec &&
+        sb.st_mtim.tv_nsec == r->mtime.tv_nsec)
+        return DSP_OK;
+    return dsp_err_set(err, DSP_EINVAL, "get %s key %s: the file was modified while it was "
+                       "read (size %llu, was %llu when opened); run the job again on inputs "
+                       "that do not change", r->ls->base.uri, r->key,
+                       (unsigned long long)sb.st_size, (unsigned long long)r->base.info.size);
+}
+
 static dsp_status reader_read(dsp_reader *base, void *buf, size_t cap, size_t *got,
                               dsp_err *err)
 {
@@ -1363,6 +1388,9 @@ static dsp_status reader_read(dsp_reader *base, void *buf, size_t cap, size_t *g
          * read continues from there. */
         if (k == DSP_FAULT_TRUNCATE && n > 1)
             n /= 2;
+        rc = check_unchanged(r, err);
+        if (rc != DSP_OK)
+            break;
         *got = (size_t)n;
         r->pos += (uint64_t)n;
         atomic_fetch_add(&ls->base.stats.bytes_in, (uint64_t)n);
@@ -1413,6 +1441,7 @@ static dsp_status local_reader_open(dsp_store *s, const char *key, uint64_t offs
         struct stat sb;
         rc = open_object(ls, "read", key, path, &r->fd, &sb, err);
         if (rc == DSP_OK) {
+            r->mtime = sb.st_mtim;
             rc = info_of_fd(ls, key, r->fd, &sb, &r->base.info, err);
             if (rc != DSP_OK) {
                 close(r->fd);

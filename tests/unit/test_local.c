@@ -5,6 +5,7 @@
  * faults travelling through the same paths as real ones.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,6 +467,62 @@ static void test_truncate_retried(void)
     close_local(s);
 }
 
+/* A reader fails on a file edited in place while it reads, and keeps
+ * reading the old version of a file replaced by a put. */
+static void test_reader_sees_edit_in_place(void)
+{
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    dsp_err err;
+    char body[8192];
+    memset(body, 'a', sizeof body);
+    REQUIRE(dsp_store_put(s, "edited", body, sizeof body, NULL, NULL, &err) == DSP_OK);
+    REQUIRE(dsp_store_put(s, "replaced", body, sizeof body, NULL, NULL, &err) == DSP_OK);
+
+    dsp_reader *r = NULL;
+    char buf[4096];
+    size_t got = 0;
+    REQUIRE(dsp_store_reader_open(s, "edited", 0, -1, NULL, &r, &err) == DSP_OK);
+    REQUIRE(dsp_reader_read(r, buf, 1000, &got, &err) == DSP_OK);
+    CHECK_EQ_INT(got, 1000);
+
+    /* Same size, new bytes and a modification time one second later. */
+    char *path = dsp_xasprintf("%s/root/edited", g_dir);
+    int fd = open(path, O_WRONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pwrite(fd, "EDIT", 4, 5000) == 4);
+    struct stat sb;
+    REQUIRE(fstat(fd, &sb) == 0);
+    struct timespec times[2] = {sb.st_atim, sb.st_mtim};
+    times[1].tv_sec += 1;
+    REQUIRE(futimens(fd, times) == 0);
+    close(fd);
+    free(path);
+
+    CHECK_EQ_INT(dsp_reader_read(r, buf, sizeof buf, &got, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "modified while it was read") != NULL, "%s", err.msg);
+    CHECKF(strstr(err.msg, "edited") != NULL, "%s", err.msg);
+    dsp_reader_close(r);
+
+    REQUIRE(dsp_store_reader_open(s, "replaced", 0, -1, NULL, &r, &err) == DSP_OK);
+    REQUIRE(dsp_reader_read(r, buf, 1000, &got, &err) == DSP_OK);
+    char other[8192];
+    memset(other, 'b', sizeof other);
+    REQUIRE(dsp_store_put(s, "replaced", other, sizeof other, NULL, NULL, &err) == DSP_OK);
+    size_t total = got;
+    for (;;) {
+        dsp_status st = dsp_reader_read(r, buf, sizeof buf, &got, &err);
+        CHECKF(st == DSP_OK, "%s", err.msg);
+        if (st != DSP_OK || got == 0)
+            break;
+        CHECK(buf[0] == 'a' && buf[got - 1] == 'a');
+        total += got;
+    }
+    CHECK_EQ_INT(total, sizeof body);
+    dsp_reader_close(r);
+    close_local(s);
+}
+
 typedef struct {
     dsp_store *s;
     int id;
@@ -650,6 +707,7 @@ TEST_MAIN({"traversal keys rejected", test_traversal_rejected},
           {"nocond ignores condition", test_nocond_ignores_condition},
           {"403 is not retried", test_403_not_retried},
           {"truncated reads retried", test_truncate_retried},
+          {"reader sees edit in place", test_reader_sees_edit_in_place},
           {"put and delete churn", test_put_delete_churn},
           {"streaming under faults", test_streaming_under_faults},
           {"root below a file", test_root_under_file},
