@@ -1323,10 +1323,10 @@ static dsp_status local_writer_open(dsp_store *s, const char *key, const dsp_wri
 /* ---- streaming reader -------------------------------------------------- */
 
 /*
- * Fail when the file was written in place since the reader opened it: a
+ * Fail when the file was written in place since the reader opened it. A
  * rename over the name leaves the open descriptor on the old version, but
  * an in-place edit changes the bytes under it, and the job would mix old
- * and new data. Called after every read, so bytes from before and after
+ * and new data. It runs after every read, so bytes from before and after
  * an edit never both reach the caller unnoticed.
  * NOTE: an edit within the file system's timestamp granularity of the open
  * (a few ms on Linux) that keeps the size is not seen.
