@@ -256,19 +256,32 @@ static int part_name(const char *rel, const char *pattern)
     return *p == '.' && !strchr(p, '/');
 }
 
+/* Whether rel is _dedup/clusters/stepN.jsonl, the name under which the
+ * clusters of the dedup_minhash step at index N are published. */
+static int clusters_name(const char *rel)
+{
+    static const char prefix[] = "_dedup/clusters/step";
+    if (strncmp(rel, prefix, sizeof prefix - 1) != 0)
+        return 0;
+    const char *p = rel + sizeof prefix - 1;
+    if (*p < '0' || *p > '9')
+        return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return !strcmp(p, ".jsonl");
+}
+
 /* Whether an output object's name (relative to the output prefix) is one
  * that DSpark publishes: _MANIFEST.json, _SUCCESS, part-NNNNN.*,
- * _rejects/part-NNNNN.* or _dedup/clusters/NAME. Only such objects are
- * ever replaced or deleted. */
+ * _rejects/part-NNNNN.* or _dedup/clusters/stepN.jsonl. Only such objects
+ * are ever replaced or deleted. */
 static int owned_name(const char *rel)
 {
-    static const char clusters[] = "_dedup/clusters/";
     if (!strcmp(rel, "_MANIFEST.json") || !strcmp(rel, "_SUCCESS"))
         return 1;
     if (part_name(rel, "part-") || part_name(rel, "_rejects/part-"))
         return 1;
-    return !strncmp(rel, clusters, sizeof clusters - 1) && rel[sizeof clusters - 1] &&
-           !strchr(rel + sizeof clusters - 1, '/');
+    return clusters_name(rel);
 }
 
 /* Refuse an output prefix that contains objects DSpark did not write,
