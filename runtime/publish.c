@@ -24,6 +24,9 @@
 
 #define COPY_CHUNK (8u << 20)
 #define COPY_THREADS 8 /* copies in flight; each is one request on S3 */
+/* Copies between two reads of the job's state, so that a job cancelled
+ * during a long publish stops after at most this many more copies. */
+#define COPY_BATCH 64
 
 typedef struct {
     dsp_store *job_store;
@@ -182,6 +185,51 @@ static dsp_status copy_all(publish_ctx *c, const copy_item *items, size_t n, dsp
     if (atomic_load(&b.failed)) {
         *err = b.err;
         return err->code;
+    }
+    return DSP_OK;
+}
+
+/*
+ * Return DSP_ECANCELLED when the job was cancelled or failed while it
+ * published, so that publishing stops before writing `next` and leaves
+ * the output without _SUCCESS. A job already done (another publisher of
+ * it finished) goes on, because every step of publishing is idempotent.
+ */
+static dsp_status check_job_running(publish_ctx *c, const dsp_job *job, const char *next,
+                                    dsp_err *err)
+{
+    dsp_job_state state;
+    dsp_status st = dsp_job_read_state(c->job_store, job->id, &state, NULL, err);
+
+    if (st != DSP_OK) {
+        dsp_err_prefix(err, "reading the state of job %s before publishing %s", job->id, next);
+        return st;
+    }
+    if (state != DSP_JOB_CANCELLED && state != DSP_JOB_FAILED)
+        return DSP_OK;
+    return dsp_err_set(err, DSP_ECANCELLED,
+                       "job %s is %s, so publishing stopped before %s; output %s has no "
+                       "_SUCCESS and is incomplete",
+                       job->id, dsp_job_state_name(state), next, job->spec->output_uri);
+}
+
+/* Copy every item in batches of COPY_BATCH, checking between batches that
+ * the job still runs. */
+static dsp_status copy_batches(publish_ctx *c, const dsp_job *job, const copy_item *items,
+                               size_t n, dsp_err *err)
+{
+    for (size_t done = 0; done < n; done += COPY_BATCH) {
+        size_t count = n - done < COPY_BATCH ? n - done : COPY_BATCH;
+        dsp_status st;
+
+        if (done > 0) {
+            st = check_job_running(c, job, items[done].dst, err);
+            if (st != DSP_OK)
+                return st;
+        }
+        st = copy_all(c, items + done, count, err);
+        if (st != DSP_OK)
+            return st;
     }
     return DSP_OK;
 }
@@ -473,6 +521,9 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
      * output. */
     success_body = job->id;
     key = dsp_xasprintf("%s/_SUCCESS", c.out_prefix);
+    st = check_job_running(&c, job, "the parts", err);
+    if (st != DSP_OK)
+        goto out;
     {
         dsp_buf cur = DSP_BUF_INIT;
         dsp_err gerr;
@@ -580,10 +631,20 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     cJSON_AddItemToObject(manifest, "operators", operators);
     cJSON_AddItemToObject(manifest, "inputs", manifest_inputs(plan));
 
-    st = copy_all(&c, copies, ncopies, err);
+    st = copy_batches(&c, job, copies, ncopies, err);
     if (st != DSP_OK)
         goto out;
     st = remove_stale(&c, names, err);
+    if (st != DSP_OK)
+        goto out;
+
+    /* A cancel (or a failure recorded by another worker) stops publishing
+     * before _MANIFEST.json and again before _SUCCESS, so such a job has no
+     * _SUCCESS. NOTE: a cancel between the second check and the _SUCCESS
+     * PUT (one GET and one PUT apart) still leaves a complete output with
+     * _SUCCESS. state.json then stays "cancelled", because the final state
+     * is create-only and the cancel wrote it first. */
+    st = check_job_running(&c, job, "_MANIFEST.json", err);
     if (st != DSP_OK)
         goto out;
     body = cJSON_Print(manifest);
@@ -595,6 +656,9 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
         if (st != DSP_OK)
             goto out;
     }
+    st = check_job_running(&c, job, "_SUCCESS", err);
+    if (st != DSP_OK)
+        goto out;
     {
         dsp_put_opts opts = {DSP_PUT_IF_ABSENT, NULL, "text/plain"};
         st = dsp_store_put(c.out_store, key, success_body, strlen(success_body), &opts, NULL, err);
