@@ -24,6 +24,9 @@
 
 #define COPY_CHUNK (8u << 20)
 #define COPY_THREADS 8 /* copies in flight; each is one request on S3 */
+/* Copies between two reads of the job's state, so that a job cancelled
+ * during a long publish stops after at most this many more copies. */
+#define COPY_BATCH 64
 
 typedef struct {
     dsp_store *job_store;
@@ -186,6 +189,51 @@ static dsp_status copy_all(publish_ctx *c, const copy_item *items, size_t n, dsp
     return DSP_OK;
 }
 
+/*
+ * Return DSP_ECANCELLED when the job was cancelled or failed while it
+ * published, so that publishing stops before writing `next` and leaves
+ * the output without _SUCCESS. A job already done (another publisher of
+ * it finished) goes on, because every step of publishing is idempotent.
+ */
+static dsp_status check_job_running(publish_ctx *c, const dsp_job *job, const char *next,
+                                    dsp_err *err)
+{
+    dsp_job_state state;
+    dsp_status st = dsp_job_read_state(c->job_store, job->id, &state, NULL, err);
+
+    if (st != DSP_OK) {
+        dsp_err_prefix(err, "reading the state of job %s before publishing %s", job->id, next);
+        return st;
+    }
+    if (state != DSP_JOB_CANCELLED && state != DSP_JOB_FAILED)
+        return DSP_OK;
+    return dsp_err_set(err, DSP_ECANCELLED,
+                       "job %s is %s, so publishing stopped before %s; output %s has no "
+                       "_SUCCESS and is incomplete",
+                       job->id, dsp_job_state_name(state), next, job->spec->output_uri);
+}
+
+/* Copy every item in batches of COPY_BATCH, checking between batches that
+ * the job still runs. */
+static dsp_status copy_batches(publish_ctx *c, const dsp_job *job, const copy_item *items,
+                               size_t n, dsp_err *err)
+{
+    for (size_t done = 0; done < n; done += COPY_BATCH) {
+        size_t count = n - done < COPY_BATCH ? n - done : COPY_BATCH;
+        dsp_status st;
+
+        if (done > 0) {
+            st = check_job_running(c, job, items[done].dst, err);
+            if (st != DSP_OK)
+                return st;
+        }
+        st = copy_all(c, items + done, count, err);
+        if (st != DSP_OK)
+            return st;
+    }
+    return DSP_OK;
+}
+
 static void add_copy(copy_item **items, size_t *n, const char *src, char *dst)
 {
     *items = dsp_xrealloc(*items, (*n + 1) * sizeof **items);
@@ -256,19 +304,32 @@ static int part_name(const char *rel, const char *pattern)
     return *p == '.' && !strchr(p, '/');
 }
 
+/* Whether rel is _dedup/clusters/stepN.jsonl, the name under which the
+ * clusters of the dedup_minhash step at index N are published. */
+static int clusters_name(const char *rel)
+{
+    static const char prefix[] = "_dedup/clusters/step";
+    if (strncmp(rel, prefix, sizeof prefix - 1) != 0)
+        return 0;
+    const char *p = rel + sizeof prefix - 1;
+    if (*p < '0' || *p > '9')
+        return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return !strcmp(p, ".jsonl");
+}
+
 /* Whether an output object's name (relative to the output prefix) is one
  * that DSpark publishes: _MANIFEST.json, _SUCCESS, part-NNNNN.*,
- * _rejects/part-NNNNN.* or _dedup/clusters/NAME. Only such objects are
- * ever replaced or deleted. */
+ * _rejects/part-NNNNN.* or _dedup/clusters/stepN.jsonl. Only such objects
+ * are ever replaced or deleted. */
 static int owned_name(const char *rel)
 {
-    static const char clusters[] = "_dedup/clusters/";
     if (!strcmp(rel, "_MANIFEST.json") || !strcmp(rel, "_SUCCESS"))
         return 1;
     if (part_name(rel, "part-") || part_name(rel, "_rejects/part-"))
         return 1;
-    return !strncmp(rel, clusters, sizeof clusters - 1) && rel[sizeof clusters - 1] &&
-           !strchr(rel + sizeof clusters - 1, '/');
+    return clusters_name(rel);
 }
 
 /* Refuse an output prefix that contains objects DSpark did not write,
@@ -460,6 +521,9 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
      * output. */
     success_body = job->id;
     key = dsp_xasprintf("%s/_SUCCESS", c.out_prefix);
+    st = check_job_running(&c, job, "the parts", err);
+    if (st != DSP_OK)
+        goto out;
     {
         dsp_buf cur = DSP_BUF_INIT;
         dsp_err gerr;
@@ -567,10 +631,20 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     cJSON_AddItemToObject(manifest, "operators", operators);
     cJSON_AddItemToObject(manifest, "inputs", manifest_inputs(plan));
 
-    st = copy_all(&c, copies, ncopies, err);
+    st = copy_batches(&c, job, copies, ncopies, err);
     if (st != DSP_OK)
         goto out;
     st = remove_stale(&c, names, err);
+    if (st != DSP_OK)
+        goto out;
+
+    /* A cancel (or a failure recorded by another worker) stops publishing
+     * before _MANIFEST.json and again before _SUCCESS, so such a job has no
+     * _SUCCESS. NOTE: a cancel between the second check and the _SUCCESS
+     * PUT (one GET and one PUT apart) still leaves a complete output with
+     * _SUCCESS. state.json then stays "cancelled", because the final state
+     * is create-only and the cancel wrote it first. */
+    st = check_job_running(&c, job, "_MANIFEST.json", err);
     if (st != DSP_OK)
         goto out;
     body = cJSON_Print(manifest);
@@ -582,6 +656,9 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
         if (st != DSP_OK)
             goto out;
     }
+    st = check_job_running(&c, job, "_SUCCESS", err);
+    if (st != DSP_OK)
+        goto out;
     {
         dsp_put_opts opts = {DSP_PUT_IF_ABSENT, NULL, "text/plain"};
         st = dsp_store_put(c.out_store, key, success_body, strlen(success_body), &opts, NULL, err);

@@ -7,6 +7,8 @@
  * manifest whose bytes depend only on the seals, a create-only _SUCCESS),
  * so two workers racing or a worker dying half-way leave a correct output
  * once any publisher finishes. Readers trust an output only with _SUCCESS.
+ * A publisher that finds the job cancelled or failed stops before the next
+ * batch of copies, _MANIFEST.json or _SUCCESS, and returns DSP_ECANCELLED.
  */
 #ifndef DSP_PUBLISH_H
 #define DSP_PUBLISH_H

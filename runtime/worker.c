@@ -1119,8 +1119,14 @@ static void run_publish(work_item *w, running_task *rt)
     job_entry *je = w->je;
     dsp_err err;
 
-    if (dsp_publish_job(W.store, je->job, &err) == DSP_OK) {
+    dsp_status st = dsp_publish_job(W.store, je->job, &err);
+    if (st == DSP_OK) {
         je->finished = 1;
+    } else if (st == DSP_ECANCELLED) {
+        /* The job was cancelled or failed elsewhere: not a publish failure. */
+        DSP_WARN("publish_stopped", "job=%s message=\"%s\"", je->id, err.msg);
+        je->finished = 1;
+        dsp_lease_release(W.store, je->id, &w->lease);
     } else {
         /* Failed publishes count against max_attempts like a task's, through
          * error records under errors/_publish/_publish/, so a publish that

@@ -86,6 +86,16 @@ typedef struct {
 
 /* ---- keys and paths ---------------------------------------------------- */
 
+/*
+ * Status of a failed system call: DSP_EPERM for a read-only file system or
+ * denied permission, because retrying cannot help and the task or publish
+ * should fail at once, else DSP_EIO.
+ */
+static dsp_status errno_status(int e)
+{
+    return e == EROFS || e == EACCES || e == EPERM ? DSP_EPERM : DSP_EIO;
+}
+
 static dsp_status check_local_key(const local_store *ls, const char *op, const char *key,
                                   dsp_err *err)
 {
@@ -191,7 +201,8 @@ static dsp_status make_dirs(const local_store *ls, const char *op, const char *k
                                  "store cannot hold both 'a' and 'a/b'",
                                  op, ls->base.uri, key);
             else
-                rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot create directory %s: %s",
+                rc = dsp_err_set(err, errno_status(errno),
+                                 "%s %s key %s: cannot create directory %s: %s",
                                  op, ls->base.uri, key, tmp, strerror(errno));
             goto out;
         }
@@ -250,7 +261,8 @@ static dsp_status create_temp(const local_store *ls, const char *op, const char 
         free(name);
         if (e == ENOENT || e == EEXIST)
             continue; /* a delete removed the empty directory, or a name clash */
-        rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot create a temporary file in %s: %s",
+        rc = dsp_err_set(err, errno_status(e),
+                         "%s %s key %s: cannot create a temporary file in %s: %s",
                          op, ls->base.uri, key, dir, strerror(e));
         break;
     }
@@ -300,7 +312,8 @@ static dsp_status lock_dir_of(const local_store *ls, const char *op, const char 
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0) {
             if (errno != ENOENT && errno != ENOTDIR)
-                rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot open directory %s: %s",
+                rc = dsp_err_set(err, errno_status(errno),
+                                 "%s %s key %s: cannot open directory %s: %s",
                                  op, ls->base.uri, key, dir, strerror(errno));
             break;
         }
@@ -308,7 +321,8 @@ static dsp_status lock_dir_of(const local_store *ls, const char *op, const char 
         while ((locked_ok = flock(dfd, LOCK_EX)) != 0 && errno == EINTR)
             ;
         if (locked_ok != 0) {
-            rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot lock directory %s: %s", op,
+            rc = dsp_err_set(err, errno_status(errno),
+                             "%s %s key %s: cannot lock directory %s: %s", op,
                              ls->base.uri, key, dir, strerror(errno));
             close(dfd);
             break;
@@ -386,7 +400,8 @@ static dsp_status hash_fd(int fd, uint64_t size, char out[33], dsp_err *err)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = dsp_err_set(err, DSP_EIO, "reading at byte %llu to compute the ETag: %s",
+            rc = dsp_err_set(err, errno_status(errno),
+                             "reading at byte %llu to compute the ETag: %s",
                              (unsigned long long)off, strerror(errno));
             goto out;
         }
@@ -446,7 +461,8 @@ static dsp_status open_object(const local_store *ls, const char *op, const char 
         if (errno == ENOENT || errno == ENOTDIR)
             return dsp_err_set(err, DSP_ENOTFOUND, "%s %s key %s: no such object", op,
                                ls->base.uri, key);
-        return dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot open %s: %s", op, ls->base.uri,
+        return dsp_err_set(err, errno_status(errno),
+                           "%s %s key %s: cannot open %s: %s", op, ls->base.uri,
                            key, path, strerror(errno));
     }
     if (fstat(*fd, st) != 0 || !S_ISREG(st->st_mode)) {
@@ -527,7 +543,8 @@ static dsp_status get_attempt(local_store *ls, const char *key, const char *path
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = dsp_err_set(err, DSP_EIO, "get %s key %s: read failed at byte %llu: %s",
+            rc = dsp_err_set(err, errno_status(errno),
+                             "get %s key %s: read failed at byte %llu: %s",
                              ls->base.uri, key, (unsigned long long)(start + got),
                              strerror(errno));
             goto out;
@@ -680,7 +697,7 @@ static dsp_status publish(local_store *ls, const char *op, const char *key, cons
                              "%s %s key %s: precondition failed: the object already exists", op,
                              ls->base.uri, key);
         else
-            rc = dsp_err_set(err, DSP_EIO, "%s %s key %s: cannot move %s to %s: %s", op,
+            rc = dsp_err_set(err, errno_status(e), "%s %s key %s: cannot move %s to %s: %s", op,
                              ls->base.uri, key, tmp, path, strerror(e));
         break;
     }
@@ -739,7 +756,8 @@ static dsp_status put_attempt(local_store *ls, const char *key, const char *path
     if (rc != DSP_OK)
         return rc;
     if (write_all(fd, data, len, 0) != DSP_OK || fsync(fd) != 0) {
-        rc = dsp_err_set(err, DSP_EIO, "put %s key %s: cannot write %s: %s", ls->base.uri, key,
+        rc = dsp_err_set(err, errno_status(errno),
+                         "put %s key %s: cannot write %s: %s", ls->base.uri, key,
                          tmp, strerror(errno));
         close(fd);
         unlink(tmp);
@@ -876,7 +894,7 @@ static dsp_status copy_attempt(local_store *ls, const char *src, const char *dst
     if (rc != DSP_OK)
         goto out;
     if (copy_data(src_fd, tmp_fd, (uint64_t)st.st_size) != DSP_OK || fsync(tmp_fd) != 0) {
-        rc = dsp_err_set(err, DSP_EIO, "copy %s key %s to %s: cannot write %s: %s",
+        rc = dsp_err_set(err, errno_status(errno), "copy %s key %s to %s: cannot write %s: %s",
                          ls->base.uri, src, dst, tmp, strerror(errno));
         unlink(tmp);
         goto out;
@@ -935,7 +953,7 @@ static dsp_status delete_attempt(local_store *ls, const char *const *keys, size_
         if (rc == DSP_OK && lock_fd >= 0) {
             int removed = unlink(path) == 0;
             if (!removed && errno != ENOENT && errno != ENOTDIR && errno != EISDIR)
-                rc = dsp_err_set(err, DSP_EIO, "delete %s key %s: cannot remove %s: %s",
+                rc = dsp_err_set(err, errno_status(errno), "delete %s key %s: cannot remove %s: %s",
                                  ls->base.uri, keys[i], path, strerror(errno));
             unlock_dir(lock_fd);
             if (removed)
@@ -1094,7 +1112,7 @@ static dsp_status list_dir(list_walk *w, const char *path, const char *rel)
          * listing, and a symlink cycle ends in ELOOP: none hold keys. */
         if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
             return DSP_OK;
-        return dsp_err_set(w->err, DSP_EIO, "list %s: cannot open directory %s: %s",
+        return dsp_err_set(w->err, errno_status(errno), "list %s: cannot open directory %s: %s",
                            w->ls->base.uri, path, strerror(errno));
     }
     for (struct dirent *de; (de = readdir(d));) {
@@ -1222,7 +1240,8 @@ static dsp_status writer_write(dsp_writer *base, const void *data, size_t len, d
         dsp_fault_kind k = dsp_fault_pick(ls->base.faults, DSP_FOP_MPU);
         rc = fault_before(ls, k, "write", w->key, err);
         if (rc == DSP_OK && write_all(w->fd, data, len, w->size) != DSP_OK)
-            rc = dsp_err_set(err, DSP_EIO, "write %s key %s: cannot write %s at byte %llu: %s",
+            rc = dsp_err_set(err, errno_status(errno),
+                             "write %s key %s: cannot write %s at byte %llu: %s",
                              ls->base.uri, w->key, w->tmp, (unsigned long long)w->size,
                              strerror(errno));
     } while (rc != DSP_OK && retry_again(ls, &st, err, "write", w->key));
@@ -1243,7 +1262,8 @@ static dsp_status writer_close(dsp_writer *base, dsp_obj_info *info, dsp_err *er
 
     etag_format(XXH3_128bits_digest(w->etag_state), etag);
     if (fsync(w->fd) != 0) {
-        rc = dsp_err_set(err, DSP_EIO, "write %s key %s: fsync of %s failed: %s", ls->base.uri,
+        rc = dsp_err_set(err, errno_status(errno),
+                         "write %s key %s: fsync of %s failed: %s", ls->base.uri,
                          w->key, w->tmp, strerror(errno));
         unlink(w->tmp);
         goto out;
@@ -1372,7 +1392,8 @@ static dsp_status reader_read(dsp_reader *base, void *buf, size_t cap, size_t *g
             continue;
         }
         if (n < 0) {
-            rc = dsp_err_set(err, DSP_EIO, "get %s key %s: read failed at byte %llu: %s",
+            rc = dsp_err_set(err, errno_status(errno),
+                             "get %s key %s: read failed at byte %llu: %s",
                              ls->base.uri, r->key, (unsigned long long)r->pos, strerror(errno));
             break;
         }

@@ -373,6 +373,23 @@ void dsp_writer_abort(dsp_writer *w)
         w->ops->abort(w);
 }
 
+/* A planned input that no longer exists is a permanent error (DSP_EINVAL),
+ * like one that changed: retrying the task cannot bring it back. */
+static dsp_status store_deleted_error(const dsp_store *s, const char *key,
+                                      const dsp_obj_info *planned, dsp_err *err)
+{
+    char *name = dsp_store_object_name(s, key);
+    dsp_status rc = dsp_err_set(err, DSP_EINVAL,
+                                "input %s was deleted after the job was planned, when it was "
+                                "%llu bytes with ETag %s; restore it, or run the spec as a new "
+                                "job (dspark run, or dspark submit with a new --job-id) to plan "
+                                "without it",
+                                name, (unsigned long long)planned->size,
+                                planned->etag[0] ? planned->etag : "(not recorded)");
+    free(name);
+    return rc;
+}
+
 dsp_status dsp_store_reader_open(dsp_store *s, const char *key, uint64_t offset, int64_t length,
                                  const dsp_reader_opts *opts, dsp_reader **out, dsp_err *err)
 {
@@ -384,6 +401,8 @@ dsp_status dsp_store_reader_open(dsp_store *s, const char *key, uint64_t offset,
     if (!opts)
         opts = &defaults;
     rc = s->ops->reader_open(s, key, offset, length, opts, out, err);
+    if (rc == DSP_ENOTFOUND && opts->expect)
+        return store_deleted_error(s, key, opts->expect, err);
     if (rc == DSP_OK && opts->expect && !dsp_store_info_matches(&(*out)->info, opts->expect)) {
         rc = dsp_store_changed_error(s, key, &(*out)->info, opts->expect, err);
         dsp_reader_close(*out);

@@ -123,8 +123,8 @@ typedef struct {
  * digits at all) share one key, so only the first of them is kept.
  */
 typedef struct {
-    int raw;                 /* 1: hash the bytes as given (a field such as url);
-                                0: normalise first (default for text) */
+    int raw;                 /* 1: hash the bytes as given (default for a field
+                                such as url); 0: normalise first (default for text) */
     dsp_dedup_io_opts io;
 } dsp_dedup_exact_opts;
 

@@ -18,9 +18,10 @@ static const dsp_op_option dedup_exact_options[] = {
      "JSON member to compare, e.g. \"url\", or a dotted path into nested objects, e.g. "
      "\"metadata.url\" (a top-level member with that exact name wins); empty = the "
      "document's text", 0, 0},
-    {"normalize", DSP_OPT_BOOL, "true",
+    {"normalize", DSP_OPT_BOOL, NULL,
      "compare normalised text (lower case, digits as 0, punctuation and spaces as one "
-     "separator) instead of the raw bytes", 0, 0},
+     "separator) instead of the raw bytes; default true for the text, false when field is "
+     "set, because normalising would merge distinct values such as /a/1 and /A/2", 0, 0},
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
@@ -56,7 +57,14 @@ dsp_status dsp_op_dedup_exact_config(const cJSON *step, const char **field,
     memset(opts, 0, sizeof *opts);
     const char *f = dsp_op_opt_string(step, &dsp_op_dedup_exact_def, "field");
     *field = f && f[0] ? f : NULL;
-    opts->raw = !dsp_op_opt_bool(step, &dsp_op_dedup_exact_def, "normalize");
+
+    /* "normalize" has no single default: the text is normalised unless the
+     * step says otherwise, and a field (a URL, an id) is compared as given. */
+    const cJSON *normalize = step ? cJSON_GetObjectItemCaseSensitive(step, "normalize") : NULL;
+    if (normalize)
+        opts->raw = !cJSON_IsTrue(normalize);
+    else
+        opts->raw = *field != NULL;
     return DSP_OK;
 }
 

@@ -4,7 +4,8 @@
 # before any task runs, and the error names the output and the files,
 # which survive. A file that appears while the job runs fails the job at
 # publish without changing the output. Once the file is removed, the spec
-# runs again under a new job id. A rerun into an earlier DSpark output
+# runs again under a new job id. Under _dedup/clusters/ only the names
+# DSpark writes are its own. A rerun into an earlier DSpark output
 # replaces that output, removing its extra parts.
 # A publish that keeps failing ends the job after max_attempts (at once
 # for a permanent error) instead of being retried forever.
@@ -69,6 +70,29 @@ write_spec "$WORK/one.json" "$WORK/in/*.jsonl" "$WORK/out" 1000000
 [ "$(find "$WORK/out" -name 'part-*' | wc -l)" = 1 ] || die "extra parts of the earlier output remain"
 [ "$(jq -r .job "$WORK/out/_MANIFEST.json")" = "$(cat "$WORK/out/_SUCCESS")" ] ||
     die "_SUCCESS does not name the manifest's job"
+
+# Only _dedup/clusters/stepN.jsonl is DSpark's: another file there is
+# foreign, both at submit and when it appears before publish.
+mkdir -p "$WORK/clu/_dedup/clusters"
+echo "keep me" >"$WORK/clu/_dedup/clusters/mine.txt"
+write_spec "$WORK/clu.json" "$WORK/in/*.jsonl" "$WORK/clu" 1000000
+"$BIN" run "$WORK/clu.json" --store "$STORE" >"$WORK/clu.log" 2>&1
+rc=$?
+[ $rc = 1 ] || { tail -5 "$WORK/clu.log"; die "a job into an output with _dedup/clusters/mine.txt exited $rc, expected 1"; }
+grep -q "contains 1 object that DSpark did not write (_dedup/clusters/mine.txt)" "$WORK/clu.log" ||
+    { tail -5 "$WORK/clu.log"; die "the submit error does not name _dedup/clusters/mine.txt"; }
+[ "$(cat "$WORK/clu/_dedup/clusters/mine.txt")" = "keep me" ] || die "_dedup/clusters/mine.txt was changed or deleted"
+rm -r "$WORK/clu"
+job=$("$BIN" submit "$WORK/clu.json" --store "$STORE" --job-id clu-late 2>"$WORK/clu-submit.err") ||
+    { cat "$WORK/clu-submit.err"; die "submit into an empty output failed"; }
+mkdir -p "$WORK/clu/_dedup/clusters"
+echo "keep me" >"$WORK/clu/_dedup/clusters/mine.txt"
+"$BIN" worker --store "$STORE" --job "$job" --exit-when-finished >"$WORK/clu-worker.log" 2>&1 ||
+    die "the worker of $job failed"
+[ "$(job_state "$job")" = failed ] || die "job $job is $(job_state "$job"), expected failed"
+[ "$(cat "$WORK/clu/_dedup/clusters/mine.txt")" = "keep me" ] ||
+    die "_dedup/clusters/mine.txt was changed or deleted at publish"
+[ ! -e "$WORK/clu/_SUCCESS" ] || die "a _SUCCESS was written next to _dedup/clusters/mine.txt"
 
 # ---- publishing that cannot succeed ----
 write_spec "$WORK/pub.json" "$WORK/in/*.jsonl" "$WORK/out-pub" 1000000 "" '"max_attempts": 2'
