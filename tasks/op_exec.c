@@ -13,7 +13,11 @@
  * message, when the command cannot start, exits non-zero, is killed, runs
  * longer than timeout_seconds, writes a line that is not a valid record
  * (a JSON object with the text member once, as a string, and valid UTF-8
- * in every string), or writes a different number of lines.
+ * in every string), or writes a different number of lines. A command that
+ * writes more lines than it was given documents, or a line longer than the
+ * job's max_record_bytes, is stopped as soon as it does (SIGTERM to its
+ * group, SIGKILL EXEC_STOP_GRACE_MS later), so the output buffered per
+ * batch stays below documents * max_record_bytes.
  *
  * The command runs in a process group of its own and gets SIGKILL when its
  * worker dies for any reason, SIGKILL included. When the task is cancelled (the worker is
@@ -74,7 +78,11 @@ typedef struct {
     int argc;
     double timeout_seconds;
     volatile int *cancel;  /* the task's cancel flag (dsp_op_ctx), or NULL */
+    size_t max_line;       /* the job's max_record_bytes: longest output line */
     dsp_buf in, out, errtail;
+    /* Per batch: the documents sent, the complete lines read back so far
+     * and the length of the line being read. */
+    size_t sent, out_lines, line_len;
 } exec_state;
 
 static const dsp_op_option exec_options[] = {
@@ -134,6 +142,8 @@ static dsp_status exec_create(const cJSON *options, const dsp_op_ctx *ctx, void 
     }
     s->timeout_seconds = timeout;
     s->cancel = ctx->cancel;
+    s->max_line = ctx->max_record_bytes > 0 ? (size_t)ctx->max_record_bytes
+                                            : (size_t)DSP_DEFAULT_MAX_RECORD_BYTES;
     *state = s;
     return DSP_OK;
 }
@@ -211,6 +221,48 @@ static void exec_signal(const exec_child *c, int sig)
         kill(c->pid, sig);
 }
 
+/* Send SIGTERM to the command's group; exec_watch sends SIGKILL
+ * EXEC_STOP_GRACE_MS later. */
+static void exec_stop(exec_child *c)
+{
+    exec_signal(c, SIGTERM);
+    c->kill_at = exec_now() + EXEC_STOP_GRACE_MS / 1000.0;
+}
+
+/* Append a chunk of the command's stdout to s->out. Fails as soon as the
+ * output has more lines than the batch has documents or a line longer
+ * than s->max_line, so that a command that writes without end cannot
+ * fill the worker's memory. */
+static dsp_status exec_take_output(exec_state *s, const char *data, size_t n, dsp_err *err)
+{
+    const char *p = data, *end = data + n;
+
+    while (p < end) {
+        if (s->out_lines == s->sent)
+            return dsp_err_set(err, DSP_ECORRUPT,
+                               "exec %s: wrote more lines than the %zu documents it was given "
+                               "(expected one line per input line); stderr: %s",
+                               s->argv[0], s->sent, exec_stderr_tail(s));
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl ? nl : end) - p);
+        if (len > s->max_line - s->line_len)
+            return dsp_err_set(err, DSP_ECORRUPT,
+                               "exec %s: output line %zu is longer than %zu bytes "
+                               "(options.max_record_bytes of the job); stderr: %s",
+                               s->argv[0], s->out_lines + 1, s->max_line, exec_stderr_tail(s));
+        s->line_len += len;
+        if (nl) {
+            s->out_lines++;
+            s->line_len = 0;
+            p = nl + 1;
+        } else {
+            p = end;
+        }
+    }
+    dsp_buf_append(&s->out, data, n);
+    return DSP_OK;
+}
+
 /*
  * Stop the command when it passes its timeout (SIGKILL at once) or when
  * the task is cancelled (SIGTERM, then SIGKILL after EXEC_STOP_GRACE_MS),
@@ -230,8 +282,7 @@ static int exec_watch(exec_state *s, exec_child *c, dsp_status *st, dsp_err *err
                           s->argv[0], s->timeout_seconds, exec_stderr_tail(s));
     }
     if (*st == DSP_OK && s->cancel && *s->cancel) {
-        exec_signal(c, SIGTERM);
-        c->kill_at = now + EXEC_STOP_GRACE_MS / 1000.0;
+        exec_stop(c);
         *st = dsp_err_set(err, DSP_ECANCELLED,
                           "exec %s: stopped with SIGTERM because the task was cancelled",
                           s->argv[0]);
@@ -293,6 +344,8 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
 
     dsp_buf_reset(&s->out);
     dsp_buf_reset(&s->errtail);
+    s->out_lines = 0;
+    s->line_len = 0;
     if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0 ||
         pipe2(err_pipe, O_CLOEXEC) != 0) {
         st = dsp_err_set(err, DSP_EIO, "exec %s: pipe failed: %s", s->argv[0], strerror(errno));
@@ -402,7 +455,10 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
         if (oi >= 0 && fds[oi].revents) {
             ssize_t n = read(out_pipe[0], chunk, sizeof chunk);
             if (n > 0) {
-                dsp_buf_append(&s->out, chunk, (size_t)n);
+                /* After an error the output is read only to keep the
+                 * command from blocking until it exits, and dropped. */
+                if (st == DSP_OK && (st = exec_take_output(s, chunk, (size_t)n, err)) != DSP_OK)
+                    exec_stop(&child);
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 close(out_pipe[0]);
                 out_pipe[0] = -1;
@@ -500,6 +556,7 @@ static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
     }
     if (sent == 0)
         return DSP_OK;
+    s->sent = sent;
 
     dsp_status st = exec_run(s, err);
     if (st != DSP_OK)

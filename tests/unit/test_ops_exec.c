@@ -234,6 +234,69 @@ static void test_exec_no_credentials(void)
     unsetenv("DSP_EXEC_TEST_KEPT");
 }
 
+/* A command that writes without end fails the task as soon as it passes
+ * the number of documents, without a timeout: the task would otherwise
+ * buffer its output until the command exits. */
+static void test_exec_endless_lines(void)
+{
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+                       "\"yes '{\\\"text\\\":\\\"x\\\"}'\"]}",
+                       &b, 1) == DSP_ECORRUPT);
+    CHECKF(strstr(r.err.msg, "exec sh: wrote more lines than the 3 documents it was given") !=
+               NULL,
+           "%s", r.err.msg);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
+/* Output lines may be as long as the job's max_record_bytes and no
+ * longer, and an endless line fails the task at once. */
+static void test_exec_max_line(void)
+{
+    dsp_op_ctx ctx = {1, "text", NULL, 64};
+    dsp_batch b;
+    ops_run r;
+    /* {"text":"<53 x>"} is 64 bytes. */
+    char step[512], text[54];
+    memset(text, 'x', 53);
+    text[53] = '\0';
+    snprintf(step, sizeof step,
+             "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; "
+             "for i in 1 2 3; do echo '{\\\"text\\\":\\\"%s\\\"}'; done\"]}",
+             text);
+    fill(&b);
+    REQUIRE(ops_run_step_ctx(&r, step, &b, &ctx) == DSP_OK);
+    CHECK_EQ_STR(ops_text(&b, 2), text);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    /* One byte more. */
+    snprintf(step, sizeof step,
+             "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; "
+             "for i in 1 2 3; do echo '{\\\"text\\\":\\\"%sx\\\"}'; done\"]}",
+             text);
+    fill(&b);
+    CHECK(ops_run_step_ctx(&r, step, &b, &ctx) == DSP_ECORRUPT);
+    CHECKF(strstr(r.err.msg, "exec sh: output line 1 is longer than 64 bytes") != NULL, "%s",
+           r.err.msg);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    fill(&b);
+    CHECK(ops_run_step_ctx(&r,
+                           "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+                           "\"exec tr '\\\\0' x </dev/zero\"]}",
+                           &b, &ctx) == DSP_ECORRUPT);
+    CHECKF(strstr(r.err.msg, "exec sh: output line 1 is longer than 64 bytes") != NULL, "%s",
+           r.err.msg);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
 static void test_exec_timeout(void)
 {
     dsp_batch b;
@@ -265,5 +328,7 @@ TEST_MAIN({"exec rejected without allow", test_exec_rejected_without_allow},
           {"exec python maps and drops", test_exec_python_maps_and_drops},
           {"exec failing command", test_exec_failing_command},
           {"exec bad output", test_exec_bad_output},
+          {"exec endless lines", test_exec_endless_lines},
+          {"exec max line length", test_exec_max_line},
           {"exec timeout", test_exec_timeout},
           {"exec invalid options", test_exec_invalid_options})
