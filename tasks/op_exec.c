@@ -30,10 +30,12 @@
  *
  * The command's environment lacks the credential variables of the S3
  * client (exec_secret_vars), because its stderr reaches logs, error records
- * in the store and `status --json`. Values of those variables that appear
- * in the captured stderr anyway are replaced by "***". NOTE: this does not
- * stop a command from reading ~/.aws/credentials or the instance metadata
- * service, which the worker's user can reach too.
+ * in the store and `status --json`. The values of those variables, and
+ * the credentials that the S3 client uses (core/secret.h), are replaced by
+ * "***" in the captured stderr. NOTE: this does not stop a command from
+ * reading ~/.aws/credentials or the instance metadata service, which the
+ * worker's user can reach too, and a secret that the command changes
+ * (encodes, splits) is not masked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +51,7 @@
 #include <unistd.h>
 
 #include "../core/buf.h"
+#include "../core/secret.h"
 #include "../core/util.h"
 #include "jsonl.h"
 #include "op.h"
@@ -58,10 +61,6 @@
 #define EXEC_STOP_GRACE_MS 2000  /* from SIGTERM to SIGKILL when a task is cancelled */
 #define EXEC_CANCEL_POLL_MS 100  /* how often a running command checks the cancel flag */
 #define EXEC_REAP_POLL_MS 10     /* how often a command that closed its output is checked */
-/* Shorter values are not masked in stderr, because replacing a short
- * string would garble unrelated text. AWS secret access keys have 40
- * characters. */
-#define EXEC_MASK_MIN_LEN 8
 
 extern char **environ;
 
@@ -135,6 +134,11 @@ static dsp_status exec_create(const cJSON *options, const dsp_op_ctx *ctx, void 
     if (timeout < 0)
         return dsp_err_set(err, DSP_EINVAL, "option \"timeout_seconds\" must be >= 0");
 
+    /* The command runs without these variables, but their values are
+     * masked in its stderr too, should it find them elsewhere. */
+    for (size_t i = 0; exec_secret_vars[i]; i++)
+        dsp_secret_add(getenv(exec_secret_vars[i]));
+
     exec_state *s = dsp_xcalloc(1, sizeof *s);
     s->argv = dsp_xcalloc((size_t)n + 1, sizeof *s->argv);
     cJSON_ArrayForEach(item, command) {
@@ -148,54 +152,36 @@ static dsp_status exec_create(const cJSON *options, const dsp_op_ctx *ctx, void 
     return DSP_OK;
 }
 
+/* Append a chunk of stderr to s->errtail. The buffer keeps at least the
+ * last EXEC_STDERR_TAIL bytes plus the length of the longest secret, and
+ * it is masked before it is trimmed. So a secret is masked whole while it
+ * is in the buffer, and the end of a secret that is still being written
+ * is kept until the rest arrives. */
 static void exec_keep_tail(dsp_buf *b, const char *data, size_t n)
 {
     dsp_buf_append(b, data, n);
-    if (b->len > 4 * EXEC_STDERR_TAIL) {
-        memmove(b->data, b->data + b->len - EXEC_STDERR_TAIL, EXEC_STDERR_TAIL);
-        b->len = EXEC_STDERR_TAIL;
-        b->data[b->len] = '\0';
+    size_t keep = EXEC_STDERR_TAIL + dsp_secret_max_len();
+    if (b->len > 3 * EXEC_STDERR_TAIL + keep) {
+        dsp_secret_mask(b);
+        if (b->len > keep) {
+            memmove(b->data, b->data + b->len - keep, keep);
+            b->len = keep;
+            b->data[b->len] = '\0';
+        }
     }
 }
 
-/* Replace each value of a variable in exec_secret_vars that occurs in b
- * with "***". NOTE: a value cut in two by the end of the kept tail is not
- * found. */
-static void exec_mask_secrets(dsp_buf *b)
-{
-    for (size_t i = 0; exec_secret_vars[i]; i++) {
-        const char *secret = getenv(exec_secret_vars[i]);
-        size_t n = secret ? strlen(secret) : 0;
-        if (n < EXEC_MASK_MIN_LEN || !b->data)
-            continue;
-        dsp_buf masked = DSP_BUF_INIT;
-        const char *p = b->data, *end = b->data + b->len, *hit;
-        while ((hit = memmem(p, (size_t)(end - p), secret, n)) != NULL) {
-            dsp_buf_append(&masked, p, (size_t)(hit - p));
-            dsp_buf_append_str(&masked, "***");
-            p = hit + n;
-        }
-        if (p == b->data) {
-            dsp_buf_free(&masked);
-            continue;
-        }
-        dsp_buf_append(&masked, p, (size_t)(end - p));
-        dsp_buf_free(b);
-        *b = masked;
-    }
-}
-
+/* The last EXEC_STDERR_TAIL bytes of stderr, with secrets masked. */
 static const char *exec_stderr_tail(exec_state *s)
 {
     dsp_buf *b = &s->errtail;
     if (!b->data || b->len == 0)
         return "(no stderr output)";
-    exec_mask_secrets(b);
-    size_t off = b->len > EXEC_STDERR_TAIL ? b->len - EXEC_STDERR_TAIL : 0;
-    while (b->len > off && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r'))
+    dsp_secret_mask(b);
+    while (b->len > 0 && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r'))
         b->len--;
     b->data[b->len] = '\0';
-    return b->data + off;
+    return b->data + (b->len > EXEC_STDERR_TAIL ? b->len - EXEC_STDERR_TAIL : 0);
 }
 
 static double exec_now(void)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../core/secret.h"
 #include "ops_helpers.h"
 #include "test.h"
 
@@ -297,6 +298,75 @@ static void test_exec_max_line(void)
     dsp_batch_free(&b);
 }
 
+/* Fails the test if msg contains DSP_SECRET_MIN_LEN or more bytes in a
+ * row of secret. */
+static void check_no_secret_part(const char *msg, const char *secret, const char *what)
+{
+    size_t n = strlen(secret);
+    for (size_t i = 0; i + DSP_SECRET_MIN_LEN <= n; i++)
+        CHECKF(memmem(msg, strlen(msg), secret + i, DSP_SECRET_MIN_LEN) == NULL,
+               "%s: bytes %zu to %zu of the secret in: %s", what, i, i + DSP_SECRET_MIN_LEN,
+               msg);
+}
+
+/* The stderr that the command writes is kept as a tail of 1 KiB. A
+ * secret that the end of that tail cuts, or that the command's output
+ * cuts, is masked all the same. */
+static void test_exec_mask_cut_secret(void)
+{
+    static const char secret[] = "exec-test-cut-secret/0123456789abcdefXYZ";
+    const char *saved = getenv("AWS_SECRET_ACCESS_KEY");
+    char *saved_copy = saved ? strdup(saved) : NULL;
+    setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+
+    char path[] = "/tmp/dsp-exec-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    char step[256];
+    snprintf(step, sizeof step,
+             "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+             "\"cat >/dev/null; cat %s >&2; exit 1\"]}",
+             path);
+
+    /* The last 1 KiB starts 16 bytes into the secret. */
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    for (int i = 0; i < 4016; i++)
+        fputc('p', f);
+    fputs(secret, f);
+    for (int i = 0; i < 1000; i++)
+        fputc('q', f);
+    fclose(f);
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r, step, &b, 1) == DSP_EIO);
+    CHECKF(strstr(r.err.msg, "***qqq") != NULL, "%s", r.err.msg);
+    check_no_secret_part(r.err.msg, secret, "cut by the tail");
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    /* The command's stderr ends with the first 20 bytes of the secret. */
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "writing the key: %.20s", secret);
+    fclose(f);
+    fill(&b);
+    CHECK(ops_run_step(&r, step, &b, 1) == DSP_EIO);
+    CHECKF(strstr(r.err.msg, "writing the key: ***") != NULL, "%s", r.err.msg);
+    check_no_secret_part(r.err.msg, secret, "cut by the command");
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    unlink(path);
+    if (saved_copy)
+        setenv("AWS_SECRET_ACCESS_KEY", saved_copy, 1);
+    else
+        unsetenv("AWS_SECRET_ACCESS_KEY");
+    free(saved_copy);
+}
+
 static void test_exec_timeout(void)
 {
     dsp_batch b;
@@ -330,5 +400,6 @@ TEST_MAIN({"exec rejected without allow", test_exec_rejected_without_allow},
           {"exec bad output", test_exec_bad_output},
           {"exec endless lines", test_exec_endless_lines},
           {"exec max line length", test_exec_max_line},
+          {"exec masks cut secret", test_exec_mask_cut_secret},
           {"exec timeout", test_exec_timeout},
           {"exec invalid options", test_exec_invalid_options})
