@@ -2,13 +2,16 @@
  * test_ops_exec.c - the exec operator with real child processes: rejected
  * without allow_exec, a working command (sed, python3), dropped documents,
  * and commands that fail, write bad JSON or invalid records, write the
- * wrong number of lines or run too long.
+ * wrong number of lines, write without end or run too long, and the
+ * masking of credentials in their stderr.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../core/secret.h"
+#include "../../storage/s3_creds.h"
 #include "ops_helpers.h"
 #include "test.h"
 
@@ -367,6 +370,67 @@ static void test_exec_mask_cut_secret(void)
     free(saved_copy);
 }
 
+/* Credentials that the S3 client reads from the profile file, with no
+ * credential variables set, are masked in the command's stderr. */
+static void test_exec_mask_profile_credentials(void)
+{
+    static const char *const vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                                       "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "HOME"};
+    enum { NVARS = sizeof vars / sizeof vars[0] };
+    static const char access_key[] = "AKIAEXECTESTPROFILE1";
+    static const char secret_key[] = "exec-test-profile-secret/abcdefghij0123456";
+    char *saved[NVARS];
+    for (int i = 0; i < NVARS; i++) {
+        const char *v = getenv(vars[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        unsetenv(vars[i]);
+    }
+
+    char home[] = "/tmp/dsp-exec-home-XXXXXX", path[256];
+    REQUIRE(mkdtemp(home) != NULL);
+    snprintf(path, sizeof path, "%s/.aws", home);
+    REQUIRE(mkdir(path, 0700) == 0);
+    snprintf(path, sizeof path, "%s/.aws/credentials", home);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", access_key,
+            secret_key);
+    fclose(f);
+    setenv("HOME", home, 1);
+
+    dsp_s3_creds_chain *chain = NULL;
+    dsp_err err;
+    REQUIRE(dsp_s3_creds_chain_open(NULL, &chain, &err) == DSP_OK);
+    CHECK_EQ_STR(dsp_s3_creds_chain_source(chain), "profile");
+
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+                       "\"cat >/dev/null; cat $HOME/.aws/credentials >&2; exit 1\"]}",
+                       &b, 1) == DSP_EIO);
+    CHECKF(strstr(r.err.msg, "aws_secret_access_key = ***") != NULL, "%s", r.err.msg);
+    CHECKF(strstr(r.err.msg, "aws_access_key_id = ***") != NULL, "%s", r.err.msg);
+    check_no_secret_part(r.err.msg, secret_key, "profile secret key");
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+    dsp_s3_creds_chain_free(chain);
+
+    unlink(path);
+    snprintf(path, sizeof path, "%s/.aws", home);
+    rmdir(path);
+    rmdir(home);
+    for (int i = 0; i < NVARS; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        else
+            unsetenv(vars[i]);
+        free(saved[i]);
+    }
+}
+
 static void test_exec_timeout(void)
 {
     dsp_batch b;
@@ -401,5 +465,6 @@ TEST_MAIN({"exec rejected without allow", test_exec_rejected_without_allow},
           {"exec endless lines", test_exec_endless_lines},
           {"exec max line length", test_exec_max_line},
           {"exec masks cut secret", test_exec_mask_cut_secret},
+          {"exec masks profile credentials", test_exec_mask_profile_credentials},
           {"exec timeout", test_exec_timeout},
           {"exec invalid options", test_exec_invalid_options})
