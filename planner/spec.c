@@ -514,7 +514,7 @@ static dsp_status spec_check_step(const cJSON *step, int index, const char *path
         dsp_err_prefix(err, "%s", source);
         return st;
     }
-    dsp_op_ctx ctx = {1, spec->text_field, NULL};
+    dsp_op_ctx ctx = {1, spec->text_field, NULL, spec->max_record_bytes};
     dsp_op_instance inst;
     st = dsp_op_instantiate(step, index, &ctx, &inst, err);
     if (st) {

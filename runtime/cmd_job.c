@@ -258,8 +258,10 @@ static const char worker_help[] =
     "Run tasks of every active job in the store until stopped. SIGTERM or SIGINT\n"
     "abandons the running tasks (their files are deleted and their leases\n"
     "released, so other workers run them at once) and exits. The commands of\n"
-    "their exec steps get SIGTERM, then SIGKILL 2 s later. A worker that dies\n"
-    "takes its running exec commands with it.\n\n" STORE_HELP
+    "their exec steps get SIGTERM, then SIGKILL 2 s later. When a worker dies\n"
+    "(a crash, SIGKILL), the kernel sends SIGKILL to its running exec commands,\n"
+    "but not to the processes that a command started: those run on until they\n"
+    "exit by themselves.\n\n" STORE_HELP
     "  --slots N        tasks run at once (default 1)\n"
     "  --idle-exit S    exit after S seconds without work (default: never)\n"
     "  --allow-exec     allow pipeline steps that run external programs; without\n"

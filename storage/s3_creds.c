@@ -21,6 +21,7 @@
 
 #include "../core/buf.h"
 #include "../core/log.h"
+#include "../core/secret.h"
 #include "../core/util.h"
 
 #define CREDS_REFRESH_MARGIN_MS (5 * 60 * 1000)
@@ -350,6 +351,17 @@ static int creds_imds_disabled(void)
     return v && strcasecmp(v, "true") == 0;
 }
 
+/* Register the credentials for masking in text from other programs
+ * (core/secret.h), whatever their source. The exec operator removes the
+ * credential variables from a command's environment, but a command can
+ * still print the profile file or fetch the instance role's keys. */
+static void creds_register(const dsp_s3_creds *creds)
+{
+    dsp_secret_add(creds->access_key);
+    dsp_secret_add(creds->secret_key);
+    dsp_secret_add(creds->session_token);
+}
+
 dsp_status dsp_s3_creds_chain_open(const char *profile, dsp_s3_creds_chain **out, dsp_err *err)
 {
     dsp_s3_creds_chain *c = dsp_xcalloc(1, sizeof *c);
@@ -416,6 +428,7 @@ out:
         dsp_s3_creds_chain_free(c);
         return st;
     }
+    creds_register(&c->current);
     *out = c;
     return DSP_OK;
 }
@@ -432,6 +445,7 @@ dsp_status dsp_s3_creds_chain_get(dsp_s3_creds_chain *c, dsp_s3_creds *out, dsp_
         c->fetches++;
         if (creds_imds_fetch(c->imds_endpoint, &fresh, &ferr) == DSP_OK) {
             c->current = fresh;
+            creds_register(&c->current);
         } else if (dsp_now_ms() < c->current.expires_ms) {
             DSP_WARN("s3_credentials_refresh_failed", "error=%s action=keep_current", ferr.msg);
         } else {

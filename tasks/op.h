@@ -46,6 +46,9 @@ typedef struct dsp_op_ctx {
     int allow_exec;         /* the worker was started with --allow-exec */
     const char *text_field;
     volatile int *cancel;   /* set non-zero when the task must stop; may be NULL */
+    /* The job's options.max_record_bytes: the longest record an operator
+     * may produce; 0 = DSP_DEFAULT_MAX_RECORD_BYTES (64 MiB). */
+    int64_t max_record_bytes;
 } dsp_op_ctx;
 
 typedef struct {

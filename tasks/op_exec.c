@@ -13,7 +13,11 @@
  * message, when the command cannot start, exits non-zero, is killed, runs
  * longer than timeout_seconds, writes a line that is not a valid record
  * (a JSON object with the text member once, as a string, and valid UTF-8
- * in every string), or writes a different number of lines.
+ * in every string), or writes a different number of lines. A command that
+ * writes more lines than it was given documents, or a line longer than the
+ * job's max_record_bytes, is stopped as soon as it does (SIGTERM to its
+ * group, SIGKILL EXEC_STOP_GRACE_MS later), so the output buffered per
+ * batch stays below documents * max_record_bytes.
  *
  * The command runs in a process group of its own and gets SIGKILL when its
  * worker dies for any reason, SIGKILL included. When the task is cancelled (the worker is
@@ -26,10 +30,12 @@
  *
  * The command's environment lacks the credential variables of the S3
  * client (exec_secret_vars), because its stderr reaches logs, error records
- * in the store and `status --json`. Values of those variables that appear
- * in the captured stderr anyway are replaced by "***". NOTE: this does not
- * stop a command from reading ~/.aws/credentials or the instance metadata
- * service, which the worker's user can reach too.
+ * in the store and `status --json`. The values of those variables, and
+ * the credentials that the S3 client uses (core/secret.h), are replaced by
+ * "***" in the captured stderr. NOTE: this does not stop a command from
+ * reading ~/.aws/credentials or the instance metadata service, which the
+ * worker's user can reach too, and a secret that the command changes
+ * (encodes, splits) is not masked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +51,7 @@
 #include <unistd.h>
 
 #include "../core/buf.h"
+#include "../core/secret.h"
 #include "../core/util.h"
 #include "jsonl.h"
 #include "op.h"
@@ -54,10 +61,6 @@
 #define EXEC_STOP_GRACE_MS 2000  /* from SIGTERM to SIGKILL when a task is cancelled */
 #define EXEC_CANCEL_POLL_MS 100  /* how often a running command checks the cancel flag */
 #define EXEC_REAP_POLL_MS 10     /* how often a command that closed its output is checked */
-/* Shorter values are not masked in stderr, because replacing a short
- * string would garble unrelated text. AWS secret access keys have 40
- * characters. */
-#define EXEC_MASK_MIN_LEN 8
 
 extern char **environ;
 
@@ -74,7 +77,11 @@ typedef struct {
     int argc;
     double timeout_seconds;
     volatile int *cancel;  /* the task's cancel flag (dsp_op_ctx), or NULL */
+    size_t max_line;       /* the job's max_record_bytes: longest output line */
     dsp_buf in, out, errtail;
+    /* Per batch: the documents sent, the complete lines read back so far
+     * and the length of the line being read. */
+    size_t sent, out_lines, line_len;
 } exec_state;
 
 static const dsp_op_option exec_options[] = {
@@ -127,6 +134,11 @@ static dsp_status exec_create(const cJSON *options, const dsp_op_ctx *ctx, void 
     if (timeout < 0)
         return dsp_err_set(err, DSP_EINVAL, "option \"timeout_seconds\" must be >= 0");
 
+    /* The command runs without these variables, but their values are
+     * masked in its stderr too, should it find them elsewhere. */
+    for (size_t i = 0; exec_secret_vars[i]; i++)
+        dsp_secret_add(getenv(exec_secret_vars[i]));
+
     exec_state *s = dsp_xcalloc(1, sizeof *s);
     s->argv = dsp_xcalloc((size_t)n + 1, sizeof *s->argv);
     cJSON_ArrayForEach(item, command) {
@@ -134,58 +146,42 @@ static dsp_status exec_create(const cJSON *options, const dsp_op_ctx *ctx, void 
     }
     s->timeout_seconds = timeout;
     s->cancel = ctx->cancel;
+    s->max_line = ctx->max_record_bytes > 0 ? (size_t)ctx->max_record_bytes
+                                            : (size_t)DSP_DEFAULT_MAX_RECORD_BYTES;
     *state = s;
     return DSP_OK;
 }
 
+/* Append a chunk of stderr to s->errtail. The buffer keeps at least the
+ * last EXEC_STDERR_TAIL bytes plus the length of the longest secret, and
+ * it is masked before it is trimmed. So a secret is masked whole while it
+ * is in the buffer, and the end of a secret that is still being written
+ * is kept until the rest arrives. */
 static void exec_keep_tail(dsp_buf *b, const char *data, size_t n)
 {
     dsp_buf_append(b, data, n);
-    if (b->len > 4 * EXEC_STDERR_TAIL) {
-        memmove(b->data, b->data + b->len - EXEC_STDERR_TAIL, EXEC_STDERR_TAIL);
-        b->len = EXEC_STDERR_TAIL;
-        b->data[b->len] = '\0';
+    size_t keep = EXEC_STDERR_TAIL + dsp_secret_max_len();
+    if (b->len > 3 * EXEC_STDERR_TAIL + keep) {
+        dsp_secret_mask(b);
+        if (b->len > keep) {
+            memmove(b->data, b->data + b->len - keep, keep);
+            b->len = keep;
+            b->data[b->len] = '\0';
+        }
     }
 }
 
-/* Replace each value of a variable in exec_secret_vars that occurs in b
- * with "***". NOTE: a value cut in two by the end of the kept tail is not
- * found. */
-static void exec_mask_secrets(dsp_buf *b)
-{
-    for (size_t i = 0; exec_secret_vars[i]; i++) {
-        const char *secret = getenv(exec_secret_vars[i]);
-        size_t n = secret ? strlen(secret) : 0;
-        if (n < EXEC_MASK_MIN_LEN || !b->data)
-            continue;
-        dsp_buf masked = DSP_BUF_INIT;
-        const char *p = b->data, *end = b->data + b->len, *hit;
-        while ((hit = memmem(p, (size_t)(end - p), secret, n)) != NULL) {
-            dsp_buf_append(&masked, p, (size_t)(hit - p));
-            dsp_buf_append_str(&masked, "***");
-            p = hit + n;
-        }
-        if (p == b->data) {
-            dsp_buf_free(&masked);
-            continue;
-        }
-        dsp_buf_append(&masked, p, (size_t)(end - p));
-        dsp_buf_free(b);
-        *b = masked;
-    }
-}
-
+/* The last EXEC_STDERR_TAIL bytes of stderr, with secrets masked. */
 static const char *exec_stderr_tail(exec_state *s)
 {
     dsp_buf *b = &s->errtail;
     if (!b->data || b->len == 0)
         return "(no stderr output)";
-    exec_mask_secrets(b);
-    size_t off = b->len > EXEC_STDERR_TAIL ? b->len - EXEC_STDERR_TAIL : 0;
-    while (b->len > off && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r'))
+    dsp_secret_mask(b);
+    while (b->len > 0 && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r'))
         b->len--;
     b->data[b->len] = '\0';
-    return b->data + off;
+    return b->data + (b->len > EXEC_STDERR_TAIL ? b->len - EXEC_STDERR_TAIL : 0);
 }
 
 static double exec_now(void)
@@ -211,6 +207,48 @@ static void exec_signal(const exec_child *c, int sig)
         kill(c->pid, sig);
 }
 
+/* Send SIGTERM to the command's group; exec_watch sends SIGKILL
+ * EXEC_STOP_GRACE_MS later. */
+static void exec_stop(exec_child *c)
+{
+    exec_signal(c, SIGTERM);
+    c->kill_at = exec_now() + EXEC_STOP_GRACE_MS / 1000.0;
+}
+
+/* Append a chunk of the command's stdout to s->out. Fails as soon as the
+ * output has more lines than the batch has documents or a line longer
+ * than s->max_line, so that a command that writes without end cannot
+ * fill the worker's memory. */
+static dsp_status exec_take_output(exec_state *s, const char *data, size_t n, dsp_err *err)
+{
+    const char *p = data, *end = data + n;
+
+    while (p < end) {
+        if (s->out_lines == s->sent)
+            return dsp_err_set(err, DSP_ECORRUPT,
+                               "exec %s: wrote more lines than the %zu documents it was given "
+                               "(expected one line per input line); stderr: %s",
+                               s->argv[0], s->sent, exec_stderr_tail(s));
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl ? nl : end) - p);
+        if (len > s->max_line - s->line_len)
+            return dsp_err_set(err, DSP_ECORRUPT,
+                               "exec %s: output line %zu is longer than %zu bytes "
+                               "(options.max_record_bytes of the job); stderr: %s",
+                               s->argv[0], s->out_lines + 1, s->max_line, exec_stderr_tail(s));
+        s->line_len += len;
+        if (nl) {
+            s->out_lines++;
+            s->line_len = 0;
+            p = nl + 1;
+        } else {
+            p = end;
+        }
+    }
+    dsp_buf_append(&s->out, data, n);
+    return DSP_OK;
+}
+
 /*
  * Stop the command when it passes its timeout (SIGKILL at once) or when
  * the task is cancelled (SIGTERM, then SIGKILL after EXEC_STOP_GRACE_MS),
@@ -230,8 +268,7 @@ static int exec_watch(exec_state *s, exec_child *c, dsp_status *st, dsp_err *err
                           s->argv[0], s->timeout_seconds, exec_stderr_tail(s));
     }
     if (*st == DSP_OK && s->cancel && *s->cancel) {
-        exec_signal(c, SIGTERM);
-        c->kill_at = now + EXEC_STOP_GRACE_MS / 1000.0;
+        exec_stop(c);
         *st = dsp_err_set(err, DSP_ECANCELLED,
                           "exec %s: stopped with SIGTERM because the task was cancelled",
                           s->argv[0]);
@@ -293,6 +330,8 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
 
     dsp_buf_reset(&s->out);
     dsp_buf_reset(&s->errtail);
+    s->out_lines = 0;
+    s->line_len = 0;
     if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0 ||
         pipe2(err_pipe, O_CLOEXEC) != 0) {
         st = dsp_err_set(err, DSP_EIO, "exec %s: pipe failed: %s", s->argv[0], strerror(errno));
@@ -402,7 +441,10 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
         if (oi >= 0 && fds[oi].revents) {
             ssize_t n = read(out_pipe[0], chunk, sizeof chunk);
             if (n > 0) {
-                dsp_buf_append(&s->out, chunk, (size_t)n);
+                /* After an error the output is read only to keep the
+                 * command from blocking until it exits, and dropped. */
+                if (st == DSP_OK && (st = exec_take_output(s, chunk, (size_t)n, err)) != DSP_OK)
+                    exec_stop(&child);
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 close(out_pipe[0]);
                 out_pipe[0] = -1;
@@ -500,6 +542,7 @@ static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
     }
     if (sent == 0)
         return DSP_OK;
+    s->sent = sent;
 
     dsp_status st = exec_run(s, err);
     if (st != DSP_OK)

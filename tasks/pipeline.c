@@ -394,7 +394,7 @@ static dsp_status create_steps(run_state *s, dsp_err *err)
     int n = cJSON_GetArraySize(steps);
     s->steps = dsp_xcalloc(n > 0 ? (size_t)n : 1, sizeof *s->steps);
     dsp_op_ctx ctx = {s->cfg->allow_exec, s->cfg->text_field ? s->cfg->text_field : "text",
-                      s->cfg->cancel};
+                      s->cfg->cancel, s->cfg->max_record_bytes};
     for (int i = 0; i < n; i++) {
         const cJSON *step = cJSON_GetArrayItem(steps, i);
         dsp_status st = dsp_op_instantiate(step, i, &ctx, &s->steps[i], err);

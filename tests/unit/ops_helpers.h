@@ -69,11 +69,11 @@ typedef struct {
     dsp_status status;
 } ops_run;
 
-/* Instantiate step_json and run it once over b. Returns the status of
- * instantiation or processing; r->keep contains the decisions. */
-static inline dsp_status ops_run_step(ops_run *r, const char *step_json, dsp_batch *b, int allow_exec)
+/* Instantiate step_json with ctx and run it once over b. Returns the
+ * status of instantiation or processing; r->keep contains the decisions. */
+static inline dsp_status ops_run_step_ctx(ops_run *r, const char *step_json, dsp_batch *b,
+                                          const dsp_op_ctx *ctx)
 {
-    dsp_op_ctx ctx = {allow_exec, "text", NULL};
     cJSON *step = cJSON_Parse(step_json);
     memset(r, 0, sizeof *r);
     if (!step) {
@@ -81,7 +81,7 @@ static inline dsp_status ops_run_step(ops_run *r, const char *step_json, dsp_bat
         snprintf(r->err.msg, sizeof r->err.msg, "test step is not JSON: %s", step_json);
         return r->status;
     }
-    r->status = dsp_op_instantiate(step, 0, &ctx, &r->inst, &r->err);
+    r->status = dsp_op_instantiate(step, 0, ctx, &r->inst, &r->err);
     cJSON_Delete(step);
     if (r->status != DSP_OK)
         return r->status;
@@ -91,6 +91,14 @@ static inline dsp_status ops_run_step(ops_run *r, const char *step_json, dsp_bat
     for (size_t i = 0; i < b->n; i++)
         r->inst.counters.out += r->keep[i];
     return r->status;
+}
+
+/* Run step_json once over b with the text field "text" and the default
+ * max_record_bytes. */
+static inline dsp_status ops_run_step(ops_run *r, const char *step_json, dsp_batch *b, int allow_exec)
+{
+    dsp_op_ctx ctx = {allow_exec, "text", NULL, 0};
+    return ops_run_step_ctx(r, step_json, b, &ctx);
 }
 
 /* Index of a removal reason or extra counter by name, or -1. */

@@ -2,12 +2,16 @@
  * test_ops_exec.c - the exec operator with real child processes: rejected
  * without allow_exec, a working command (sed, python3), dropped documents,
  * and commands that fail, write bad JSON or invalid records, write the
- * wrong number of lines or run too long.
+ * wrong number of lines, write without end or run too long, and the
+ * masking of credentials in their stderr.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../core/secret.h"
+#include "../../storage/s3_creds.h"
 #include "ops_helpers.h"
 #include "test.h"
 
@@ -234,6 +238,199 @@ static void test_exec_no_credentials(void)
     unsetenv("DSP_EXEC_TEST_KEPT");
 }
 
+/* A command that writes without end fails the task as soon as it passes
+ * the number of documents, without a timeout: the task would otherwise
+ * buffer its output until the command exits. */
+static void test_exec_endless_lines(void)
+{
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+                       "\"yes '{\\\"text\\\":\\\"x\\\"}'\"]}",
+                       &b, 1) == DSP_ECORRUPT);
+    CHECKF(strstr(r.err.msg, "exec sh: wrote more lines than the 3 documents it was given") !=
+               NULL,
+           "%s", r.err.msg);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
+/* Output lines may be as long as the job's max_record_bytes and no
+ * longer, and an endless line fails the task at once. */
+static void test_exec_max_line(void)
+{
+    dsp_op_ctx ctx = {1, "text", NULL, 64};
+    dsp_batch b;
+    ops_run r;
+    /* {"text":"<53 x>"} is 64 bytes. */
+    char step[512], text[54];
+    memset(text, 'x', 53);
+    text[53] = '\0';
+    snprintf(step, sizeof step,
+             "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; "
+             "for i in 1 2 3; do echo '{\\\"text\\\":\\\"%s\\\"}'; done\"]}",
+             text);
+    fill(&b);
+    REQUIRE(ops_run_step_ctx(&r, step, &b, &ctx) == DSP_OK);
+    CHECK_EQ_STR(ops_text(&b, 2), text);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    /* One byte more. */
+    snprintf(step, sizeof step,
+             "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\",\"cat >/dev/null; "
+             "for i in 1 2 3; do echo '{\\\"text\\\":\\\"%sx\\\"}'; done\"]}",
+             text);
+    fill(&b);
+    CHECK(ops_run_step_ctx(&r, step, &b, &ctx) == DSP_ECORRUPT);
+    CHECKF(strstr(r.err.msg, "exec sh: output line 1 is longer than 64 bytes") != NULL, "%s",
+           r.err.msg);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    fill(&b);
+    CHECK(ops_run_step_ctx(&r,
+                           "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+                           "\"exec tr '\\\\0' x </dev/zero\"]}",
+                           &b, &ctx) == DSP_ECORRUPT);
+    CHECKF(strstr(r.err.msg, "exec sh: output line 1 is longer than 64 bytes") != NULL, "%s",
+           r.err.msg);
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+}
+
+/* Fails the test if msg contains DSP_SECRET_MIN_LEN or more bytes in a
+ * row of secret. */
+static void check_no_secret_part(const char *msg, const char *secret, const char *what)
+{
+    size_t n = strlen(secret);
+    for (size_t i = 0; i + DSP_SECRET_MIN_LEN <= n; i++)
+        CHECKF(memmem(msg, strlen(msg), secret + i, DSP_SECRET_MIN_LEN) == NULL,
+               "%s: bytes %zu to %zu of the secret in: %s", what, i, i + DSP_SECRET_MIN_LEN,
+               msg);
+}
+
+/* The stderr that the command writes is kept as a tail of 1 KiB. A
+ * secret that the end of that tail cuts, or that the command's output
+ * cuts, is masked all the same. */
+static void test_exec_mask_cut_secret(void)
+{
+    static const char secret[] = "exec-test-cut-secret/0123456789abcdefXYZ";
+    const char *saved = getenv("AWS_SECRET_ACCESS_KEY");
+    char *saved_copy = saved ? strdup(saved) : NULL;
+    setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+
+    char path[] = "/tmp/dsp-exec-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    char step[256];
+    snprintf(step, sizeof step,
+             "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+             "\"cat >/dev/null; cat %s >&2; exit 1\"]}",
+             path);
+
+    /* The last 1 KiB starts 16 bytes into the secret. */
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    for (int i = 0; i < 4016; i++)
+        fputc('p', f);
+    fputs(secret, f);
+    for (int i = 0; i < 1000; i++)
+        fputc('q', f);
+    fclose(f);
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r, step, &b, 1) == DSP_EIO);
+    CHECKF(strstr(r.err.msg, "***qqq") != NULL, "%s", r.err.msg);
+    check_no_secret_part(r.err.msg, secret, "cut by the tail");
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    /* The command's stderr ends with the first 20 bytes of the secret. */
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "writing the key: %.20s", secret);
+    fclose(f);
+    fill(&b);
+    CHECK(ops_run_step(&r, step, &b, 1) == DSP_EIO);
+    CHECKF(strstr(r.err.msg, "writing the key: ***") != NULL, "%s", r.err.msg);
+    check_no_secret_part(r.err.msg, secret, "cut by the command");
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    unlink(path);
+    if (saved_copy)
+        setenv("AWS_SECRET_ACCESS_KEY", saved_copy, 1);
+    else
+        unsetenv("AWS_SECRET_ACCESS_KEY");
+    free(saved_copy);
+}
+
+/* Credentials that the S3 client reads from the profile file, with no
+ * credential variables set, are masked in the command's stderr. */
+static void test_exec_mask_profile_credentials(void)
+{
+    static const char *const vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                                       "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "HOME"};
+    enum { NVARS = sizeof vars / sizeof vars[0] };
+    static const char access_key[] = "AKIAEXECTESTPROFILE1";
+    static const char secret_key[] = "exec-test-profile-secret/abcdefghij0123456";
+    char *saved[NVARS];
+    for (int i = 0; i < NVARS; i++) {
+        const char *v = getenv(vars[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        unsetenv(vars[i]);
+    }
+
+    char home[] = "/tmp/dsp-exec-home-XXXXXX", path[256];
+    REQUIRE(mkdtemp(home) != NULL);
+    snprintf(path, sizeof path, "%s/.aws", home);
+    REQUIRE(mkdir(path, 0700) == 0);
+    snprintf(path, sizeof path, "%s/.aws/credentials", home);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", access_key,
+            secret_key);
+    fclose(f);
+    setenv("HOME", home, 1);
+
+    dsp_s3_creds_chain *chain = NULL;
+    dsp_err err;
+    REQUIRE(dsp_s3_creds_chain_open(NULL, &chain, &err) == DSP_OK);
+    CHECK_EQ_STR(dsp_s3_creds_chain_source(chain), "profile");
+
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    CHECK(ops_run_step(&r,
+                       "{\"op\":\"exec\",\"command\":[\"sh\",\"-c\","
+                       "\"cat >/dev/null; cat $HOME/.aws/credentials >&2; exit 1\"]}",
+                       &b, 1) == DSP_EIO);
+    CHECKF(strstr(r.err.msg, "aws_secret_access_key = ***") != NULL, "%s", r.err.msg);
+    CHECKF(strstr(r.err.msg, "aws_access_key_id = ***") != NULL, "%s", r.err.msg);
+    check_no_secret_part(r.err.msg, secret_key, "profile secret key");
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+    dsp_s3_creds_chain_free(chain);
+
+    unlink(path);
+    snprintf(path, sizeof path, "%s/.aws", home);
+    rmdir(path);
+    rmdir(home);
+    for (int i = 0; i < NVARS; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        else
+            unsetenv(vars[i]);
+        free(saved[i]);
+    }
+}
+
 static void test_exec_timeout(void)
 {
     dsp_batch b;
@@ -265,5 +462,9 @@ TEST_MAIN({"exec rejected without allow", test_exec_rejected_without_allow},
           {"exec python maps and drops", test_exec_python_maps_and_drops},
           {"exec failing command", test_exec_failing_command},
           {"exec bad output", test_exec_bad_output},
+          {"exec endless lines", test_exec_endless_lines},
+          {"exec max line length", test_exec_max_line},
+          {"exec masks cut secret", test_exec_mask_cut_secret},
+          {"exec masks profile credentials", test_exec_mask_profile_credentials},
           {"exec timeout", test_exec_timeout},
           {"exec invalid options", test_exec_invalid_options})

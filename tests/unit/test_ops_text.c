@@ -518,7 +518,7 @@ static void test_langid_keep_unknown_code(void)
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         cJSON *step = cJSON_Parse(steps[i]);
-        dsp_op_ctx ctx = {1, "text", NULL};
+        dsp_op_ctx ctx = {1, "text", NULL, 0};
         dsp_op_instance inst;
         dsp_err err = {0};
         REQUIRE(step != NULL);
@@ -530,7 +530,7 @@ static void test_langid_keep_unknown_code(void)
     }
     /* Codes CLD2 reports under their current ISO 639-1 names are accepted. */
     cJSON *ok = cJSON_Parse("{\"op\":\"langid\",\"keep\":[\"he\",\"zh\",\"id\",\"un\"]}");
-    dsp_op_ctx ctx = {1, "text", NULL};
+    dsp_op_ctx ctx = {1, "text", NULL, 0};
     dsp_op_instance inst;
     dsp_err err = {0};
     REQUIRE(ok != NULL);
