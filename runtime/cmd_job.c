@@ -605,6 +605,11 @@ int dsp_cmd_run(int argc, char **argv)
      * run ignores the signal, loses the rest of its output and keeps
      * supervising. Its workers inherit the setting through exec. */
     signal(SIGPIPE, SIG_IGN);
+    /* Installed before submission: a signal that kills run between
+     * spec.json and plan.json would leave a job that claims its output and
+     * never gets a plan. A signal during submission takes effect after it. */
+    install_handler(SIGINT, on_interrupt);
+    install_handler(SIGTERM, on_terminate);
     int64_t plan_start = dsp_mono_ms();
     if (load_spec(argv[optind], &spec, &err) != DSP_OK)
         return fail("invalid job spec", &err);
@@ -633,8 +638,24 @@ int dsp_cmd_run(int argc, char **argv)
             job->plan->nstages == 1 ? "" : "s", (int)nworkers, nworkers == 1 ? "" : "s",
             dsp_store_uri(store));
 
-    install_handler(SIGINT, on_interrupt);
-    install_handler(SIGTERM, on_terminate);
+    if (g_terminated) {
+        fprintf(stderr, "dspark: SIGTERM received during submission; leaving job %s "
+                        "unfinished\n", id);
+        print_resume_command(store, job, argv[optind], allow_exec);
+        rc = DSP_EXIT_TERMINATED;
+        goto out;
+    }
+    if (g_interrupted) {
+        dsp_job_state state = DSP_JOB_RUNNING;
+        fprintf(stderr, "dspark: interrupted; cancelling job %s\n", id);
+        if (dsp_job_finish(store, id, DSP_JOB_CANCELLED, NULL, &state, &err) != DSP_OK) {
+            rc = fail("cancel failed", &err);
+            goto out;
+        }
+        fprintf(stderr, "dspark: job %s was %s\n", id, dsp_job_state_name(state));
+        rc = exit_for_state(state);
+        goto out;
+    }
     int max_attempts = job->spec->max_attempts > 0 ? job->spec->max_attempts : 4;
     dsp_run_pool_start(&pool, uri, id, (int)nworkers, allow_exec, (int)nworkers + max_attempts);
     double plan_seconds = (double)(dsp_mono_ms() - plan_start) / 1000.0;
