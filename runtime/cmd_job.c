@@ -487,6 +487,12 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_
             fprintf(stderr, "dspark: SIGTERM received; stopping the workers of job %s and "
                             "leaving the job unfinished\n", job->id);
             dsp_run_pool_stop(pool, RUN_STOP_GRACE_MS);
+            /* The job may have ended since the last look, as when the
+             * signal came right after publishing: then end as usual. */
+            if (dsp_job_read_state(store, job->id, &state, NULL, &err) != DSP_OK)
+                DSP_WARN("state_read_failed", "job=%s message=\"%s\"", job->id, err.msg);
+            if (state != DSP_JOB_RUNNING)
+                break;
             print_resume_command(store, job, spec_path, pool->allow_exec);
             free(stages);
             return DSP_EXIT_TERMINATED;
