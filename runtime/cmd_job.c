@@ -467,11 +467,28 @@ static size_t committed_tasks(const dsp_job *job, const dsp_stage_progress *stag
     return n;
 }
 
+/* Count the tasks of a resumed job that earlier runs committed. When the
+ * store cannot tell, count all of them, so the summary shows no rate
+ * rather than a wrong one. */
+static size_t tasks_done_before(dsp_store *store, const dsp_job *job)
+{
+    dsp_stage_progress *stages = dsp_xcalloc(job->plan->nstages, sizeof *stages);
+    size_t n = job->plan->total_tasks;
+    dsp_err err;
+
+    if (dsp_job_progress(store, job, stages, &err) == DSP_OK)
+        n = committed_tasks(job, stages);
+    else
+        DSP_WARN("progress_read_failed", "job=%s message=\"%s\"", job->id, err.msg);
+    free(stages);
+    return n;
+}
+
 /* Show progress and replace dead workers until the job is final, then
  * print its summary or error. plan_seconds is the time run took before the
- * workers started. */
+ * workers started, and done_before the tasks committed before that. */
 static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_run_pool *pool,
-                     double plan_seconds)
+                     double plan_seconds, size_t done_before)
 {
     dsp_progress prog;
     dsp_stage_progress *stages = dsp_xcalloc(job->plan->nstages, sizeof *stages);
@@ -541,7 +558,8 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_
     double seconds = (double)(dsp_mono_ms() - start) / 1000.0;
     cJSON *status = NULL;
     if (state == DSP_JOB_DONE && dsp_job_status_json(store, job->id, &status, &err) == DSP_OK)
-        dsp_progress_summary(stdout, job, status, plan_seconds, seconds);
+        dsp_progress_summary(stdout, job, status, plan_seconds, seconds,
+                             done_before);
     else if (state == DSP_JOB_FAILED)
         print_failure(store, job->id);
     else if (state == DSP_JOB_CANCELLED)
@@ -662,10 +680,13 @@ int dsp_cmd_run(int argc, char **argv)
         rc = exit_for_state(state);
         goto out;
     }
+    size_t done_before = 0;
+    if (!created)
+        done_before = tasks_done_before(store, job);
     int max_attempts = job->spec->max_attempts > 0 ? job->spec->max_attempts : 4;
     dsp_run_pool_start(&pool, uri, id, (int)nworkers, allow_exec, (int)nworkers + max_attempts);
     double plan_seconds = (double)(dsp_mono_ms() - plan_start) / 1000.0;
-    rc = supervise(store, job, argv[optind], &pool, plan_seconds);
+    rc = supervise(store, job, argv[optind], &pool, plan_seconds, done_before);
 out:
     dsp_run_pool_free(&pool);
     dsp_job_free(job);
