@@ -123,9 +123,13 @@ static int exit_for_state(dsp_job_state st)
     }
 }
 
+/* Print an error with its control characters escaped, because it may name
+ * input files or an output URI (see dsp_escape_control). */
 static int fail(const char *what, const dsp_err *err)
 {
-    fprintf(stderr, "dspark: %s: %s\n", what, err->msg);
+    char *msg = dsp_escape_control(err->msg, 0);
+    fprintf(stderr, "dspark: %s: %s\n", what, msg);
+    free(msg);
     return exit_for_status(err->code);
 }
 
@@ -384,14 +388,17 @@ static char *run_default_id(const dsp_spec *spec)
 
 /* Print a message that may span lines (the stderr of an exec step) with
  * every line after the first indented by two spaces, so that no line of it
- * looks like a log line ("ts=..." or "{...") on the shared stderr. */
+ * looks like a log line ("ts=..." or "{...") on the shared stderr. Other
+ * control characters are escaped. */
 static void print_indented(const char *message)
 {
-    for (const char *p = message; *p; p++) {
+    char *escaped = dsp_escape_control(message, 1);
+    for (const char *p = escaped; *p; p++) {
         fputc(*p, stderr);
         if (*p == '\n')
             fputs("  ", stderr);
     }
+    free(escaped);
 }
 
 /* Print the job's final error (from state.json) for a failed run. */
@@ -406,8 +413,12 @@ static void print_failure(dsp_store *store, const char *id)
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(state, "message");
         const cJSON *att = cJSON_GetObjectItemCaseSensitive(state, "attempt");
         if (cJSON_IsString(task) && cJSON_IsString(msg)) {
-            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: ", id, task->valuestring,
-                    cJSON_IsString(att) ? att->valuestring : "?");
+            char *task_text = dsp_escape_control(task->valuestring, 0);
+            char *attempt_text = dsp_escape_control(cJSON_IsString(att) ? att->valuestring : "?", 0);
+            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: ", id, task_text,
+                    attempt_text);
+            free(task_text);
+            free(attempt_text);
             print_indented(msg->valuestring);
             fputc('\n', stderr);
         } else if (cJSON_IsString(msg)) {
@@ -781,6 +792,15 @@ static const char *status_string(const cJSON *o, const char *name)
     return cJSON_IsString(v) ? v->valuestring : "?";
 }
 
+/* Print a string of the status document with its control characters
+ * escaped, because it may contain file names and URIs from the spec. */
+static void print_escaped(const char *s)
+{
+    char *escaped = dsp_escape_control(s, 0);
+    fputs(escaped, stdout);
+    free(escaped);
+}
+
 static void print_status_text(const cJSON *doc)
 {
     const cJSON *s, *e;
@@ -788,7 +808,9 @@ static void print_status_text(const cJSON *doc)
     const cJSON *final = cJSON_GetObjectItemCaseSensitive(doc, "final");
 
     printf("job %s: %s\n", status_string(doc, "job"), status_string(doc, "state"));
-    printf("output: %s\n", status_string(doc, "output"));
+    fputs("output: ", stdout);
+    print_escaped(status_string(doc, "output"));
+    fputc('\n', stdout);
     cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(doc, "stages")) {
         printf("stage %s (%s): %.0f/%.0f tasks committed, %.0f running, %.0f failed attempts%s\n",
                status_string(s, "id"), status_string(s, "kind"), status_number(s, "committed"),
@@ -811,14 +833,23 @@ static void print_status_text(const cJSON *doc)
         char when[40] = "";
         if (status_number(e, "time_ms") > 0)
             dsp_format_utc_ms((int64_t)status_number(e, "time_ms"), when, sizeof when);
-        printf("error %s/%s attempt %s%s%s: %s\n", cJSON_IsString(st) ? st->valuestring : "?",
-               cJSON_IsString(t) ? t->valuestring : "?", cJSON_IsString(a) ? a->valuestring : "?",
-               when[0] ? " at " : "", when, cJSON_IsString(m) ? m->valuestring : "");
+        fputs("error ", stdout);
+        print_escaped(cJSON_IsString(st) ? st->valuestring : "?");
+        fputc('/', stdout);
+        print_escaped(cJSON_IsString(t) ? t->valuestring : "?");
+        fputs(" attempt ", stdout);
+        print_escaped(cJSON_IsString(a) ? a->valuestring : "?");
+        printf("%s%s: ", when[0] ? " at " : "", when);
+        print_escaped(cJSON_IsString(m) ? m->valuestring : "");
+        fputc('\n', stdout);
     }
     if (cJSON_IsObject(final)) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(final, "message");
-        if (cJSON_IsString(m))
-            printf("final error: %s\n", m->valuestring);
+        if (cJSON_IsString(m)) {
+            fputs("final error: ", stdout);
+            print_escaped(m->valuestring);
+            fputc('\n', stdout);
+        }
     }
 }
 
@@ -902,8 +933,10 @@ static void print_jobs_text(const dsp_job_list *list)
             dsp_format_utc_ms(e->finished_ms, finished, sizeof finished);
         if (e->records_out >= 0)
             snprintf(records, sizeof records, "%lld", (long long)e->records_out);
-        printf("%-*s  %-9s  %-24s  %-24s  %11s  %s\n", width, e->id, dsp_job_state_name(e->state),
-               submitted, finished, records, e->output ? e->output : "-");
+        printf("%-*s  %-9s  %-24s  %-24s  %11s  ", width, e->id, dsp_job_state_name(e->state),
+               submitted, finished, records);
+        print_escaped(e->output ? e->output : "-");
+        fputc('\n', stdout);
     }
 }
 
