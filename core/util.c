@@ -326,3 +326,37 @@ const char *dsp_format_bytes(double bytes, char *buf, size_t size)
         snprintf(buf, size, "%.1f %s", bytes, units[u]);
     return buf;
 }
+
+char *dsp_escape_control(const char *s, int keep_newlines)
+{
+    dsp_buf b = DSP_BUF_INIT;
+    char hex[5];
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if (c == '\n' && keep_newlines)
+            dsp_buf_append_char(&b, '\n');
+        else if (c == '\n')
+            dsp_buf_append(&b, "\\n", 2);
+        else if (c == '\r')
+            dsp_buf_append(&b, "\\r", 2);
+        else if (c == '\t')
+            dsp_buf_append(&b, "\\t", 2);
+        else if (c < 0x20 || c == 0x7F) {
+            snprintf(hex, sizeof hex, "\\x%02x", c);
+            dsp_buf_append(&b, hex, 4);
+        } else {
+            dsp_buf_append_char(&b, (char)c);
+        }
+    }
+    dsp_buf_append_char(&b, '\0');
+    return b.data;
+}
+
+int dsp_has_control(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7F)
+            return 1;
+    return 0;
+}

@@ -570,6 +570,16 @@ static dsp_status spec_parse_output(dsp_spec *spec, cJSON *root, const char *sou
     const char *uri;
     if ((st = spec_get_string(v, "uri", "output.uri", NULL, &uri, source, err)))
         return st;
+    /* The URI appears in status, jobs and error output, where a newline or
+     * an escape code could forge lines or control the terminal. */
+    if (dsp_has_control(uri)) {
+        char *escaped = dsp_escape_control(uri, 0);
+        st = dsp_err_set(err, DSP_EINVAL,
+                         "%s: output.uri: \"%s\" contains a control character (shown "
+                         "escaped); remove it", source, escaped);
+        free(escaped);
+        return st;
+    }
     if (strcspn(uri, "*?[") != strlen(uri))
         return dsp_err_set(err, DSP_EINVAL, "%s: output.uri: \"%s\" must not contain a glob",
                            source, uri);

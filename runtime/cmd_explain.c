@@ -242,12 +242,16 @@ int dsp_cmd_explain(int argc, char **argv)
         goto done;
     }
     if (dsp_spec_parse(text.data, text.len, path, &spec, &err)) {
-        fprintf(stderr, "dspark explain: %s\n", err.msg);
+        char *msg = dsp_escape_control(err.msg, 0);
+        fprintf(stderr, "dspark explain: %s\n", msg);
+        free(msg);
         rc = DSP_EXIT_USAGE;
         goto done;
     }
     if (dsp_plan_build(spec, &plan, &err)) {
-        fprintf(stderr, "dspark explain: %s: %s\n", path, err.msg);
+        char *msg = dsp_escape_control(err.msg, 0);
+        fprintf(stderr, "dspark explain: %s: %s\n", path, msg);
+        free(msg);
         rc = err.code == DSP_ENOTFOUND || err.code == DSP_EINVAL ? DSP_EXIT_USAGE
                                                                  : DSP_EXIT_FAILED;
         goto done;

@@ -123,9 +123,13 @@ static int exit_for_state(dsp_job_state st)
     }
 }
 
+/* Print an error with its control characters escaped, because it may name
+ * input files or an output URI (see dsp_escape_control). */
 static int fail(const char *what, const dsp_err *err)
 {
-    fprintf(stderr, "dspark: %s: %s\n", what, err->msg);
+    char *msg = dsp_escape_control(err->msg, 0);
+    fprintf(stderr, "dspark: %s: %s\n", what, msg);
+    free(msg);
     return exit_for_status(err->code);
 }
 
@@ -386,14 +390,17 @@ static char *run_default_id(const dsp_spec *spec)
 
 /* Print a message that may span lines (the stderr of an exec step) with
  * every line after the first indented by two spaces, so that no line of it
- * looks like a log line ("ts=..." or "{...") on the shared stderr. */
+ * looks like a log line ("ts=..." or "{...") on the shared stderr. Other
+ * control characters are escaped. */
 static void print_indented(const char *message)
 {
-    for (const char *p = message; *p; p++) {
+    char *escaped = dsp_escape_control(message, 1);
+    for (const char *p = escaped; *p; p++) {
         fputc(*p, stderr);
         if (*p == '\n')
             fputs("  ", stderr);
     }
+    free(escaped);
 }
 
 /* Print the job's final error (from state.json) for a failed run. */
@@ -408,8 +415,12 @@ static void print_failure(dsp_store *store, const char *id)
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(state, "message");
         const cJSON *att = cJSON_GetObjectItemCaseSensitive(state, "attempt");
         if (cJSON_IsString(task) && cJSON_IsString(msg)) {
-            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: ", id, task->valuestring,
-                    cJSON_IsString(att) ? att->valuestring : "?");
+            char *task_text = dsp_escape_control(task->valuestring, 0);
+            char *attempt_text = dsp_escape_control(cJSON_IsString(att) ? att->valuestring : "?", 0);
+            fprintf(stderr, "dspark: job %s failed: task %s attempt %s: ", id, task_text,
+                    attempt_text);
+            free(task_text);
+            free(attempt_text);
             print_indented(msg->valuestring);
             fputc('\n', stderr);
         } else if (cJSON_IsString(msg)) {
@@ -469,11 +480,28 @@ static size_t committed_tasks(const dsp_job *job, const dsp_stage_progress *stag
     return n;
 }
 
+/* Count the tasks of a resumed job that earlier runs committed. When the
+ * store cannot tell, count all of them, so the summary shows no rate
+ * rather than a wrong one. */
+static size_t tasks_done_before(dsp_store *store, const dsp_job *job)
+{
+    dsp_stage_progress *stages = dsp_xcalloc(job->plan->nstages, sizeof *stages);
+    size_t n = job->plan->total_tasks;
+    dsp_err err;
+
+    if (dsp_job_progress(store, job, stages, &err) == DSP_OK)
+        n = committed_tasks(job, stages);
+    else
+        DSP_WARN("progress_read_failed", "job=%s message=\"%s\"", job->id, err.msg);
+    free(stages);
+    return n;
+}
+
 /* Show progress and replace dead workers until the job is final, then
  * print its summary or error. plan_seconds is the time run took before the
- * workers started. */
+ * workers started, and done_before the tasks committed before that. */
 static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_run_pool *pool,
-                     double plan_seconds)
+                     double plan_seconds, size_t done_before)
 {
     dsp_progress prog;
     dsp_stage_progress *stages = dsp_xcalloc(job->plan->nstages, sizeof *stages);
@@ -489,6 +517,12 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_
             fprintf(stderr, "dspark: SIGTERM received; stopping the workers of job %s and "
                             "leaving the job unfinished\n", job->id);
             dsp_run_pool_stop(pool, RUN_STOP_GRACE_MS);
+            /* The job may have ended since the last look, as when the
+             * signal came right after publishing: then end as usual. */
+            if (dsp_job_read_state(store, job->id, &state, NULL, &err) != DSP_OK)
+                DSP_WARN("state_read_failed", "job=%s message=\"%s\"", job->id, err.msg);
+            if (state != DSP_JOB_RUNNING)
+                break;
             print_resume_command(store, job, spec_path, pool->allow_exec);
             free(stages);
             return DSP_EXIT_TERMINATED;
@@ -537,7 +571,8 @@ static int supervise(dsp_store *store, dsp_job *job, const char *spec_path, dsp_
     double seconds = (double)(dsp_mono_ms() - start) / 1000.0;
     cJSON *status = NULL;
     if (state == DSP_JOB_DONE && dsp_job_status_json(store, job->id, &status, &err) == DSP_OK)
-        dsp_progress_summary(stdout, job, status, plan_seconds, seconds);
+        dsp_progress_summary(stdout, job, status, plan_seconds, seconds,
+                             done_before);
     else if (state == DSP_JOB_FAILED)
         print_failure(store, job->id);
     else if (state == DSP_JOB_CANCELLED)
@@ -607,6 +642,11 @@ int dsp_cmd_run(int argc, char **argv)
      * run ignores the signal, loses the rest of its output and keeps
      * supervising. Its workers inherit the setting through exec. */
     signal(SIGPIPE, SIG_IGN);
+    /* Installed before submission: a signal that kills run between
+     * spec.json and plan.json would leave a job that claims its output and
+     * never gets a plan. A signal during submission takes effect after it. */
+    install_handler(SIGINT, on_interrupt);
+    install_handler(SIGTERM, on_terminate);
     int64_t plan_start = dsp_mono_ms();
     if (load_spec(argv[optind], &spec, &err) != DSP_OK)
         return fail("invalid job spec", &err);
@@ -635,12 +675,31 @@ int dsp_cmd_run(int argc, char **argv)
             job->plan->nstages == 1 ? "" : "s", (int)nworkers, nworkers == 1 ? "" : "s",
             dsp_store_uri(store));
 
-    install_handler(SIGINT, on_interrupt);
-    install_handler(SIGTERM, on_terminate);
+    if (g_terminated) {
+        fprintf(stderr, "dspark: SIGTERM received during submission; leaving job %s "
+                        "unfinished\n", id);
+        print_resume_command(store, job, argv[optind], allow_exec);
+        rc = DSP_EXIT_TERMINATED;
+        goto out;
+    }
+    if (g_interrupted) {
+        dsp_job_state state = DSP_JOB_RUNNING;
+        fprintf(stderr, "dspark: interrupted; cancelling job %s\n", id);
+        if (dsp_job_finish(store, id, DSP_JOB_CANCELLED, NULL, &state, &err) != DSP_OK) {
+            rc = fail("cancel failed", &err);
+            goto out;
+        }
+        fprintf(stderr, "dspark: job %s was %s\n", id, dsp_job_state_name(state));
+        rc = exit_for_state(state);
+        goto out;
+    }
+    size_t done_before = 0;
+    if (!created)
+        done_before = tasks_done_before(store, job);
     int max_attempts = job->spec->max_attempts > 0 ? job->spec->max_attempts : 4;
     dsp_run_pool_start(&pool, uri, id, (int)nworkers, allow_exec, (int)nworkers + max_attempts);
     double plan_seconds = (double)(dsp_mono_ms() - plan_start) / 1000.0;
-    rc = supervise(store, job, argv[optind], &pool, plan_seconds);
+    rc = supervise(store, job, argv[optind], &pool, plan_seconds, done_before);
 out:
     dsp_run_pool_free(&pool);
     dsp_job_free(job);
@@ -735,6 +794,15 @@ static const char *status_string(const cJSON *o, const char *name)
     return cJSON_IsString(v) ? v->valuestring : "?";
 }
 
+/* Print a string of the status document with its control characters
+ * escaped, because it may contain file names and URIs from the spec. */
+static void print_escaped(const char *s)
+{
+    char *escaped = dsp_escape_control(s, 0);
+    fputs(escaped, stdout);
+    free(escaped);
+}
+
 static void print_status_text(const cJSON *doc)
 {
     const cJSON *s, *e;
@@ -742,7 +810,9 @@ static void print_status_text(const cJSON *doc)
     const cJSON *final = cJSON_GetObjectItemCaseSensitive(doc, "final");
 
     printf("job %s: %s\n", status_string(doc, "job"), status_string(doc, "state"));
-    printf("output: %s\n", status_string(doc, "output"));
+    fputs("output: ", stdout);
+    print_escaped(status_string(doc, "output"));
+    fputc('\n', stdout);
     cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(doc, "stages")) {
         printf("stage %s (%s): %.0f/%.0f tasks committed, %.0f running, %.0f failed attempts%s\n",
                status_string(s, "id"), status_string(s, "kind"), status_number(s, "committed"),
@@ -765,14 +835,23 @@ static void print_status_text(const cJSON *doc)
         char when[40] = "";
         if (status_number(e, "time_ms") > 0)
             dsp_format_utc_ms((int64_t)status_number(e, "time_ms"), when, sizeof when);
-        printf("error %s/%s attempt %s%s%s: %s\n", cJSON_IsString(st) ? st->valuestring : "?",
-               cJSON_IsString(t) ? t->valuestring : "?", cJSON_IsString(a) ? a->valuestring : "?",
-               when[0] ? " at " : "", when, cJSON_IsString(m) ? m->valuestring : "");
+        fputs("error ", stdout);
+        print_escaped(cJSON_IsString(st) ? st->valuestring : "?");
+        fputc('/', stdout);
+        print_escaped(cJSON_IsString(t) ? t->valuestring : "?");
+        fputs(" attempt ", stdout);
+        print_escaped(cJSON_IsString(a) ? a->valuestring : "?");
+        printf("%s%s: ", when[0] ? " at " : "", when);
+        print_escaped(cJSON_IsString(m) ? m->valuestring : "");
+        fputc('\n', stdout);
     }
     if (cJSON_IsObject(final)) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(final, "message");
-        if (cJSON_IsString(m))
-            printf("final error: %s\n", m->valuestring);
+        if (cJSON_IsString(m)) {
+            fputs("final error: ", stdout);
+            print_escaped(m->valuestring);
+            fputc('\n', stdout);
+        }
     }
 }
 
@@ -856,8 +935,10 @@ static void print_jobs_text(const dsp_job_list *list)
             dsp_format_utc_ms(e->finished_ms, finished, sizeof finished);
         if (e->records_out >= 0)
             snprintf(records, sizeof records, "%lld", (long long)e->records_out);
-        printf("%-*s  %-9s  %-24s  %-24s  %11s  %s\n", width, e->id, dsp_job_state_name(e->state),
-               submitted, finished, records, e->output ? e->output : "-");
+        printf("%-*s  %-9s  %-24s  %-24s  %11s  ", width, e->id, dsp_job_state_name(e->state),
+               submitted, finished, records);
+        print_escaped(e->output ? e->output : "-");
+        fputc('\n', stdout);
     }
 }
 

@@ -274,6 +274,10 @@ dsp_status dsp_job_submit(dsp_store *s, const dsp_spec *spec, const char *id, in
 
     st = dsp_plan_build(spec, &plan, err);
     if (st != DSP_OK) {
+        /* An input that matches no object makes the spec invalid (exit 2,
+         * as from explain), not a missing job (exit 5). */
+        if (st == DSP_ENOTFOUND)
+            st = err->code = DSP_EINVAL;
         dsp_err_prefix(err, "planning job %s", id);
         goto out;
     }

@@ -102,7 +102,7 @@ static const char *step_name(const dsp_job *job, int i)
 }
 
 void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status,
-                          double plan_seconds, double run_seconds)
+                          double plan_seconds, double run_seconds, size_t tasks_done_before)
 {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(status, "counters");
     const cJSON *ops = cJSON_GetObjectItemCaseSensitive(c, "operators");
@@ -120,7 +120,11 @@ void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status,
                 number(c, "records_utf8_repaired"));
     fprintf(out, "  bytes      in %s  out %s (compressed)\n", dsp_format_bytes(bin, b1, sizeof b1),
             dsp_format_bytes(bout, b2, sizeof b2));
-    if (run_seconds > 0) {
+    if (tasks_done_before > 0) {
+        fprintf(out, "  resumed    %zu of %zu tasks were done before this run, so no "
+                     "throughput is shown\n",
+                tasks_done_before, job->plan->total_tasks);
+    } else if (run_seconds > 0) {
         char rate[32];
         fprintf(out, "  throughput %s/s, %.1f documents/s of input while running\n",
                 dsp_format_bytes(bin / run_seconds, rate, sizeof rate), rin / run_seconds);

@@ -28,8 +28,12 @@ void dsp_progress_end(dsp_progress *p);
 /* Print the summary of a finished job from its status document
  * (dsp_job_status_json): the time taken by planning (checking the store,
  * listing inputs, submitting) and by running, documents and bytes in and
- * out, what each operator removed, rejects and throughput over the run. */
+ * out, what each operator removed, rejects and throughput over the run.
+ * tasks_done_before is the number of tasks committed before this run
+ * started. When it is nonzero the counters include work of earlier runs,
+ * so the summary reports that the run resumed the job and prints no
+ * throughput. */
 void dsp_progress_summary(FILE *out, const dsp_job *job, const cJSON *status,
-                          double plan_seconds, double run_seconds);
+                          double plan_seconds, double run_seconds, size_t tasks_done_before);
 
 #endif

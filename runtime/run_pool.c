@@ -103,6 +103,15 @@ int dsp_run_pool_reap(dsp_run_pool *p)
             p->pids[i] = 0;
             continue;
         }
+        if (p->signalled) {
+            /* Stopped by run itself, so not a death to report or replace. */
+            char how[96];
+            describe_status(status, how, sizeof how);
+            DSP_INFO("worker_stopped", "job=%s worker_pid=%d status=\"%s\"", p->job_id,
+                     (int)p->pids[i], how);
+            p->pids[i] = 0;
+            continue;
+        }
         if (WIFSIGNALED(status))
             DSP_WARN("worker_died", "job=%s worker_pid=%d signal=%d signal_name=SIG%s", p->job_id,
                      (int)p->pids[i], WTERMSIG(status),
@@ -156,6 +165,7 @@ dsp_status dsp_run_pool_replace(dsp_run_pool *p, dsp_err *err)
 
 void dsp_run_pool_signal(dsp_run_pool *p, int sig)
 {
+    p->signalled = 1;
     for (int i = 0; i < p->n; i++)
         if (p->pids[i] > 0)
             kill(p->pids[i], sig);

@@ -28,6 +28,7 @@ typedef struct {
     int max_restarts;       /* replacements allowed with no task committed in between */
     int restarts;           /* replacements since the last new commit */
     size_t committed;       /* tasks committed at the last dsp_run_pool_progress */
+    int signalled;          /* run sent its workers a signal to stop them */
 } dsp_run_pool;
 
 /* Start n workers of job_id on the store. A worker that cannot be forked
@@ -48,7 +49,8 @@ void dsp_run_pool_progress(dsp_run_pool *p, size_t committed);
  * last commit have reached max_restarts. */
 dsp_status dsp_run_pool_replace(dsp_run_pool *p, dsp_err *err);
 
-/* Send sig to every running worker. */
+/* Send sig to every running worker to stop it. From then on reaping logs
+ * an exited worker as worker_stopped at info level, not as worker_died. */
 void dsp_run_pool_signal(dsp_run_pool *p, int sig);
 
 /* Send SIGTERM to every running worker and wait for them to exit. Those

@@ -633,30 +633,55 @@ static const struct dsp_store_ops s3_ops = {
     .close = s3_close,
 };
 
+char *dsp_s3_redact_url(const char *url)
+{
+    const char *sep = strstr(url, "://");
+    const char *authority = sep ? sep + 3 : url;
+    size_t len = strcspn(authority, "/?#");
+    const char *at = NULL;
+
+    for (const char *p = authority; p < authority + len; p++)
+        if (*p == '@')
+            at = p;
+    if (!at)
+        return dsp_xstrdup(url);
+    return dsp_xasprintf("%.*sREDACTED%s", (int)(authority - url), url, at);
+}
+
 /* Split "scheme://host[:port][/path]" into scheme and host[:port]. */
 static dsp_status s3_parse_endpoint(const char *endpoint, char **scheme, char **hostport,
                                     dsp_err *err)
 {
+    /* Errors show the endpoint without its user name and password. */
+    char *shown = dsp_s3_redact_url(endpoint);
+    dsp_status st = DSP_OK;
     const char *sep = strstr(endpoint, "://");
-    if (!sep || (strncmp(endpoint, "http", 4) != 0))
-        return dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': expected "
-                           "http://host[:port] or https://host[:port]", endpoint);
+
+    if (!sep || (strncmp(endpoint, "http", 4) != 0)) {
+        st = dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': expected "
+                         "http://host[:port] or https://host[:port]", shown);
+        goto out;
+    }
     *scheme = dsp_xstrndup(endpoint, (size_t)(sep - endpoint));
     if (strcmp(*scheme, "http") != 0 && strcmp(*scheme, "https") != 0) {
         free(*scheme);
         *scheme = NULL;
-        return dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': the scheme must be http "
-                           "or https", endpoint);
+        st = dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': the scheme must be http "
+                         "or https", shown);
+        goto out;
     }
     const char *h = sep + 3;
     size_t n = strcspn(h, "/?#");
     if (n == 0) {
         free(*scheme);
         *scheme = NULL;
-        return dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': missing host", endpoint);
+        st = dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': missing host", shown);
+        goto out;
     }
     *hostport = dsp_xstrndup(h, n);
-    return DSP_OK;
+out:
+    free(shown);
+    return st;
 }
 
 dsp_status dsp_s3_open(const char *bucket_and_prefix, const dsp_store_config *cfg,
@@ -747,9 +772,13 @@ dsp_status dsp_s3_open(const char *bucket_and_prefix, const dsp_store_config *cf
     curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 
-    DSP_DEBUG("s3_open", "uri=%s endpoint=%s://%s region=%s addressing=%s credentials=%s",
-              s->base.uri, s->scheme, s->host, s->region, s->path_style ? "path" : "virtual",
+    char *endpoint_url = dsp_xasprintf("%s://%s", s->scheme, s->host);
+    char *shown_endpoint = dsp_s3_redact_url(endpoint_url);
+    DSP_DEBUG("s3_open", "uri=%s endpoint=%s region=%s addressing=%s credentials=%s",
+              s->base.uri, shown_endpoint, s->region, s->path_style ? "path" : "virtual",
               dsp_s3_creds_chain_source(s->creds));
+    free(shown_endpoint);
+    free(endpoint_url);
     free(hostport);
     *out = &s->base;
     return DSP_OK;

@@ -100,6 +100,10 @@ dsp_status dsp_s3_req_run(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err);
 const char *dsp_s3_target(const dsp_s3_store *s, const char *full_key, char *buf, size_t cap);
 /* prefix + "/" + key (malloc'ed). */
 char *dsp_s3_full_key(const dsp_s3_store *s, const char *key);
+/* Return a copy of url, which the caller frees, with the user name and
+ * password of http://user:pass@host replaced by "REDACTED", for logs and
+ * error messages. */
+char *dsp_s3_redact_url(const char *url);
 
 /* ---- XML (s3_xml.c) ---- */
 

@@ -63,5 +63,12 @@ read -r -a resume <<<"$hint"
 timeout 120 "$BIN" "${resume[@]}" >"$WORK/resumed.log" 2>&1 ||
     { tail -20 "$WORK/resumed.log"; die "the printed resume command failed: dspark $hint"; }
 [ "$(job_state stopped)" = done ] || die "job ended as $(job_state stopped) after the resume"
+# The summary's counters include the tasks committed before the SIGTERM,
+# so a rate over the resumed run's time alone would be too high.
+grep -q "^  resumed    $committed of $total tasks were done before this run" "$WORK/resumed.log" ||
+    { cat "$WORK/resumed.log"; die "the resumed run's summary does not say it resumed"; }
+if grep "^  throughput" "$WORK/resumed.log"; then
+    die "the resumed run's summary shows a throughput over work of an earlier run"
+fi
 same_output "$WORK/out-clean" "$WORK/out-stopped"
 echo "ok"

@@ -61,6 +61,29 @@ static void test_format_utc_ms(void)
     CHECK_EQ_STR(dsp_format_utc_ms(-1, buf, sizeof buf), "1969-12-31T23:59:59.999Z");
 }
 
+static void check_escaped(const char *in, int keep_newlines, const char *want)
+{
+    char *got = dsp_escape_control(in, keep_newlines);
+    CHECK_EQ_STR(got, want);
+    free(got);
+}
+
+static void test_escape_control(void)
+{
+    check_escaped("", 0, "");
+    check_escaped("plain/name-1.jsonl.gz", 0, "plain/name-1.jsonl.gz");
+    check_escaped("tr\nlevel=error", 0, "tr\\nlevel=error");
+    check_escaped("a\rb\tc", 0, "a\\rb\\tc");
+    check_escaped("\x1b[2J", 0, "\\x1b[2J");
+    check_escaped("del\x7f", 0, "del\\x7f");
+    check_escaped("\x01", 0, "\\x01");
+    check_escaped("caf\xc3\xa9", 0, "caf\xc3\xa9");
+    check_escaped("line1\nline2\x1b", 1, "line1\nline2\\x1b");
+    CHECK(dsp_has_control("a\x1b") == 1);
+    CHECK(dsp_has_control("a\x7f") == 1);
+    CHECK(dsp_has_control("caf\xc3\xa9") == 0);
+}
+
 static void test_hashes(void)
 {
     char hex[65], md5[33];
@@ -347,6 +370,7 @@ static void test_log_format_variable(void)
 
 TEST_MAIN({"buf append and reset", test_buf_append_and_reset},
           {"format utc ms", test_format_utc_ms},
+          {"escape control", test_escape_control},
           {"err prefix", test_err_prefix},
           {"parse size", test_parse_size},
           {"sha256 md5 xxh3", test_hashes},

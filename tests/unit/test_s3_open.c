@@ -103,6 +103,33 @@ static void test_invalid_uris_rejected(void)
     unsetenv("AWS_ENDPOINT_URL");
 }
 
+static void check_redacted(const char *url, const char *want)
+{
+    char *got = dsp_s3_redact_url(url);
+    CHECK_EQ_STR(got, want);
+    free(got);
+}
+
+static void test_url_userinfo_redacted(void)
+{
+    check_redacted("http://127.0.0.1:9000/b/k", "http://127.0.0.1:9000/b/k");
+    check_redacted("http://user:pass@127.0.0.1:9000/b/k", "http://REDACTED@127.0.0.1:9000/b/k");
+    check_redacted("https://user@host", "https://REDACTED@host");
+    check_redacted("http://u:p@ss@host:1/", "http://REDACTED@host:1/");
+    /* An '@' in the path or query is no userinfo. */
+    check_redacted("http://host/b/a@b?x=@", "http://host/b/a@b?x=@");
+    check_redacted("", "");
+
+    set_test_env();
+    dsp_store *s = NULL;
+    dsp_err err;
+    setenv("AWS_ENDPOINT_URL", "ftp://user:s3cretpw@127.0.0.1:21", 1);
+    CHECK_EQ_INT(dsp_store_open("s3://b", NULL, &s, &err), DSP_EINVAL);
+    CHECKF(strstr(err.msg, "s3cretpw") == NULL, "message \"%s\" shows the password", err.msg);
+    CHECK(strstr(err.msg, "ftp://REDACTED@127.0.0.1:21") != NULL);
+    unsetenv("AWS_ENDPOINT_URL");
+}
+
 static void test_missing_credentials_rejected(void)
 {
     set_test_env();
@@ -120,4 +147,5 @@ TEST_MAIN({"aws virtual hosted", test_aws_virtual_hosted},
           {"dotted bucket path style", test_dotted_bucket_path_style},
           {"endpoint path style", test_endpoint_path_style},
           {"invalid uris rejected", test_invalid_uris_rejected},
+          {"url userinfo redacted", test_url_userinfo_redacted},
           {"missing credentials rejected", test_missing_credentials_rejected})

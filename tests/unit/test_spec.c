@@ -244,6 +244,12 @@ static void test_spec_output_errors(void)
                  "output.uri: \"file:///\" is the root directory");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o/*\"}}",
                  "output.uri: \"/o/*\" must not contain a glob");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\\nlevel=error\"}}",
+                 "output.uri: \"/o\\nlevel=error\" contains a control character");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\\u001b[2J\"}}",
+                 "output.uri: \"/o\\x1b[2J\" contains a control character");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\\u007f\"}}",
+                 "output.uri: \"/o\\x7f\" contains a control character");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"format\":\"parquet\"}}",
                  "output.format: invalid value \"parquet\"");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\",\"format\":\"jsonl.gz\","
