@@ -138,18 +138,18 @@ static int text_needs_quotes(const char *v, size_t n)
     return 0;
 }
 
-/* Write a value in the text (logfmt) format. A quoted value escapes '"',
- * '\\', newline, carriage return and tab with a backslash, and writes other
- * control bytes and bytes that are not valid UTF-8 as \xNN, so a value can
- * never end its line or start another key=value pair. */
-static void write_text_value(FILE *out, const char *v, size_t n, int quote)
+typedef enum { ESCAPE_TEXT, ESCAPE_JSON } escape_format;
+
+/* Write v[0..n) between double quotes. Both formats escape '"', '\\',
+ * newline, carriage return and tab with a backslash. The text format writes
+ * other control bytes, DEL and bytes that are not valid UTF-8 as \xNN, which
+ * keeps them exactly. JSON writes control bytes as \u00NN and each invalid
+ * byte as \ufffd, the replacement character, because a lone surrogate
+ * escape that could keep the byte makes strict parsers reject the line. */
+static void write_quoted(FILE *out, const char *v, size_t n, escape_format format)
 {
     const unsigned char *s = (const unsigned char *)v;
 
-    if (!quote && !text_needs_quotes(v, n)) {
-        fwrite(v, 1, n, out);
-        return;
-    }
     fputc('"', out);
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
@@ -162,8 +162,12 @@ static void write_text_value(FILE *out, const char *v, size_t n, int quote)
             fputs("\\r", out);
         else if (c == '\t')
             fputs("\\t", out);
-        else if (c < 0x20 || c == 0x7F || len == 0)
+        else if (format == ESCAPE_TEXT && (c < 0x20 || c == 0x7F || len == 0))
             fprintf(out, "\\x%02x", c);
+        else if (format == ESCAPE_JSON && c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else if (format == ESCAPE_JSON && len == 0)
+            fputs("\\ufffd", out);
         else {
             fwrite(s + i, 1, len, out);
             i += len;
@@ -174,37 +178,20 @@ static void write_text_value(FILE *out, const char *v, size_t n, int quote)
     fputc('"', out);
 }
 
-/* Write a value as a JSON string. Each byte that is not part of valid UTF-8
- * is written as \ufffd, the replacement character, so every JSON parser
- * accepts the line; the text format keeps such bytes exactly as \xNN. */
+/* Write a value in the text (logfmt) format, quoted when `quote` is set or
+ * the value needs it, so a value can never end its line or start another
+ * key=value pair. */
+static void write_text_value(FILE *out, const char *v, size_t n, int quote)
+{
+    if (!quote && !text_needs_quotes(v, n))
+        fwrite(v, 1, n, out);
+    else
+        write_quoted(out, v, n, ESCAPE_TEXT);
+}
+
 static void write_json_string(FILE *out, const char *v, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)v;
-
-    fputc('"', out);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        size_t len = utf8_sequence_length(s + i, n - i);
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", out);
-        else if (c == '\r')
-            fputs("\\r", out);
-        else if (c == '\t')
-            fputs("\\t", out);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else if (len == 0)
-            fputs("\\ufffd", out);
-        else {
-            fwrite(s + i, 1, len, out);
-            i += len;
-            continue;
-        }
-        i++;
-    }
-    fputc('"', out);
+    write_quoted(out, v, n, ESCAPE_JSON);
 }
 
 /* Keys whose values are names, written as strings even when they look
