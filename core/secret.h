@@ -3,9 +3,10 @@
  * other programs wrote, such as the stderr of exec commands, before that
  * text reaches logs, error messages or the store.
  *
- * Whoever obtains a credential registers it: the exec operator the values
- * of the credential variables, the S3 client the keys it signs with,
- * whatever their source (variables, profile file, instance role).
+ * The code that obtains a credential registers it. The exec operator
+ * registers the values of the credential variables, and the S3 client the
+ * keys it signs with, whatever their source (variables, profile file,
+ * instance role).
  * Thread-safe.
  */
 #ifndef DSP_SECRET_H

@@ -64,8 +64,8 @@ int64_t dsp_parse_size(const char *s);
 const char *dsp_format_utc_ms(int64_t ms, char *buf, size_t size);
 /* Format a byte count as "12.3 MiB" into buf. */
 const char *dsp_format_bytes(double bytes, char *buf, size_t size);
-/* Return a copy of s, which the caller frees, for human-readable output:
- * newline, carriage return and tab become \n, \r and \t, and other control
+/* Return a copy of s, which the caller frees, for human-readable output.
+ * Newline, carriage return and tab become \n, \r and \t. Other control
  * bytes (0x00-0x1F, ESC included, and DEL) become \xNN, so a name cannot
  * start a new line or send terminal escape codes. With keep_newlines set,
  * newlines stay as they are for a caller that indents continuation lines. */

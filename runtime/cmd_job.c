@@ -388,8 +388,8 @@ static char *run_default_id(const dsp_spec *spec)
     return id;
 }
 
-/* Print a message that may span lines (the stderr of an exec step) with
- * every line after the first indented by two spaces, so that no line of it
+/* Print a message that may span lines, such as the stderr of an exec step.
+ * Every line after the first is indented by two spaces, so no line of it
  * looks like a log line ("ts=..." or "{...") on the shared stderr. Other
  * control characters are escaped. */
 static void print_indented(const char *message)

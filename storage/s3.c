@@ -653,13 +653,13 @@ static dsp_status s3_parse_endpoint(const char *endpoint, char **scheme, char **
                                     dsp_err *err)
 {
     /* Errors show the endpoint without its user name and password. */
-    char *shown = dsp_s3_redact_url(endpoint);
+    char *redacted_endpoint = dsp_s3_redact_url(endpoint);
     dsp_status st = DSP_OK;
     const char *sep = strstr(endpoint, "://");
 
     if (!sep || (strncmp(endpoint, "http", 4) != 0)) {
         st = dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': expected "
-                         "http://host[:port] or https://host[:port]", shown);
+                         "http://host[:port] or https://host[:port]", redacted_endpoint);
         goto out;
     }
     *scheme = dsp_xstrndup(endpoint, (size_t)(sep - endpoint));
@@ -667,7 +667,7 @@ static dsp_status s3_parse_endpoint(const char *endpoint, char **scheme, char **
         free(*scheme);
         *scheme = NULL;
         st = dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': the scheme must be http "
-                         "or https", shown);
+                         "or https", redacted_endpoint);
         goto out;
     }
     const char *h = sep + 3;
@@ -675,12 +675,12 @@ static dsp_status s3_parse_endpoint(const char *endpoint, char **scheme, char **
     if (n == 0) {
         free(*scheme);
         *scheme = NULL;
-        st = dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': missing host", shown);
+        st = dsp_err_set(err, DSP_EINVAL, "invalid S3 endpoint '%s': missing host", redacted_endpoint);
         goto out;
     }
     *hostport = dsp_xstrndup(h, n);
 out:
-    free(shown);
+    free(redacted_endpoint);
     return st;
 }
 

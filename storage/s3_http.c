@@ -427,13 +427,13 @@ dsp_status dsp_s3_req_finish(dsp_s3_store *s, dsp_s3_req *r, CURLcode rc, dsp_er
         long new_conns = 0;
         curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
         curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &new_conns);
-        char *shown = dsp_s3_redact_url(url ? url : "");
+        char *redacted_url = dsp_s3_redact_url(url ? url : "");
         dsp_log(DSP_LOG_DEBUG, "s3_request", "op=%s method=%s url=%s status=%ld ms=%lld "
                 "bytes_out=%lld bytes_in=%lld new_connections=%ld curl=%d", r->op, r->method,
-                shown, r->status,
+                redacted_url, r->status,
                 (long long)(dsp_mono_ms() - r->start_ms), (long long)up, (long long)down,
                 new_conns, (int)rc);
-        free(shown);
+        free(redacted_url);
     }
     http_give(s, r->easy);
     r->easy = NULL;

@@ -31,10 +31,10 @@
 #define REJECT_PREFIX_BYTES 256
 
 /* Tail windows: a record that crosses the range end is usually about as
- * long as the records before it, so the first window past the end fits two
- * records of the range's average length (at least TAIL_MIN_WINDOW, or
- * TAIL_FALLBACK_WINDOW when the range has no whole record), and each next
- * window doubles, up to read_size. Reading the tail with the full read_size
+ * long as the records before it. So the first window past the end fits two
+ * records of the range's average length: at least TAIL_MIN_WINDOW, or
+ * TAIL_FALLBACK_WINDOW when the range has no whole record. Each next window
+ * doubles, up to read_size. Reading the tail with the full read_size
  * would fetch, and count in bytes_in, megabytes per range for a record of a
  * few kilobytes. */
 #define TAIL_MIN_WINDOW (4u << 10)
@@ -712,7 +712,7 @@ static dsp_status emit_reject(dsp_jsonl_reader *r, const char *reason, uint64_t 
 
 /*
  * Return the member name that occurs more than once among those the job
- * reads, or NULL. uc holds what validation found; names with escapes and
+ * reads, or NULL. uc contains what validation found. Names with escapes and
  * the nested levels of dotted paths are compared here, after decoding.
  */
 static const char *find_duplicate(dsp_jsonl_reader *r, const char *line, size_t len,

@@ -59,7 +59,7 @@ dsp_status dsp_op_dedup_exact_config(const cJSON *step, const char **field,
     *field = f && f[0] ? f : NULL;
 
     /* "normalize" has no single default: the text is normalised unless the
-     * step says otherwise, and a field (a URL, an id) is compared as given. */
+     * step sets it to false, and a field (a URL, an id) is compared as given. */
     const cJSON *normalize = step ? cJSON_GetObjectItemCaseSensitive(step, "normalize") : NULL;
     if (normalize)
         opts->raw = !cJSON_IsTrue(normalize);

@@ -15,8 +15,8 @@
  * (a JSON object with the text member once, as a string, and valid UTF-8
  * in every string), or writes a different number of lines. A command that
  * writes more lines than it was given documents, or a line longer than the
- * job's max_record_bytes, is stopped as soon as it does (SIGTERM to its
- * group, SIGKILL EXEC_STOP_GRACE_MS later), so the output buffered per
+ * job's max_record_bytes, is stopped as soon as it does: SIGTERM to its
+ * group, then SIGKILL EXEC_STOP_GRACE_MS later. So the output buffered per
  * batch stays below documents * max_record_bytes.
  *
  * The command runs in a process group of its own and gets SIGKILL when its

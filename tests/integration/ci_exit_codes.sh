@@ -63,7 +63,7 @@ expect_exit 3 wait-cancelled "$CI" wait "$slow" 10
 grep -q "was cancelled" "$WORK/wait-cancelled.err" || die "no cancel message"
 
 # status exits 0 whenever it prints the status, for a failed or cancelled
-# job too, and its help says so instead of listing wait's exit codes.
+# job too, and its help states this instead of listing wait's exit codes.
 expect_exit 0 status-cancelled "$BIN" status "$slow" --json
 jq -e '.state == "cancelled"' "$WORK/status-cancelled.out" >/dev/null ||
     die "status of the cancelled job: $(head -c 300 "$WORK/status-cancelled.out")"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # A job name of the maximum 64 characters works with explain, submit and
 # run. run's default id adds the spec hash, the time and random digits to
-# the name, so it cuts the name to keep the id within the 64 characters of
+# the name. So run cuts the name to keep the id within the 64 characters of
 # a job id, and two runs of the same spec still get different ids.
 . "$(dirname "$0")/job_lib/common.bash"
 

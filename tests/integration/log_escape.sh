@@ -1,9 +1,9 @@
 #!/bin/bash
 # Log values are escaped in both log formats, so input names and the
 # stderr of exec steps cannot end a line, add key=value pairs or change a
-# line's level or event. Two jobs fail on purpose: one reads a truncated
+# line's level or event. Two jobs fail on purpose. One reads a truncated
 # gzip input whose name contains quotes, a newline, fake pairs and a byte
-# of invalid UTF-8, the other runs an exec step whose Python traceback has
+# of invalid UTF-8. The other runs an exec step whose Python traceback has
 # quotes, backslashes, newlines and invalid UTF-8. Python parses every log
 # line (json for DSPARK_LOG_FORMAT=json, a logfmt parser for text) and
 # checks the task_failed warning: its level, its event, each key once, and
@@ -70,13 +70,16 @@ def parse_logfmt(line):
     while i < len(line):
         eq = line.index(b"=", i)
         key = line[i:eq].decode()
-        assert key and b" " not in line[i:eq] and b'"' not in line[i:eq], line
+        assert key, line
+        assert b" " not in line[i:eq], line
+        assert b'"' not in line[i:eq], line
         i = eq + 1
         if line[i:i + 1] != b'"':
             end = line.find(b" ", i)
             end = len(line) if end < 0 else end
             value = line[i:end]
-            assert b'"' not in value and b"\\" not in value, line
+            assert b'"' not in value, line
+            assert b"\\" not in value, line
             i = end
         else:
             out, i = bytearray(), i + 1

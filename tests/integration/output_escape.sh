@@ -4,7 +4,7 @@
 # terminal escape code fails its job as corrupt input. run's "failed:"
 # message and the `status` text name that file, but no line of theirs may
 # start with the forged log line or contain the ESC byte. A spec whose output.uri
-# holds a control character is rejected, naming output.uri.
+# contains a control character is rejected, naming output.uri.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/in"

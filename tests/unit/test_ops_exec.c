@@ -303,12 +303,12 @@ static void test_exec_max_line(void)
 
 /* Fails the test if msg contains DSP_SECRET_MIN_LEN or more bytes in a
  * row of secret. */
-static void check_no_secret_part(const char *msg, const char *secret, const char *what)
+static void check_no_secret_part(const char *msg, const char *secret, const char *label)
 {
     size_t n = strlen(secret);
     for (size_t i = 0; i + DSP_SECRET_MIN_LEN <= n; i++)
         CHECKF(memmem(msg, strlen(msg), secret + i, DSP_SECRET_MIN_LEN) == NULL,
-               "%s: bytes %zu to %zu of the secret in: %s", what, i, i + DSP_SECRET_MIN_LEN,
+               "%s: bytes %zu to %zu of the secret in: %s", label, i, i + DSP_SECRET_MIN_LEN,
                msg);
 }
 
