@@ -19,8 +19,10 @@
  * group, then SIGKILL EXEC_STOP_GRACE_MS later. So the output buffered per
  * batch stays below documents * max_record_bytes.
  *
- * The command runs in a process group of its own and gets SIGKILL when its
- * worker dies for any reason, SIGKILL included. When the task is cancelled (the worker is
+ * The command runs in a process group of its own under a small guard
+ * process (exec_guard). When the worker dies for any reason, SIGKILL
+ * included, the guard kills the whole group, so the processes that the
+ * command started end too, unless they left the group. When the task is cancelled (the worker is
  * stopping, the job was cancelled or the lease was lost), the command's
  * group gets SIGTERM and, EXEC_STOP_GRACE_MS later, SIGKILL, and the task
  * ends with DSP_ECANCELLED.
@@ -46,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,7 +196,8 @@ static double exec_now(void)
 
 /* A running command and the limits that stop it. */
 typedef struct {
-    pid_t pid;            /* also the id of its process group */
+    pid_t pid;            /* the guard's, which ends as the command does; also the
+                             id of the command's process group */
     double deadline;      /* timeout_seconds from the start; 0 = none */
     double kill_at;       /* SIGKILL after a SIGTERM's grace period; 0 = not stopping */
     int killed;           /* SIGKILL sent */
@@ -301,6 +305,57 @@ static int exec_is_secret_var(const char *entry)
     return 0;
 }
 
+/*
+ * The guard: the worker's direct child, leader of the command's process
+ * group, with every signal blocked. It waits for the command (its own
+ * child) and ends the same way, with the same exit code or signal, so the
+ * worker sees the command's status. When the worker dies, the kernel
+ * sends the guard EXEC_GUARD_SIGNAL (PR_SET_PDEATHSIG), and the guard
+ * sends SIGKILL to the group, itself included: the PR_SET_PDEATHSIG of a
+ * command reaches only the command, not the processes it started. The
+ * worker's SIGTERM to the group reaches the command and stays pending in
+ * the guard; its SIGKILL ends both. Only async-signal-safe calls run here,
+ * because the worker has other threads.
+ */
+#define EXEC_GUARD_SIGNAL SIGUSR1
+
+__attribute__((noreturn)) static void exec_guard(pid_t worker, pid_t command)
+{
+    /* The guard never calls exec, so close every descriptor it inherited:
+     * an open copy of a pipe's write end would keep the command, or the
+     * command of another task, from seeing end of file. */
+    close_range(0, ~0u, 0);
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, SIGCHLD);
+    sigaddset(&wake, EXEC_GUARD_SIGNAL);
+    for (;;) {
+        int status;
+        if (waitpid(command, &status, WNOHANG) == command) {
+            if (WIFEXITED(status))
+                _exit(WEXITSTATUS(status));
+            int sig = WTERMSIG(status);
+            /* Die of the same signal, without a core file of the guard. */
+            struct rlimit no_core = {0, 0};
+            setrlimit(RLIMIT_CORE, &no_core);
+            signal(sig, SIG_DFL);
+            sigset_t one;
+            sigemptyset(&one);
+            sigaddset(&one, sig);
+            sigprocmask(SIG_UNBLOCK, &one, NULL);
+            kill(getpid(), sig);
+            _exit(128 + sig);
+        }
+        if (getppid() != worker) {
+            kill(0, SIGKILL);
+            _exit(128 + SIGKILL);
+        }
+        /* A signal that arrived since the checks above is pending, so this
+         * returns at once. */
+        sigwaitinfo(&wake, NULL);
+    }
+}
+
 /* Copy the worker's environment without the credential variables. Built
  * before fork, because the child of a threaded process must not allocate. */
 static char **exec_child_env(void)
@@ -352,27 +407,40 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
         goto restore;
     }
     if (child.pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        /* A process group of its own: stopping the command also stops the
-         * processes it starts, and a Ctrl-C on the terminal reaches only
-         * the worker, which then stops the command. */
+        /* The guard (exec_guard). A process group of its own: stopping the
+         * command also stops the processes it starts, and a Ctrl-C on the
+         * terminal reaches only the worker, which then stops the command. */
+        sigset_t all;
+        sigfillset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
         setpgid(0, 0);
-        /* Die with the worker, also when it is killed with SIGKILL. The
-         * kernel sends the signal when the forking thread ends, and task
-         * threads live as long as the worker. A worker that died before
-         * the prctl call is no longer the parent. NOTE: processes that the
-         * command starts do not get this signal. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        /* The kernel sends the signal when the forking thread ends, and
+         * task threads live as long as the worker. A worker that died
+         * before the prctl call is no longer the parent. */
+        if (prctl(PR_SET_PDEATHSIG, EXEC_GUARD_SIGNAL) != 0 || getppid() != parent)
             _exit(127);
         dup2(in_pipe[0], 0);
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);
-        execvpe(s->argv[0], s->argv, child_env);
-        dprintf(2, "cannot run %s: %s\n", s->argv[0], strerror(errno));
-        _exit(127);
+        pid_t guard = getpid();
+        pid_t command = fork();
+        if (command < 0) {
+            dprintf(2, "cannot run %s: fork failed: %s\n", s->argv[0], strerror(errno));
+            _exit(127);
+        }
+        if (command == 0) {
+            /* Die with the guard too, should it ever die first. */
+            if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != guard)
+                _exit(127);
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            signal(SIGPIPE, SIG_DFL);
+            execvpe(s->argv[0], s->argv, child_env);
+            dprintf(2, "cannot run %s: %s\n", s->argv[0], strerror(errno));
+            _exit(127);
+        }
+        exec_guard(parent, command);
     }
     free(child_env);
     child_env = NULL;

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The commands of exec steps end with their worker. A worker killed with
-# SIGKILL takes its running command with it. A worker stopped with SIGTERM
+# SIGKILL takes its running command with it, and the processes that the
+# command started in its process group. A worker stopped with SIGTERM
 # or SIGINT stops its command (SIGTERM, then SIGKILL), releases the task
 # and exits. Another worker then runs the task at once, and the job
 # finishes with the same output as an undisturbed run.
@@ -9,14 +10,18 @@
 mkdir -p "$WORK/in"
 for i in 0 1; do gen_jsonl "$WORK/in/part-$i.jsonl" 200 "$i"; done
 
-# While $WORK/hang exists, the command records its pid and sleeps for
-# much longer than the test runs. It ignores SIGTERM, so only the SIGKILL
-# after the grace period stops it. Otherwise it passes the input through.
+# While $WORK/hang exists, the command starts a background sleep (its
+# own child, which records its pid in $WORK/child.pids), records its pid
+# and sleeps for much longer than the test runs. It ignores SIGTERM, so
+# only the SIGKILL after the grace period stops it. Otherwise it passes
+# the input through.
 cat >"$WORK/cmd.sh" <<SH
 #!/bin/sh
 if [ -e "$WORK/hang" ]; then
-    echo \$\$ >>"$WORK/cmd.pids"
     trap '' TERM
+    sleep 600 &
+    echo \$! >>"$WORK/child.pids"
+    echo \$\$ >>"$WORK/cmd.pids"
     exec sleep 600
 fi
 exec cat
@@ -74,10 +79,15 @@ start_worker "$WORK/killed.log" --allow-exec --job killed
 worker=$LAST_PID
 cmd=$(wait_for_command "$(count_commands)") || { cat "$WORK/killed.log"; die "the exec command did not start"; }
 STARTED_PIDS+=("$cmd")
+grandchild=$(tail -1 "$WORK/child.pids")
+STARTED_PIDS+=("$grandchild")
+alive "$grandchild" || die "the command's background process $grandchild did not start"
 kill -KILL "$worker"
 wait "$worker" 2>/dev/null
 wait_gone "$cmd" 20 || die "exec command $cmd still runs 20 s after its worker got SIGKILL"
-echo "SIGKILL: the command ended with its worker"
+wait_gone "$grandchild" 20 ||
+    die "process $grandchild, started by the exec command, still runs 20 s after the worker got SIGKILL"
+echo "SIGKILL: the command and its child ended with their worker"
 
 # SIGTERM and SIGINT: the worker stops its command, releases the task and
 # exits 0; a second worker then finishes the job.
