@@ -12,8 +12,10 @@
 #      exact       dedup_driver exact (normalised text, xxh3-128 + length)
 #      exact_raw   dedup_driver exact on the raw text bytes, as DuckDB does
 #      duckdb      SELECT DISTINCT ON (hash(text)) * ... with SET threads = 1
-#      minhash     dedup_driver minhash (5-grams, 14 x 8 bands)
-#      job_exact_raw, job_minhash
+#      minhash     dedup_driver minhash (5-grams, 14 x 8 bands, one
+#                  permutation hashing, the default scheme)
+#      minhash_k   the same with the k_permutations scheme
+#      job_exact_raw, job_minhash, job_minhash_k
 #                  the same dedups as jobs: `dspark run --workers 1` of a
 #                  spec with one dedup step, on a local store, with
 #                  planning, the commit protocol and publishing
@@ -100,13 +102,16 @@ def job(step):
     return make
 
 raw_env = dict(os.environ, DEDUP_EXACT_RAW='1')
+k_permutations_env = dict(os.environ, DEDUP_SCHEME='k_permutations')
 cases = {
     'exact': lambda o: ([driver, 'exact', corpus, o], None),
     'exact_raw': lambda o: ([driver, 'exact', corpus, o], raw_env),
     'duckdb': lambda o: (['node', 'bench/dedup_duckdb.mjs', corpus, o], None),
     'minhash': lambda o: ([driver, 'minhash', corpus, o], None),
+    'minhash_k': lambda o: ([driver, 'minhash', corpus, o], k_permutations_env),
     'job_exact_raw': job({'op': 'dedup_exact', 'normalize': False}),
     'job_minhash': job({'op': 'dedup_minhash'}),
+    'job_minhash_k': job({'op': 'dedup_minhash', 'scheme': 'k_permutations'}),
 }
 results = {name: [] for name in cases}
 input_bytes = None

@@ -267,7 +267,8 @@ static void run_exact(driver *dv, const char *out, filter_ctx *f)
 
 /* MinHash options; DEDUP_MARGIN overrides the margin added to the
  * threshold for the signature check (negative = none), DEDUP_SKETCH_BITS
- * the bits per value of the sketches and DEDUP_SEED the permutation seed,
+ * the bits per value of the sketches, DEDUP_SEED the permutation seed and
+ * DEDUP_SCHEME the signature scheme (one_permutation or k_permutations),
  * for experiments. */
 static dsp_dedup_minhash_opts minhash_opts(void)
 {
@@ -278,6 +279,15 @@ static dsp_dedup_minhash_opts minhash_opts(void)
     const char *bits = getenv("DEDUP_SKETCH_BITS");
     if (bits)
         o.sketch_bits = atoi(bits);
+    const char *scheme = getenv("DEDUP_SCHEME");
+    if (scheme) {
+        o.params.scheme = dsp_minhash_scheme_parse(scheme);
+        if (o.params.scheme == DSP_MINHASH_DEFAULT_SCHEME) {
+            fprintf(stderr, "dedup_driver: DEDUP_SCHEME must be one_permutation or "
+                            "k_permutations, got \"%s\"\n", scheme);
+            exit(2);
+        }
+    }
     const char *seed = getenv("DEDUP_SEED");
     if (seed)
         o.params.seed = strtoull(seed, NULL, 0);

@@ -52,6 +52,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../tasks/op.h"
+#include "../tasks/op_dedup.h"
 #include "plan.h"
 
 #define DSP_PLAN_MAX_PARTITIONS 10000
@@ -677,7 +678,7 @@ static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
                 size_t n = layout->single[k] ? 1 : (size_t)parts;
                 int prev = (int)plan->nstages - 1;
                 stage = plan_add_stage(plan, &cap, layout->kinds[k], n, total);
-                cJSON_AddItemToArray(stage->steps, cJSON_Duplicate(wide_step, 1));
+                cJSON_AddItemToArray(stage->steps, dsp_op_dedup_pin_step(wide_step));
                 plan_set_deps(stage, prev, -1);
             }
             int last_reduce = (int)plan->nstages - 1;

@@ -682,7 +682,7 @@ static dsp_status wide_open_map(dsp_store *store, const dsp_pipeline_config *cfg
                                         &w->exact, err);
     }
     dsp_dedup_minhash_opts opts;
-    dsp_status st = dsp_op_dedup_minhash_config(step, &opts, err);
+    dsp_status st = dsp_op_dedup_minhash_plan_config(step, &opts, err);
     if (st != DSP_OK)
         return st;
     return dsp_dedup_minhash_map_open(store, *key, parts, (uint32_t)task->index, &opts,
@@ -1119,7 +1119,7 @@ static dsp_status wide_run_reduce(dsp_store *store, const char *job, const dsp_p
                                     (uint32_t)n, &io, &ds, err);
     } else {
         dsp_dedup_minhash_opts opts;
-        st = dsp_op_dedup_minhash_config(step, &opts, err);
+        st = dsp_op_dedup_minhash_plan_config(step, &opts, err);
         if (st != DSP_OK)
             goto out;
         opts.io.reader.cancel = cfg->cancel;

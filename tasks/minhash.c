@@ -26,6 +26,7 @@
 #define MINHASH_DEFAULT_SEED 0x9e3779b97f4a7c15ull
 
 struct dsp_minhash {
+    dsp_minhash_scheme scheme;
     int ngram, bands, rows;
     size_t perms, perms_padded; /* padded to a multiple of 8 for AVX2 */
     uint64_t *a_lo, *a_hi, *b;  /* coefficients, a split in 32-bit halves */
@@ -62,7 +63,13 @@ dsp_status dsp_minhash_new(const dsp_minhash_params *params, dsp_minhash **out, 
         return dsp_err_set(err, DSP_EINVAL,
                            "minhash: bands %d x rows %d must be positive and at most %d values",
                            bands, rows, DSP_MINHASH_MAX_PERMS);
+    dsp_minhash_scheme scheme = params ? params->scheme : DSP_MINHASH_DEFAULT_SCHEME;
+    if (scheme == DSP_MINHASH_DEFAULT_SCHEME)
+        scheme = DSP_MINHASH_ONE_PERMUTATION;
+    if (scheme != DSP_MINHASH_ONE_PERMUTATION && scheme != DSP_MINHASH_K_PERMUTATIONS)
+        return dsp_err_set(err, DSP_EINVAL, "minhash: unknown signature scheme %d", (int)scheme);
     dsp_minhash *m = dsp_xcalloc(1, sizeof *m);
+    m->scheme = scheme;
     m->ngram = ngram;
     m->bands = bands;
     m->rows = rows;
@@ -139,6 +146,20 @@ int dsp_minhash_bands(const dsp_minhash *m)
 int dsp_minhash_rows(const dsp_minhash *m)
 {
     return m->rows;
+}
+
+dsp_minhash_scheme dsp_minhash_get_scheme(const dsp_minhash *m)
+{
+    return m->scheme;
+}
+
+dsp_minhash_scheme dsp_minhash_scheme_parse(const char *name)
+{
+    if (name && strcmp(name, "one_permutation") == 0)
+        return DSP_MINHASH_ONE_PERMUTATION;
+    if (name && strcmp(name, "k_permutations") == 0)
+        return DSP_MINHASH_K_PERMUTATIONS;
+    return DSP_MINHASH_DEFAULT_SCHEME;
 }
 
 int dsp_minhash_limit_simd(dsp_minhash *m, int max_level)
@@ -663,12 +684,61 @@ __attribute__((target("avx512f"))) static size_t signature_avx512(const dsp_minh
 }
 #endif
 
+/* Bin j of a densification probe sequence for empty bin `bin` at
+ * attempt t (t >= 1), uniform over the k bins. It depends on the seed,
+ * the bin and t only, never on the document. */
+static size_t densify_probe(uint64_t seed, size_t bin, uint64_t t, size_t k)
+{
+    uint64_t z = seed ^ ((uint64_t)bin << 32 | (t & 0xffffffffu));
+    z = splitmix64(&z);
+    return (size_t)(((z >> 32) * (uint64_t)k) >> 32);
+}
+
+/* One permutation hashing with optimal densification, as minhash.h
+ * describes; n >= 1. */
+static void signature_one_permutation(const dsp_minhash *m, const uint64_t *sh, size_t n,
+                                      uint32_t *sig)
+{
+    size_t k = m->perms;
+    uint64_t filled[DSP_MINHASH_MAX_PERMS / 64] = {0};
+    for (size_t i = 0; i < k; i++)
+        sig[i] = UINT32_MAX;
+    for (size_t s = 0; s < n; s++) {
+        uint64_t h = sh[s];
+        size_t bin = (size_t)(((h >> 32) * (uint64_t)k) >> 32);
+        uint32_t value = (uint32_t)h;
+        if (value < sig[bin])
+            sig[bin] = value;
+        filled[bin / 64] |= 1ull << (bin % 64);
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (filled[i / 64] >> (i % 64) & 1)
+            continue;
+        /* At least one bin is filled, so each attempt succeeds with
+         * probability at least 1/k. The linear scan after 64 k failed
+         * attempts (probability below e^-64) only bounds the loop. */
+        size_t j = i;
+        for (uint64_t t = 1; t <= 64 * (uint64_t)k; t++) {
+            j = densify_probe(m->seed, i, t, k);
+            if (filled[j / 64] >> (j % 64) & 1)
+                break;
+        }
+        while (!(filled[j / 64] >> (j % 64) & 1))
+            j = (j + 1) % k;
+        sig[i] = sig[j];
+    }
+}
+
 size_t dsp_minhash_signature(dsp_minhash *m, const char *text, size_t len, uint32_t *sig)
 {
     const uint64_t *sh;
     size_t n = dsp_minhash_shingles(m, text, len, &sh);
     if (n == 0)
         return 0;
+    if (m->scheme == DSP_MINHASH_ONE_PERMUTATION) {
+        signature_one_permutation(m, sh, n, sig);
+        return n;
+    }
 #ifdef MINHASH_HAVE_AVX2
     if (m->simd > 0) {
         uint32_t out[DSP_MINHASH_MAX_PERMS];

@@ -15,13 +15,29 @@
  * vector. A document with fewer than n words has one shingle made of all
  * its words; a document without words has none and gets no signature.
  *
- * Permutations: h_i(x) = ((a_i * x32 + b_i) mod 2^64) >> 32, with x32 the
- * shingle hash folded to 32 bits and a_i, b_i random 64-bit values from a
- * fixed seed. This is Dietzfelbinger's multiply-add-shift family, which is
- * 2-independent for 32-bit keys, and it needs only 32-bit multiplies, so
- * the AVX2 path evaluates eight permutations per vector. Signatures hold
- * one 32-bit minimum per permutation. The AVX2 and the portable path give
- * identical signatures.
+ * Signatures hold K = bands * rows 32-bit values, made by one of two
+ * schemes:
+ *
+ * - One permutation hashing (the default): the upper 32 bits of a shingle
+ *   hash pick one of K bins and the lower 32 bits are its value, and each
+ *   bin keeps its minimum, so a document costs one update per shingle.
+ *   A bin that no shingle reached copies the value of the first non-empty
+ *   bin on a probe sequence that depends only on the bin and the seed
+ *   ("optimal densification"). Two documents then probe alike, and each
+ *   position matches with probability equal to their Jaccard similarity,
+ *   as with K permutations. Sources: Li, Owen and Zhang, "One Permutation
+ *   Hashing", NIPS 2012; Shrivastava, "Optimal Densification for Fast and
+ *   Accurate Minwise Hashing", ICML 2017.
+ *
+ * - K permutations: h_i(x) = ((a_i * x32 + b_i) mod 2^64) >> 32, with x32
+ *   the shingle hash folded to 32 bits and a_i, b_i random 64-bit values
+ *   from a fixed seed. This is Dietzfelbinger's multiply-add-shift family,
+ *   which is 2-independent for 32-bit keys, and it needs only 32-bit
+ *   multiplies, so the AVX2 path evaluates eight permutations per vector.
+ *   Each value is the minimum of one permutation, at K multiplies per
+ *   shingle. The AVX2 and the portable path give identical signatures.
+ *
+ * Signatures of the two schemes are not comparable with each other.
  */
 #ifndef DSP_MINHASH_H
 #define DSP_MINHASH_H
@@ -34,11 +50,21 @@
 
 #define DSP_MINHASH_MAX_PERMS 1024
 
+typedef enum {
+    DSP_MINHASH_DEFAULT_SCHEME = 0, /* one permutation hashing */
+    DSP_MINHASH_ONE_PERMUTATION,
+    DSP_MINHASH_K_PERMUTATIONS,
+} dsp_minhash_scheme;
+
 typedef struct {
+    dsp_minhash_scheme scheme;
     int ngram;     /* words per shingle; 0 = 5 */
     int bands;     /* LSH bands; 0 = 14 */
     int rows;      /* signature values per band; 0 = 8 */
-    uint64_t seed; /* seed of the permutation coefficients; 0 = built-in */
+    /* Seed of the permutation coefficients (k_permutations) or of the
+     * densification probes (one_permutation, whose bins and values come
+     * from the shingle hashes alone); 0 = built-in. */
+    uint64_t seed;
 } dsp_minhash_params;
 
 typedef struct dsp_minhash dsp_minhash;
@@ -94,6 +120,12 @@ double dsp_minhash_sketch_similarity(const unsigned char *a, const unsigned char
 
 /* Hash of the shingle made of the span word hashes at words. */
 uint64_t dsp_minhash_shingle_hash(const uint64_t *words, size_t span);
+
+/* The scheme a dsp_minhash_new() result uses (never the default value). */
+dsp_minhash_scheme dsp_minhash_get_scheme(const dsp_minhash *m);
+/* Scheme named by the option value "one_permutation" or "k_permutations";
+ * DSP_MINHASH_DEFAULT_SCHEME for any other name. */
+dsp_minhash_scheme dsp_minhash_scheme_parse(const char *name);
 
 /* Limit the shingle and signature code to a vector width: 0 portable,
  * 1 AVX2, 2 AVX-512 F and DQ (the default is the widest the CPU runs). Returns the level

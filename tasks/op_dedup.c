@@ -28,6 +28,12 @@ static const dsp_op_option dedup_exact_options[] = {
 static const char *const dedup_exact_member_options[] = {"field", NULL};
 
 static const dsp_op_option dedup_minhash_options[] = {
+    {"scheme", DSP_OPT_STRING, "\"one_permutation\"",
+     "signature scheme: \"one_permutation\" (each shingle hash goes to one of bands x "
+     "rows bins, and empty bins are filled by densification) or \"k_permutations\" "
+     "(classic MinHash: bands x rows hash functions per shingle, more CPU); both estimate "
+     "Jaccard similarity, and signatures of the two do not compare",
+     0, 0},
     {"ngram", DSP_OPT_INT, "5", "words per shingle", 1, 64},
     {"bands", DSP_OPT_INT, "14", "LSH bands; bands x rows signature values per document", 1, DSP_MINHASH_MAX_PERMS},
     {"rows", DSP_OPT_INT, "8", "signature values per LSH band", 1, DSP_MINHASH_MAX_PERMS},
@@ -78,6 +84,13 @@ dsp_status dsp_op_dedup_minhash_config(const cJSON *step, dsp_dedup_minhash_opts
     double threshold = dsp_op_opt_number(step, def, "threshold");
 
     memset(opts, 0, sizeof *opts);
+    const char *scheme = dsp_op_opt_string(step, def, "scheme");
+    opts->params.scheme = dsp_minhash_scheme_parse(scheme);
+    if (opts->params.scheme == DSP_MINHASH_DEFAULT_SCHEME)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "option \"scheme\" must be \"one_permutation\" or "
+                           "\"k_permutations\", got \"%s\"",
+                           scheme ? scheme : "");
     if (ngram < 1 || ngram > 64)
         return dsp_err_set(err, DSP_EINVAL, "option \"ngram\" must be 1 to 64, got %g", ngram);
     if (bands < 1 || rows < 1 || bands * rows > DSP_MINHASH_MAX_PERMS)
@@ -105,6 +118,26 @@ dsp_status dsp_op_dedup_minhash_config(const cJSON *step, dsp_dedup_minhash_opts
                            memory_mb);
     opts->io.components_budget = (size_t)memory_mb << 20;
     return DSP_OK;
+}
+
+dsp_status dsp_op_dedup_minhash_plan_config(const cJSON *step, dsp_dedup_minhash_opts *opts,
+                                            dsp_err *err)
+{
+    dsp_status st = dsp_op_dedup_minhash_config(step, opts, err);
+    if (st == DSP_OK && !cJSON_GetObjectItemCaseSensitive(step, "scheme"))
+        opts->params.scheme = DSP_MINHASH_K_PERMUTATIONS;
+    return st;
+}
+
+cJSON *dsp_op_dedup_pin_step(const cJSON *step)
+{
+    cJSON *copy = cJSON_Duplicate(step, 1);
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(step, "op");
+    if (cJSON_IsString(op) && !strcmp(op->valuestring, dsp_op_dedup_minhash_def.name) &&
+        !cJSON_GetObjectItemCaseSensitive(step, "scheme"))
+        cJSON_AddStringToObject(copy, "scheme",
+                                dsp_op_opt_string(NULL, &dsp_op_dedup_minhash_def, "scheme"));
+    return copy;
 }
 
 /* The state is unused: the runtime reads the options from the plan. */

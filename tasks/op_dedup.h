@@ -26,5 +26,16 @@ dsp_status dsp_op_dedup_exact_config(const cJSON *step, const char **field,
  * reads with dsp_op_opt_bool. */
 dsp_status dsp_op_dedup_minhash_config(const cJSON *step, dsp_dedup_minhash_opts *opts,
                                        dsp_err *err);
+/* The same for a step as a job plan records it. The planner writes the
+ * signature scheme into every dedup_minhash step it plans
+ * (dsp_op_dedup_pin_step), so all workers of a job compute alike even
+ * when a later version changes the default. A planned step without one
+ * comes from a version before the option, which used k permutations. */
+dsp_status dsp_op_dedup_minhash_plan_config(const cJSON *step, dsp_dedup_minhash_opts *opts,
+                                            dsp_err *err);
+/* Copy of a wide step for a plan: a dedup_minhash step gets its default
+ * "scheme" written out when it has none. Other steps are copied as they
+ * are. */
+cJSON *dsp_op_dedup_pin_step(const cJSON *step);
 
 #endif

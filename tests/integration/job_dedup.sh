@@ -270,13 +270,10 @@ attempts_match_commits dedup-chaos-direct
 seal_hashes_match dedup-chaos-direct "inputs.direct shuffle.bin drops.bin"
 
 # ---- MinHash on the linux-doc version pairs ----
-mkdir -p "$WORK/ld"
-cp "$LINUX_DOC" "$WORK/ld/"
-dedup_spec "$WORK/mh.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mh" 1000000 \
-    '{"op": "dedup_minhash", "clusters": true}'
-run_job "$WORK/mh.json" "$WORK/mh.log" --workers 2
-seal_hashes_match "$(ls "$STORE/jobs" | grep '^dedup-mh-')" "shuffle.bin edges.bin drops.bin"
-python3 - "$LINUX_DOC" "$WORK/out-mh" <<'PY' || die "MinHash kept or dropped the wrong documents"
+# check_linux_doc_kept OUT: every 6.1 version is kept, every 6.12 version
+# identical to its 6.1 version is dropped, and more than 30 are dropped.
+check_linux_doc_kept() {
+    python3 - "$LINUX_DOC" "$1" <<'PY'
 import glob, gzip, json, subprocess, sys
 docs = [json.loads(l) for l in gzip.open(sys.argv[1], "rt", encoding="utf-8")]
 kept = set()
@@ -297,6 +294,14 @@ for i in range(0, len(docs), 2):
 print("pairs %d, identical %d, 6.12 versions dropped %d" % (len(docs) // 2, identical, dropped))
 sys.exit(1 if bad or dropped <= 30 else 0)
 PY
+}
+mkdir -p "$WORK/ld"
+cp "$LINUX_DOC" "$WORK/ld/"
+dedup_spec "$WORK/mh.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mh" 1000000 \
+    '{"op": "dedup_minhash", "clusters": true}'
+run_job "$WORK/mh.json" "$WORK/mh.log" --workers 2
+seal_hashes_match "$(ls "$STORE/jobs" | grep '^dedup-mh-')" "shuffle.bin edges.bin drops.bin"
+check_linux_doc_kept "$WORK/out-mh" || die "MinHash kept or dropped the wrong documents"
 jq -e '.operators[0].removed.duplicate > 30 and .operators[0].extra.clusters > 30' \
     "$WORK/out-mh/_MANIFEST.json" >/dev/null ||
     { jq '.operators' "$WORK/out-mh/_MANIFEST.json"; die "MinHash counters are wrong"; }
@@ -379,6 +384,19 @@ rc=$?
 [ $rc = 2 ] || die "sketch_bits 3 exited $rc, expected 2"
 grep -q 'option "sketch_bits" must be 1, 2, 4, 8, 16 or 32, got 3' "$WORK/mh3.log" ||
     { cat "$WORK/mh3.log"; die "unclear error for sketch_bits 3"; }
+
+# ---- the k_permutations scheme, and an unknown scheme ----
+dedup_spec "$WORK/mhk.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mhk" 1000000 \
+    '{"op": "dedup_minhash", "scheme": "k_permutations"}'
+run_job "$WORK/mhk.json" "$WORK/mhk.log"
+check_linux_doc_kept "$WORK/out-mhk" || die "MinHash with k_permutations kept or dropped the wrong documents"
+dedup_spec "$WORK/mhx.json" "$WORK/ld/*.jsonl.gz" "$WORK/out-mhx" 1000000 \
+    '{"op": "dedup_minhash", "scheme": "minwise"}'
+"$BIN" run "$WORK/mhx.json" --store "$STORE" >"$WORK/mhx.log" 2>&1
+rc=$?
+[ $rc = 2 ] || die "scheme \"minwise\" exited $rc, expected 2"
+grep -q 'option "scheme" must be "one_permutation" or "k_permutations", got "minwise"' "$WORK/mhx.log" ||
+    { cat "$WORK/mhx.log"; die "unclear error for an unknown scheme"; }
 
 # ---- the exact job with its store on S3 ----
 if use_s3_store dedup; then

@@ -80,6 +80,22 @@ static double exact_jaccard(dsp_minhash *m, const char *a, const char *b)
     return uni ? (double)inter / (double)uni : 0.0;
 }
 
+static const dsp_minhash_scheme schemes[] = {DSP_MINHASH_ONE_PERMUTATION,
+                                              DSP_MINHASH_K_PERMUTATIONS};
+static const char *const scheme_names[] = {"one_permutation", "k_permutations"};
+
+static dsp_minhash *new_with_scheme(dsp_minhash_scheme scheme)
+{
+    dsp_minhash_params p = {.scheme = scheme};
+    dsp_minhash *m = NULL;
+    dsp_err err;
+    if (dsp_minhash_new(&p, &m, &err) != DSP_OK) {
+        fprintf(stderr, "dsp_minhash_new: %s\n", err.msg);
+        abort();
+    }
+    return m;
+}
+
 static double estimate(dsp_minhash *m, const char *a, const char *b)
 {
     uint32_t sa[DSP_MINHASH_MAX_PERMS], sb[DSP_MINHASH_MAX_PERMS];
@@ -323,11 +339,9 @@ static void test_invalid_params_rejected(void)
 
 /* B is A shifted by k words: with n - 4 shingles in each, the exact
  * Jaccard is (n - 4 - k) / (n - 4 + k). */
-static void test_controlled_shift_jaccard(void)
+static void check_controlled_shift(int scheme)
 {
-    dsp_minhash *m;
-    dsp_err err;
-    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    dsp_minhash *m = new_with_scheme(schemes[scheme]);
     rng_state = 12345;
     dsp_buf words = DSP_BUF_INIT;
     random_words(&words, 1400);
@@ -347,7 +361,8 @@ static void test_controlled_shift_jaccard(void)
         double j = exact_jaccard(m, a, b);
         double est = estimate(m, a, b);
         CHECKF(fabs(j - want[t]) < 1e-9, "shift %zu: exact %.4f want %.4f", k, j, want[t]);
-        CHECKF(fabs(est - j) < 0.15, "shift %zu: estimate %.3f exact %.3f", k, est, j);
+        CHECKF(fabs(est - j) < 0.15, "%s, shift %zu: estimate %.3f exact %.3f",
+               scheme_names[scheme], k, est, j);
         free(a);
         free(b);
     }
@@ -355,13 +370,17 @@ static void test_controlled_shift_jaccard(void)
     dsp_minhash_free(m);
 }
 
+static void test_controlled_shift_jaccard(void)
+{
+    for (int scheme = 0; scheme < 2; scheme++)
+        check_controlled_shift(scheme);
+}
+
 /* Over many random pairs the estimate must be unbiased and close on
  * average; a weak permutation family shows up here as bias. */
-static void test_estimate_error_small(void)
+static void check_estimate_error(int scheme)
 {
-    dsp_minhash *m;
-    dsp_err err;
-    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    dsp_minhash *m = new_with_scheme(schemes[scheme]);
     rng_state = 777;
     double sum_err = 0, sum_abs = 0;
     const int pairs = 200;
@@ -380,9 +399,17 @@ static void test_estimate_error_small(void)
         dsp_buf_free(&b);
         dsp_buf_free(&common);
     }
-    CHECKF(fabs(sum_err / pairs) < 0.01, "mean error %.4f", sum_err / pairs);
-    CHECKF(sum_abs / pairs < 0.05, "mean absolute error %.4f", sum_abs / pairs);
+    CHECKF(fabs(sum_err / pairs) < 0.01, "%s: mean error %.4f", scheme_names[scheme],
+           sum_err / pairs);
+    CHECKF(sum_abs / pairs < 0.05, "%s: mean absolute error %.4f", scheme_names[scheme],
+           sum_abs / pairs);
     dsp_minhash_free(m);
+}
+
+static void test_estimate_error_small(void)
+{
+    for (int scheme = 0; scheme < 2; scheme++)
+        check_estimate_error(scheme);
 }
 
 static void test_simd_matches_portable(void)
@@ -392,8 +419,10 @@ static void test_simd_matches_portable(void)
     /* 112 permutations (the default) fill 16-lane vectors, 27 leaves a
      * partial 8-lane group and 24 a whole 8-lane group after the 16-lane
      * one. */
-    dsp_minhash_params shapes[] = {{.bands = 14, .rows = 8}, {.bands = 9, .rows = 3},
-                                   {.bands = 8, .rows = 3}};
+    dsp_minhash_params shapes[] = {
+        {.scheme = DSP_MINHASH_K_PERMUTATIONS, .bands = 14, .rows = 8},
+        {.scheme = DSP_MINHASH_K_PERMUTATIONS, .bands = 9, .rows = 3},
+        {.scheme = DSP_MINHASH_K_PERMUTATIONS, .bands = 8, .rows = 3}};
     for (size_t shape = 0; shape < sizeof shapes / sizeof shapes[0]; shape++) {
         REQUIRE(dsp_minhash_new(&shapes[shape], &m, &err) == DSP_OK);
         size_t perms = dsp_minhash_perms(m);
@@ -493,7 +522,7 @@ static void test_sketch_estimates(void)
 
 /* Real near duplicates: the same kernel documents in versions 6.1 and
  * 6.12, one record after the other. */
-static void test_linux_doc_estimates(void)
+static void check_linux_doc_estimates(int scheme)
 {
     gzFile f = gzopen("tests/data/linux-doc/linux-doc-6.1-6.12-sample.jsonl.gz", "rb");
     REQUIRE(f);
@@ -503,9 +532,7 @@ static void test_linux_doc_estimates(void)
     while ((n = gzread(f, chunk, sizeof chunk)) > 0)
         dsp_buf_append(&all, chunk, (size_t)n);
     gzclose(f);
-    dsp_minhash *m;
-    dsp_err err;
-    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    dsp_minhash *m = new_with_scheme(schemes[scheme]);
     char *save = NULL;
     char *line = strtok_r(all.data, "\n", &save);
     int pairs = 0, high = 0;
@@ -522,7 +549,8 @@ static void test_linux_doc_estimates(void)
         sum_abs += fabs(est - j);
         pairs++;
         high += j >= 0.8;
-        CHECKF(fabs(est - j) < 0.15, "pair %d: estimate %.3f exact %.3f", pairs, est, j);
+        CHECKF(fabs(est - j) < 0.15, "%s, pair %d: estimate %.3f exact %.3f",
+               scheme_names[scheme], pairs, est, j);
         cJSON_Delete(ja);
         cJSON_Delete(jb);
         line = strtok_r(NULL, "\n", &save);
@@ -530,9 +558,124 @@ static void test_linux_doc_estimates(void)
     CHECK_EQ_INT(pairs, 60);
     CHECK(high > 30);
     CHECK(high < 60);
-    CHECKF(sum_abs / pairs < 0.04, "mean absolute error %.4f", sum_abs / pairs);
+    CHECKF(sum_abs / pairs < 0.04, "%s: mean absolute error %.4f", scheme_names[scheme],
+           sum_abs / pairs);
     dsp_minhash_free(m);
     dsp_buf_free(&all);
+}
+
+static void test_linux_doc_estimates(void)
+{
+    for (int scheme = 0; scheme < 2; scheme++)
+        check_linux_doc_estimates(scheme);
+}
+
+/* With more shingles than bins every bin is filled, and each value is the
+ * least lower half of the shingle hashes whose upper half maps to the bin,
+ * as minhash.h defines. */
+static void test_one_permutation_definition(void)
+{
+    dsp_minhash *m = new_with_scheme(DSP_MINHASH_ONE_PERMUTATION);
+    CHECK(dsp_minhash_get_scheme(m) == DSP_MINHASH_ONE_PERMUTATION);
+    size_t k = dsp_minhash_perms(m);
+    rng_state = 4242;
+    for (int t = 0; t < 20; t++) {
+        dsp_buf text = DSP_BUF_INIT;
+        random_words(&text, 2000 + rng_next() % 2000);
+        const uint64_t *h;
+        size_t n = dsp_minhash_shingles(m, text.data, text.len, &h);
+        uint32_t want[DSP_MINHASH_MAX_PERMS];
+        int filled[DSP_MINHASH_MAX_PERMS] = {0};
+        for (size_t i = 0; i < k; i++)
+            want[i] = UINT32_MAX;
+        for (size_t i = 0; i < n; i++) {
+            size_t bin = (size_t)(((h[i] >> 32) * k) >> 32);
+            if ((uint32_t)h[i] < want[bin])
+                want[bin] = (uint32_t)h[i];
+            filled[bin] = 1;
+        }
+        size_t empty = 0;
+        for (size_t i = 0; i < k; i++)
+            empty += !filled[i];
+        REQUIRE(empty == 0);
+        uint32_t got[DSP_MINHASH_MAX_PERMS];
+        REQUIRE(dsp_minhash_signature(m, text.data, text.len, got) == n);
+        CHECKF(memcmp(got, want, k * sizeof *got) == 0, "text %d: signature differs", t);
+        dsp_buf_free(&text);
+    }
+    dsp_minhash_free(m);
+}
+
+/* Short documents leave most bins empty, and densification fills them from
+ * the document's own bins. So one shingle gives one value everywhere.
+ * Each position must still match with probability equal to the Jaccard
+ * similarity: unrelated short documents estimate near 0, and related ones
+ * near their exact similarity without bias. */
+static void test_one_permutation_short_documents(void)
+{
+    dsp_minhash *m = new_with_scheme(DSP_MINHASH_ONE_PERMUTATION);
+    size_t k = dsp_minhash_perms(m);
+    uint32_t a[DSP_MINHASH_MAX_PERMS], b[DSP_MINHASH_MAX_PERMS];
+    const char *one = "just five words in here";
+    REQUIRE(dsp_minhash_signature(m, one, strlen(one), a) == 1);
+    for (size_t i = 1; i < k; i++)
+        CHECKF(a[i] == a[0], "bin %zu: %u, bin 0: %u", i, a[i], a[0]);
+    REQUIRE(dsp_minhash_signature(m, one, strlen(one), b) == 1);
+    CHECK(memcmp(a, b, k * sizeof *a) == 0);
+
+    rng_state = 2024;
+    double unrelated = 0, sum_err = 0, sum_abs = 0;
+    const int pairs = 300;
+    for (int p = 0; p < pairs; p++) {
+        dsp_buf x = DSP_BUF_INIT, y = DSP_BUF_INIT, common = DSP_BUF_INIT;
+        random_words(&x, 5 + rng_next() % 30);
+        random_words(&y, 5 + rng_next() % 30);
+        unrelated += estimate(m, x.data, y.data);
+        random_words(&common, 10 + rng_next() % 30);
+        dsp_buf_reset(&x);
+        dsp_buf_reset(&y);
+        dsp_buf_append(&x, common.data, common.len);
+        dsp_buf_append(&y, common.data, common.len);
+        random_words(&x, rng_next() % 10);
+        random_words(&y, rng_next() % 10);
+        double j = exact_jaccard(m, x.data, y.data), est = estimate(m, x.data, y.data);
+        sum_err += est - j;
+        sum_abs += fabs(est - j);
+        dsp_buf_free(&x);
+        dsp_buf_free(&y);
+        dsp_buf_free(&common);
+    }
+    CHECKF(unrelated / pairs < 0.01, "unrelated pairs: mean estimate %.4f", unrelated / pairs);
+    CHECKF(fabs(sum_err / pairs) < 0.02, "related pairs: mean error %.4f", sum_err / pairs);
+    CHECKF(sum_abs / pairs < 0.08, "related pairs: mean absolute error %.4f", sum_abs / pairs);
+    dsp_minhash_free(m);
+}
+
+/* The schemes differ, and an unknown scheme is rejected. */
+static void test_scheme_selection(void)
+{
+    dsp_minhash *m = NULL;
+    dsp_err err;
+    REQUIRE(dsp_minhash_new(NULL, &m, &err) == DSP_OK);
+    CHECK(dsp_minhash_get_scheme(m) == DSP_MINHASH_ONE_PERMUTATION);
+    dsp_minhash_free(m);
+    CHECK(dsp_minhash_scheme_parse("one_permutation") == DSP_MINHASH_ONE_PERMUTATION);
+    CHECK(dsp_minhash_scheme_parse("k_permutations") == DSP_MINHASH_K_PERMUTATIONS);
+    CHECK(dsp_minhash_scheme_parse("minhash") == DSP_MINHASH_DEFAULT_SCHEME);
+    CHECK(dsp_minhash_scheme_parse(NULL) == DSP_MINHASH_DEFAULT_SCHEME);
+    dsp_minhash_params bad = {.scheme = (dsp_minhash_scheme)7};
+    CHECK(dsp_minhash_new(&bad, &m, &err) == DSP_EINVAL);
+    CHECK(strstr(err.msg, "scheme") != NULL);
+
+    dsp_minhash *oph = new_with_scheme(DSP_MINHASH_ONE_PERMUTATION);
+    dsp_minhash *kperm = new_with_scheme(DSP_MINHASH_K_PERMUTATIONS);
+    const char *t = "the quick brown fox jumps over the lazy dog again and again";
+    uint32_t a[DSP_MINHASH_MAX_PERMS], b[DSP_MINHASH_MAX_PERMS];
+    REQUIRE(dsp_minhash_signature(oph, t, strlen(t), a) > 0);
+    REQUIRE(dsp_minhash_signature(kperm, t, strlen(t), b) > 0);
+    CHECK(memcmp(a, b, dsp_minhash_perms(oph) * sizeof *a) != 0);
+    dsp_minhash_free(oph);
+    dsp_minhash_free(kperm);
 }
 
 TEST_MAIN({"normalize folds case digits", test_normalize_folds_case_digits},
@@ -546,4 +689,7 @@ TEST_MAIN({"normalize folds case digits", test_normalize_folds_case_digits},
           {"simd matches portable", test_simd_matches_portable},
           {"band hashes follow signature", test_band_hashes_follow_signature},
           {"sketch estimates", test_sketch_estimates},
-          {"linux-doc estimates", test_linux_doc_estimates})
+          {"linux-doc estimates", test_linux_doc_estimates},
+          {"one permutation definition", test_one_permutation_definition},
+          {"one permutation short documents", test_one_permutation_short_documents},
+          {"scheme selection", test_scheme_selection})

@@ -7,6 +7,7 @@
 
 #include "../../core/util.h"
 #include "../../planner/plan.h"
+#include "../../tasks/op_dedup.h"
 #include "test.h"
 
 #define MiB (1024ULL * 1024)
@@ -222,7 +223,51 @@ static void test_dedup_options_checked(void)
     dsp_spec_free(bad);
 }
 
+/* The plan records the MinHash signature scheme, so that workers of a
+ * later version with another default compute the same signatures; a
+ * planned step without it is read as k permutations, the scheme of the
+ * versions before the option. */
+static void test_minhash_scheme_pinned(void)
+{
+    dsp_spec *spec = parse_spec("[{\"op\":\"dedup_minhash\"}]");
+    REQUIRE(spec != NULL);
+    dsp_plan *plan = plan_five(spec);
+    REQUIRE(plan != NULL);
+    REQUIRE(plan->nstages == 4);
+    for (size_t i = 1; i <= 2; i++) {
+        const cJSON *step = cJSON_GetArrayItem(plan->stages[i].steps, 0);
+        const cJSON *scheme = cJSON_GetObjectItemCaseSensitive(step, "scheme");
+        REQUIRE(cJSON_IsString(scheme));
+        CHECK_EQ_STR(scheme->valuestring, "one_permutation");
+        dsp_dedup_minhash_opts opts;
+        dsp_err err = {0};
+        REQUIRE(dsp_op_dedup_minhash_plan_config(step, &opts, &err) == DSP_OK);
+        CHECK(opts.params.scheme == DSP_MINHASH_ONE_PERMUTATION);
+    }
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+
+    spec = parse_spec("[{\"op\":\"dedup_minhash\",\"scheme\":\"k_permutations\"}]");
+    REQUIRE(spec != NULL);
+    plan = plan_five(spec);
+    REQUIRE(plan != NULL);
+    const cJSON *step = cJSON_GetArrayItem(plan->stages[1].steps, 0);
+    CHECK_EQ_STR(cJSON_GetObjectItemCaseSensitive(step, "scheme")->valuestring, "k_permutations");
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+
+    cJSON *old_step = cJSON_Parse("{\"op\":\"dedup_minhash\"}");
+    dsp_dedup_minhash_opts opts;
+    dsp_err err = {0};
+    REQUIRE(dsp_op_dedup_minhash_plan_config(old_step, &opts, &err) == DSP_OK);
+    CHECK(opts.params.scheme == DSP_MINHASH_K_PERMUTATIONS);
+    REQUIRE(dsp_op_dedup_minhash_config(old_step, &opts, &err) == DSP_OK);
+    CHECK(opts.params.scheme == DSP_MINHASH_ONE_PERMUTATION);
+    cJSON_Delete(old_step);
+}
+
 TEST_MAIN({"exact then minhash stages", test_exact_then_minhash_stages},
+          {"minhash scheme pinned", test_minhash_scheme_pinned},
           {"leading dedup stages", test_leading_dedup_stages},
           {"repartition stage", test_repartition_stage},
           {"repartition not last", test_repartition_not_last},
