@@ -9,8 +9,13 @@
 mkdir -p "$WORK/in"
 gen_jsonl "$WORK/in/a.jsonl" 200 7
 
-# Poison task: sh is the exec step's child, so its $PPID is the worker.
-poison='{"op": "exec", "command": ["sh", "-c", "kill -KILL $PPID; sleep 5"]}'
+# Poison task: the command's parent is the exec step's guard process, and
+# the guard's parent is the worker.
+cat >"$WORK/poison.sh" <<'SH'
+kill -KILL "$(awk '{print $4}' "/proc/$PPID/stat")"
+sleep 5
+SH
+poison="{\"op\": \"exec\", \"command\": [\"sh\", \"$WORK/poison.sh\"]}"
 write_spec "$WORK/poison.json" "$WORK/in/*.jsonl" "$WORK/out-poison" 1000000 "$poison" \
     '"max_attempts": 2, "lease_seconds": 5'
 job=$("$BIN" submit "$WORK/poison.json" --store "$STORE" --job-id poison) || die "submit failed"

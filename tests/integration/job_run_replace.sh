@@ -51,8 +51,14 @@ echo "killed workers were replaced and the job finished"
 # Every task kills the worker that runs it, so no task ever commits. With
 # 2 workers and max_attempts 3, run replaces 5 workers and then stops. The
 # job has more tasks than the 7 workers that die, so each worker claims a
-# new task and no task uses up its attempts.
-crash='{"op": "exec", "command": ["sh", "-c", "kill -KILL $PPID; sleep 60"]}'
+# new task and no task uses up its attempts. The command's parent is the
+# guard process of the exec step, and the guard's parent is the worker.
+cat >"$WORK/crash.sh" <<'SH'
+guard_parent=$(awk '{print $4}' "/proc/$PPID/stat")
+kill -KILL "$guard_parent"
+sleep 60
+SH
+crash="{\"op\": \"exec\", \"command\": [\"sh\", \"$WORK/crash.sh\"]}"
 write_spec "$WORK/crash.json" "$WORK/in/*.jsonl" "$WORK/out-crash" 8000 "$crash" '"max_attempts": 3'
 "$BIN" run "$WORK/crash.json" --store "$STORE" --workers 2 --allow-exec --job-id crash \
     >"$WORK/crash.log" 2>&1
