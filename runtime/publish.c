@@ -19,6 +19,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "commit.h"
+#include "output_lock.h"
 #include "protocol.h"
 #include "reject_check.h"
 
@@ -214,9 +215,9 @@ static dsp_status check_job_running(publish_ctx *c, const dsp_job *job, const ch
 }
 
 /* Copy every item in batches of COPY_BATCH, checking between batches that
- * the job still runs. */
-static dsp_status copy_batches(publish_ctx *c, const dsp_job *job, const copy_item *items,
-                               size_t n, dsp_err *err)
+ * the job still runs and renewing the output's publishing lock. */
+static dsp_status copy_batches(publish_ctx *c, const dsp_job *job, dsp_output_lock *lock,
+                               const copy_item *items, size_t n, dsp_err *err)
 {
     for (size_t done = 0; done < n; done += COPY_BATCH) {
         size_t count = n - done < COPY_BATCH ? n - done : COPY_BATCH;
@@ -224,6 +225,8 @@ static dsp_status copy_batches(publish_ctx *c, const dsp_job *job, const copy_it
 
         if (done > 0) {
             st = check_job_running(c, job, items[done].dst, err);
+            if (st == DSP_OK)
+                st = dsp_output_lock_renew(lock, 0, err);
             if (st != DSP_OK)
                 return st;
         }
@@ -289,19 +292,21 @@ static int name_listed(const cJSON *names, const char *name)
     return 0;
 }
 
-/* Whether `pattern` ("part-") followed by at least one digit, a '.' and a
- * name without '/' matches rel. */
+/* Whether rel is `pattern` ("part-") followed by at least five digits and
+ * the extension of an output format (".jsonl.zst" or ".jsonl.gz"): the
+ * names that publishing writes, and no others, such as a user's
+ * part-00001.jsonl.zst.bak. */
 static int part_name(const char *rel, const char *pattern)
 {
     size_t n = strlen(pattern);
     if (strncmp(rel, pattern, n) != 0)
         return 0;
-    const char *p = rel + n;
-    if (*p < '0' || *p > '9')
-        return 0;
+    const char *p = rel + n, *digits = p;
     while (*p >= '0' && *p <= '9')
         p++;
-    return *p == '.' && !strchr(p, '/');
+    if (p - digits < 5)
+        return 0;
+    return !strcmp(p, ".jsonl.zst") || !strcmp(p, ".jsonl.gz");
 }
 
 /* Whether rel is _dedup/clusters/stepN.jsonl, the name under which the
@@ -320,12 +325,14 @@ static int clusters_name(const char *rel)
 }
 
 /* Whether an output object's name (relative to the output prefix) is one
- * that DSpark publishes: _MANIFEST.json, _SUCCESS, part-NNNNN.*,
- * _rejects/part-NNNNN.* or _dedup/clusters/stepN.jsonl. Only such objects
- * are ever replaced or deleted. */
+ * that DSpark publishes: _MANIFEST.json, _SUCCESS, the publishing lock,
+ * part-NNNNN.jsonl.zst (or .jsonl.gz), the same under _rejects/, or
+ * _dedup/clusters/stepN.jsonl. Only such objects are ever replaced or
+ * deleted. */
 static int owned_name(const char *rel)
 {
-    if (!strcmp(rel, "_MANIFEST.json") || !strcmp(rel, "_SUCCESS"))
+    if (!strcmp(rel, "_MANIFEST.json") || !strcmp(rel, "_SUCCESS") ||
+        !strcmp(rel, DSP_OUTPUT_LOCK_NAME))
         return 1;
     if (part_name(rel, "part-") || part_name(rel, "_rejects/part-"))
         return 1;
@@ -408,7 +415,8 @@ static dsp_status remove_stale(publish_ctx *c, const cJSON *names, dsp_err *err)
         for (size_t i = 0; i < page.n; i++) {
             const char *rel = page.items[i].key + plen;
             if (strcmp(rel, "_MANIFEST.json") && strcmp(rel, "_SUCCESS") &&
-                owned_name(rel) && !name_listed(names, rel))
+                strcmp(rel, DSP_OUTPUT_LOCK_NAME) && owned_name(rel) &&
+                !name_listed(names, rel))
                 stale[n++] = page.items[i].key;
         }
         if (n > 0) {
@@ -478,6 +486,7 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     int part = 0, reject_part = 0;
     copy_item *copies = NULL;
     size_t ncopies = 0;
+    dsp_output_lock *lock = NULL;
     dsp_status st;
 
     for (size_t i = 0; i < plan->nstages; i++) {
@@ -516,6 +525,20 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
         if (st != DSP_OK || foreign)
             goto out;
     }
+
+    /* Jobs of other job stores may publish to this output too. The job
+     * whose lock is not ours fails at once, before anything changes. */
+    st = dsp_output_lock_take(c.out_store, c.out_prefix, job->spec->output_uri, job->id,
+                              dsp_store_uri(s), &lock, err);
+    if (st == DSP_EPRECOND) {
+        extra = cJSON_CreateObject();
+        cJSON_AddStringToObject(extra, "message", err->msg);
+        DSP_ERROR("output_locked", "job=%s message=\"%s\"", job->id, err->msg);
+        st = dsp_job_finish(s, job->id, DSP_JOB_FAILED, extra, NULL, err);
+        goto out;
+    }
+    if (st != DSP_OK)
+        goto out;
 
     /* A _SUCCESS from an earlier job must not vouch for a half-replaced
      * output. */
@@ -631,7 +654,7 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     cJSON_AddItemToObject(manifest, "operators", operators);
     cJSON_AddItemToObject(manifest, "inputs", manifest_inputs(plan));
 
-    st = copy_batches(&c, job, copies, ncopies, err);
+    st = copy_batches(&c, job, lock, copies, ncopies, err);
     if (st != DSP_OK)
         goto out;
     st = remove_stale(&c, names, err);
@@ -657,6 +680,8 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
             goto out;
     }
     st = check_job_running(&c, job, "_SUCCESS", err);
+    if (st == DSP_OK)
+        st = dsp_output_lock_renew(lock, 1, err);
     if (st != DSP_OK)
         goto out;
     {
@@ -669,6 +694,13 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     }
     DSP_INFO("job_published", "job=%s output=%s files=%d rejects=%d records_out=%.0f", job->id,
              job->spec->output_uri, part, reject_part, rout);
+    {
+        dsp_err lerr;
+        if (dsp_output_lock_release(lock, &lerr) != DSP_OK)
+            DSP_WARN("output_lock_release_failed", "job=%s output=%s error=\"%s\"", job->id,
+                     job->spec->output_uri, lerr.msg);
+        lock = NULL;
+    }
 
     /* Losing attempts go before the job is marked done. A publisher that
      * dies during the sweep leaves the job running, so the next publisher
@@ -685,6 +717,13 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     cJSON_AddNumberToObject(extra, "records_out", rout);
     st = dsp_job_finish(s, job->id, DSP_JOB_DONE, extra, NULL, err);
 out:
+    if (lock) {
+        /* A failed or stopped publish lets other jobs publish at once. */
+        dsp_err lerr;
+        if (dsp_output_lock_release(lock, &lerr) != DSP_OK)
+            DSP_WARN("output_lock_release_failed", "job=%s output=%s error=\"%s\"", job->id,
+                     job->spec->output_uri, lerr.msg);
+    }
     for (size_t i = 0; i < ncopies; i++) {
         free(copies[i].src);
         free(copies[i].dst);

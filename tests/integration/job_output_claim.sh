@@ -3,7 +3,9 @@
 # exactly one is accepted and the other leaves no job behind; a claim left
 # by a crashed submission is taken over only once it is old. A job that
 # replaces another job's published output logs it, as a warning when the
-# other job ran from another job store.
+# other job ran from another job store. Jobs of two job stores never
+# publish to one output at once: the publishing lock makes the second fail
+# before it changes anything, so every output matches its _MANIFEST.json.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/in"
@@ -76,4 +78,79 @@ grep -q "level=warn event=output_replaced .*previous_job=$first " "$WORK/shared-
 run_shared "$WORK/store-b" "$WORK/shared-c.log"
 grep -q "level=info event=output_replaced .*previous_job=$second$" "$WORK/shared-c.log" ||
     { cat "$WORK/shared-c.log"; die "a rerun in the same job store did not log output_replaced at info"; }
+
+# ---- the publishing lock ----
+# A fresh lock of another job fails the publish before anything under the
+# output changes.
+write_spec "$WORK/locked.json" "$WORK/in/*.jsonl" "$WORK/out-locked" 4000
+mkdir -p "$WORK/out-locked"
+now_ms=$(($(date +%s) * 1000))
+printf '{"job":"other-job","job_store":"file:///elsewhere","time_ms":%d}' "$now_ms" \
+    >"$WORK/out-locked/_PUBLISHING"
+"$BIN" run "$WORK/locked.json" --store "$WORK/store-l" >"$WORK/locked1.log" 2>&1
+rc=$?
+[ "$rc" = 1 ] || { cat "$WORK/locked1.log"; die "a job whose output another job locks exited $rc, expected 1"; }
+grep -q "being published by job other-job of job store file:///elsewhere" "$WORK/locked1.log" ||
+    { cat "$WORK/locked1.log"; die "unclear message for an output locked by another job"; }
+[ -e "$WORK/out-locked/_SUCCESS" ] && die "a job published beside another job's lock"
+ls "$WORK/out-locked" | grep -q '^part-' && die "a job wrote parts beside another job's lock"
+# A lock not renewed for 10 minutes is a crashed publisher's: taken over.
+printf '{"job":"other-job","job_store":"file:///elsewhere","time_ms":%d}' $((now_ms - 660000)) \
+    >"$WORK/out-locked/_PUBLISHING"
+"$BIN" run "$WORK/locked.json" --store "$WORK/store-l2" >"$WORK/locked2.log" 2>&1 ||
+    { cat "$WORK/locked2.log"; die "a stale publishing lock was not taken over"; }
+grep -q "level=warn event=output_lock_taken_over .*previous_job=other-job" "$WORK/locked2.log" ||
+    { cat "$WORK/locked2.log"; die "taking over a stale lock was not logged"; }
+[ -e "$WORK/out-locked/_PUBLISHING" ] && die "the publisher left its lock behind"
+"$BIN" report --verify "$WORK/out-locked" >/dev/null || die "the output after a lock takeover does not verify"
+
+# A file named like a part but with another extension is the user's: the
+# output is rejected at submit and the file stays.
+mkdir -p "$WORK/out-userfile"
+echo keep >"$WORK/out-userfile/part-00099.jsonl.zst.bak"
+write_spec "$WORK/userfile.json" "$WORK/in/*.jsonl" "$WORK/out-userfile" 4000
+"$BIN" run "$WORK/userfile.json" --store "$WORK/store-u" >"$WORK/userfile.log" 2>&1 &&
+    die "an output with a user's part-00099.jsonl.zst.bak was accepted"
+grep -q "part-00099.jsonl.zst.bak" "$WORK/userfile.log" ||
+    { cat "$WORK/userfile.log"; die "the rejection does not name the user's file"; }
+[ "$(cat "$WORK/out-userfile/part-00099.jsonl.zst.bak")" = keep ] || die "the user's file changed"
+
+# Two job stores run different jobs to one output at the same time, many
+# times. Either both publish one after the other (the later output wins)
+# or the later one fails on the lock; the output always verifies.
+gen_jsonl "$WORK/in-race.jsonl" 3000 11
+for seed in 1 2; do
+    write_spec "$WORK/race$seed.json" "$WORK/in-race.jsonl" "$WORK/out-race" 20000 \
+        "{\"op\": \"sample\", \"rate\": 0.5, \"seed\": $seed}"
+done
+locked=0
+for round in $(seq 8); do
+    rm -rf "$WORK/out-race" "$WORK"/store-r*
+    "$BIN" run "$WORK/race1.json" --store "$WORK/store-r1" --workers 2 >"$WORK/race1.log" 2>&1 &
+    p1=$!
+    "$BIN" run "$WORK/race2.json" --store "$WORK/store-r2" --workers 2 >"$WORK/race2.log" 2>&1 &
+    p2=$!
+    wait $p1
+    r1=$?
+    wait $p2
+    r2=$?
+    for k in 1 2; do
+        rc=$r1
+        [ $k = 2 ] && rc=$r2
+        case $rc in
+        0) ;;
+        1) grep -q "is being published by job" "$WORK/race$k.log" ||
+               { cat "$WORK/race$k.log"; die "round $round: job $k failed for another reason"; }
+           locked=$((locked + 1)) ;;
+        *) cat "$WORK/race$k.log"; die "round $round: job $k exited $rc" ;;
+        esac
+    done
+    [ "$r1" = 0 ] || [ "$r2" = 0 ] || die "round $round: both jobs failed"
+    "$BIN" report --verify "$WORK/out-race" >"$WORK/race-report.txt" 2>&1 ||
+        { cat "$WORK/race-report.txt"; die "round $round: the output does not match its manifest"; }
+    winner=$(cat "$WORK/out-race/_SUCCESS")
+    [ "$(jq -r .job "$WORK/out-race/_MANIFEST.json")" = "$winner" ] ||
+        die "round $round: _SUCCESS and _MANIFEST.json name different jobs"
+done
+echo "publishing lock: 8 rounds verified, $locked publishes stopped by the lock"
 echo "ok"
