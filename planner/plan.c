@@ -226,6 +226,8 @@ static dsp_status plan_expand_one(const dsp_spec *spec, plan_expansion *x, size_
     dsp_status st = plan_get_store(x, root, &s, err);
     if (st)
         goto done;
+    /* NOTE: on a local store, a file under the prefix that cannot be read
+     * fails this listing even when the pattern would not match it. */
     if ((st = dsp_store_list_all(s, prefix, NULL, &page, err)))
         goto done;
     const char *store_root = dsp_store_uri(s);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
@@ -378,6 +379,31 @@ static dsp_status check_output_owned(publish_ctx *c, const char *output_uri, int
     return st;
 }
 
+/* Reject a local output path that exists and is not a directory, such as
+ * a regular file: the part files cannot be created under it, so the
+ * publish would fail only after every task has run. S3 keeps an object
+ * "out" and keys under "out/" side by side, so it needs no such check. */
+static dsp_status check_output_is_dir(const publish_ctx *c, const char *output_uri,
+                                      dsp_err *err)
+{
+    if (strcmp(dsp_store_kind(c->out_store), "local") != 0 || !*c->out_prefix)
+        return DSP_OK;
+
+    char *path = dsp_store_object_name(c->out_store, c->out_prefix);
+    struct stat st;
+    /* lstat catches a dangling symlink, which stat reports as missing. */
+    int exists = stat(path, &st) == 0 || lstat(path, &st) == 0;
+    dsp_status rc = DSP_OK;
+    if (exists && !S_ISDIR(st.st_mode))
+        rc = dsp_err_set(err, DSP_EINVAL,
+                         "output %s exists and is not a directory; a local output is a "
+                         "directory that receives the part files, so choose another output "
+                         "or remove it",
+                         output_uri);
+    free(path);
+    return rc;
+}
+
 dsp_status dsp_publish_check_output(dsp_store *job_store, const char *output_uri, dsp_err *err)
 {
     publish_ctx c = {job_store, NULL, NULL, NULL};
@@ -385,6 +411,8 @@ dsp_status dsp_publish_check_output(dsp_store *job_store, const char *output_uri
     int foreign = 0;
     dsp_status st = open_output(&c, output_uri, err);
 
+    if (st == DSP_OK)
+        st = check_output_is_dir(&c, output_uri, err);
     if (st == DSP_OK) {
         st = check_output_owned(&c, output_uri, &foreign, &message, err);
         if (st != DSP_OK)
@@ -505,6 +533,8 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
         goto out;
 
     st = open_output(&c, job->spec->output_uri, err);
+    if (st == DSP_OK)
+        st = check_output_is_dir(&c, job->spec->output_uri, err);
     if (st != DSP_OK)
         goto out;
     {

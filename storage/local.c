@@ -26,6 +26,9 @@
  *     ETag. DSpark itself never edits objects in place.
  *   - names starting with ".dsp-" (temporary files) are reserved: keys may
  *     not use them and listings never show them.
+ *   - a listing fails on a file that it cannot open and on a symlink that
+ *     it cannot follow, because leaving the key out would silently drop an
+ *     input file from a job. A file removed while listing is left out.
  *   - keys that would leave the root (".." or "." components, empty
  *     components, a leading '/') are rejected with DSP_EINVAL.
  *
@@ -1014,11 +1017,20 @@ typedef struct {
 typedef struct {
     char *name; /* "x" for a file, "x/" for a directory */
     int is_dir;
+    int broken; /* a symlink that cannot be followed */
 } list_entry;
 
 static int starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Whether prefix continues key with a '/', so that every key the prefix
+ * selects lies below the directory key ("a/b" for "a/b/c"). */
+static int is_dir_of(const char *key, const char *prefix)
+{
+    size_t n = strlen(key);
+    return strncmp(prefix, key, n) == 0 && prefix[n] == '/';
 }
 
 static int compare_entries(const void *a, const void *b)
@@ -1036,6 +1048,54 @@ static void set_last(list_walk *w, const char *value)
 {
     free(w->last);
     w->last = dsp_xstrdup(value);
+}
+
+/* Fail a listing on path when it is a symbolic link that cannot be
+ * followed, where e is the errno of following it. Returns DSP_OK when path
+ * is no symbolic link, because then it does not exist (it was removed
+ * while listing, or is a store root not created yet). */
+static dsp_status check_broken_link(list_walk *w, const char *path, int e)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
+        return DSP_OK;
+
+    char target[PATH_MAX];
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    if (e == ENOENT || e == ENOTDIR)
+        return dsp_err_set(w->err, DSP_ENOTFOUND,
+                           "list %s: %s is a dangling symlink: its target %s does not "
+                           "exist; remove the link or restore its target",
+                           w->ls->base.uri, path, target);
+    return dsp_err_set(w->err, errno_status(e),
+                       "list %s: cannot follow symlink %s to %s: %s; remove the link or "
+                       "fix its target",
+                       w->ls->base.uri, path, target, strerror(e));
+}
+
+/* Open a listed file to read its size and ETag. Sets *fd to -1 for an
+ * entry that is no object (removed while listing, or not a regular file).
+ * A file that exists but cannot be opened fails the listing, so that a
+ * job does not silently drop it from its input. */
+static dsp_status open_listed(list_walk *w, const char *key, const char *path, int *fd,
+                              struct stat *st)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) {
+        int e = errno;
+        if (e == ENOENT || e == ENOTDIR || e == ELOOP)
+            return check_broken_link(w, path, e);
+        return dsp_err_set(w->err, errno_status(e),
+                           "list %s: cannot read key %s: cannot open %s: %s; make the file "
+                           "readable or remove it",
+                           w->ls->base.uri, key, path, strerror(e));
+    }
+    if (fstat(*fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(*fd);
+        *fd = -1;
+    }
+    return DSP_OK;
 }
 
 /* Offer one key, in order, to the page. */
@@ -1074,15 +1134,15 @@ static dsp_status list_emit(list_walk *w, const char *key, const char *path)
     int fd;
     struct stat st;
     dsp_obj_info info;
-    dsp_err ignored;
-    if (open_object(w->ls, "list", key, path, &fd, &st, &ignored) != DSP_OK)
-        return DSP_OK; /* deleted while listing */
+    dsp_status rc = open_listed(w, key, path, &fd, &st);
+    if (rc != DSP_OK || fd < 0)
+        return rc;
     if (page->n + page->nprefixes == w->max) {
         close(fd);
         page_full(w);
         return DSP_OK;
     }
-    dsp_status rc = info_of_fd(w->ls, key, fd, &st, &info, w->err);
+    rc = info_of_fd(w->ls, key, fd, &st, &info, w->err);
     close(fd);
     if (rc != DSP_OK)
         return rc;
@@ -1109,9 +1169,10 @@ static dsp_status list_dir(list_walk *w, const char *path, const char *rel)
 
     if (!d) {
         /* The root may not exist yet, a directory may vanish while
-         * listing, and a symlink cycle ends in ELOOP: none hold keys. */
+         * listing, and a symlink cycle ends in ELOOP: none hold keys.
+         * A dangling symlink in their place fails the listing. */
         if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
-            return DSP_OK;
+            return check_broken_link(w, path, errno);
         return dsp_err_set(w->err, errno_status(errno), "list %s: cannot open directory %s: %s",
                            w->ls->base.uri, path, strerror(errno));
     }
@@ -1119,12 +1180,15 @@ static dsp_status list_dir(list_walk *w, const char *path, const char *rel)
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
             starts_with(de->d_name, RESERVED_PREFIX))
             continue;
-        int is_dir = de->d_type == DT_DIR;
+        int is_dir = de->d_type == DT_DIR, broken = 0;
         if (de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) {
             struct stat st;
-            if (fstatat(dirfd(d), de->d_name, &st, 0) != 0)
-                continue;
-            is_dir = S_ISDIR(st.st_mode);
+            if (fstatat(dirfd(d), de->d_name, &st, 0) == 0)
+                is_dir = S_ISDIR(st.st_mode);
+            else if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                broken = 1; /* a symlink that cannot be followed */
+            else
+                continue; /* removed while listing */
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
@@ -1132,6 +1196,7 @@ static dsp_status list_dir(list_walk *w, const char *path, const char *rel)
         }
         entries[n].name = is_dir ? dsp_xasprintf("%s/", de->d_name) : dsp_xstrdup(de->d_name);
         entries[n].is_dir = is_dir;
+        entries[n].broken = broken;
         n++;
     }
     closedir(d);
@@ -1154,6 +1219,12 @@ static dsp_status list_dir(list_walk *w, const char *path, const char *rel)
         } else if (starts_with(key, w->prefix) && !(w->token && strcmp(key, w->token) <= 0) &&
                    !(w->skip && starts_with(key, w->skip))) {
             rc = list_emit(w, key, child);
+        } else if (entries[i].broken && is_dir_of(key, w->prefix)) {
+            /* The link may be the directory that the prefix names, and
+             * its keys would otherwise be missing silently. */
+            struct stat st;
+            if (stat(child, &st) != 0)
+                rc = check_broken_link(w, child, errno);
         }
         free(key);
         free(child);

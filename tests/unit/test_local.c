@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,124 @@ static void test_listing_hides_internal_files(void)
     REQUIRE(dsp_store_list_all(s, "a/", NULL, &all, &err) == DSP_OK);
     CHECK_EQ_INT(all.n, 2);
     dsp_list_page_free(&all);
+    free(root);
+    close_local(s);
+}
+
+/* List prefix in s and return the status, with the message in err. */
+static dsp_status list_status(dsp_store *s, const char *prefix, const char *delimiter,
+                              dsp_err *err)
+{
+    dsp_list_page all;
+    dsp_status rc = dsp_store_list_all(s, prefix, delimiter, &all, err);
+    if (rc == DSP_OK)
+        dsp_list_page_free(&all);
+    return rc;
+}
+
+/* A symlink whose target is missing, or that loops, would silently drop
+ * an input file if the listing skipped it. */
+static void test_listing_fails_on_broken_link(void)
+{
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    dsp_err err;
+    REQUIRE(dsp_store_put(s, "in/a.jsonl", "{}\n", 3, NULL, NULL, &err) == DSP_OK);
+    REQUIRE(dsp_store_put(s, "other/b.jsonl", "{}\n", 3, NULL, NULL, &err) == DSP_OK);
+    char *link = dsp_xasprintf("%s/root/in/c.jsonl", g_dir);
+    REQUIRE(symlink("missing.jsonl", link) == 0);
+
+    CHECK_EQ_INT(list_status(s, "in/", NULL, &err), DSP_ENOTFOUND);
+    CHECKF(strstr(err.msg, link) && strstr(err.msg, "dangling symlink") &&
+               strstr(err.msg, "missing.jsonl"),
+           "%s", err.msg);
+    /* Naming the link as the whole prefix fails the same way. */
+    CHECK_EQ_INT(list_status(s, "in/c.jsonl", NULL, &err), DSP_ENOTFOUND);
+
+    /* Listings that never reach the link still succeed, and so does a
+     * delimiter listing that folds it into the common prefix "in/". */
+    CHECKF(list_status(s, "other/", NULL, &err) == DSP_OK, "%s", err.msg);
+    CHECKF(list_status(s, "", "/", &err) == DSP_OK, "%s", err.msg);
+
+    /* A link in the place of a directory that the prefix names. */
+    char *dir_link = dsp_xasprintf("%s/root/gone", g_dir);
+    REQUIRE(symlink("missing-dir", dir_link) == 0);
+    CHECK_EQ_INT(list_status(s, "gone/x/", NULL, &err), DSP_ENOTFOUND);
+    CHECKF(strstr(err.msg, dir_link) && strstr(err.msg, "dangling symlink"), "%s", err.msg);
+
+    /* A link to itself cannot be followed either. */
+    REQUIRE(unlink(link) == 0);
+    REQUIRE(symlink("c.jsonl", link) == 0);
+    CHECK(list_status(s, "in/", NULL, &err) != DSP_OK);
+    CHECKF(strstr(err.msg, link) && strstr(err.msg, "cannot follow symlink"), "%s", err.msg);
+
+    /* Once the link is gone the listing works again. */
+    REQUIRE(unlink(link) == 0);
+    CHECKF(list_status(s, "in/", NULL, &err) == DSP_OK, "%s", err.msg);
+    free(dir_link);
+    free(link);
+    close_local(s);
+}
+
+/* A file that the lister may not read fails the listing with DSP_EPERM.
+ * Root reads mode 000 files, so when run as root the listing runs in a
+ * child process that switches to the user nobody. */
+static void test_listing_fails_on_unreadable_file(void)
+{
+    dsp_store *s = open_local(NULL);
+    REQUIRE(s != NULL);
+    dsp_err err;
+    REQUIRE(dsp_store_put(s, "in/a.jsonl", "{}\n", 3, NULL, NULL, &err) == DSP_OK);
+    REQUIRE(dsp_store_put(s, "in/b.jsonl", "{}\n", 3, NULL, NULL, &err) == DSP_OK);
+    char *root = dsp_xasprintf("%s/root", g_dir);
+    char *path = dsp_xasprintf("%s/in/b.jsonl", root);
+    REQUIRE(chmod(g_dir, 0755) == 0);
+    REQUIRE(chmod(path, 0) == 0);
+
+    const struct passwd *nobody = getpwnam("nobody");
+    if (geteuid() == 0 && !nobody) {
+        free(path);
+        free(root);
+        close_local(s);
+        SKIP("running as root and no user 'nobody' to list as");
+    }
+
+    int out[2];
+    REQUIRE(pipe(out) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        /* Exit 0 with the message on the pipe when the listing failed
+         * with DSP_EPERM, 1 when it succeeded, 2 for any other result,
+         * and 3 to 5 when the child could not run the listing. */
+        close(out[0]);
+        if (geteuid() == 0 && (setgid(nobody->pw_gid) != 0 || setuid(nobody->pw_uid) != 0))
+            _exit(3);
+        dsp_store *cs = NULL;
+        dsp_err cerr;
+        if (dsp_store_open(root, NULL, &cs, &cerr) != DSP_OK)
+            _exit(4);
+        dsp_status rc = list_status(cs, "in/", NULL, &cerr);
+        if (write(out[1], cerr.msg, strlen(cerr.msg)) < 0)
+            _exit(5);
+        if (rc == DSP_EPERM)
+            _exit(0);
+        if (rc == DSP_OK)
+            _exit(1);
+        _exit(2);
+    }
+    close(out[1]);
+    char msg[DSP_ERR_MSG_MAX + 1];
+    ssize_t got = read(out[0], msg, sizeof msg - 1);
+    msg[got > 0 ? got : 0] = '\0';
+    close(out[0]);
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECKF(WEXITSTATUS(status) == 0, "child exit %d: %s", WEXITSTATUS(status), msg);
+    CHECKF(strstr(msg, path) && strstr(msg, "Permission denied"), "%s", msg);
+
+    free(path);
     free(root);
     close_local(s);
 }
@@ -702,6 +821,8 @@ TEST_MAIN({"traversal keys rejected", test_traversal_rejected},
           {"create-only across processes", test_process_create_only},
           {"compare-and-swap across processes", test_process_compare_and_swap},
           {"listing hides internal files", test_listing_hides_internal_files},
+          {"listing fails on broken link", test_listing_fails_on_broken_link},
+          {"listing fails on unreadable file", test_listing_fails_on_unreadable_file},
           {"object and prefix conflict", test_key_conflict},
           {"etag stable across processes", test_etag_across_processes},
           {"cput500 settled by re-read", test_cput500_rereads},
