@@ -65,6 +65,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../tasks/dedup.h"
+#include "../tasks/json_key.h"
 #include "../tasks/op_dedup.h"
 #include "../tasks/op_repartition.h"
 #include "../tasks/repartition.h"
@@ -355,49 +356,16 @@ static dsp_status wide_pre_filter(void *ctx, dsp_batch *b, unsigned char *keep, 
     return DSP_OK;
 }
 
-/*
- * Build the sort key of a document line. A missing or null member gives
- * 0x00. A number gives 0x01 and its IEEE-754 bits big endian, with the
- * sign bit set for positives and all bits flipped for negatives, so byte
- * order is numeric order. A string gives 0x02 and its decoded bytes, and
- * anything else 0x03 and its raw JSON.
- */
+/* Build the sort key of a document line (see dsp_json_sort_key). */
 static void wide_sort_key(wide_pipe *w, const char *line, size_t len, dsp_buf *out)
 {
     const char *val;
     size_t vlen;
     dsp_buf_reset(out);
-    if (!dsp_json_find_path(line, len, w->field, &val, &vlen) || (vlen == 4 && !memcmp(val, "null", 4))) {
-        dsp_buf_append_char(out, 0x00);
-        return;
-    }
-    if (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
-        char num[64];
-        size_t n = vlen < sizeof num - 1 ? vlen : sizeof num - 1;
-        memcpy(num, val, n);
-        num[n] = '\0';
-        double v = strtod(num, NULL);
-        uint64_t bits;
-        memcpy(&bits, &v, sizeof bits);
-        bits = (bits >> 63) ? ~bits : bits | (1ULL << 63);
-        unsigned char be[8];
-        dsp_be64_put(be, bits);
-        dsp_buf_append_char(out, 0x01);
-        dsp_buf_append(out, be, sizeof be);
-        return;
-    }
-    if (val[0] == '"') {
-        size_t dlen;
-        dsp_arena_reset(&w->arena);
-        const char *text = dsp_json_decode_string(&w->arena, val, vlen, &dlen);
-        if (text) {
-            dsp_buf_append_char(out, 0x02);
-            dsp_buf_append(out, text, dlen < WIDE_SORT_KEY_MAX ? dlen : WIDE_SORT_KEY_MAX);
-            return;
-        }
-    }
-    dsp_buf_append_char(out, 0x03);
-    dsp_buf_append(out, val, vlen < WIDE_SORT_KEY_MAX ? vlen : WIDE_SORT_KEY_MAX);
+    dsp_arena_reset(&w->arena);
+    if (!dsp_json_find_path(line, len, w->field, &val, &vlen))
+        val = NULL;
+    dsp_json_sort_key(&w->arena, val, vlen, WIDE_SORT_KEY_MAX, out);
 }
 
 /* Whether the document with this encoded order key joins the sample. */
