@@ -65,6 +65,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../tasks/dedup.h"
+#include "../tasks/json_key.h"
 #include "../tasks/op_dedup.h"
 #include "../tasks/op_repartition.h"
 #include "../tasks/repartition.h"
@@ -282,7 +283,8 @@ typedef struct {
     dsp_buf line;
     dsp_buf key;
     const char *field;
-    uint64_t missing_field;
+    uint64_t missing_field;    /* documents without the member, or with null */
+    uint64_t null_field;       /* of those, the ones with null */
     dsp_arena arena;
     dsp_buf order_out;
     int skip_order;            /* direct and repartition map tasks write no order.bin */
@@ -355,49 +357,16 @@ static dsp_status wide_pre_filter(void *ctx, dsp_batch *b, unsigned char *keep, 
     return DSP_OK;
 }
 
-/*
- * Build the sort key of a document line. A missing or null member gives
- * 0x00. A number gives 0x01 and its IEEE-754 bits big endian, with the
- * sign bit set for positives and all bits flipped for negatives, so byte
- * order is numeric order. A string gives 0x02 and its decoded bytes, and
- * anything else 0x03 and its raw JSON.
- */
+/* Build the sort key of a document line (see dsp_json_sort_key). */
 static void wide_sort_key(wide_pipe *w, const char *line, size_t len, dsp_buf *out)
 {
     const char *val;
     size_t vlen;
     dsp_buf_reset(out);
-    if (!dsp_json_find_path(line, len, w->field, &val, &vlen) || (vlen == 4 && !memcmp(val, "null", 4))) {
-        dsp_buf_append_char(out, 0x00);
-        return;
-    }
-    if (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
-        char num[64];
-        size_t n = vlen < sizeof num - 1 ? vlen : sizeof num - 1;
-        memcpy(num, val, n);
-        num[n] = '\0';
-        double v = strtod(num, NULL);
-        uint64_t bits;
-        memcpy(&bits, &v, sizeof bits);
-        bits = (bits >> 63) ? ~bits : bits | (1ULL << 63);
-        unsigned char be[8];
-        dsp_be64_put(be, bits);
-        dsp_buf_append_char(out, 0x01);
-        dsp_buf_append(out, be, sizeof be);
-        return;
-    }
-    if (val[0] == '"') {
-        size_t dlen;
-        dsp_arena_reset(&w->arena);
-        const char *text = dsp_json_decode_string(&w->arena, val, vlen, &dlen);
-        if (text) {
-            dsp_buf_append_char(out, 0x02);
-            dsp_buf_append(out, text, dlen < WIDE_SORT_KEY_MAX ? dlen : WIDE_SORT_KEY_MAX);
-            return;
-        }
-    }
-    dsp_buf_append_char(out, 0x03);
-    dsp_buf_append(out, val, vlen < WIDE_SORT_KEY_MAX ? vlen : WIDE_SORT_KEY_MAX);
+    dsp_arena_reset(&w->arena);
+    if (!dsp_json_find_path(line, len, w->field, &val, &vlen))
+        val = NULL;
+    dsp_json_sort_key(&w->arena, val, vlen, WIDE_SORT_KEY_MAX, out);
 }
 
 /* Whether the document with this encoded order key joins the sample. */
@@ -441,6 +410,29 @@ static dsp_status wide_emit_repartition(wide_pipe *w, const dsp_batch *b, const 
     return dsp_repart_map_add(w->repart, key, sizeof key, o, w->line.data, w->line.len, err);
 }
 
+/* Add a document to the dedup_exact shuffle, keyed by the typed value of
+ * its member w->field. */
+static dsp_status wide_emit_field(wide_pipe *w, const dsp_doc *d, dsp_dedup_order o,
+                                  dsp_err *err)
+{
+    const char *val;
+    size_t vlen;
+    if (!dsp_json_find_path(d->line, d->line_len, w->field, &val, &vlen)) {
+        /* Without a value there is nothing to compare: keep the document. */
+        w->missing_field++;
+        return DSP_OK;
+    }
+    dsp_buf_reset(&w->key);
+    dsp_arena_reset(&w->arena);
+    dsp_json_type type = dsp_json_value_bytes(&w->arena, val, vlen, &w->key);
+    if (type == DSP_JSON_NULL) {
+        w->missing_field++;
+        w->null_field++;
+        return DSP_OK;
+    }
+    return dsp_dedup_exact_map_add_value(w->exact, type, w->key.data, w->key.len, o, err);
+}
+
 static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp_err *err)
 {
     wide_pipe *w = ctx;
@@ -463,27 +455,10 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
         return DSP_OK;
     }
 
+    if (w->field)
+        return wide_emit_field(w, d, o, err);
     const char *text = d->text ? d->text : "";
     size_t len = d->text ? d->text_len : 0;
-    if (w->field) {
-        const char *val;
-        size_t vlen;
-        if (!dsp_json_find_path(d->line, d->line_len, w->field, &val, &vlen)) {
-            /* Without the member there is nothing to compare: keep it. */
-            w->missing_field++;
-            return DSP_OK;
-        }
-        text = val;
-        len = vlen;
-        if (vlen > 0 && val[0] == '"') {
-            dsp_arena_reset(&w->arena);
-            text = dsp_json_decode_string(&w->arena, val, vlen, &len);
-            if (!text) {
-                text = val;
-                len = vlen;
-            }
-        }
-    }
     (void)b;
     if (w->exact)
         return dsp_dedup_exact_map_add(w->exact, text, len, o, err);
@@ -1033,8 +1008,8 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
         if (st != DSP_OK)
             goto out;
         if (w.missing_field)
-            DSP_WARN("dedup_field_missing", "field=%s documents=%llu", w.field,
-                     (unsigned long long)w.missing_field);
+            DSP_WARN("dedup_field_missing", "field=%s documents=%llu null=%llu", w.field,
+                     (unsigned long long)w.missing_field, (unsigned long long)w.null_field);
         st = wide_add_file(store, res, shuffle_key, ds.records, ds.sha256, err);
         if (st != DSP_OK)
             goto out;

@@ -106,17 +106,10 @@ dsp_status dsp_dedup_exact_map_open(dsp_store *store, const char *key, uint32_t 
     return DSP_OK;
 }
 
-dsp_status dsp_dedup_exact_map_add(dsp_dedup_exact_map *m, const char *text, size_t len,
-                                   dsp_dedup_order order, dsp_err *err)
+/* Add the shuffle record of a document whose compared bytes are data. */
+static dsp_status exact_add_bytes(dsp_dedup_exact_map *m, const char *data, size_t n,
+                                  dsp_dedup_order order, dsp_err *err)
 {
-    const char *data = text;
-    size_t n = len;
-    if (!m->raw) {
-        dsp_buf_reset(&m->norm);
-        dsp_text_normalize(text, len, &m->norm);
-        data = m->norm.data ? m->norm.data : "";
-        n = m->norm.len;
-    }
     XXH128_hash_t h = XXH3_128bits(data, n);
     unsigned char key[EXACT_KEY_BYTES], value[4];
     dsp_be64_put(key, h.high64);
@@ -128,6 +121,29 @@ dsp_status dsp_dedup_exact_map_add(dsp_dedup_exact_map *m, const char *text, siz
     m->stats.records++;
     return dsp_shuffle_writer_add(m->w, dsp_shuffle_partition(h.high64, m->partitions), key,
                                   sizeof key, value, sizeof value, err);
+}
+
+dsp_status dsp_dedup_exact_map_add(dsp_dedup_exact_map *m, const char *text, size_t len,
+                                   dsp_dedup_order order, dsp_err *err)
+{
+    if (m->raw)
+        return exact_add_bytes(m, text, len, order, err);
+    dsp_buf_reset(&m->norm);
+    dsp_text_normalize(text, len, &m->norm);
+    return exact_add_bytes(m, m->norm.data ? m->norm.data : "", m->norm.len, order, err);
+}
+
+dsp_status dsp_dedup_exact_map_add_value(dsp_dedup_exact_map *m, dsp_json_type type,
+                                         const char *bytes, size_t len, dsp_dedup_order order,
+                                         dsp_err *err)
+{
+    dsp_buf_reset(&m->norm);
+    dsp_buf_append_char(&m->norm, (char)type);
+    if (type == DSP_JSON_STRING && !m->raw)
+        dsp_text_normalize(bytes, len, &m->norm);
+    else
+        dsp_buf_append(&m->norm, bytes, len);
+    return exact_add_bytes(m, m->norm.data, m->norm.len, order, err);
 }
 
 dsp_status dsp_dedup_exact_map_close(dsp_dedup_exact_map *m, dsp_dedup_stats *stats,

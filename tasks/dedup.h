@@ -60,6 +60,7 @@
 
 #include "../core/err.h"
 #include "../storage/store.h"
+#include "json_key.h"
 #include "minhash.h"
 #include "shuffle.h"
 
@@ -135,6 +136,17 @@ dsp_status dsp_dedup_exact_map_open(dsp_store *store, const char *key, uint32_t 
                                     dsp_dedup_exact_map **out, dsp_err *err);
 dsp_status dsp_dedup_exact_map_add(dsp_dedup_exact_map *m, const char *text, size_t len,
                                    dsp_dedup_order order, dsp_err *err);
+/*
+ * Add a document keyed by one member's value: `type` and the bytes of
+ * dsp_json_value_bytes. The hash covers a type byte before the bytes, so
+ * values of different JSON types never compare equal (the string "1" and
+ * the number 1, the string "true" and true). Only a string is normalised,
+ * and only without opts->raw, because the bytes of the other types are
+ * exact encodings that normalising would merge.
+ */
+dsp_status dsp_dedup_exact_map_add_value(dsp_dedup_exact_map *m, dsp_json_type type,
+                                         const char *bytes, size_t len, dsp_dedup_order order,
+                                         dsp_err *err);
 /* Write the shuffle file and free the map, whatever the result. */
 dsp_status dsp_dedup_exact_map_close(dsp_dedup_exact_map *m, dsp_dedup_stats *stats,
                                      dsp_err *err);

@@ -17,11 +17,17 @@ static const dsp_op_option dedup_exact_options[] = {
     {"field", DSP_OPT_STRING, "\"\"",
      "JSON member to compare, e.g. \"url\", or a dotted path into nested objects, e.g. "
      "\"metadata.url\" (a top-level member with that exact name wins); empty = the "
-     "document's text", 0, 0},
+     "document's text. Documents whose member is missing or null are all kept and counted "
+     "in the warning dedup_field_missing. Values of different JSON types never match, so "
+     "the string \"1\" differs from the number 1. Numbers match by exact decimal value: "
+     "1, 1.0 and 1e0 match, and integers of any length compare exactly. Strings compare "
+     "decoded, and arrays and objects by their JSON text without whitespace, so member "
+     "order and the spelling of numbers inside them matter", 0, 0},
     {"normalize", DSP_OPT_BOOL, NULL,
      "compare normalised text (lower case, digits as 0, punctuation and spaces as one "
      "separator) instead of the raw bytes; default true for the text, false when field is "
-     "set, because normalising would merge distinct values such as /a/1 and /A/2", 0, 0},
+     "set, because normalising would merge distinct values such as /a/1 and /A/2. With a "
+     "field it applies to string values only", 0, 0},
     {NULL, 0, NULL, NULL, 0, 0},
 };
 

@@ -13,8 +13,9 @@
 static const dsp_op_option repartition_options[] = {
     {"by", DSP_OPT_STRING, "\"hash\"",
      "\"hash\": shard by a hash of the whole document; \"field\": by a hash of `field`; "
-     "\"sort\": sort by `field` into ranges (missing and null first, then numbers, strings, "
-     "other values)", 0, 0},
+     "\"sort\": sort by `field` into ranges (missing and null first, then numbers by exact "
+     "decimal value, so integers of any length keep their order, then strings by their "
+     "UTF-8 bytes, then other values by their JSON text; ties keep input order)", 0, 0},
     {"field", DSP_OPT_STRING, "\"\"",
      "JSON member to shard or sort by when by is \"field\" or \"sort\", e.g. \"url\", or "
      "a dotted path into nested objects, e.g. \"metadata.url\" (a top-level member with "

@@ -3,7 +3,8 @@
 # "normalize": true. 500 distinct URLs that differ only in digits
 # (/article/1, /article/2, ...) and two that differ only in case (/a, /A)
 # all survive, and one exact repeat is removed. With "normalize": true the
-# digit and case variants collapse, as they do in the text.
+# digit and case variants collapse, as they do in the text. Null and
+# missing values are kept, and values of different JSON types never match.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/in"
@@ -57,6 +58,30 @@ dedup_spec "$WORK/norm.json" "$WORK/out-norm" '{"op": "dedup_exact", "field": "u
     { tail -20 "$WORK/norm.log"; die "the dedup_exact job with normalize true failed"; }
 [ "$(kept "$WORK/out-norm")" = 4 ] ||
     die "dedup_exact on url with normalize true kept $(kept "$WORK/out-norm") documents, expected 4"
+
+# Values are typed: null counts as missing (kept and reported), values of
+# different JSON types never match, and numbers match by value.
+python3 - "$WORK/in/urls.jsonl" <<'PY'
+import sys
+values = [
+    "null", "null", "null", None, None,  # 5 kept: no value to compare
+    '"null"', "1", '"1"', "1.0",         # 1.0 is the number 1: removed
+    "9007199254740993", "9007199254740992", "true", '"true"',
+    '{"u": 1}', '{"u":1}',               # the same object: removed
+]
+with open(sys.argv[1], "w") as f:
+    for i, v in enumerate(values):
+        url = "" if v is None else ', "url": %s' % v
+        f.write('{"id": "v%d"%s, "text": "page %d"}\n' % (i, url, i))
+PY
+dedup_spec "$WORK/typed.json" "$WORK/out-typed" '{"op": "dedup_exact", "field": "url"}'
+"$BIN" run "$WORK/typed.json" --store "$STORE" --workers 2 >"$WORK/typed.log" 2>&1 ||
+    { tail -20 "$WORK/typed.log"; die "the dedup_exact job on typed url values failed"; }
+kept_ids=$(zstdcat "$WORK"/out-typed/part-*.zst | jq -r .id | sort -V | tr '\n' ' ')
+[ "$kept_ids" = "v0 v1 v2 v3 v4 v5 v6 v7 v9 v10 v11 v12 v13 " ] ||
+    die "dedup_exact on typed url values kept $kept_ids, expected all but v8 (1.0) and v14 (the repeated object)"
+grep -q 'dedup_field_missing.*documents=5 null=3' "$WORK/typed.log" ||
+    { grep dedup_field_missing "$WORK/typed.log"; die "the 2 missing and 3 null urls were not reported as documents=5 null=3"; }
 
 # The text is still normalised by default.
 python3 - "$WORK/in/urls.jsonl" <<'PY'

@@ -5,8 +5,9 @@
 # record count and checksums. It rejects an output with two records
 # swapped, a truncated last record and a malformed record, and a lost or
 # duplicated record changes the summary. With an S3 server configured the
-# job also runs on S3. Then bench/sort_bench.sh runs end to end on 3,000
-# records against the local store.
+# job also runs on S3. A sort by numeric id checks that integers above
+# 2^53 keep their exact order. Then bench/sort_bench.sh runs end to end on
+# 3,000 records against the local store.
 . "$(dirname "$0")/job_lib/common.bash"
 
 ROOT=${DSPARK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -92,6 +93,71 @@ if use_s3_store sort-records; then
     same_output "$WORK/out" "$WORK/out-s3"
     echo "S3 run matches"
 fi
+
+# Sort by a numeric id: integers above 2^53, which a double cannot tell
+# apart, mixed with non-integers, negatives and other spellings of one
+# value, over 4 map tasks and 3 shards. Python's Decimal gives the
+# expected order: missing and null first, then numbers by value, then
+# strings, each tie in input order.
+mkdir -p "$WORK/in-ids"
+python3 - "$WORK/in-ids" <<'PY'
+import random, sys
+rng = random.Random(11)
+base = 12345678901234567000
+ids = [str(base + rng.randrange(0, 1000)) for _ in range(300)]
+ids += [str(2**53 + d) for d in range(-3, 4)] + ["9007199254740992.5", "9.007199254740993e15"]
+ids += ["-" + str(base + rng.randrange(0, 1000)) for _ in range(50)]
+ids += ["%d.%d" % (rng.randrange(0, 100), rng.randrange(1, 10)) for _ in range(50)]
+ids += ["1", "1.0", "10e-1", "-0", "0", "1e400", "-1e400", "null", None, '"12"', '"9"']
+rng.shuffle(ids)
+for f in range(2):
+    with open("%s/ids-%d.jsonl" % (sys.argv[1], f), "w") as out:
+        for i, v in enumerate(ids[f::2]):
+            member = "" if v is None else '"id": %s, ' % v
+            out.write('{%s"n": "%d-%d", "text": "record"}\n' % (member, f, i))
+PY
+cat >"$WORK/ids.json" <<JSON
+{
+  "name": "sort-ids",
+  "input": ["$WORK/in-ids/*.jsonl"],
+  "steps": [{"op": "repartition", "by": "sort", "field": "id", "shards": 3}],
+  "output": {"uri": "$WORK/out-ids", "format": "jsonl.gz"},
+  "options": {"target_task_bytes": 8000}
+}
+JSON
+"$BIN" run "$WORK/ids.json" --store "$STORE" --workers 2 >"$WORK/ids.log" 2>&1 ||
+    { tail -20 "$WORK/ids.log"; die "the sort job on numeric ids failed"; }
+python3 - "$WORK/in-ids" "$WORK/out-ids" <<'PY' || die "repartition by sort put numeric ids out of order"
+import glob, gzip, json, sys
+from decimal import Decimal
+
+def rank(doc):
+    v = doc.get("id")
+    if v is None:
+        return (0, 0, "")
+    if isinstance(v, str):
+        return (2, 0, v)
+    return (1, Decimal(v), "")
+
+def load(paths):
+    docs = []
+    for p in paths:
+        with (gzip.open(p, "rt") if p.endswith(".gz") else open(p)) as f:
+            for line in f:
+                docs.append(json.loads(line, parse_float=Decimal))
+    return docs
+
+inputs = load(sorted(glob.glob(sys.argv[1] + "/*.jsonl")))
+want = [d["n"] for d in sorted(inputs, key=rank)]
+got = [d["n"] for d in load(sorted(glob.glob(sys.argv[2] + "/part-*")))]
+if got != want:
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            print("first difference at position %d: got %s, expected %s" % (i, g, w))
+            break
+    print("got %d records, expected %d" % (len(got), len(want)))
+    sys.exit(1)
+PY
 
 # The benchmark script end to end, small: every case checks its output.
 SORT_S3=0 DSPARK_BIN=$BIN "$ROOT/bench/sort_bench.sh" 3000 1 >"$WORK/bench.log" 2>&1 ||

@@ -153,13 +153,32 @@ static long run_filter(dsp_store *s, const corpus *c, uint32_t tasks, char **dro
     return dropped;
 }
 
-/* Run exact dedup over c with `tasks` source tasks and `parts` partitions;
- * fills keep[] and returns the number dropped, or -1 on error. */
-static long run_exact(dsp_store *s, const corpus *c, uint32_t tasks, uint32_t parts, int raw,
-                      unsigned char *keep)
+/* Add document i of c to an exact map: its text, or with `values` the
+ * typed bytes of the raw JSON value that c->text[i] contains. */
+static dsp_status exact_add(dsp_dedup_exact_map *m, const corpus *c, size_t i, int values,
+                            dsp_err *err)
+{
+    if (!values)
+        return dsp_dedup_exact_map_add(m, c->text[i], c->len[i], c->order[i], err);
+    dsp_arena arena;
+    dsp_arena_init(&arena, 4096);
+    dsp_buf bytes = DSP_BUF_INIT;
+    dsp_json_type type = dsp_json_value_bytes(&arena, c->text[i], c->len[i], &bytes);
+    dsp_status st = dsp_dedup_exact_map_add_value(m, type, bytes.data ? bytes.data : "",
+                                                  bytes.len, c->order[i], err);
+    dsp_buf_free(&bytes);
+    dsp_arena_free(&arena);
+    return st;
+}
+
+/* Run exact dedup over c with `tasks` source tasks and `parts` partitions.
+ * It compares texts, or typed JSON values with `values`. Fills keep[] and
+ * returns the number dropped, or -1 on error. */
+static long run_exact_mode(dsp_store *s, const corpus *c, uint32_t tasks, uint32_t parts,
+                           int raw, int values, unsigned char *keep)
 {
     char run[64];
-    snprintf(run, sizeof run, "exact-%u-%u-%d", tasks, parts, raw);
+    snprintf(run, sizeof run, "exact-%u-%u-%d%s", tasks, parts, raw, values ? "-values" : "");
     char **maps = make_keys("%s/map-%u", run, tasks), **drops = make_keys("%s/drop-%u", run, parts);
     dsp_dedup_exact_opts o = {.raw = raw};
     dsp_err err;
@@ -169,7 +188,7 @@ static long run_exact(dsp_store *s, const corpus *c, uint32_t tasks, uint32_t pa
         if (dsp_dedup_exact_map_open(s, maps[t], parts, t, &o, &m, &err) != DSP_OK)
             goto out;
         for (size_t i = task_start(c->n, tasks, t); i < task_start(c->n, tasks, t + 1); i++)
-            if (dsp_dedup_exact_map_add(m, c->text[i], c->len[i], c->order[i], &err) != DSP_OK) {
+            if (exact_add(m, c, i, values, &err) != DSP_OK) {
                 dsp_dedup_exact_map_abort(m);
                 goto out;
             }
@@ -187,6 +206,12 @@ out:
     free_keys(maps, tasks);
     free_keys(drops, parts);
     return result;
+}
+
+static long run_exact(dsp_store *s, const corpus *c, uint32_t tasks, uint32_t parts, int raw,
+                      unsigned char *keep)
+{
+    return run_exact_mode(s, c, tasks, parts, raw, 0, keep);
 }
 
 /* Run MinHash dedup; clusters (optional) receives the clusters JSONL. */
@@ -349,6 +374,57 @@ static void test_exact_empty_and_single(void)
     CHECK_EQ_INT(keep[0], 1);
     CHECK_EQ_INT(keep[1], 0);
     CHECK_EQ_INT(run_exact(s, &c, 2, 2, 1, keep), 0);
+    close_tmp_store(s);
+    corpus_free(&c);
+}
+
+static void test_exact_values_typed(void)
+{
+    /* Raw JSON values in input order, and whether each survives when the
+     * values are compared raw (the default for a field): values of
+     * different types never match, and numbers match by value. */
+    static const struct {
+        const char *value;
+        int kept;
+    } cases[] = {
+        {"1", 1},
+        {"\"1\"", 1},
+        {"1.0", 0},
+        {"10e-1", 0},
+        {"\"1.0\"", 1},
+        {"2", 1},
+        {"9007199254740993", 1},
+        {"9007199254740992", 1},
+        {"true", 1},
+        {"\"true\"", 1},
+        {"true", 0},
+        {"\"null\"", 1},
+        {"[1, 2]", 1},
+        {"[1,2]", 0},
+        {"\"[1,2]\"", 1},
+        {"{\"a\": 1}", 1},
+        {"{\"a\":1}", 0},
+        {"\"Page A\"", 1},
+        {"\"page  a!\"", 1},
+    };
+    size_t n = sizeof cases / sizeof cases[0];
+    corpus c = {0};
+    for (size_t i = 0; i < n; i++)
+        corpus_add(&c, cases[i].value, strlen(cases[i].value), 0, i * 10);
+    dsp_store *s = open_tmp_store();
+    REQUIRE(s);
+    unsigned char keep[sizeof cases / sizeof cases[0]];
+    CHECK(run_exact_mode(s, &c, 2, 3, 1, 1, keep) >= 0);
+    for (size_t i = 0; i < n; i++)
+        CHECKF(keep[i] == cases[i].kept, "value %s: kept %d, expected %d", cases[i].value,
+               keep[i], cases[i].kept);
+
+    /* Normalised: "page  a!" matches "Page A", but the numbers 1 and 2 do
+     * not match although normalising turns every digit into 0. */
+    CHECK(run_exact_mode(s, &c, 1, 1, 0, 1, keep) >= 0);
+    CHECK_EQ_INT(keep[n - 1], 0);
+    CHECK_EQ_INT(keep[5], 1);
+    CHECK_EQ_INT(keep[6], 1);
     close_tmp_store(s);
     corpus_free(&c);
 }
@@ -612,6 +688,7 @@ static void test_minhash_rejects_sketch_bits(void)
 TEST_MAIN({"exact matches sorted count", test_exact_matches_sorted_count},
           {"exact same for any split", test_exact_same_for_any_split},
           {"exact empty and single", test_exact_empty_and_single},
+          {"exact values typed", test_exact_values_typed},
           {"minhash controlled edits", test_minhash_controlled_edits},
           {"minhash linux-doc versions", test_minhash_linux_doc_versions},
           {"minhash same for any split", test_minhash_same_for_any_split},
