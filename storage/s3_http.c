@@ -401,9 +401,20 @@ static dsp_status http_classify(dsp_s3_store *s, dsp_s3_req *r, dsp_err *err)
                            "%s %s: bucket '%s' does not exist (HTTP %ld NoSuchBucket); check the "
                            "bucket name and AWS_ENDPOINT_URL",
                            r->op, t, s->bucket, st);
+    const char *hint = "";
+    if (strcmp(code, "SignatureDoesNotMatch") == 0)
+        hint = "; check the secret access key (AWS_SECRET_ACCESS_KEY or the profile's "
+               "aws_secret_access_key) and that it belongs to the access key id";
+    else if (strcmp(code, "InvalidAccessKeyId") == 0)
+        hint = "; check the access key id (AWS_ACCESS_KEY_ID or the profile's "
+               "aws_access_key_id) and that AWS_ENDPOINT_URL names the right server";
+    else if (strcmp(code, "RequestTimeTooSkewed") == 0)
+        hint = "; the clock of this machine differs from the server's, so correct it (NTP)";
     if (message[0])
-        return dsp_err_set(err, cls, "%s %s: HTTP %ld %s: %s", r->op, t, st, code, message);
-    return dsp_err_set(err, cls, "%s %s: HTTP %ld %s", r->op, t, st, code[0] ? code : "error");
+        return dsp_err_set(err, cls, "%s %s: HTTP %ld %s: %s%s", r->op, t, st, code, message,
+                           hint);
+    return dsp_err_set(err, cls, "%s %s: HTTP %ld %s%s", r->op, t, st, code[0] ? code : "error",
+                       hint);
 }
 
 dsp_status dsp_s3_req_finish(dsp_s3_store *s, dsp_s3_req *r, CURLcode rc, dsp_err *err)

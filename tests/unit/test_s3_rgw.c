@@ -141,6 +141,7 @@ static void test_wrong_secret_fails_fast(void)
     CHECKF(elapsed < 3000, "took %lld ms", (long long)elapsed);
     CHECK_EQ_INT(stats.retries, 0);
     CHECKF(strstr(err.msg, "SignatureDoesNotMatch") != NULL, "%s", err.msg);
+    CHECKF(strstr(err.msg, "check the secret access key") != NULL, "%s", err.msg);
     CHECKF(strstr(err.msg, "auth/probe.txt") != NULL, "%s", err.msg);
     CHECKF(strstr(err.msg, getenv("DSPARK_TEST_S3_BUCKET")) != NULL, "%s", err.msg);
     CHECKF(strstr(err.msg, "put") != NULL, "%s", err.msg);
