@@ -82,13 +82,15 @@ static void install_handler(int sig, void (*fn)(int))
 }
 
 /* --store, else $DSPARK_STORE, else ./.dspark made absolute. Commands that
- * write jobs create it when missing, so `run` needs no setup. Caller frees. */
+ * write jobs create it when missing, so `run` needs no setup. An empty
+ * --store is passed on, so that opening it fails instead of silently
+ * using another store. Caller frees. */
 static char *store_uri_for(const char *opt, int create)
 {
     const char *env = dsp_cli_default_store();
     char cwd[4096];
 
-    if (opt && *opt)
+    if (opt)
         return dsp_xstrdup(opt);
     if (env)
         return dsp_xstrdup(env);

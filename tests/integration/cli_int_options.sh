@@ -1,9 +1,9 @@
 #!/bin/bash
 # Integer command-line options reject values outside their range, such as
 # 1e30, with exit code 2 and an error naming the option, the value and the
-# allowed range, before the command does anything. A worker that accepted
-# an option would run, so --idle-exit 1 and a timeout keep such a failure
-# short.
+# allowed range, before the command does anything. So is an empty
+# --store. A worker that accepted an option would run, so --idle-exit 1
+# and a timeout keep such a failure short.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/in"
@@ -38,6 +38,11 @@ check_rejected "invalid --interval '1e30': expected an integer from 1 to 86400" 
     metrics publish --store "$STORE" --interval 1e30
 check_rejected "invalid --timeout '1e30': expected seconds from 0 to 1000000000" \
     wait some-job --store "$STORE" --timeout 1e30
+# An empty --store is rejected, not replaced by ./.dspark.
+(cd "$WORK" && check_rejected "missing store URI" run "$WORK/job.json" --store '') ||
+    die "run with an empty --store was not rejected"
+[ ! -e "$WORK/.dspark" ] || die "run with an empty --store used ./.dspark"
+check_rejected "missing store URI" status some-job --store ''
 [ ! -e "$STORE/jobs" ] || die "a rejected command created a job: $(ls "$STORE/jobs")"
 [ ! -e "$WORK/out" ] || die "a rejected command wrote the output"
 echo "ok"
