@@ -1,9 +1,11 @@
 /*
  * progress.c - progress bar, progress log lines and the end-of-run summary.
  *
- * Rates count planned input bytes of committed tasks, so the rate is input
- * throughput and the ETA assumes the remaining tasks run at the average
- * rate so far. Rates are printed in binary units that fit their size
+ * The rate counts the planned input bytes of the first stage's committed
+ * tasks, so it is input throughput, as in the summary. Later stages plan
+ * the job's input bytes again, so the ETA uses the planned bytes of every
+ * stage and assumes the rest runs at the average pace so far. Rates are
+ * printed in binary units that fit their size
  * (B/s, KiB/s, MiB/s, ...), so a small job does not show 0.0 MB/s.
  */
 #include "progress.h"
@@ -52,8 +54,9 @@ void dsp_progress_show(dsp_progress *p, const dsp_job *job, const dsp_stage_prog
         bytes += stages[i].bytes;
         bytes_done += stages[i].bytes_committed;
     }
-    double rate = elapsed > 0 ? (double)bytes_done / elapsed : 0;
-    double eta = rate > 0 ? (double)(bytes - bytes_done) / rate : -1;
+    uint64_t input_done = job->plan->nstages ? stages[0].bytes_committed : 0;
+    double rate = elapsed > 0 ? (double)input_done / elapsed : 0;
+    double eta = bytes_done > 0 ? elapsed * (double)(bytes - bytes_done) / (double)bytes_done : -1;
     char eta_text[16];
     format_eta(eta, eta_text, sizeof eta_text);
 
