@@ -40,7 +40,10 @@ static const dsp_op_option dedup_minhash_options[] = {
      "(classic MinHash: bands x rows hash functions per shingle, more CPU); both estimate "
      "Jaccard similarity, and signatures of the two do not compare",
      0, 0},
-    {"ngram", DSP_OPT_INT, "5", "words per shingle", 1, 64},
+    {"ngram", DSP_OPT_INT, "5",
+     "words per shingle; words come from the normalised text (lower case, every digit as 0, "
+     "punctuation and spaces as separators), so documents that differ only in numbers, such "
+     "as 12 and 47, are near duplicates", 1, 64},
     {"bands", DSP_OPT_INT, "14", "LSH bands; bands x rows signature values per document", 1, DSP_MINHASH_MAX_PERMS},
     {"rows", DSP_OPT_INT, "8", "signature values per LSH band", 1, DSP_MINHASH_MAX_PERMS},
     {"threshold", DSP_OPT_FLOAT, "0.8",

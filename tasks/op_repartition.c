@@ -21,7 +21,7 @@ static const dsp_op_option repartition_options[] = {
      "a dotted path into nested objects, e.g. \"metadata.url\" (a top-level member with "
      "that exact name wins)", 0, 0},
     {"shards", DSP_OPT_INT, "0",
-     "number of output shards (1 to 10000); 0 = one per target_task_bytes of input", 0, REPARTITION_MAX_SHARDS},
+     "number of output shards; 0 = one per target_task_bytes of input", 0, REPARTITION_MAX_SHARDS},
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
