@@ -425,7 +425,7 @@ static dsp_status wide_emit_field(wide_pipe *w, const dsp_doc *d, dsp_dedup_orde
     dsp_buf_reset(&w->key);
     dsp_arena_reset(&w->arena);
     dsp_json_type type = dsp_json_value_bytes(&w->arena, val, vlen, &w->key);
-    if (type == DSP_JSON_NULL) {
+    if (type == DSP_JSON_TYPE_NULL) {
         w->missing_field++;
         w->null_field++;
         return DSP_OK;

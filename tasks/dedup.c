@@ -139,7 +139,7 @@ dsp_status dsp_dedup_exact_map_add_value(dsp_dedup_exact_map *m, dsp_json_type t
 {
     dsp_buf_reset(&m->norm);
     dsp_buf_append_char(&m->norm, (char)type);
-    if (type == DSP_JSON_STRING && !m->raw)
+    if (type == DSP_JSON_TYPE_STRING && !m->raw)
         dsp_text_normalize(bytes, len, &m->norm);
     else
         dsp_buf_append(&m->norm, bytes, len);

@@ -38,23 +38,23 @@
 dsp_json_type dsp_json_type_of(const char *val, size_t len)
 {
     if (len == 0)
-        return DSP_JSON_INVALID;
+        return DSP_JSON_TYPE_INVALID;
     switch (val[0]) {
     case '"':
-        return DSP_JSON_STRING;
+        return DSP_JSON_TYPE_STRING;
     case '{':
-        return DSP_JSON_OBJECT;
+        return DSP_JSON_TYPE_OBJECT;
     case '[':
-        return DSP_JSON_ARRAY;
+        return DSP_JSON_TYPE_ARRAY;
     case 't':
     case 'f':
-        return DSP_JSON_BOOL;
+        return DSP_JSON_TYPE_BOOL;
     case 'n':
-        return DSP_JSON_NULL;
+        return DSP_JSON_TYPE_NULL;
     default:
         if (val[0] == '-' || (val[0] >= '0' && val[0] <= '9'))
-            return DSP_JSON_NUMBER;
-        return DSP_JSON_INVALID;
+            return DSP_JSON_TYPE_NUMBER;
+        return DSP_JSON_TYPE_INVALID;
     }
 }
 
@@ -198,7 +198,7 @@ dsp_json_type dsp_json_value_bytes(dsp_arena *arena, const char *val, size_t len
 {
     dsp_json_type type = dsp_json_type_of(val, len);
     switch (type) {
-    case DSP_JSON_STRING: {
+    case DSP_JSON_TYPE_STRING: {
         size_t text_len;
         const char *text = dsp_json_decode_string(arena, val, len, &text_len);
         if (text) {
@@ -207,29 +207,29 @@ dsp_json_type dsp_json_value_bytes(dsp_arena *arena, const char *val, size_t len
         }
         break;
     }
-    case DSP_JSON_NUMBER:
+    case DSP_JSON_TYPE_NUMBER:
         if (dsp_json_number_key(val, len, out))
             return type;
         break;
-    case DSP_JSON_BOOL:
+    case DSP_JSON_TYPE_BOOL:
         if (token_is(val, len, "true") || token_is(val, len, "false")) {
             dsp_buf_append(out, val, len);
             return type;
         }
         break;
-    case DSP_JSON_NULL:
+    case DSP_JSON_TYPE_NULL:
         if (token_is(val, len, "null"))
             return type;
         break;
-    case DSP_JSON_ARRAY:
-    case DSP_JSON_OBJECT:
+    case DSP_JSON_TYPE_ARRAY:
+    case DSP_JSON_TYPE_OBJECT:
         dsp_json_minify(val, len, out);
         return type;
-    case DSP_JSON_INVALID:
+    case DSP_JSON_TYPE_INVALID:
         break;
     }
     dsp_buf_append(out, val, len);
-    return DSP_JSON_INVALID;
+    return DSP_JSON_TYPE_INVALID;
 }
 
 /* Cut out to at most `len` bytes, keeping the buffer NUL-terminated. */
@@ -249,7 +249,7 @@ void dsp_json_sort_key(dsp_arena *arena, const char *val, size_t len, size_t max
     }
     size_t start = out->len;
     dsp_json_type type = dsp_json_type_of(val, len);
-    if (type == DSP_JSON_NUMBER) {
+    if (type == DSP_JSON_TYPE_NUMBER) {
         dsp_buf_append_char(out, SORT_NUMBER);
         if (dsp_json_number_key(val, len, out)) {
             buf_truncate(out, start + 1 + max);
@@ -257,7 +257,7 @@ void dsp_json_sort_key(dsp_arena *arena, const char *val, size_t len, size_t max
         }
         buf_truncate(out, start);
     }
-    if (type == DSP_JSON_STRING) {
+    if (type == DSP_JSON_TYPE_STRING) {
         size_t text_len;
         const char *text = dsp_json_decode_string(arena, val, len, &text_len);
         if (text) {

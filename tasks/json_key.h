@@ -16,13 +16,13 @@
 
 /* JSON type of a raw value, determined by its first byte. */
 typedef enum {
-    DSP_JSON_INVALID = 0, /* empty, or a first byte that starts no JSON value */
-    DSP_JSON_NULL,
-    DSP_JSON_BOOL,
-    DSP_JSON_NUMBER,
-    DSP_JSON_STRING,
-    DSP_JSON_ARRAY,
-    DSP_JSON_OBJECT,
+    DSP_JSON_TYPE_INVALID = 0, /* empty, or a first byte that starts no JSON value */
+    DSP_JSON_TYPE_NULL,
+    DSP_JSON_TYPE_BOOL,
+    DSP_JSON_TYPE_NUMBER,
+    DSP_JSON_TYPE_STRING,
+    DSP_JSON_TYPE_ARRAY,
+    DSP_JSON_TYPE_OBJECT,
 } dsp_json_type;
 
 dsp_json_type dsp_json_type_of(const char *val, size_t len);
@@ -49,7 +49,7 @@ void dsp_json_minify(const char *val, size_t len, dsp_buf *out);
  * "false", and an array's or object's dsp_json_minify text. Strings are
  * decoded into the arena. A value that does not parse as its type (never
  * the case on a validated line) appends its raw text and returns
- * DSP_JSON_INVALID.
+ * DSP_JSON_TYPE_INVALID.
  */
 dsp_json_type dsp_json_value_bytes(dsp_arena *arena, const char *val, size_t len, dsp_buf *out);
 
