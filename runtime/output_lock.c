@@ -134,7 +134,7 @@ dsp_status dsp_output_lock_take(dsp_store *out, const char *out_prefix, const ch
         if (!seen.found)
             continue; /* released since the PUT */
         if (!strcmp(seen.job, job_id))
-            goto done; /* another publisher of this job holds it: share it */
+            goto done; /* another publisher of this job has it: share it */
         int64_t age = dsp_now_ms() - seen.time_ms;
         if (age < DSP_OUTPUT_LOCK_STALE_MS) {
             st = lock_held_elsewhere(l, &seen, age, err);
@@ -173,15 +173,18 @@ dsp_status dsp_output_lock_renew(dsp_output_lock *l, int force, dsp_err *err)
         if (st != DSP_OK)
             return st;
         if (!seen.found)
-            st = lock_put(l, DSP_PUT_IF_ABSENT, NULL, err);
-        else if (strcmp(seen.job, l->job_id) != 0)
+            return dsp_err_set(err, DSP_EPRECOND,
+                               "the publishing lock of output %s is gone: another publisher "
+                               "released it, after taking it over from this one while it "
+                               "stalled for over %d s, or after publishing this job itself",
+                               l->output_uri, DSP_OUTPUT_LOCK_STALE_MS / 1000);
+        if (strcmp(seen.job, l->job_id) != 0)
             return dsp_err_set(err, DSP_EPRECOND,
                                "job %s of job store %s took over the publishing lock of "
                                "output %s, so this job stopped publishing; its output is "
                                "incomplete until one of the two jobs runs again",
                                seen.job, seen.job_store, l->output_uri);
-        else
-            st = lock_put(l, DSP_PUT_IF_MATCH, seen.etag, err);
+        st = lock_put(l, DSP_PUT_IF_MATCH, seen.etag, err);
         if (st != DSP_EPRECOND && st != DSP_ENOTFOUND)
             return st;
     }
@@ -189,6 +192,22 @@ dsp_status dsp_output_lock_renew(dsp_output_lock *l, int force, dsp_err *err)
                        "output %s: the publishing lock %s changed %d times while this job "
                        "renewed it",
                        l->output_uri, DSP_OUTPUT_LOCK_NAME, LOCK_ROUNDS);
+}
+
+dsp_status dsp_output_lock_break_other(dsp_output_lock *l, dsp_err *err)
+{
+    lock_seen seen;
+    dsp_status st = lock_read(l, &seen, err);
+    if (st == DSP_OK && seen.found && strcmp(seen.job, l->job_id) != 0) {
+        const char *keys[1] = {l->key};
+        st = dsp_store_delete(l->out, keys, 1, err);
+        if (st == DSP_OK)
+            DSP_WARN("output_lock_broken", "job=%s output=%s holder=%s holder_job_store=%s "
+                     "reason=\"this job's stalled publisher may have replaced parts after "
+                     "losing the lock, so the holder must publish again\"",
+                     l->job_id, l->output_uri, seen.job, seen.job_store);
+    }
+    return st;
 }
 
 dsp_status dsp_output_lock_release(dsp_output_lock *l, dsp_err *err)

@@ -12,12 +12,15 @@
  * it has not been renewed for DSP_OUTPUT_LOCK_STALE_MS (a crashed
  * publisher), when a compare-and-swap PUT takes it over.
  *
- * NOTE: when a publisher stalls past its publish lease, a second worker
- * publishes the same job, and one of the two may release the lock while
- * the other still copies. A job that takes the lock in that
- * window can have up to one batch of its parts overwritten before the
- * second publisher's next renewal stops it; `dspark report --verify`
- * then fails on that output.
+ * NOTE: a holder that stalls for longer than the stale age (SIGSTOP, a
+ * paused VM) and then resumes finishes the batch of copies it was in
+ * before its next renewal finds the lock lost. Those copies can replace
+ * parts of the job that took the lock over. The stalled publisher then
+ * breaks the new holder's lock and deletes a _SUCCESS that names another
+ * job (publish.c, lock_lost), so the new holder publishes again or the
+ * output shows as incomplete. A _SUCCESS that the new holder writes
+ * between those two steps can still vouch for replaced parts, which
+ * `dspark report --verify` detects.
  */
 #ifndef DSP_OUTPUT_LOCK_H
 #define DSP_OUTPUT_LOCK_H
@@ -44,9 +47,15 @@ dsp_status dsp_output_lock_take(dsp_store *out, const char *out_prefix, const ch
                                 dsp_output_lock **lock, dsp_err *err);
 
 /* Renew the lock when force is set or a tenth of the stale age has passed
- * since the last renewal. Returns DSP_EPRECOND when another job took the
- * lock over. */
+ * since the last renewal. Returns DSP_EPRECOND when another job holds the
+ * lock or it is gone, which means it was taken over and released while
+ * this holder stalled, or another publisher of this job finished. */
 dsp_status dsp_output_lock_renew(dsp_output_lock *lock, int force, dsp_err *err);
+
+/* Delete the lock object if it names another job, so that its holder's
+ * next renewal fails and that publisher starts over. For a holder that
+ * lost the lock and may have replaced parts of the new holder's output. */
+dsp_status dsp_output_lock_break_other(dsp_output_lock *lock, dsp_err *err);
 
 /* Delete the lock object if it still names this job, and free lock. */
 dsp_status dsp_output_lock_release(dsp_output_lock *lock, dsp_err *err);

@@ -217,8 +217,12 @@ static dsp_status check_job_running(publish_ctx *c, const dsp_job *job, const ch
 
 /* Copy every item in batches of COPY_BATCH, checking between batches that
  * the job still runs and renewing the output's publishing lock. */
+static dsp_status lock_lost(publish_ctx *c, dsp_output_lock *lock, const dsp_job *job,
+                            const char *success_key, dsp_err *err);
+
 static dsp_status copy_batches(publish_ctx *c, const dsp_job *job, dsp_output_lock *lock,
-                               const copy_item *items, size_t n, dsp_err *err)
+                               const char *success_key, const copy_item *items, size_t n,
+                               dsp_err *err)
 {
     for (size_t done = 0; done < n; done += COPY_BATCH) {
         size_t count = n - done < COPY_BATCH ? n - done : COPY_BATCH;
@@ -226,8 +230,11 @@ static dsp_status copy_batches(publish_ctx *c, const dsp_job *job, dsp_output_lo
 
         if (done > 0) {
             st = check_job_running(c, job, items[done].dst, err);
-            if (st == DSP_OK)
+            if (st == DSP_OK) {
                 st = dsp_output_lock_renew(lock, 0, err);
+                if (st == DSP_EPRECOND)
+                    st = lock_lost(c, lock, job, success_key, err);
+            }
             if (st != DSP_OK)
                 return st;
         }
@@ -458,6 +465,60 @@ static dsp_status remove_stale(publish_ctx *c, const cJSON *names, dsp_err *err)
     return st;
 }
 
+/* Whether the output's _SUCCESS exists. Sets *ours when it names job_id,
+ * and copies its first 200 bytes to other. */
+static int success_exists(publish_ctx *c, const char *key, const char *job_id, int *ours,
+                          char *other, size_t other_size)
+{
+    dsp_buf cur = DSP_BUF_INIT;
+    dsp_err gerr;
+    int found = dsp_store_get(c->out_store, key, 0, -1, &cur, NULL, &gerr) == DSP_OK;
+    *ours = found && cur.len == strlen(job_id) && !memcmp(cur.data, job_id, cur.len);
+    snprintf(other, other_size, "%.*s", (int)(cur.len < 200 ? cur.len : 200),
+             cur.data ? cur.data : "");
+    dsp_buf_free(&cur);
+    return found;
+}
+
+/*
+ * Handle a lost publishing lock: a renewal returned DSP_EPRECOND with err
+ * set. When _SUCCESS names this job, another publisher of it finished, and
+ * this one stops quietly (DSP_ECANCELLED). Otherwise this publisher
+ * stalled while another job took the lock over, and its last batch of
+ * copies may have replaced parts of that job's output. So it deletes the
+ * other job's lock, which makes that publisher start over at its next
+ * renewal, and a _SUCCESS of another job, which can no longer vouch for
+ * the parts. Returns DSP_EPRECOND then, so this publish is retried.
+ */
+static dsp_status lock_lost(publish_ctx *c, dsp_output_lock *lock, const dsp_job *job,
+                            const char *success_key, dsp_err *err)
+{
+    char other[256];
+    int ours;
+    if (success_exists(c, success_key, job->id, &ours, other, sizeof other) && ours)
+        return dsp_err_set(err, DSP_ECANCELLED,
+                           "another publisher of job %s finished publishing output %s",
+                           job->id, job->spec->output_uri);
+    dsp_err lerr;
+    if (dsp_output_lock_break_other(lock, &lerr) != DSP_OK)
+        DSP_WARN("output_lock_break_failed", "job=%s output=%s error=\"%s\"", job->id,
+                 job->spec->output_uri, lerr.msg);
+    /* Checked after breaking the lock, so that a holder that wrote its
+     * _SUCCESS in the meantime is caught too. */
+    if (success_exists(c, success_key, job->id, &ours, other, sizeof other) && !ours) {
+        const char *keys[1] = {success_key};
+        if (dsp_store_delete(c->out_store, keys, 1, &lerr) != DSP_OK)
+            DSP_WARN("output_success_delete_failed", "job=%s output=%s error=\"%s\"", job->id,
+                     job->spec->output_uri, lerr.msg);
+        DSP_ERROR("output_damaged", "job=%s output=%s other_job=%s message=\"this job's "
+                  "publisher stalled and lost the output's lock, and may have replaced parts "
+                  "of the other job's output; its _SUCCESS was deleted, so run that job or "
+                  "this one again\"",
+                  job->id, job->spec->output_uri, other);
+    }
+    return DSP_EPRECOND;
+}
+
 /* Put each step's operator name first in its counters ("op": "langid"), so
  * that the manifest alone shows which step removed what. */
 static void name_operators(cJSON *operators, const cJSON *steps)
@@ -684,7 +745,7 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     cJSON_AddItemToObject(manifest, "operators", operators);
     cJSON_AddItemToObject(manifest, "inputs", manifest_inputs(plan));
 
-    st = copy_batches(&c, job, lock, copies, ncopies, err);
+    st = copy_batches(&c, job, lock, key, copies, ncopies, err);
     if (st != DSP_OK)
         goto out;
     st = remove_stale(&c, names, err);
@@ -710,15 +771,27 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
             goto out;
     }
     st = check_job_running(&c, job, "_SUCCESS", err);
-    if (st == DSP_OK)
+    if (st == DSP_OK) {
         st = dsp_output_lock_renew(lock, 1, err);
+        if (st == DSP_EPRECOND)
+            st = lock_lost(&c, lock, job, key, err);
+    }
     if (st != DSP_OK)
         goto out;
     {
         dsp_put_opts opts = {DSP_PUT_IF_ABSENT, NULL, "text/plain"};
         st = dsp_store_put(c.out_store, key, success_body, strlen(success_body), &opts, NULL, err);
-        if (st == DSP_EPRECOND)
-            st = DSP_OK; /* another publisher of this job got there first */
+        if (st == DSP_EPRECOND) {
+            /* Fine when another publisher of this job got there first. */
+            char other[256];
+            int ours;
+            if (success_exists(&c, key, job->id, &ours, other, sizeof other) && !ours)
+                st = dsp_err_set(err, DSP_EPRECOND,
+                                 "output %s: _SUCCESS names job %s, not this job %s",
+                                 job->spec->output_uri, other, job->id);
+            else
+                st = DSP_OK;
+        }
         if (st != DSP_OK)
             goto out;
     }

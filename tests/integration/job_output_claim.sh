@@ -153,4 +153,63 @@ for round in $(seq 8); do
         die "round $round: _SUCCESS and _MANIFEST.json name different jobs"
 done
 echo "publishing lock: 8 rounds verified, $locked publishes stopped by the lock"
+
+# ---- a publisher that stalls past the stale age (S3) ----
+# Job A's worker is stopped with SIGSTOP while it publishes thousands of
+# parts, its lock is aged past 10 minutes, and job B takes the output over
+# and finishes. A then resumes. It must not leave B's _SUCCESS vouching for
+# parts that A replaced: in the end the output verifies and _SUCCESS names
+# the job of the manifest. On a local store the output directory's flock
+# blocks B while A is stopped, so this runs on S3 only.
+if use_s3_store stall; then
+    base="s3://$DSPARK_TEST_S3_BUCKET/stall-$$-$RANDOM"
+    out="$base/out"
+    gen_jsonl "$WORK/in-stall.jsonl" 6000 13
+    for job in A B; do
+        seed=1
+        [ $job = B ] && seed=2
+        cat >"$WORK/stall$job.json" <<JSON
+{"name": "stall-$job", "input": ["$WORK/in-stall.jsonl"],
+ "steps": [{"op": "sample", "rate": 0.5, "seed": $seed}],
+ "output": {"uri": "$out", "target_shard_bytes": "1"},
+ "options": {"target_task_bytes": 100000000}}
+JSON
+    done
+    "$BIN" run "$WORK/stallA.json" --store "$base/store-a" --workers 1 >"$WORK/stallA.log" 2>&1 &
+    run_a=$!
+    STARTED_PIDS+=("$run_a")
+    for _ in $(seq 1200); do
+        "$BIN" cat "$out/_PUBLISHING" >"$WORK/lockA.json" 2>/dev/null && break
+        sleep 0.05
+    done
+    [ -s "$WORK/lockA.json" ] || { cat "$WORK/stallA.log"; die "job A never took the publishing lock"; }
+    worker_a=$(pgrep -P "$run_a" | head -1)
+    [ -n "$worker_a" ] || die "no worker process of job A"
+    STARTED_PIDS+=("$worker_a")
+    kill -STOP "$worker_a"
+    "$BIN" cat "$out/_SUCCESS" >/dev/null 2>&1 &&
+        { kill -CONT "$worker_a"; die "job A published everything before it could be stopped"; }
+    python3 - "$WORK/lockA.json" >"$WORK/lockA-old.json" <<'PY'
+import json, sys
+lock = json.load(open(sys.argv[1]))
+lock["time_ms"] -= 11 * 60 * 1000
+print(json.dumps(lock))
+PY
+    "$BIN" cp "$WORK/lockA-old.json" "$out/_PUBLISHING" >/dev/null || die "cannot age job A's lock"
+    "$BIN" run "$WORK/stallB.json" --store "$base/store-b" --workers 1 >"$WORK/stallB.log" 2>&1 ||
+        { kill -CONT "$worker_a"; cat "$WORK/stallB.log"; die "job B failed beside a stale lock"; }
+    grep -q "event=output_lock_taken_over" "$WORK/stallB.log" ||
+        { kill -CONT "$worker_a"; die "job B did not take the stale lock over"; }
+    kill -CONT "$worker_a"
+    wait "$run_a"
+    rc=$?
+    [ "$rc" = 0 ] || [ "$rc" = 1 ] || { tail -20 "$WORK/stallA.log"; die "job A exited $rc after it resumed"; }
+    "$BIN" report --verify "$out" >"$WORK/stall-report.txt" 2>&1 ||
+        { cat "$WORK/stall-report.txt"; tail -20 "$WORK/stallA.log"; die "the output after a stalled publisher does not verify"; }
+    winner=$("$BIN" cat "$out/_SUCCESS")
+    "$BIN" cat "$out/_MANIFEST.json" >"$WORK/stall-manifest.json"
+    [ "$(jq -r .job "$WORK/stall-manifest.json")" = "$winner" ] ||
+        die "after a stalled publisher, _SUCCESS and _MANIFEST.json name different jobs"
+    echo "stalled publisher: job A exited $rc, the output verifies as job $winner's"
+fi
 echo "ok"
