@@ -105,9 +105,11 @@ static dsp_status lock_held_elsewhere(const dsp_output_lock *l, const lock_seen 
                        "%s was renewed %lld s ago); two jobs must not publish to one output "
                        "at once. Wait for that job to finish and run this one again, or "
                        "choose another output. A lock that is not renewed for %d s counts "
-                       "as abandoned",
+                       "as abandoned; if that job is known to have stopped, delete %s/%s "
+                       "to go on at once",
                        l->output_uri, seen->job, seen->job_store, DSP_OUTPUT_LOCK_NAME,
-                       (long long)(age_ms / 1000), DSP_OUTPUT_LOCK_STALE_MS / 1000);
+                       (long long)(age_ms / 1000), DSP_OUTPUT_LOCK_STALE_MS / 1000,
+                       l->output_uri, DSP_OUTPUT_LOCK_NAME);
 }
 
 dsp_status dsp_output_lock_take(dsp_store *out, const char *out_prefix, const char *output_uri,
