@@ -639,18 +639,15 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
     if (st != DSP_OK)
         goto out;
     {
-        dsp_buf cur = DSP_BUF_INIT;
-        dsp_err gerr;
-        if (dsp_store_get(c.out_store, key, 0, -1, &cur, NULL, &gerr) == DSP_OK &&
-            (cur.len != strlen(success_body) || memcmp(cur.data, success_body, cur.len))) {
-            dsp_buf_append_char(&cur, '\0');
-            log_replaced_output(s, job, cur.data);
+        char previous[256];
+        int ours;
+        if (success_exists(&c, key, job->id, &ours, previous, sizeof previous) && !ours) {
+            log_replaced_output(s, job, previous);
             const char *keys[1] = {key};
             st = dsp_store_delete(c.out_store, keys, 1, err);
+            if (st != DSP_OK)
+                goto out;
         }
-        dsp_buf_free(&cur);
-        if (st != DSP_OK)
-            goto out;
     }
 
     cJSON_AddNumberToObject(manifest, "schema_version", DSP_MANIFEST_SCHEMA_VERSION);

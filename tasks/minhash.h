@@ -19,8 +19,8 @@
  * schemes:
  *
  * - One permutation hashing (the default): the upper 32 bits of a shingle
- *   hash pick one of K bins and the lower 32 bits are its value, and each
- *   bin keeps its minimum, so a document costs one update per shingle.
+ *   hash pick one of K bins, and the lower 32 bits are its value. Each bin
+ *   keeps its minimum, so a document costs one update per shingle.
  *   A bin that no shingle reached copies the value of the first non-empty
  *   bin on a probe sequence that depends only on the bin and the seed
  *   ("optimal densification"). Two documents then probe alike, and each

@@ -309,7 +309,7 @@ static int exec_is_secret_var(const char *entry)
  * The guard: the worker's direct child, leader of the command's process
  * group, with every signal blocked. It waits for the command (its own
  * child) and ends the same way, with the same exit code or signal, so the
- * worker sees the command's status. When the worker dies, the kernel
+ * worker gets the command's status. When the worker dies, the kernel
  * sends the guard EXEC_GUARD_SIGNAL (PR_SET_PDEATHSIG), and the guard
  * sends SIGKILL to the group, itself included: the PR_SET_PDEATHSIG of a
  * command reaches only the command, not the processes it started. The

@@ -224,7 +224,7 @@ static void test_dedup_options_checked(void)
 }
 
 /* The plan records the MinHash signature scheme, so that workers of a
- * later version with another default compute the same signatures; a
+ * later version with another default compute the same signatures. A
  * planned step without it is read as k permutations, the scheme of the
  * versions before the option. */
 static void test_minhash_scheme_pinned(void)
