@@ -2,7 +2,7 @@
 # Exact and MinHash dedup end to end (zstd JSONL in, zstd JSONL out), with
 # DuckDB doing exact dedup on the same input in the same run as a baseline.
 #
-#   bench/dedup_bench.sh [--runs N] [--corpus FILE.jsonl.zst]
+#   bench/dedup_bench.sh [--runs N] [--corpus FILE.jsonl.zst] [--cases A,B,...]
 #
 # 1. Builds $BUILD/libdspark.a (BUILD defaults to build) and
 #    bench/dedup_driver.c against it, builds or reuses the ~1 GiB corpus
@@ -21,9 +21,18 @@
 #                  planning, the commit protocol and publishing
 #    Every command runs as a child process and its CPU time (user + system)
 #    and peak RSS come from wait4(), so all four are measured the same way.
+#    --cases runs only the named cases, and duckdb, the baseline, always.
 # 3. Prints the medians: MB/s per core = uncompressed input bytes / CPU
 #    seconds, peak RSS, documents out, and the ratio to DuckDB; the full
 #    numbers go to bench/results/dedup-<UTC time>.json.
+# 4. Prints the zstd floor of each job_* case: the CPU seconds that
+#    libzstd alone needs for the job's codec work, measured with
+#    bench/zstd_bound.c in the same run. That is two decompressions of the
+#    input (the map and the dedup_filter tasks each read it) plus one
+#    compression of the job's output at the writer's default level 3. A
+#    job that reads its input twice and writes that output cannot cost
+#    less, so "job / floor" shows how much of a job's time is DSpark's
+#    own work.
 #
 # The driver runs all stages in one process with 4 reduce partitions, so
 # its CPU seconds are the whole cost of the dedup algorithms on one core.
@@ -37,11 +46,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 runs=3
 corpus=bench/data/corpus.jsonl.zst
+only=
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs=$2; shift 2 ;;
     --corpus) corpus=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--corpus FILE.jsonl.zst]" >&2; exit 2 ;;
+    --cases) only=$2; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--corpus FILE.jsonl.zst] [--cases A,B,...]" >&2; exit 2 ;;
     esac
 done
 
@@ -51,6 +62,8 @@ make -s BUILD="$build" "$build/libdspark.a" "$build/dspark"
 gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -pthread -I. $(pkg-config --cflags $pkgs) \
     bench/dedup_driver.c "$build/libdspark.a" $(pkg-config --libs $pkgs) -lcld2 -lstdc++ -lm \
     -o "$build/dedup_driver"
+gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 bench/zstd_bound.c -lzstd \
+    -o "$build/zstd_bound"
 
 if [ "$corpus" = bench/data/corpus.jsonl.zst ]; then
     bench/corpus.sh
@@ -63,11 +76,13 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/dedup-bench-XXXXXX")
 trap 'rm -rf "$out"' EXIT
 mkdir -p bench/results
 
-python3 - "$runs" "$(realpath "$corpus")" "$out" "$build/dedup_driver" "$build/dspark" <<'EOF'
+python3 - "$runs" "$(realpath "$corpus")" "$out" "$build/dedup_driver" "$build/dspark" \
+    "$build/zstd_bound" "$only" <<'EOF'
 import glob, json, os, shutil, statistics, subprocess, sys, time
 
-runs, corpus, out, driver, dspark = (int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4],
-                                     sys.argv[5])
+runs, corpus, out, driver, dspark, zstd_bound = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
+                                                 sys.argv[4], sys.argv[5], sys.argv[6])
+only = [name for name in sys.argv[7].split(',') if name]
 
 def measure(cmd, env=None):
     """Run cmd as a child; return (stdout, cpu seconds, peak RSS MiB, wall seconds)."""
@@ -89,6 +104,22 @@ def count_lines(path):
     if z.wait() != 0:
         sys.exit(f'dedup_bench: zstd -dc {path} failed')
     return lines
+
+def zstd_bound_run(*args):
+    """The numbers that bench/zstd_bound.c prints for one mode, as a dict."""
+    line = subprocess.run([zstd_bound, *args], stdout=subprocess.PIPE, check=True,
+                          text=True).stdout
+    return {k: float(v) for k, v in (kv.split('=') for kv in line.split())}
+
+def compress_cost(parts, plain):
+    """CPU seconds to compress the job's output parts again at level 3."""
+    with open(plain, 'wb') as f:
+        for p in sorted(parts):
+            subprocess.run(['zstd', '-dcq', p], stdout=f, check=True)
+    try:
+        return zstd_bound_run('-c', plain, '3')['cpu_seconds']
+    finally:
+        os.unlink(plain)
 
 def job(step):
     """A `dspark run` of one dedup step; its output directory is o + '.d'."""
@@ -113,15 +144,28 @@ cases = {
     'job_minhash': job({'op': 'dedup_minhash'}),
     'job_minhash_k': job({'op': 'dedup_minhash', 'scheme': 'k_permutations'}),
 }
+unknown = [name for name in only if name not in cases]
+if unknown:
+    sys.exit(f'dedup_bench: unknown case {unknown[0]!r}; cases: {", ".join(cases)}')
+if only:
+    cases = {name: make for name, make in cases.items() if name in only or name == 'duckdb'}
 results = {name: [] for name in cases}
+floors = {name: [] for name in cases if name.startswith('job_')}
+decompress_runs = []
 input_bytes = None
 for r in range(runs):
+    decompressed = zstd_bound_run('-d', corpus)
+    decompress_cpu = decompressed['cpu_seconds']
+    decompress_runs.append(decompress_cpu)
+    input_bytes = int(decompressed['raw_bytes'])
     for name, make in cases.items():
         path = os.path.join(out, f'{name}-{r}.jsonl.zst')
         cmd, env = make(path)
         stdout, cpu, rss, wall = measure(cmd, env)
         if name.startswith('job_'):
-            docs = sum(count_lines(p) for p in glob.glob(path + '.d/part-*'))
+            parts = glob.glob(path + '.d/part-*')
+            docs = sum(count_lines(p) for p in parts)
+            floors[name].append(2 * decompress_cpu + compress_cost(parts, path + '.plain'))
             shutil.rmtree(path + '.d')
             shutil.rmtree(path + '.store')
             os.unlink(path + '.json')
@@ -132,7 +176,9 @@ for r in range(runs):
         row = {'cpu_s': cpu, 'max_rss_mib': rss, 'wall_s': wall, 'docs_out': docs}
         if stdout.strip().startswith('{'):
             info = json.loads(stdout.strip().splitlines()[-1])
-            input_bytes = info['input_bytes']
+            if info['input_bytes'] != input_bytes:
+                sys.exit(f'dedup_bench: {name} read {info["input_bytes"]} bytes, '
+                         f'zstd_bound {input_bytes}')
             row['phases_cpu_s'] = [info['map_cpu_s'], info['reduce_cpu_s'], info['filter_cpu_s']]
         results[name].append(row)
         print(f'run {r + 1}/{runs} {name}: {cpu:.2f} CPU s, {rss:.0f} MiB, '
@@ -151,6 +197,15 @@ for name, rows in results.items():
                               'runs': rows}
     print(f'{name:<14} {cpu:>8.2f} {mbps:>10.1f} {duck / cpu:>9.2f}x {rss:>8.0f} '
           f'{rows[0]["docs_out"]:>9}')
+decompress = statistics.median(decompress_runs)
+summary['zstd_decompress_cpu_s'] = decompress_runs
+print(f'{"zstd floor":<14} {"floor s":>8} {"MB/s/core":>10} {"job/floor":>10}'
+      f'   (one decompression of the input: {decompress:.2f} s)')
+for name, values in floors.items():
+    floor = statistics.median(values)
+    cpu = summary['cases'][name]['cpu_s']
+    summary['cases'][name]['zstd_floor_cpu_s'] = floor
+    print(f'{name:<14} {floor:>8.2f} {input_bytes / 1e6 / floor:>10.1f} {cpu / floor:>9.2f}x')
 stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
 with open(f'bench/results/dedup-{stamp}.json', 'w') as f:
     json.dump(summary, f, indent=1)

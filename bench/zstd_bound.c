@@ -8,11 +8,19 @@
  *
  *   zstd_bound FILE.zst LEVEL
  *
- * Prints "cpu_seconds=S raw_bytes=N compressed_bytes=M mb_per_cpu_s=R".
- * bench/pipeline_bench.sh builds it and reports it next to pass-through.
+ *   zstd_bound -d FILE.zst     decompress only
+ *   zstd_bound -c FILE LEVEL   compress a plain file only
+ *
+ * Prints "cpu_seconds=S raw_bytes=N compressed_bytes=M mb_per_cpu_s=R"
+ * (compressed_bytes is 0 with -d). The file is read with fread in both
+ * modes, so the three costs add up: bench/dedup_bench.sh sums two -d runs
+ * on a job's input and a -c run on its output as the zstd-only cost of a
+ * dedup job. bench/pipeline_bench.sh reports the first form next to
+ * pass-through.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <zstd.h>
 
@@ -48,13 +56,25 @@ static int compress_chunk(ZSTD_CCtx *cctx, ZSTD_inBuffer *in, char *out, int end
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: zstd_bound FILE.zst LEVEL\n");
+    int decompress = 1, compress = 1;
+    const char *path = NULL, *level = NULL;
+    if (argc == 3 && argv[1][0] != '-') {
+        path = argv[1];
+        level = argv[2];
+    } else if (argc == 3 && !strcmp(argv[1], "-d")) {
+        compress = 0;
+        path = argv[2];
+    } else if (argc == 4 && !strcmp(argv[1], "-c")) {
+        decompress = 0;
+        path = argv[2];
+        level = argv[3];
+    } else {
+        fprintf(stderr, "usage: zstd_bound FILE.zst LEVEL | -d FILE.zst | -c FILE LEVEL\n");
         return 2;
     }
-    FILE *f = fopen(argv[1], "rb");
+    FILE *f = fopen(path, "rb");
     if (!f) {
-        perror(argv[1]);
+        perror(path);
         return 1;
     }
     char *in = malloc(IN_BYTES), *raw = malloc(RAW_BYTES), *out = malloc(OUT_BYTES);
@@ -64,29 +84,37 @@ int main(int argc, char **argv)
         fprintf(stderr, "zstd_bound: out of memory\n");
         return 1;
     }
-    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, atoi(argv[2]));
-    ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+    if (compress) {
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, atoi(level));
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+    }
 
     double start = process_cpu_seconds();
     size_t raw_total = 0, compressed_total = 0, n;
     while ((n = fread(in, 1, IN_BYTES, f)) > 0) {
         ZSTD_inBuffer src = {in, n, 0};
+        if (!decompress) {
+            raw_total += n;
+            if (compress_chunk(cctx, &src, out, 0, &compressed_total) != 0)
+                return 1;
+            continue;
+        }
         while (src.pos < src.size) {
             ZSTD_outBuffer dst = {raw, RAW_BYTES, 0};
             size_t ret = ZSTD_decompressStream(dctx, &dst, &src);
             if (ZSTD_isError(ret)) {
-                fprintf(stderr, "zstd_bound: %s: decompression failed: %s\n", argv[1],
+                fprintf(stderr, "zstd_bound: %s: decompression failed: %s\n", path,
                         ZSTD_getErrorName(ret));
                 return 1;
             }
             raw_total += dst.pos;
             ZSTD_inBuffer chunk = {raw, dst.pos, 0};
-            if (compress_chunk(cctx, &chunk, out, 0, &compressed_total) != 0)
+            if (compress && compress_chunk(cctx, &chunk, out, 0, &compressed_total) != 0)
                 return 1;
         }
     }
     ZSTD_inBuffer none = {NULL, 0, 0};
-    if (compress_chunk(cctx, &none, out, 1, &compressed_total) != 0)
+    if (compress && compress_chunk(cctx, &none, out, 1, &compressed_total) != 0)
         return 1;
     double cpu = process_cpu_seconds() - start;
 
