@@ -1074,13 +1074,34 @@ static dsp_status check_broken_link(list_walk *w, const char *path, int e)
                        w->ls->base.uri, path, target, strerror(e));
 }
 
+/* Name of a file type other than a regular file or a directory. */
+static const char *special_file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    return "not a regular file";
+}
+
 /* Open a listed file to read its size and ETag. Sets *fd to -1 for an
- * entry that is no object (removed while listing, or not a regular file).
- * A file that exists but cannot be opened fails the listing, so that a
- * job does not silently drop it from its input. */
+ * entry that was removed while listing. A file that exists but cannot be
+ * opened, and a FIFO, socket or device file, fail the listing, so that a
+ * job does not silently drop it from its input. Such files are checked
+ * with stat before open, because opening a device can have effects. */
 static dsp_status open_listed(list_walk *w, const char *key, const char *path, int *fd,
                               struct stat *st)
 {
+    *fd = -1;
+    if (stat(path, st) == 0 && !S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+        return dsp_err_set(w->err, DSP_EINVAL,
+                           "list %s: key %s is %s (%s), not a regular file; remove it or "
+                           "move it out of the listed directory",
+                           w->ls->base.uri, key, special_file_kind(st->st_mode), path);
     *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (*fd < 0) {
         int e = errno;

@@ -1,7 +1,7 @@
 #!/bin/bash
-# An input file that the job's user cannot read, or a dangling symlink
-# that an input glob reaches, fails planning with a message that names
-# the file and the reason. Neither is left out of the job silently.
+# An input file that the job's user cannot read, a dangling symlink or a
+# FIFO that an input glob reaches fails planning with a message that names
+# the file and the reason. None is left out of the job silently.
 # Root reads mode 000 files, so as root the jobs run as the user nobody.
 . "$(dirname "$0")/job_lib/common.bash"
 
@@ -58,8 +58,15 @@ expect_failure "dangling symlink in a glob" 2 \
     "$WORK/in/c.jsonl is a dangling symlink: its target missing.jsonl does not exist" \
     "$WORK/glob.json"
 
-# With the link gone, the job reads both files.
+# A FIFO used to be left out of the listing, and so out of the job.
 rm "$WORK/in/c.jsonl"
+mkfifo "$WORK/in/d.jsonl"
+[ "$(id -u)" = 0 ] && chown nobody "$WORK/in/d.jsonl"
+expect_failure "FIFO in a glob" 2 \
+    "key d.jsonl is a FIFO ($WORK/in/d.jsonl), not a regular file" "$WORK/glob.json"
+
+# With the link and the FIFO gone, the job reads both files.
+rm "$WORK/in/d.jsonl"
 as_user "$BIN" run "$WORK/glob.json" --store "$STORE" >"$WORK/run.out" 2>"$WORK/run.err" ||
     { cat "$WORK/run.err"; die "the job failed once every input was readable"; }
 for name in a.jsonl b.jsonl; do
