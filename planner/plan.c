@@ -53,6 +53,7 @@
 #include "../core/util.h"
 #include "../tasks/op.h"
 #include "../tasks/op_dedup.h"
+#include "../tasks/op_repartition.h"
 #include "plan.h"
 
 #define DSP_PLAN_MAX_PARTITIONS 10000
@@ -701,9 +702,14 @@ static dsp_status plan_make_stages(const dsp_spec *spec, dsp_plan *plan,
         }
         /* A filter stage gets its wide step first, which names its counters. */
         i = 0;
-        for (const cJSON *step = spec->steps->child; step; step = step->next, i++)
-            if (stage_of[i] == seg)
+        for (const cJSON *step = spec->steps->child; step; step = step->next, i++) {
+            if (stage_of[i] != seg)
+                continue;
+            if (!strcmp(names[i], dsp_op_repartition_def.name))
+                cJSON_AddItemToArray(stage->steps, dsp_op_repartition_pin_step(step));
+            else
                 cJSON_AddItemToArray(stage->steps, cJSON_Duplicate(step, 1));
+        }
     }
     plan->total_bytes = total;
 done:

@@ -273,6 +273,7 @@ typedef struct {
     dsp_dedup_minhash_map *minhash;
     dsp_repart_map *repart;
     int sort;                  /* repart is in range mode, keyed by wide_sort_key */
+    int typed_hash;            /* hash mode hashes w->field's type and value, not its text */
     int sampling;              /* collect sort keys into `sample` instead */
     dsp_buf sample;
     uint64_t samples;
@@ -404,6 +405,15 @@ static dsp_status wide_emit_repartition(wide_pipe *w, const dsp_batch *b, const 
         w->missing_field++;
         val = "";
         vlen = 0;
+    } else if (w->field && w->typed_hash) {
+        /* The type byte first, so that the string "1" and the number 1
+         * differ, then the bytes that identify the value within its type. */
+        dsp_buf_reset(&w->key);
+        dsp_arena_reset(&w->arena);
+        dsp_buf_append(&w->key, "\0", 1);
+        w->key.data[0] = (char)dsp_json_value_bytes(&w->arena, val, vlen, &w->key);
+        val = w->key.data;
+        vlen = w->key.len;
     }
     unsigned char key[8];
     dsp_be64_put(key, XXH3_64bits(val, vlen));
@@ -632,6 +642,7 @@ static dsp_status wide_open_map(dsp_store *store, const dsp_pipeline_config *cfg
         dsp_status st = dsp_op_repartition_config(step, &w->field, &sort, &shards, err);
         if (st != DSP_OK)
             return st;
+        w->typed_hash = dsp_op_repartition_typed_hash(step);
         if (!strcmp(next->kind, "sort_boundaries")) {
             w->sampling = 1;
             return DSP_OK;

@@ -22,6 +22,11 @@ static const dsp_op_option repartition_options[] = {
      "that exact name wins)", 0, 0},
     {"shards", DSP_OPT_INT, "0",
      "number of output shards; 0 = one per target_task_bytes of input", 0, REPARTITION_MAX_SHARDS},
+    {"field_hash", DSP_OPT_STRING, "\"typed\"",
+     "what \"by\": \"field\" hashes: \"typed\", the value's JSON type and value, so equal "
+     "values share a shard (1 and 1.0, \"A\" and \"\\u0041\"); \"text\", the value's JSON "
+     "text byte for byte",
+     0, 0},
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
@@ -35,8 +40,13 @@ dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, int 
     const dsp_op_def *def = &dsp_op_repartition_def;
     const char *by = dsp_op_opt_string(step, def, "by");
     const char *f = dsp_op_opt_string(step, def, "field");
+    const char *hash = dsp_op_opt_string(step, def, "field_hash");
     double n = dsp_op_opt_number(step, def, "shards");
 
+    if (!hash || (strcmp(hash, "typed") != 0 && strcmp(hash, "text") != 0))
+        return dsp_err_set(err, DSP_EINVAL,
+                           "option \"field_hash\" must be \"typed\" or \"text\", got \"%s\"",
+                           hash ? hash : "");
     if (n < 0 || n > REPARTITION_MAX_SHARDS)
         return dsp_err_set(err, DSP_EINVAL, "option \"shards\" must be 0 to %d, got %g",
                            REPARTITION_MAX_SHARDS, n);
@@ -60,6 +70,21 @@ dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, int 
     return dsp_err_set(err, DSP_EINVAL,
                        "option \"by\" must be \"hash\", \"field\" or \"sort\", got \"%s\"",
                        by ? by : "");
+}
+
+int dsp_op_repartition_typed_hash(const cJSON *planned_step)
+{
+    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(planned_step, "field_hash");
+    return cJSON_IsString(hash) && !strcmp(hash->valuestring, "typed");
+}
+
+cJSON *dsp_op_repartition_pin_step(const cJSON *step)
+{
+    cJSON *copy = cJSON_Duplicate(step, 1);
+    if (!cJSON_GetObjectItemCaseSensitive(step, "field_hash"))
+        cJSON_AddStringToObject(copy, "field_hash",
+                                dsp_op_opt_string(NULL, &dsp_op_repartition_def, "field_hash"));
+    return copy;
 }
 
 static dsp_status repartition_create(const cJSON *options, const dsp_op_ctx *ctx, void **state,

@@ -30,4 +30,15 @@ extern const dsp_op_def dsp_op_repartition_def;
 dsp_status dsp_op_repartition_config(const cJSON *step, const char **field, int *sort,
                                      uint32_t *shards, dsp_err *err);
 
+/*
+ * Copy a repartition step for the plan with "field_hash" set to the default
+ * when the spec leaves it out. Workers of one job then hash field values
+ * alike even when their versions differ in the default.
+ */
+cJSON *dsp_op_repartition_pin_step(const cJSON *step);
+
+/* Return 1 when a planned step hashes typed field values. A step planned
+ * before the option existed has no "field_hash" and hashed the JSON text. */
+int dsp_op_repartition_typed_hash(const cJSON *planned_step);
+
 #endif

@@ -6,6 +6,7 @@
 # and 3 workers. By hash: the requested shard count. By sort: a global
 # sort by a string or a number, split into ranges. A step after
 # repartition is rejected at planning. After dedup_exact: the counts add up.
+# Equal JSON values written differently share a shard.
 # With an S3 server configured, the by-field job also runs on S3.
 . "$(dirname "$0")/job_lib/common.bash"
 
@@ -173,6 +174,59 @@ run_job "$WORK/dedup.json" "$WORK/dedup.log" --workers 2
 jq -e '.totals.records_in == 697 and .totals.records_out == 662 and .operators[0].removed.duplicate == 35
        and .operators[1].in == 662 and .operators[1].out == 662' "$WORK/out-dedup/_MANIFEST.json" >/dev/null ||
     { jq '.totals, .operators' "$WORK/out-dedup/_MANIFEST.json"; die "dedup then repartition counts are wrong"; }
+
+# By field, values that are equal as JSON share a shard however they are
+# written: 1, 1.0 and 1e0; "A" and "\u0041"; objects with and without
+# spaces. The string "1" is another value. Earlier versions hashed the
+# raw JSON text, which split such values.
+mkdir -p "$WORK/typed"
+python3 - "$WORK/typed/in.jsonl" <<'PY'
+import json, sys
+spellings = [
+    ["1", "1.0", "1e0", "10e-1"],
+    ['"1"', '"\\u0031"'],
+    ['"A"', '"\\u0041"'],
+    ['{"a":[1,2]}', '{ "a" : [ 1 , 2 ] }'],
+    ["-0", "0", "0.0"],
+    ["123456789012345678901", "1.23456789012345678901e20"],
+]
+with open(sys.argv[1], "w") as f:
+    n = 0
+    for rep in range(8):
+        for cls, forms in enumerate(spellings):
+            for form in forms:
+                f.write('{"id": "%d", "cls": %d, "text": "t%d", "k": %s}\n' % (n, cls, n, form))
+                n += 1
+PY
+cat >"$WORK/typed.json" <<JSON
+{"name": "repart-typed", "input": ["$WORK/typed/in.jsonl"],
+ "steps": [{"op": "repartition", "by": "field", "field": "k", "shards": 16}],
+ "output": {"uri": "$WORK/out-typed"}}
+JSON
+run_job "$WORK/typed.json" "$WORK/typed.log" --workers 2
+python3 - "$WORK/out-typed" <<'PY' || die "repartition by field split equal values"
+import glob, json, subprocess, sys
+owner, total = {}, 0
+for i, p in enumerate(sorted(glob.glob(sys.argv[1] + "/part-*"))):
+    data = subprocess.run(["zstdcat", p], check=True, capture_output=True).stdout
+    for line in data.decode().splitlines():
+        d = json.loads(line)
+        total += 1
+        assert owner.setdefault(d["cls"], i) == i, \
+            "value class %d is in shards %d and %d" % (d["cls"], owner[d["cls"]], i)
+assert total == 8 * 15, "expected 120 documents, got %d" % total
+assert len(set(owner.values())) > 1, "every value class is in one shard: %s" % owner
+PY
+"$BIN" explain "$WORK/typed.json" --plan-out "$WORK/typed-plan.json" >/dev/null ||
+    die "explain of $WORK/typed.json failed"
+jq -e '.stages[] | select(.kind == "repartition_reduce") | .steps[0].field_hash == "typed"' \
+    "$WORK/typed-plan.json" >/dev/null || die "the plan does not pin field_hash"
+sed 's/"shards": 16/"shards": 16, "field_hash": "bytes"/' "$WORK/typed.json" >"$WORK/typed-bad.json"
+if "$BIN" explain "$WORK/typed-bad.json" >"$WORK/typed-bad.log" 2>&1; then
+    die "field_hash \"bytes\" was accepted"
+fi
+grep -qF 'option "field_hash" must be "typed" or "text", got "bytes"' "$WORK/typed-bad.log" ||
+    { cat "$WORK/typed-bad.log"; die "unclear message for a bad field_hash"; }
 
 if use_s3_store repartition; then
     out="s3://$DSPARK_TEST_S3_BUCKET/out-repartition-$$-$RANDOM"

@@ -8,6 +8,7 @@
 #include "../../core/util.h"
 #include "../../planner/plan.h"
 #include "../../tasks/op_dedup.h"
+#include "../../tasks/op_repartition.h"
 #include "test.h"
 
 #define MiB (1024ULL * 1024)
@@ -266,8 +267,48 @@ static void test_minhash_scheme_pinned(void)
     cJSON_Delete(old_step);
 }
 
+/* The plan records how repartition by field hashes values. A planned step
+ * without "field_hash" is read as hashing the JSON text, as the versions
+ * before the option did. */
+static void test_repartition_hash_pinned(void)
+{
+    dsp_spec *spec = parse_spec("[{\"op\":\"repartition\",\"by\":\"field\",\"field\":\"k\"}]");
+    REQUIRE(spec != NULL);
+    dsp_plan *plan = plan_five(spec);
+    REQUIRE(plan != NULL);
+    REQUIRE(plan->nstages == 2);
+    const cJSON *step = cJSON_GetArrayItem(plan->stages[1].steps, 0);
+    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(step, "field_hash");
+    REQUIRE(cJSON_IsString(hash));
+    CHECK_EQ_STR(hash->valuestring, "typed");
+    CHECK(dsp_op_repartition_typed_hash(step) == 1);
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+
+    spec = parse_spec(
+        "[{\"op\":\"repartition\",\"by\":\"field\",\"field\":\"k\",\"field_hash\":\"text\"}]");
+    REQUIRE(spec != NULL);
+    plan = plan_five(spec);
+    REQUIRE(plan != NULL);
+    step = cJSON_GetArrayItem(plan->stages[1].steps, 0);
+    CHECK_EQ_STR(cJSON_GetObjectItemCaseSensitive(step, "field_hash")->valuestring, "text");
+    CHECK(dsp_op_repartition_typed_hash(step) == 0);
+    dsp_plan_free(plan);
+    dsp_spec_free(spec);
+
+    cJSON *old_step = cJSON_Parse("{\"op\":\"repartition\",\"by\":\"field\",\"field\":\"k\"}");
+    CHECK(dsp_op_repartition_typed_hash(old_step) == 0);
+    cJSON_Delete(old_step);
+
+    dsp_spec *bad = parse_spec(
+        "[{\"op\":\"repartition\",\"by\":\"field\",\"field\":\"k\",\"field_hash\":\"raw\"}]");
+    CHECK(bad == NULL);
+    dsp_spec_free(bad);
+}
+
 TEST_MAIN({"exact then minhash stages", test_exact_then_minhash_stages},
           {"minhash scheme pinned", test_minhash_scheme_pinned},
+          {"repartition hash pinned", test_repartition_hash_pinned},
           {"leading dedup stages", test_leading_dedup_stages},
           {"repartition stage", test_repartition_stage},
           {"repartition not last", test_repartition_not_last},
