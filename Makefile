@@ -2,7 +2,7 @@
 #   make            release build: build/dspark and the test binaries
 #   make asan       AddressSanitizer + UBSan build in build-asan/
 #   make test       build, then run every test (unit and integration)
-#   make test-asan  unit tests and five integration tests on the sanitizer build
+#   make test-asan  unit tests and six integration tests on the sanitizer build
 #   make deps       install the Debian packages the build and tests need
 #   make check      deps, then test and test-asan (the README's test command)
 #   make demo       deps, build, then run examples/cc-clean.json locally
@@ -77,7 +77,7 @@ test: all
 
 # The sanitizer run covers every unit test and the integration tests that
 # drive the whole binary through a job (workers are sanitized processes too).
-ASAN_INTEGRATION := main_job store_cli job_workers_identical job_dedup report
+ASAN_INTEGRATION := main_job store_cli job_workers_identical job_dedup report job_input_cache
 
 test-asan: asan
 	DSPARK_TEST_INTEGRATION="$(ASAN_INTEGRATION)" tests/run.sh $(BUILD_ASAN)

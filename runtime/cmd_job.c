@@ -22,6 +22,7 @@
 #include "../planner/plan.h"
 #include "../storage/local_sweep.h"
 #include "../storage/store.h"
+#include "../tasks/input_cache.h"
 #include "cli.h"
 #include "job.h"
 #include "job_list.h"
@@ -702,6 +703,12 @@ int dsp_cmd_run(int argc, char **argv)
     dsp_run_pool_start(&pool, uri, id, (int)nworkers, allow_exec, (int)nworkers + max_attempts);
     double plan_seconds = (double)(dsp_mono_ms() - plan_start) / 1000.0;
     rc = supervise(store, job, argv[optind], &pool, plan_seconds, done_before);
+    /* A job left unfinished may resume and use its input cache entries. */
+    if (rc != DSP_EXIT_TERMINATED) {
+        char *prefix = dsp_input_cache_job_prefix(id);
+        dsp_input_cache_remove_prefix(prefix);
+        free(prefix);
+    }
 out:
     dsp_run_pool_free(&pool);
     dsp_job_free(job);

@@ -65,6 +65,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../tasks/dedup.h"
+#include "../tasks/input_cache.h"
 #include "../tasks/json_key.h"
 #include "../tasks/op_dedup.h"
 #include "../tasks/op_repartition.h"
@@ -264,6 +265,8 @@ typedef struct {
      * `direct`: the task re-reads the map task's inputs), and drops */
     int direct;
     int direct_trusted;        /* the map task rejected and repaired no record */
+    cJSON *direct_cache;       /* the marker's "cache" array, or NULL */
+    char *direct_prefix;       /* the map task attempt's output prefix */
     unsigned char *orders;
     size_t norders;
     dsp_dedup_drops *drops;
@@ -480,6 +483,8 @@ static dsp_status wide_emit(void *ctx, const dsp_batch *b, const dsp_doc *d, dsp
  * {"rejected": N, "repaired": N}. When both are 0, every non-blank input
  * line was a valid record, so the dedup_filter or sort_map task re-reads
  * the lines without validating them again. An empty or unreadable marker only turns that off.
+ * Its "cache" array has, for each input, null or the length and xxh3 hash
+ * of the input cache entry the map task wrote (tasks/input_cache.h).
  */
 static dsp_status wide_read_direct_marker(dsp_store *store, const char *key, wide_pipe *w,
                                           dsp_err *err)
@@ -496,26 +501,81 @@ static dsp_status wide_read_direct_marker(dsp_store *store, const char *key, wid
     const cJSON *repaired = cJSON_GetObjectItemCaseSensitive(marker, "repaired");
     w->direct_trusted = cJSON_IsNumber(rejected) && rejected->valuedouble == 0 &&
                         cJSON_IsNumber(repaired) && repaired->valuedouble == 0;
+    cJSON *cache = cJSON_DetachItemFromObjectCaseSensitive(marker, "cache");
+    if (cJSON_IsArray(cache)) {
+        w->direct_cache = cache;
+        const char *slash = strrchr(key, '/');
+        w->direct_prefix = dsp_xstrndup(key, slash ? (size_t)(slash - key) : 0);
+    } else {
+        cJSON_Delete(cache);
+    }
     cJSON_Delete(marker);
     dsp_buf_free(&buf);
     return DSP_OK;
 }
 
 /* Write the inputs.direct marker of a map task (see wide_read_direct_marker). */
-static dsp_status wide_write_direct_marker(dsp_store *store, const char *key,
+static dsp_status wide_write_direct_marker(dsp_store *store, const char *key, size_t ninputs,
                                            dsp_pipeline_result *res, dsp_err *err)
 {
-    char body[96], sha[65];
-    int n = snprintf(body, sizeof body, "{\"rejected\": %llu, \"repaired\": %llu}\n",
-                     (unsigned long long)res->records_rejected,
-                     (unsigned long long)res->records_repaired);
-    dsp_sha256_hex(body, (size_t)n, sha);
-    dsp_status st = dsp_store_put(store, key, body, (size_t)n, NULL, NULL, err);
+    cJSON *marker = cJSON_CreateObject();
+    cJSON_AddNumberToObject(marker, "rejected", (double)res->records_rejected);
+    cJSON_AddNumberToObject(marker, "repaired", (double)res->records_repaired);
+    cJSON *cache = cJSON_AddArrayToObject(marker, "cache");
+    for (size_t i = 0; i < ninputs; i++) {
+        const dsp_input_cached *c = res->cached ? &res->cached[i] : NULL;
+        if (!c || !c->ok) {
+            cJSON_AddItemToArray(cache, cJSON_CreateNull());
+            continue;
+        }
+        /* Hex strings, because JSON numbers lose 64-bit precision. */
+        char bytes[24], hash[24];
+        snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)c->bytes);
+        snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->hash);
+        cJSON *entry = cJSON_CreateObject();
+        cJSON_AddStringToObject(entry, "bytes", bytes);
+        cJSON_AddStringToObject(entry, "xxh3", hash);
+        cJSON_AddItemToArray(cache, entry);
+    }
+    char *body = cJSON_PrintUnformatted(marker);
+    cJSON_Delete(marker);
+    size_t n = strlen(body);
+    char sha[65];
+    dsp_sha256_hex(body, n, sha);
+    dsp_status st = dsp_store_put(store, key, body, n, NULL, NULL, err);
+    free(body);
     if (st == DSP_OK)
         st = wide_add_file(store, res, key, 0, sha, err);
     if (st != DSP_OK)
         dsp_err_prefix(err, "writing %s", key);
     return st;
+}
+
+/* Set *ref to the input cache entry of input i of the direct map task,
+ * when the marker lists one. wide_free_cache_refs frees the name. */
+static void wide_use_cache_entry(const wide_pipe *w, const char *job, size_t i,
+                                 dsp_input_cache_ref *ref)
+{
+    const cJSON *entry = cJSON_GetArrayItem(w->direct_cache, (int)i);
+    const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(entry, "bytes");
+    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(entry, "xxh3");
+    if (!cJSON_IsString(bytes) || !cJSON_IsString(hash) || !w->direct_prefix)
+        return;
+    ref->name = dsp_input_cache_name(job, w->direct_prefix, i);
+    ref->bytes = strtoull(bytes->valuestring, NULL, 10);
+    ref->hash = strtoull(hash->valuestring, NULL, 16);
+}
+
+/* Remove the input cache entries that refs[0..n) name, or only free the
+ * names when remove is 0. */
+static void wide_free_cache_refs(dsp_input_cache_ref *refs, size_t n, int remove)
+{
+    for (size_t i = 0; refs && i < n; i++) {
+        if (refs[i].name && remove)
+            dsp_input_cache_remove(refs[i].name);
+        free(refs[i].name);
+        refs[i].name = NULL;
+    }
 }
 
 /* Read source task t's order.bin and data shards from the source stage's
@@ -867,6 +927,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
     dsp_input_range *shards = NULL;
     size_t nshards = 0, ninputs = task->ninputs;
     dsp_input_range *direct_in = NULL;
+    dsp_input_cache_ref *direct_cache = NULL;
     dsp_obj_info *direct_versions = NULL;
     int map_direct = 0;
     cJSON *steps = NULL;
@@ -912,12 +973,14 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
              * order keys come from the inputs as in the map stage. */
             const dsp_plan_task *src = &source->tasks[task->index];
             direct_in = dsp_xcalloc(src->ninputs ? src->ninputs : 1, sizeof *direct_in);
+            direct_cache = dsp_xcalloc(src->ninputs ? src->ninputs : 1, sizeof *direct_cache);
             direct_versions = dsp_plan_task_versions(src);
             for (size_t i = 0; i < src->ninputs; i++) {
                 direct_in[i].uri_root = src->inputs[i].uri_root;
                 direct_in[i].key = src->inputs[i].key;
                 direct_in[i].offset = src->inputs[i].offset;
                 direct_in[i].length = src->inputs[i].length;
+                wide_use_cache_entry(&w, job, i, &direct_cache[i]);
             }
             w.task = src;
             w.input_index = wide_input_indexes(source, src);
@@ -925,6 +988,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cfg.skip_rejects = 1;
             cfg.trusted_input = w.direct_trusted;
             cfg.input_versions = direct_versions;
+            cfg.input_cache = direct_cache;
             inputs = direct_in;
             ninputs = src->ninputs;
         }
@@ -953,12 +1017,19 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
             cfg.level = WIDE_INTERMEDIATE_LEVEL; /* keeps zstd's faster negative levels */
         /* Repartition and sampling read whole lines, never d->text. */
         cfg.hooks_skip_text = w.repart || w.sampling;
+        /* The dedup_filter or sort_map task re-reads these inputs. */
+        if (map_direct)
+            cfg.cache_job = job;
     } else if (filter) {
         cfg.hooks_skip_text = 1; /* wide_pre_filter reads only order keys */
     }
     cfg.hook_ctx = &w;
 
     st = dsp_pipeline_run(&cfg, inputs, ninputs, res, err);
+    /* Each entry has one reader, this task. After a failure a retry may
+     * still use it, and the job's end removes what is left. */
+    if (st == DSP_OK)
+        wide_free_cache_refs(direct_cache, ninputs, 1);
     if (st != DSP_OK)
         goto out;
 
@@ -1027,7 +1098,7 @@ static dsp_status wide_run_pipeline(dsp_store *store, const char *job, const dsp
     }
     if (map_direct) {
         marker_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_DIRECT_NAME);
-        st = wide_write_direct_marker(store, marker_key, res, err);
+        st = wide_write_direct_marker(store, marker_key, ninputs, res, err);
     } else if (next && !sort_map && !w.skip_order) {
         char sha[65];
         order_key = dsp_xasprintf("%s/%s", base->out_prefix, WIDE_ORDER_NAME);
@@ -1052,8 +1123,12 @@ out:
     for (size_t i = 0; i < nshards; i++)
         free((char *)shards[i].key);
     free(shards);
+    wide_free_cache_refs(direct_cache, ninputs, 0);
+    free(direct_cache);
     free(direct_in);
     free(direct_versions);
+    cJSON_Delete(w.direct_cache);
+    free(w.direct_prefix);
     cJSON_Delete(steps);
     free(w.orders);
     free(w.input_index);

@@ -30,6 +30,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../storage/store.h"
+#include "../tasks/input_cache.h"
 #include "../tasks/pipeline.h"
 #include "commit.h"
 #include "job.h"
@@ -223,6 +224,10 @@ static void check_job_state(job_entry *je)
         state != DSP_JOB_RUNNING) {
         je->finished = 1;
         DSP_INFO("job_final_seen", "job=%s state=%s", je->id, dsp_job_state_name(state));
+        /* No task of the job reads its input cache entries any more. */
+        char *prefix = dsp_input_cache_job_prefix(je->id);
+        dsp_input_cache_remove_prefix(prefix);
+        free(prefix);
     }
 }
 
@@ -1290,6 +1295,7 @@ dsp_status dsp_worker_run(const dsp_worker_config *cfg, dsp_err *err)
 
     DSP_INFO("worker_start", "worker=%s store=%s slots=%d idle_exit=%d job=%s", W.worker_id,
              dsp_store_uri(W.store), nslots, W.cfg.idle_exit_seconds, cfg->job ? cfg->job : "*");
+    dsp_input_cache_sweep();
     pthread_create(&heartbeat, NULL, heartbeat_main, NULL);
     slots = dsp_xcalloc((size_t)nslots, sizeof *slots);
     for (int i = 0; i < nslots; i++)

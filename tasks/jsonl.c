@@ -68,6 +68,10 @@ struct dsp_jsonl_reader {
     size_t nowned;
 
     dsp_reader *src;
+    dsp_store *data_store; /* where the bytes come from: opts->data_store or store */
+    char *data_key;
+    void (*tee)(void *ctx, const char *data, size_t len);
+    void *tee_ctx;
     dsp_reader *tail_src; /* window past range_end, opened on demand */
     uint64_t tail_next;   /* object offset where the next tail window starts */
     size_t tail_window;   /* length of the next tail window; 0 before the first */
@@ -646,6 +650,15 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
         goto fail;
     }
     r->ranged = opts->offset > 0 || opts->length >= 0;
+    if (opts->tee && r->ranged) {
+        st = dsp_err_set(err, DSP_EINVAL, "JSONL reader for %s: a tee needs the whole object, "
+                         "not a byte range", r->uri);
+        goto fail;
+    }
+    r->tee = opts->tee;
+    r->tee_ctx = opts->tee_ctx;
+    r->data_store = opts->data_store ? opts->data_store : opts->store;
+    r->data_key = dsp_xstrdup(opts->data_key ? opts->data_key : opts->key);
     r->range_end = opts->length >= 0 ? opts->offset + (uint64_t)opts->length : UINT64_MAX;
     r->tail_next = r->range_end;
 
@@ -657,7 +670,8 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
     r->range_start = read_from;
 
     dsp_reader_opts ropts = {r->read_size, 0, r->check_version ? &r->expect : NULL};
-    st = dsp_store_reader_open(r->store, r->key, read_from, read_len, &ropts, &r->src, err);
+    st = dsp_store_reader_open(r->data_store, r->data_key, read_from, read_len, &ropts, &r->src,
+                               err);
     if (st != DSP_OK)
         goto fail;
     st = dsp_dstream_open(r->src, r->uri, read_from, r->read_size, &r->stream, err);
@@ -673,7 +687,7 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
                          (long long)opts->length);
         goto fail;
     }
-    if (comp == DSP_COMP_NONE && opts->offset == 0) {
+    if (comp == DSP_COMP_NONE && opts->offset == 0 && !opts->data_key) {
         const char *dot = strrchr(r->uri, '.');
         if (dot && (!strcmp(dot, ".zst") || !strcmp(dot, ".zstd") || !strcmp(dot, ".gz")))
             DSP_WARN("input_not_compressed", "key=%s detail=\"name ends in %s but the content "
@@ -845,8 +859,8 @@ static dsp_status open_tail(dsp_jsonl_reader *r, int *opened, dsp_err *err)
 
     dsp_reader *next = NULL;
     dsp_reader_opts ropts = {len, 1, r->check_version ? &r->expect : NULL};
-    dsp_status st = dsp_store_reader_open(r->store, r->key, r->tail_next, (int64_t)len, &ropts,
-                                          &next, err);
+    dsp_status st = dsp_store_reader_open(r->data_store, r->data_key, r->tail_next,
+                                          (int64_t)len, &ropts, &next, err);
     if (st != DSP_OK)
         return st;
     st = dsp_dstream_continue(r->stream, next, err);
@@ -894,6 +908,8 @@ static dsp_status read_more(dsp_jsonl_reader *r, dsp_err *err)
     if (st != DSP_OK)
         return st;
     if (got > 0) {
+        if (r->tee)
+            r->tee(r->tee_ctx, r->buf + r->len, got);
         r->len += got;
         return DSP_OK;
     }
@@ -1002,6 +1018,11 @@ dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, si
     return DSP_OK;
 }
 
+int dsp_jsonl_compressed(const dsp_jsonl_reader *r)
+{
+    return r->stream && dsp_dstream_compression(r->stream) != DSP_COMP_NONE;
+}
+
 const dsp_jsonl_stats *dsp_jsonl_get_stats(const dsp_jsonl_reader *r)
 {
     return &r->stats;
@@ -1023,6 +1044,7 @@ void dsp_jsonl_close(dsp_jsonl_reader *r)
     free(r->unique_paths);
     free(r->buf);
     free(r->key);
+    free(r->data_key);
     free(r->uri);
     free(r);
 }

@@ -78,6 +78,15 @@ typedef struct {
      * record in which one of them occurs twice is rejected as
      * duplicate_key, like one with two text members. */
     const char *const *unique_fields;
+    /* Optional: read the bytes from data_key in data_store instead, for
+     * example a local copy of the object. Documents and rejects still name
+     * key and the object of key in store. */
+    dsp_store *data_store;
+    const char *data_key;
+    /* Optional, for a whole object only (offset 0, length -1): receives
+     * every byte the reader reads, after decompression, in order. */
+    void (*tee)(void *ctx, const char *data, size_t len);
+    void *tee_ctx;
 } dsp_jsonl_opts;
 
 typedef struct {
@@ -100,6 +109,8 @@ dsp_status dsp_jsonl_open(const dsp_jsonl_opts *opts, dsp_jsonl_reader **out, ds
 dsp_status dsp_jsonl_next(dsp_jsonl_reader *r, dsp_batch *b, size_t max_docs, size_t max_bytes,
                           int *eof, dsp_err *err);
 const dsp_jsonl_stats *dsp_jsonl_get_stats(const dsp_jsonl_reader *r);
+/* 1 when the object is gzip- or zstd-compressed. */
+int dsp_jsonl_compressed(const dsp_jsonl_reader *r);
 void dsp_jsonl_close(dsp_jsonl_reader *r);
 
 /* Results of dsp_json_validate. DSP_JSON_NOT_OBJECT is a valid JSON value

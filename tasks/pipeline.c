@@ -20,10 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
 #include "decompress.h"
+#include "input_cache.h"
 #include "jsonl.h"
 #include "pipeline.h"
 #include "warc.h"
@@ -265,9 +267,63 @@ static int needs_text(const run_state *s)
     return (s->cfg->pre_filter || s->cfg->emit) && !s->cfg->hooks_skip_text;
 }
 
-static dsp_status run_input(run_state *s, const dsp_input_range *in,
+/* ---- local input cache ---- */
+
+/* Tee target of one input: a cache entry being written, or the hash of an
+ * entry being read back. */
+typedef struct {
+    dsp_input_cache_writer *writer;
+    XXH3_state_t *hash;
+    uint64_t bytes;
+} cache_tee;
+
+static void cache_tee_bytes(void *ctx, const char *data, size_t len)
+{
+    cache_tee *t = ctx;
+    if (t->writer)
+        dsp_input_cache_write(t->writer, data, len);
+    if (t->hash) {
+        XXH3_64bits_update(t->hash, data, len);
+        t->bytes += len;
+    }
+}
+
+/* 1 with the cache's store when entry `ref` of input `in` can be read. */
+static int cache_source(run_state *s, const dsp_input_range *in, const dsp_input_cache_ref *ref,
+                        dsp_store **store, dsp_err *err)
+{
+    if (!ref || !ref->name || in->offset > 0 || in->length >= 0)
+        return 0;
+    char *path = dsp_input_cache_find(ref->name, ref->bytes);
+    if (!path)
+        return 0;
+    free(path);
+    char *root = dsp_xasprintf("file://%s", dsp_input_cache_dir());
+    dsp_status st = store_for(s, root, store, err);
+    free(root);
+    return st == DSP_OK;
+}
+
+/* Check a cache entry read in full against its committed length and hash. */
+static dsp_status cache_verify(const dsp_input_range *in, const dsp_input_cache_ref *ref,
+                               cache_tee *t, dsp_err *err)
+{
+    uint64_t hash = XXH3_64bits_digest(t->hash);
+    if (t->bytes == ref->bytes && hash == ref->hash)
+        return DSP_OK;
+    dsp_input_cache_remove(ref->name);
+    return dsp_err_set(err, DSP_EIO, "input cache entry %s/%s of %s is damaged (%llu bytes, "
+                       "xxh3 %016llx; expected %llu bytes, xxh3 %016llx); removed it, so a "
+                       "retry reads the input",
+                       dsp_input_cache_dir(), ref->name, in->key, (unsigned long long)t->bytes,
+                       (unsigned long long)hash, (unsigned long long)ref->bytes,
+                       (unsigned long long)ref->hash);
+}
+
+static dsp_status run_input(run_state *s, const dsp_input_range *in, size_t index,
                             const dsp_obj_info *expect, dsp_batch *b, dsp_err *err)
 {
+    const dsp_input_cache_ref *ref = s->cfg->input_cache ? &s->cfg->input_cache[index] : NULL;
     const dsp_pipeline_config *cfg = s->cfg;
     dsp_store *store = NULL;
     dsp_status st = store_for(s, in->uri_root, &store, err);
@@ -292,6 +348,14 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in,
 
     dsp_jsonl_reader *jr = NULL;
     dsp_warc_reader *wr = NULL;
+    cache_tee tee = {NULL, NULL, 0};
+    dsp_store *cache_store = NULL;
+    int whole = in->offset == 0 && in->length < 0;
+    int from_cache = fmt == DSP_FMT_JSONL && cache_source(s, in, ref, &cache_store, err);
+    if (from_cache)
+        tee.hash = XXH3_createState();
+    if (tee.hash)
+        XXH3_64bits_reset(tee.hash);
     if (fmt == DSP_FMT_WARC) {
         dsp_warc_opts opts = {store,        in->key, cfg->max_record_bytes, 0,
                               write_reject, s,       cfg->id_field, expect};
@@ -310,14 +374,27 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in,
              * so lines can stay in the read buffer. Decoded texts go to
              * the batch arena either way. */
             .borrow_lines = 1,
-            .expect = expect,
+            /* The cache entry is the planned version, so nothing to check. */
+            .expect = from_cache ? NULL : expect,
             .trusted = cfg->trusted_input && !needs_text(s),
             .unique_fields = cfg->unique_fields,
+            .data_store = from_cache ? cache_store : NULL,
+            .data_key = from_cache ? ref->name : NULL,
+            .tee = from_cache || (cfg->cache_job && whole) ? cache_tee_bytes : NULL,
+            .tee_ctx = &tee,
         };
         st = dsp_jsonl_open(&opts, &jr, err);
+        if (st == DSP_OK && !from_cache && cfg->cache_job && whole && dsp_jsonl_compressed(jr)) {
+            char *name = dsp_input_cache_name(cfg->cache_job, cfg->out_prefix, index);
+            tee.writer = dsp_input_cache_create(name);
+            free(name);
+        }
     }
-    if (st != DSP_OK)
+    if (st != DSP_OK) {
+        if (tee.hash)
+            XXH3_freeState(tee.hash);
         return st;
+    }
 
     int eof = 0;
     while (!eof) {
@@ -369,8 +446,23 @@ static dsp_status run_input(run_state *s, const dsp_input_range *in,
         else
             res->records_rejected += js->rejected;
         res->records_repaired += js->utf8_repaired;
-        res->bytes_in += js->bytes_in;
+        /* bytes_in counts the stored object also when its cache entry was
+         * read, so that counters do not depend on the cache. */
+        res->bytes_in += from_cache && expect ? expect->size : js->bytes_in;
         res->bytes_in_raw += js->bytes_in_raw;
+        if (from_cache && st == DSP_OK)
+            st = cache_verify(in, ref, &tee, err);
+        if (from_cache)
+            DSP_DEBUG("input_cache_read", "key=%s entry=%s bytes=%llu", in->key, ref->name,
+                      (unsigned long long)tee.bytes);
+        if (tee.writer && st == DSP_OK && res->cached) {
+            dsp_input_cached *c = &res->cached[index];
+            c->ok = dsp_input_cache_commit(tee.writer, &c->bytes, &c->hash);
+        } else {
+            dsp_input_cache_discard(tee.writer);
+        }
+        if (tee.hash)
+            XXH3_freeState(tee.hash);
         if (js->utf8_repaired > 0)
             DSP_INFO("utf8_repaired", "key=%s records=%llu", in->key,
                      (unsigned long long)js->utf8_repaired);
@@ -470,8 +562,10 @@ dsp_status dsp_pipeline_run(const dsp_pipeline_config *cfg, const dsp_input_rang
             goto done;
     }
 
+    if (cfg->cache_job)
+        res->cached = dsp_xcalloc(ninputs ? ninputs : 1, sizeof *res->cached);
     for (size_t i = 0; i < ninputs && st == DSP_OK; i++)
-        st = run_input(&s, &inputs[i], cfg->input_versions ? &cfg->input_versions[i] : NULL,
+        st = run_input(&s, &inputs[i], i, cfg->input_versions ? &cfg->input_versions[i] : NULL,
                        &b, err);
 
     for (size_t i = 0; i < s.nsteps && st == DSP_OK; i++) {
@@ -549,5 +643,6 @@ void dsp_pipeline_result_free(dsp_pipeline_result *res)
     free_files(res->files, res->nfiles);
     free(res->rejects.key);
     cJSON_Delete(res->op_counters);
+    free(res->cached);
     memset(res, 0, sizeof *res);
 }

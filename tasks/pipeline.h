@@ -33,6 +33,20 @@ typedef struct {
     int64_t length;       /* -1 = to the end */
 } dsp_input_range;
 
+/* An entry of the local input cache (tasks/input_cache.h) with a whole
+ * object's decompressed bytes, and their length and xxh3 hash; name NULL
+ * for none. */
+typedef struct {
+    char *name;
+    uint64_t bytes, hash;
+} dsp_input_cache_ref;
+
+/* Cache entry that a pipeline wrote for one input; ok 0 = none. */
+typedef struct {
+    int ok;
+    uint64_t bytes, hash;
+} dsp_input_cached;
+
 typedef struct {
     char *key;            /* key within the output store */
     uint64_t size;
@@ -78,6 +92,11 @@ typedef struct {
      * job was planned. A task whose input is now another version fails with
      * DSP_EINVAL, because the input changed after submit. */
     const dsp_obj_info *input_versions;
+    /* Optional, one per input: a cache entry to read in place of the
+     * object when the entry exists with the recorded length. A hash
+     * mismatch removes the entry and fails the task with DSP_EIO, so that
+     * a retry reads the object. */
+    const dsp_input_cache_ref *input_cache;
     /* Non-zero: JSONL lines are passed on without validation when no step
      * reads the text. For a second pass over inputs whose first pass
      * rejected and repaired no record. */
@@ -88,6 +107,11 @@ typedef struct {
      * input must get the same list, so that trusted_input and
      * skip_rejects agree with the first pass. */
     const char *const *unique_fields;
+    /* Optional: the job id. Each whole compressed JSONL input i is then
+     * kept in the local input cache as entry
+     * dsp_input_cache_name(cache_job, out_prefix, i), and res->cached
+     * records which entries were written. */
+    const char *cache_job;
 } dsp_pipeline_config;
 
 typedef struct {
@@ -104,6 +128,7 @@ typedef struct {
     dsp_output_file rejects;    /* key NULL when there were no rejects */
     cJSON *op_counters;         /* array, one object per step, in step order */
     double cpu_seconds;
+    dsp_input_cached *cached;   /* one per input when cache_job is set, else NULL */
 } dsp_pipeline_result;
 
 dsp_status dsp_pipeline_run(const dsp_pipeline_config *cfg, const dsp_input_range *inputs,

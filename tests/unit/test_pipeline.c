@@ -9,6 +9,7 @@
 
 #include "../../core/util.h"
 #include "../../storage/store.h"
+#include "../../tasks/input_cache.h"
 #include "../../tasks/jsonl.h"
 #include "../../tasks/pipeline.h"
 #include "../../tasks/writer.h"
@@ -648,7 +649,152 @@ static void test_pipeline_s3_round_trip(void)
     dsp_store_close(s3);
 }
 
+/* Read a whole file into a buffer; 0 on success. */
+static int slurp(const char *path, dsp_buf *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        dsp_buf_append(out, chunk, n);
+    fclose(f);
+    return 0;
+}
+
+/* A map run with cache_job keeps a compressed input in the input cache.
+ * A later run reads the entry in place of the object, with the same result
+ * and counters. A damaged entry fails with DSP_EIO and is removed, and a
+ * missing entry falls back to the object. */
+static void test_pipeline_input_cache(void)
+{
+    temp_store t;
+    REQUIRE(temp_store_open(&t) == 0);
+    char cache[128];
+    snprintf(cache, sizeof cache, "%s/cache", t.dir);
+    /* The cache directory is read once per process, and no earlier case
+     * uses the cache. */
+    setenv("DSPARK_INPUT_CACHE", cache, 1);
+    REQUIRE(dsp_input_cache_dir() != NULL);
+    CHECK_EQ_STR(dsp_input_cache_dir(), cache);
+
+    char *gz_path = dsp_xasprintf("%s/%s", DSP_TEST_DATA, CC_KEY);
+    dsp_buf gz = DSP_BUF_INIT;
+    REQUIRE(slurp(gz_path, &gz) == 0);
+    REQUIRE(put(&t, "in/cc.jsonl.gz", gz.data, gz.len) == 0);
+    const char plain[] = "{\"id\":\"p\",\"text\":\"plain input\"}\n";
+    REQUIRE(put(&t, "in/plain.jsonl", plain, sizeof plain - 1) == 0);
+    dsp_obj_info versions[2];
+    dsp_err err;
+    REQUIRE(dsp_store_head(t.store, "in/cc.jsonl.gz", &versions[0], &err) == DSP_OK);
+    REQUIRE(dsp_store_head(t.store, "in/plain.jsonl", &versions[1], &err) == DSP_OK);
+
+    dsp_pipeline_config cfg;
+    config_init(&cfg, &t, "out/map");
+    cfg.cache_job = "job-1";
+    cfg.input_versions = versions;
+    dsp_input_range inputs[] = {
+        {t.uri, "in/cc.jsonl.gz", 0, -1},
+        {t.uri, "in/plain.jsonl", 0, -1},
+    };
+    dsp_pipeline_result map;
+    REQUIRE(dsp_pipeline_run(&cfg, inputs, 2, &map, &err) == DSP_OK);
+    REQUIRE(map.cached != NULL);
+    CHECK(map.cached[0].ok == 1);
+    CHECK(map.cached[1].ok == 0); /* plain objects are read again instead */
+    uint64_t plain_raw = sizeof plain - 1;
+    CHECK_EQ_INT(map.cached[0].bytes, map.bytes_in_raw - plain_raw);
+    char *name = dsp_input_cache_name("job-1", "out/map", 0);
+    char *entry = dsp_input_cache_find(name, map.cached[0].bytes);
+    REQUIRE(entry != NULL);
+    char *plain_name = dsp_input_cache_name("job-1", "out/map", 1);
+    CHECK(dsp_input_cache_find(plain_name, plain_raw) == NULL);
+    REQUIRE(map.nfiles == 1);
+
+    /* Read back with the object gone from the store: only the entry can
+     * supply the documents. */
+    dsp_err derr;
+    const char *deleted[] = {"in/cc.jsonl.gz"};
+    REQUIRE(dsp_store_delete(t.store, deleted, 1, &derr) == DSP_OK);
+    dsp_input_cache_ref refs[2] = {{name, map.cached[0].bytes, map.cached[0].hash},
+                                   {NULL, 0, 0}};
+    config_init(&cfg, &t, "out/again");
+    cfg.format = DSP_FMT_JSONL;
+    cfg.input_versions = versions;
+    cfg.input_cache = refs;
+    dsp_pipeline_result again;
+    dsp_status st = dsp_pipeline_run(&cfg, inputs, 2, &again, &err);
+    CHECKF(st == DSP_OK, "%s", err.msg);
+    if (st == DSP_OK) {
+        CHECK_EQ_INT(again.records_in, map.records_in);
+        CHECK_EQ_INT(again.records_out, map.records_out);
+        CHECK_EQ_INT(again.bytes_in, map.bytes_in);
+        CHECK_EQ_INT(again.bytes_in_raw, map.bytes_in_raw);
+        REQUIRE(again.nfiles == 1);
+        CHECK_EQ_STR(again.files[0].sha256, map.files[0].sha256);
+        dsp_pipeline_result_free(&again);
+    }
+
+    /* One changed byte: the hash check fails the run and removes the entry. */
+    FILE *f = fopen(entry, "r+b");
+    REQUIRE(f != NULL);
+    fseek(f, 100, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(c == 'a' ? 'b' : 'a', f);
+    fclose(f);
+    config_init(&cfg, &t, "out/damaged");
+    cfg.format = DSP_FMT_JSONL;
+    cfg.input_cache = refs;
+    st = dsp_pipeline_run(&cfg, inputs, 2, &again, &err);
+    CHECK(st == DSP_EIO);
+    CHECKF(strstr(err.msg, "is damaged") != NULL, "%s", err.msg);
+    CHECK(access(entry, F_OK) != 0);
+    CHECK_EQ_INT(count_keys(&t, "out/damaged/"), 0);
+
+    /* Without the entry the object is read, as before the cache. */
+    REQUIRE(put(&t, "in/cc.jsonl.gz", gz.data, gz.len) == 0);
+    config_init(&cfg, &t, "out/fallback");
+    cfg.format = DSP_FMT_JSONL;
+    cfg.input_cache = refs;
+    st = dsp_pipeline_run(&cfg, inputs, 2, &again, &err);
+    CHECKF(st == DSP_OK, "%s", err.msg);
+    if (st == DSP_OK) {
+        REQUIRE(again.nfiles == 1);
+        CHECK_EQ_STR(again.files[0].sha256, map.files[0].sha256);
+        dsp_pipeline_result_free(&again);
+    }
+
+    /* A job's entries go together. */
+    REQUIRE(dsp_pipeline_run(&(dsp_pipeline_config){.out_store = t.store,
+                                                    .out_prefix = "out/map2",
+                                                    .cache_job = "job-1"},
+                             inputs, 1, &again, &err) == DSP_OK);
+    CHECK(again.cached[0].ok == 1);
+    char *name2 = dsp_input_cache_name("job-1", "out/map2", 0);
+    char *entry2 = dsp_input_cache_find(name2, again.cached[0].bytes);
+    CHECK(entry2 != NULL);
+    free(entry2);
+    char *prefix = dsp_input_cache_job_prefix("job-1");
+    dsp_input_cache_remove_prefix(prefix);
+    CHECK(dsp_input_cache_find(name2, again.cached[0].bytes) == NULL);
+    dsp_pipeline_result_free(&again);
+
+    free(prefix);
+    free(name2);
+    free(plain_name);
+    free(entry);
+    free(name);
+    dsp_pipeline_result_free(&map);
+    dsp_buf_free(&gz);
+    free(gz_path);
+    unsetenv("DSPARK_INPUT_CACHE");
+    temp_store_close(&t);
+}
+
 TEST_MAIN({"pipeline no steps", test_pipeline_no_steps},
+          {"pipeline input cache", test_pipeline_input_cache},
           {"pipeline with operators", test_pipeline_with_operators},
           {"pipeline shards", test_pipeline_shards},
           {"pipeline corrupt input", test_pipeline_corrupt_input},
