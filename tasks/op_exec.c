@@ -373,6 +373,96 @@ static char **exec_child_env(void)
     return env;
 }
 
+/* Close *fd unless it is -1, and set it to -1. */
+static void exec_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* The worker's ends of the command's pipes, each -1 once closed. */
+typedef struct {
+    int in, out, err;
+    size_t written;  /* bytes of s->in written to the command's stdin */
+} exec_pipes;
+
+/*
+ * Write s->in to the command's stdin and read its stdout into s->out and
+ * its stderr into s->errtail, until both are closed or the command is
+ * killed. Sets *st and err when the timeout, the cancel flag or an output
+ * limit stops the command.
+ */
+static void exec_pump(exec_state *s, exec_child *c, exec_pipes *p, dsp_status *st,
+                      dsp_err *err)
+{
+    char chunk[65536];
+
+    while (p->out >= 0 || p->err >= 0) {
+        int wait_ms = exec_watch(s, c, st, err);
+        if (c->killed)
+            break;
+        if (*st != DSP_OK && p->in >= 0) {
+            /* Stopping: keep reading so that the command does not block on
+             * a full pipe before it exits, but send it nothing more. */
+            exec_close(&p->in);
+        }
+
+        struct pollfd fds[3];
+        int nfds = 0, wi = -1, oi = -1, ei = -1;
+        if (p->in >= 0) {
+            fds[nfds] = (struct pollfd){p->in, POLLOUT, 0};
+            wi = nfds++;
+        }
+        if (p->out >= 0) {
+            fds[nfds] = (struct pollfd){p->out, POLLIN, 0};
+            oi = nfds++;
+        }
+        if (p->err >= 0) {
+            fds[nfds] = (struct pollfd){p->err, POLLIN, 0};
+            ei = nfds++;
+        }
+        if (poll(fds, (nfds_t)nfds, wait_ms) < 0) {
+            if (errno == EINTR)
+                continue;
+            exec_signal(c, SIGKILL);
+            c->killed = 1;
+            if (*st == DSP_OK)
+                *st = dsp_err_set(err, DSP_EIO, "exec %s: poll failed: %s", s->argv[0],
+                                  strerror(errno));
+            break;
+        }
+        if (wi >= 0 && fds[wi].revents) {
+            ssize_t n = write(p->in, s->in.data + p->written, s->in.len - p->written);
+            if (n > 0)
+                p->written += (size_t)n;
+            if ((n < 0 && errno != EAGAIN && errno != EINTR) || p->written == s->in.len) {
+                /* EPIPE: the command stopped reading; its exit status decides. */
+                exec_close(&p->in);
+            }
+        }
+        if (oi >= 0 && fds[oi].revents) {
+            ssize_t n = read(p->out, chunk, sizeof chunk);
+            if (n > 0) {
+                /* After an error the output is read only to keep the
+                 * command from blocking until it exits, and dropped. */
+                if (*st == DSP_OK && (*st = exec_take_output(s, chunk, (size_t)n, err)) != DSP_OK)
+                    exec_stop(c);
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                exec_close(&p->out);
+            }
+        }
+        if (ei >= 0 && fds[ei].revents) {
+            ssize_t n = read(p->err, chunk, sizeof chunk);
+            if (n > 0) {
+                exec_keep_tail(&s->errtail, chunk, (size_t)n);
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                exec_close(&p->err);
+            }
+        }
+    }
+}
+
 /* Run the command with s->in on stdin; collect stdout in s->out and the
  * end of stderr in s->errtail. */
 static dsp_status exec_run(exec_state *s, dsp_err *err)
@@ -454,80 +544,15 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
     in_pipe[0] = out_pipe[1] = err_pipe[1] = -1;
     fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
 
-    size_t written = 0;
+    exec_pipes pipes = {in_pipe[1], out_pipe[0], err_pipe[0], 0};
+    in_pipe[1] = out_pipe[0] = err_pipe[0] = -1;
+    if (s->in.len == 0)
+        exec_close(&pipes.in);
     child.deadline = s->timeout_seconds > 0 ? exec_now() + s->timeout_seconds : 0;
-    char chunk[65536];
-    if (s->in.len == 0) {
-        close(in_pipe[1]);
-        in_pipe[1] = -1;
-    }
-    while (out_pipe[0] >= 0 || err_pipe[0] >= 0) {
-        int wait_ms = exec_watch(s, &child, &st, err);
-        if (child.killed)
-            break;
-        if (st != DSP_OK && in_pipe[1] >= 0) {
-            /* Stopping: keep reading so that the command does not block on
-             * a full pipe before it exits, but send it nothing more. */
-            close(in_pipe[1]);
-            in_pipe[1] = -1;
-        }
-
-        struct pollfd fds[3];
-        int nfds = 0, wi = -1, oi = -1, ei = -1;
-        if (in_pipe[1] >= 0) {
-            fds[nfds] = (struct pollfd){in_pipe[1], POLLOUT, 0};
-            wi = nfds++;
-        }
-        if (out_pipe[0] >= 0) {
-            fds[nfds] = (struct pollfd){out_pipe[0], POLLIN, 0};
-            oi = nfds++;
-        }
-        if (err_pipe[0] >= 0) {
-            fds[nfds] = (struct pollfd){err_pipe[0], POLLIN, 0};
-            ei = nfds++;
-        }
-        if (poll(fds, (nfds_t)nfds, wait_ms) < 0) {
-            if (errno == EINTR)
-                continue;
-            exec_signal(&child, SIGKILL);
-            child.killed = 1;
-            if (st == DSP_OK)
-                st = dsp_err_set(err, DSP_EIO, "exec %s: poll failed: %s", s->argv[0],
-                                 strerror(errno));
-            break;
-        }
-        if (wi >= 0 && fds[wi].revents) {
-            ssize_t n = write(in_pipe[1], s->in.data + written, s->in.len - written);
-            if (n > 0)
-                written += (size_t)n;
-            if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == s->in.len) {
-                /* EPIPE: the command stopped reading; its exit status decides. */
-                close(in_pipe[1]);
-                in_pipe[1] = -1;
-            }
-        }
-        if (oi >= 0 && fds[oi].revents) {
-            ssize_t n = read(out_pipe[0], chunk, sizeof chunk);
-            if (n > 0) {
-                /* After an error the output is read only to keep the
-                 * command from blocking until it exits, and dropped. */
-                if (st == DSP_OK && (st = exec_take_output(s, chunk, (size_t)n, err)) != DSP_OK)
-                    exec_stop(&child);
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                close(out_pipe[0]);
-                out_pipe[0] = -1;
-            }
-        }
-        if (ei >= 0 && fds[ei].revents) {
-            ssize_t n = read(err_pipe[0], chunk, sizeof chunk);
-            if (n > 0) {
-                exec_keep_tail(&s->errtail, chunk, (size_t)n);
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                close(err_pipe[0]);
-                err_pipe[0] = -1;
-            }
-        }
-    }
+    exec_pump(s, &child, &pipes, &st, err);
+    exec_close(&pipes.in);
+    exec_close(&pipes.out);
+    exec_close(&pipes.err);
 
     /* A command may close its output and still run: the timeout and the
      * cancel flag apply until it exits. */
@@ -559,12 +584,9 @@ restore : {
 }
 out:
     for (int i = 0; i < 2; i++) {
-        if (in_pipe[i] >= 0)
-            close(in_pipe[i]);
-        if (out_pipe[i] >= 0)
-            close(out_pipe[i]);
-        if (err_pipe[i] >= 0)
-            close(err_pipe[i]);
+        exec_close(&in_pipe[i]);
+        exec_close(&out_pipe[i]);
+        exec_close(&err_pipe[i]);
     }
     return st;
 }
