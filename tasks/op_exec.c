@@ -19,6 +19,17 @@
  * group, then SIGKILL EXEC_STOP_GRACE_MS later. So the output buffered per
  * batch stays below documents * max_record_bytes.
  *
+ * The command's exit ends the batch, even when a process that it started
+ * still has its stdout or stderr open (`sh -c 'sleep 300 & exec cat'`, a
+ * daemon). Output is read for at most EXEC_DRAIN_MS after the exit, and
+ * once every line has arrived, only what is already readable. Then the
+ * pipes are closed, and the processes still running in the command's
+ * process group are stopped: SIGTERM, then SIGKILL when they still run
+ * EXEC_STOP_GRACE_MS later. A warning (exec_processes_stopped) names them
+ * once per task. The batch then succeeds or fails by the command's exit
+ * status and the lines read, so a command must wait for the processes
+ * that write its output.
+ *
  * The command runs in a process group of its own under a small guard
  * process (exec_guard). When the worker dies for any reason, SIGKILL
  * included, the guard kills the whole group, so the processes that the
@@ -39,6 +50,7 @@
  * worker's user can reach too, and a secret that the command changes
  * (encodes, splits) is not masked.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -49,11 +61,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../core/buf.h"
+#include "../core/log.h"
 #include "../core/secret.h"
 #include "../core/util.h"
 #include "jsonl.h"
@@ -61,9 +75,13 @@
 #include "op_text.h"
 
 #define EXEC_STDERR_TAIL 1024
-#define EXEC_STOP_GRACE_MS 2000  /* from SIGTERM to SIGKILL when a task is cancelled */
+#define EXEC_STOP_GRACE_MS 2000  /* from SIGTERM to SIGKILL when the command's group is stopped */
 #define EXEC_CANCEL_POLL_MS 100  /* how often a running command checks the cancel flag */
-#define EXEC_REAP_POLL_MS 10     /* how often a command that closed its output is checked */
+#define EXEC_REAP_POLL_MS 10     /* how often a command that closed its output, or a stopped
+                                    process group, is checked */
+#define EXEC_EXIT_POLL_MS 100    /* how often the command's exit is checked without a pidfd */
+#define EXEC_DRAIN_MS 500        /* how long output is still read after the command exits */
+#define EXEC_LISTED_PIDS 8       /* max pids of processes left running that a message lists */
 
 extern char **environ;
 
@@ -85,6 +103,11 @@ typedef struct {
     /* Per batch: the documents sent, the complete lines read back so far
      * and the length of the line being read. */
     size_t sent, out_lines, line_len;
+    /* Per batch: how many processes of the command's process group still
+     * ran after the command exited, and the first EXEC_LISTED_PIDS pids. */
+    size_t leftovers;
+    pid_t leftover_pids[EXEC_LISTED_PIDS];
+    int leftovers_logged;  /* the task has logged its exec_processes_stopped warning */
 } exec_state;
 
 static const dsp_op_option exec_options[] = {
@@ -201,14 +224,34 @@ typedef struct {
     double deadline;      /* timeout_seconds from the start; 0 = none */
     double kill_at;       /* SIGKILL after a SIGTERM's grace period; 0 = not stopping */
     int killed;           /* SIGKILL sent */
+    int exited;           /* the guard has exited and was reaped */
+    int status;           /* the guard's wait status, the same as the command's */
 } exec_child;
 
 /* Signal the command's process group. It contains the command and the
- * processes that it started, unless they made groups of their own. */
+ * processes that it started, unless they made groups of their own. Once
+ * the guard is reaped, its pid may belong to another process, so only the
+ * group is signalled. */
 static void exec_signal(const exec_child *c, int sig)
 {
-    if (kill(-c->pid, sig) != 0)
+    if (kill(-c->pid, sig) != 0 && !c->exited)
         kill(c->pid, sig);
+}
+
+/* Reap the guard if it has exited, without waiting. Returns c->exited.
+ * A failed waitpid (ECHILD) counts as an exit with status 0. */
+static int exec_reap(exec_child *c)
+{
+    if (c->exited)
+        return 1;
+    pid_t r = waitpid(c->pid, &c->status, WNOHANG);
+    if (r == c->pid) {
+        c->exited = 1;
+    } else if (r < 0 && errno != EINTR) {
+        c->status = 0;
+        c->exited = 1;
+    }
+    return c->exited;
 }
 
 /* Send SIGTERM to the command's group; exec_watch sends SIGKILL
@@ -295,6 +338,129 @@ static int exec_watch(exec_state *s, exec_child *c, dsp_status *st, dsp_err *err
     return wait_ms;
 }
 
+/* Count the running processes (zombies excluded) of process group pgid
+ * by reading /proc, and store the first max of their pids in pids. Without
+ * a readable /proc, returns 1 while kill(-pgid, 0) finds the group, which
+ * counts zombies too. */
+static size_t exec_group_members(pid_t pgid, pid_t *pids, size_t max)
+{
+    DIR *dir = opendir("/proc");
+    if (!dir)
+        return kill(-pgid, 0) == 0 ? 1 : 0;
+
+    size_t n = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        char *end;
+        long pid = strtol(entry->d_name, &end, 10);
+        if (pid <= 0 || *end != '\0')
+            continue;
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, stat, sizeof stat - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        stat[len] = '\0';
+        /* "pid (comm) state ppid pgrp ...", where comm may contain spaces
+         * and ')' but the fields after it do not. */
+        const char *comm_end = strrchr(stat, ')');
+        char state;
+        int ppid, pgrp;
+        if (!comm_end || sscanf(comm_end + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+            continue;
+        if (pgrp != pgid || state == 'Z' || state == 'X')
+            continue;
+        if (n < max)
+            pids[n] = (pid_t)pid;
+        n++;
+    }
+    closedir(dir);
+    return n;
+}
+
+/* Write the pids in s->leftover_pids as "41,42", with ",..." when
+ * s->leftovers has more. */
+static void exec_format_pids(const exec_state *s, char *out, size_t size)
+{
+    size_t listed = s->leftovers < EXEC_LISTED_PIDS ? s->leftovers : EXEC_LISTED_PIDS;
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < listed && len < size; i++)
+        len += (size_t)snprintf(out + len, size - len, "%s%d", i ? "," : "",
+                                (int)s->leftover_pids[i]);
+    if (s->leftovers > listed && len < size)
+        snprintf(out + len, size - len, ",...");
+}
+
+/* Wait until no process of group pgid runs or the time `until` (exec_now)
+ * passes. Returns 1 when none runs. */
+static int exec_wait_group_gone(pid_t pgid, double until)
+{
+    for (;;) {
+        if (exec_group_members(pgid, NULL, 0) == 0)
+            return 1;
+        if (exec_now() >= until)
+            return 0;
+        dsp_sleep_ms(EXEC_REAP_POLL_MS);
+    }
+}
+
+/*
+ * Stop the processes that still run in the command's process group after
+ * the guard was reaped: SIGTERM, then SIGKILL when they still run at
+ * c->kill_at (EXEC_STOP_GRACE_MS after the first SIGTERM). Counts them in
+ * s->leftovers, and logs them once per task unless the group was already
+ * being stopped because the task failed or was cancelled.
+ *
+ * The group id stays reserved after the guard is reaped, because Linux
+ * frees a pid only when no process uses it as its pid, process group or
+ * session id. So kill(-c->pid) reaches only the command's group while a
+ * member, zombies included, exists. NOTE: the last member could end
+ * between a check and the next signal, and its id be reused in that
+ * window, which takes pid_max new processes within a few milliseconds.
+ */
+static void exec_stop_leftovers(exec_state *s, exec_child *c)
+{
+    s->leftovers = 0;
+    /* A SIGKILL to the group (timeout) reached every process in it. */
+    if (c->killed)
+        return;
+    /* The usual case, without a /proc scan: no process is left in the group. */
+    if (kill(-c->pid, 0) != 0)
+        return;
+    s->leftovers = exec_group_members(c->pid, s->leftover_pids, EXEC_LISTED_PIDS);
+    if (s->leftovers == 0)
+        return;
+
+    if (c->kill_at == 0) {
+        if (!s->leftovers_logged) {
+            char pids[EXEC_LISTED_PIDS * 12 + 8];
+            exec_format_pids(s, pids, sizeof pids);
+            DSP_WARN("exec_processes_stopped",
+                     "command=%s processes=%zu pids=%s message=\"the command exited and left "
+                     "these processes of its process group running. They get SIGTERM, and "
+                     "SIGKILL if they still run %d ms later, and output written after the "
+                     "exit is not read. Make the command wait for its children. Later "
+                     "batches of this task are not logged\"",
+                     s->argv[0], s->leftovers, pids, EXEC_STOP_GRACE_MS);
+            s->leftovers_logged = 1;
+        }
+        kill(-c->pid, SIGTERM);
+        c->kill_at = exec_now() + EXEC_STOP_GRACE_MS / 1000.0;
+    }
+    if (exec_wait_group_gone(c->pid, c->kill_at))
+        return;
+    kill(-c->pid, SIGKILL);
+    c->killed = 1;
+    /* So that none of them runs once the batch is over, unless it is in
+     * an uninterruptible sleep for longer than this. */
+    exec_wait_group_gone(c->pid, exec_now() + EXEC_STOP_GRACE_MS / 1000.0);
+}
+
 static int exec_is_secret_var(const char *entry)
 {
     for (size_t i = 0; exec_secret_vars[i]; i++) {
@@ -373,13 +539,146 @@ static char **exec_child_env(void)
     return env;
 }
 
+/* Close *fd unless it is -1, and set it to -1. */
+static void exec_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Open a pidfd of pid, which poll reports readable once the process
+ * exits. Returns -1 on kernels without pidfd_open (before Linux 5.3). */
+static int exec_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+/* The worker's ends of the command's pipes and a pidfd of the guard,
+ * each -1 once closed. */
+typedef struct {
+    int in, out, err, pidfd;
+    size_t written;  /* bytes of s->in written to the command's stdin */
+} exec_pipes;
+
+/*
+ * Write s->in to the command's stdin and read its stdout into s->out and
+ * its stderr into s->errtail, until both are closed, the command is
+ * killed, or the reading after its exit ends (see the file header). Sets
+ * *st and err when the timeout, the cancel flag or an output limit stops
+ * the command.
+ */
+static void exec_pump(exec_state *s, exec_child *c, exec_pipes *p, dsp_status *st,
+                      dsp_err *err)
+{
+    double drain_end = 0;
+    char chunk[65536];
+
+    while (p->out >= 0 || p->err >= 0) {
+        int wait_ms;
+        if (!c->exited) {
+            wait_ms = exec_watch(s, c, st, err);
+            if (c->killed)
+                break;
+            if (p->pidfd < 0 && (wait_ms < 0 || wait_ms > EXEC_EXIT_POLL_MS))
+                wait_ms = EXEC_EXIT_POLL_MS;
+        } else {
+            /* The command has exited. Read what is left for up to
+             * EXEC_DRAIN_MS, in case a process that it started keeps a
+             * pipe open, and once every line has arrived, only what is
+             * readable now. */
+            double left = drain_end - exec_now();
+            if (*st != DSP_OK || left <= 0)
+                break;
+            int complete = s->out_lines == s->sent && s->line_len == 0;
+            wait_ms = complete ? 0 : (int)(left * 1000) + 1;
+        }
+        if ((*st != DSP_OK || c->exited) && p->in >= 0) {
+            /* Stopping, or the command has exited: send nothing more, but
+             * keep reading, so that a command being stopped does not block
+             * on a full pipe before it exits. */
+            exec_close(&p->in);
+        }
+
+        struct pollfd fds[4];
+        int nfds = 0, wi = -1, oi = -1, ei = -1, pi = -1;
+        if (p->in >= 0) {
+            fds[nfds] = (struct pollfd){p->in, POLLOUT, 0};
+            wi = nfds++;
+        }
+        if (p->out >= 0) {
+            fds[nfds] = (struct pollfd){p->out, POLLIN, 0};
+            oi = nfds++;
+        }
+        if (p->err >= 0) {
+            fds[nfds] = (struct pollfd){p->err, POLLIN, 0};
+            ei = nfds++;
+        }
+        if (p->pidfd >= 0) {
+            fds[nfds] = (struct pollfd){p->pidfd, POLLIN, 0};
+            pi = nfds++;
+        }
+        int ready = poll(fds, (nfds_t)nfds, wait_ms);
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue;
+            exec_signal(c, SIGKILL);
+            c->killed = 1;
+            if (*st == DSP_OK)
+                *st = dsp_err_set(err, DSP_EIO, "exec %s: poll failed: %s", s->argv[0],
+                                  strerror(errno));
+            break;
+        }
+        if (ready == 0 && c->exited)
+            break;
+        if (wi >= 0 && fds[wi].revents) {
+            ssize_t n = write(p->in, s->in.data + p->written, s->in.len - p->written);
+            if (n > 0)
+                p->written += (size_t)n;
+            if ((n < 0 && errno != EAGAIN && errno != EINTR) || p->written == s->in.len) {
+                /* EPIPE: the command stopped reading; its exit status decides. */
+                exec_close(&p->in);
+            }
+        }
+        if (oi >= 0 && fds[oi].revents) {
+            ssize_t n = read(p->out, chunk, sizeof chunk);
+            if (n > 0) {
+                /* After an error the output is read only to keep the
+                 * command from blocking until it exits, and dropped. */
+                if (*st == DSP_OK && (*st = exec_take_output(s, chunk, (size_t)n, err)) != DSP_OK)
+                    exec_stop(c);
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                exec_close(&p->out);
+            }
+        }
+        if (ei >= 0 && fds[ei].revents) {
+            ssize_t n = read(p->err, chunk, sizeof chunk);
+            if (n > 0) {
+                exec_keep_tail(&s->errtail, chunk, (size_t)n);
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                exec_close(&p->err);
+            }
+        }
+        /* Without a pidfd, check the exit at every wakeup. */
+        if ((pi < 0 || fds[pi].revents) && exec_reap(c)) {
+            drain_end = exec_now() + EXEC_DRAIN_MS / 1000.0;
+            exec_close(&p->pidfd);
+        }
+    }
+}
+
 /* Run the command with s->in on stdin; collect stdout in s->out and the
  * end of stderr in s->errtail. */
 static dsp_status exec_run(exec_state *s, dsp_err *err)
 {
     int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
     dsp_status st = DSP_OK;
-    exec_child child = {-1, 0, 0, 0};
+    exec_child child = {-1, 0, 0, 0, 0, 0};
     pid_t parent = getpid();
     sigset_t block, old;
 
@@ -387,6 +686,7 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
     dsp_buf_reset(&s->errtail);
     s->out_lines = 0;
     s->line_len = 0;
+    s->leftovers = 0;
     if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0 ||
         pipe2(err_pipe, O_CLOEXEC) != 0) {
         st = dsp_err_set(err, DSP_EIO, "exec %s: pipe failed: %s", s->argv[0], strerror(errno));
@@ -454,91 +754,29 @@ static dsp_status exec_run(exec_state *s, dsp_err *err)
     in_pipe[0] = out_pipe[1] = err_pipe[1] = -1;
     fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
 
-    size_t written = 0;
+    exec_pipes pipes = {in_pipe[1], out_pipe[0], err_pipe[0], exec_pidfd_open(child.pid), 0};
+    in_pipe[1] = out_pipe[0] = err_pipe[0] = -1;
+    if (s->in.len == 0)
+        exec_close(&pipes.in);
     child.deadline = s->timeout_seconds > 0 ? exec_now() + s->timeout_seconds : 0;
-    char chunk[65536];
-    if (s->in.len == 0) {
-        close(in_pipe[1]);
-        in_pipe[1] = -1;
-    }
-    while (out_pipe[0] >= 0 || err_pipe[0] >= 0) {
-        int wait_ms = exec_watch(s, &child, &st, err);
-        if (child.killed)
-            break;
-        if (st != DSP_OK && in_pipe[1] >= 0) {
-            /* Stopping: keep reading so that the command does not block on
-             * a full pipe before it exits, but send it nothing more. */
-            close(in_pipe[1]);
-            in_pipe[1] = -1;
-        }
+    exec_pump(s, &child, &pipes, &st, err);
 
-        struct pollfd fds[3];
-        int nfds = 0, wi = -1, oi = -1, ei = -1;
-        if (in_pipe[1] >= 0) {
-            fds[nfds] = (struct pollfd){in_pipe[1], POLLOUT, 0};
-            wi = nfds++;
-        }
-        if (out_pipe[0] >= 0) {
-            fds[nfds] = (struct pollfd){out_pipe[0], POLLIN, 0};
-            oi = nfds++;
-        }
-        if (err_pipe[0] >= 0) {
-            fds[nfds] = (struct pollfd){err_pipe[0], POLLIN, 0};
-            ei = nfds++;
-        }
-        if (poll(fds, (nfds_t)nfds, wait_ms) < 0) {
-            if (errno == EINTR)
-                continue;
-            exec_signal(&child, SIGKILL);
-            child.killed = 1;
-            if (st == DSP_OK)
-                st = dsp_err_set(err, DSP_EIO, "exec %s: poll failed: %s", s->argv[0],
-                                 strerror(errno));
-            break;
-        }
-        if (wi >= 0 && fds[wi].revents) {
-            ssize_t n = write(in_pipe[1], s->in.data + written, s->in.len - written);
-            if (n > 0)
-                written += (size_t)n;
-            if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == s->in.len) {
-                /* EPIPE: the command stopped reading; its exit status decides. */
-                close(in_pipe[1]);
-                in_pipe[1] = -1;
-            }
-        }
-        if (oi >= 0 && fds[oi].revents) {
-            ssize_t n = read(out_pipe[0], chunk, sizeof chunk);
-            if (n > 0) {
-                /* After an error the output is read only to keep the
-                 * command from blocking until it exits, and dropped. */
-                if (st == DSP_OK && (st = exec_take_output(s, chunk, (size_t)n, err)) != DSP_OK)
-                    exec_stop(&child);
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                close(out_pipe[0]);
-                out_pipe[0] = -1;
-            }
-        }
-        if (ei >= 0 && fds[ei].revents) {
-            ssize_t n = read(err_pipe[0], chunk, sizeof chunk);
-            if (n > 0) {
-                exec_keep_tail(&s->errtail, chunk, (size_t)n);
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                close(err_pipe[0]);
-                err_pipe[0] = -1;
-            }
-        }
-    }
+    /* Close the pipes before the processes that may keep them open are
+     * stopped, so that one that ignores SIGTERM gets SIGPIPE (or EPIPE) when
+     * it writes. */
+    exec_close(&pipes.in);
+    exec_close(&pipes.out);
+    exec_close(&pipes.err);
+    exec_close(&pipes.pidfd);
 
     /* A command may close its output and still run: the timeout and the
      * cancel flag apply until it exits. */
-    int status = 0;
-    for (;;) {
-        pid_t r = waitpid(child.pid, &status, WNOHANG);
-        if (r == child.pid || (r < 0 && errno != EINTR))
-            break;
+    while (!exec_reap(&child)) {
         int wait_ms = exec_watch(s, &child, &st, err);
         dsp_sleep_ms(wait_ms >= 0 && wait_ms < EXEC_REAP_POLL_MS ? wait_ms : EXEC_REAP_POLL_MS);
     }
+    exec_stop_leftovers(s, &child);
+    int status = child.status;
     if (st == DSP_OK) {
         if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
             st = dsp_err_set(err, DSP_EIO, "exec %s: exited with status %d; stderr: %s",
@@ -559,12 +797,9 @@ restore : {
 }
 out:
     for (int i = 0; i < 2; i++) {
-        if (in_pipe[i] >= 0)
-            close(in_pipe[i]);
-        if (out_pipe[i] >= 0)
-            close(out_pipe[i]);
-        if (err_pipe[i] >= 0)
-            close(err_pipe[i]);
+        exec_close(&in_pipe[i]);
+        exec_close(&out_pipe[i]);
+        exec_close(&err_pipe[i]);
     }
     return st;
 }
@@ -592,6 +827,26 @@ static const char *exec_problem_detail(const char *problem)
     if (!strcmp(problem, "text_not_string"))
         return "the text member is not a string";
     return "the text member appears twice";
+}
+
+/* Set err for a batch whose command wrote only `lines` lines, naming the
+ * processes that it left running, and return DSP_ECORRUPT. */
+static dsp_status exec_missing_lines(exec_state *s, size_t lines, dsp_err *err)
+{
+    char leftovers[EXEC_LISTED_PIDS * 12 + 160] = "";
+    if (s->leftovers > 0) {
+        char pids[EXEC_LISTED_PIDS * 12 + 8];
+        exec_format_pids(s, pids, sizeof pids);
+        snprintf(leftovers, sizeof leftovers,
+                 "; it exited and left %zu process%s running (pid%s %s), which %s stopped, "
+                 "and output written after the exit is not read",
+                 s->leftovers, s->leftovers == 1 ? "" : "es", s->leftovers == 1 ? "" : "s",
+                 pids, s->leftovers == 1 ? "was" : "were");
+    }
+    return dsp_err_set(err, DSP_ECORRUPT,
+                       "exec %s: wrote %zu lines for %zu documents (expected one line per "
+                       "input line)%s; stderr: %s",
+                       s->argv[0], lines, s->sent, leftovers, exec_stderr_tail(s));
 }
 
 static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
@@ -622,10 +877,7 @@ static dsp_status exec_process(void *state, dsp_batch *b, unsigned char *keep,
         if (!keep[i])
             continue;
         if (p >= end)
-            return dsp_err_set(err, DSP_ECORRUPT,
-                               "exec %s: wrote %zu lines for %zu documents (expected one line "
-                               "per input line); stderr: %s",
-                               s->argv[0], line_no, sent, exec_stderr_tail(s));
+            return exec_missing_lines(s, line_no, err);
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *e = nl ? nl : end;
         size_t n = (size_t)(e - p);

@@ -4,7 +4,9 @@
 # command started in its process group. A worker stopped with SIGTERM
 # or SIGINT stops its command (SIGTERM, then SIGKILL), releases the task
 # and exits. Another worker then runs the task at once, and the job
-# finishes with the same output as an undisturbed run.
+# finishes with the same output as an undisturbed run. A command that
+# exits and leaves a background process that keeps its stdout open ends
+# its batch at once, and the background process is stopped.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/in"
@@ -121,4 +123,69 @@ for sig in TERM INT; do
     same_output "$WORK/out-clean" "$WORK/out-$job"
     echo "SIG$sig: the command was stopped and the job finished"
 done
+
+# The command's exit ends the batch. Each command starts a background
+# sleep that keeps its stdout and stderr open, records the sleep's pid in
+# $WORK/background.pids, and runs its arguments (cat without any). Each
+# job must end far below timeout_seconds, with its background processes
+# stopped. `timeout 90` ends `dspark run` (SIGTERM) should a batch wait
+# for timeout_seconds.
+cat >"$WORK/background.sh" <<SH
+#!/bin/sh
+sleep 300 &
+echo \$! >>"$WORK/background.pids"
+[ \$# -gt 0 ] || set -- cat
+exec "\$@"
+SH
+chmod +x "$WORK/background.sh"
+
+# run_background NAME COMMAND_JSON: run a job whose exec step runs
+# COMMAND_JSON with a timeout of 120 s, and check that it ends within
+# 30 s and leaves no background process running. Sets RUN_RC and
+# COMMANDS, the number of commands that started.
+run_background() {
+    local name=$1 command=$2 start elapsed pid
+    rm -f "$WORK/background.pids"
+    write_spec "$WORK/$name.json" "$WORK/in/*.jsonl" "$WORK/out-$name" 1000000 \
+        "{\"op\": \"exec\", \"command\": $command, \"timeout_seconds\": 120}" \
+        '"max_attempts": 1'
+    start=$SECONDS
+    timeout 90 "$BIN" run "$WORK/$name.json" --store "$STORE" --job-id "$name" --workers 1 \
+        --allow-exec >"$WORK/$name.log" 2>&1
+    RUN_RC=$?
+    elapsed=$((SECONDS - start))
+    echo "$name: dspark run exited $RUN_RC after $elapsed s"
+    [ "$elapsed" -lt 30 ] ||
+        { tail -5 "$WORK/$name.log"; die "$name: the job took $elapsed s (timeout_seconds is 120)"; }
+    [ -s "$WORK/background.pids" ] || die "$name: no background process started"
+    COMMANDS=$(wc -l <"$WORK/background.pids")
+    for pid in $(cat "$WORK/background.pids"); do
+        STARTED_PIDS+=("$pid")
+        wait_gone "$pid" 10 ||
+            die "$name: background process $pid still runs 10 s after the job ended"
+    done
+}
+
+run_background background "[\"$WORK/background.sh\"]"
+[ "$RUN_RC" = 0 ] || { tail -20 "$WORK/background.log"; die "background: the job failed"; }
+same_output "$WORK/out-clean" "$WORK/out-background"
+# Both input files go to one task, whose two batches each start a
+# command, so "once per task" means fewer warnings than commands.
+tasks=$("$BIN" status background --store "$STORE" --json | jq '.stages[0].tasks')
+[ "$COMMANDS" -gt "$tasks" ] || die "background: $COMMANDS commands for $tasks tasks, expected more"
+warnings=$(grep -c "event=exec_processes_stopped" "$WORK/background.log")
+[ "$warnings" = "$tasks" ] ||
+    { cat "$WORK/background.log"; die "$warnings exec_processes_stopped warnings for $tasks tasks"; }
+grep -q "event=exec_processes_stopped.*command=$WORK/background.sh processes=1 pids=[0-9]" \
+    "$WORK/background.log" || { cat "$WORK/background.log"; die "the warning lacks the command or pid"; }
+echo "background process: the job finished with the same output, and the process was stopped"
+
+# The command writes one line and exits: the job fails at once and names
+# the stopped process.
+run_background background-head "[\"$WORK/background.sh\", \"head\", \"-n\", \"1\"]"
+[ "$RUN_RC" = 1 ] || { tail -20 "$WORK/background-head.log"; die "background-head: exit $RUN_RC, expected 1"; }
+grep -qE "exec $WORK/background.sh: wrote 1 lines for [0-9]+ documents \(expected one line per input line\); it exited and left 1 process running \(pid [0-9]+\), which was stopped" \
+    "$WORK/background-head.log" ||
+    { tail -20 "$WORK/background-head.log"; die "background-head: no error about the missing lines"; }
+echo "background process and missing lines: the job failed at once"
 echo "ok"

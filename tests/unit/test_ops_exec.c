@@ -2,12 +2,15 @@
  * test_ops_exec.c - the exec operator with real child processes: rejected
  * without allow_exec, a working command (sed, python3), dropped documents,
  * and commands that fail, write bad JSON or invalid records, write the
- * wrong number of lines, write without end or run too long, and the
- * masking of credentials in their stderr.
+ * wrong number of lines, write without end or run too long, commands
+ * that leave background processes running, and the masking of
+ * credentials in their stderr.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../core/secret.h"
@@ -444,6 +447,171 @@ static void test_exec_timeout(void)
     dsp_batch_free(&b);
 }
 
+/* Build an exec step that runs `sh -c script` with timeout_seconds. The
+ * caller frees it. */
+static char *sh_step(const char *script, double timeout_seconds)
+{
+    cJSON *step = cJSON_CreateObject();
+    cJSON_AddStringToObject(step, "op", "exec");
+    cJSON *cmd = cJSON_AddArrayToObject(step, "command");
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("sh"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("-c"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(script));
+    cJSON_AddNumberToObject(step, "timeout_seconds", timeout_seconds);
+    char *json = cJSON_PrintUnformatted(step);
+    cJSON_Delete(step);
+    return json;
+}
+
+/* Read the pids in path, one per line, into pids. Returns how many. */
+static size_t read_pids(const char *path, pid_t *pids, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    int pid;
+    if (!f)
+        return 0;
+    while (n < max && fscanf(f, "%d", &pid) == 1)
+        pids[n++] = (pid_t)pid;
+    fclose(f);
+    return n;
+}
+
+/* The process exists and is not a zombie (PID 1 of a container may
+ * never reap orphans). */
+static int process_running(pid_t pid)
+{
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *comm_end = strrchr(stat, ')');
+    return comm_end && comm_end[1] == ' ' && comm_end[2] != 'Z';
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The command's exit ends the batch: a background process that it leaves
+ * running, with or without its stdout or stderr open, is stopped at once,
+ * and the batch succeeds. One that ignores SIGTERM gets SIGKILL after the
+ * 2 s grace period. */
+static void test_exec_background_process(void)
+{
+    static const struct {
+        const char *script; /* %s is the file that gets the background pid */
+        const char *label;
+        double min_seconds;
+    } cases[] = {
+        {"sleep 300 & echo $! >%s; exec cat", "stdout and stderr open", 0},
+        {"sleep 300 >/dev/null & echo $! >%s; exec cat", "stderr open", 0},
+        {"sleep 300 >/dev/null 2>&1 & echo $! >%s; exec cat", "no pipe open", 0},
+        {"trap '' TERM; sleep 300 & echo $! >%s; exec cat", "ignores SIGTERM", 1.9},
+    };
+    char path[] = "/tmp/dsp-exec-pids-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char script[256];
+        snprintf(script, sizeof script, cases[i].script, path);
+        char *step = sh_step(script, 60);
+        dsp_batch b;
+        ops_run r;
+        fill(&b);
+        double start = seconds_now();
+        dsp_status st = ops_run_step(&r, step, &b, 1);
+        double elapsed = seconds_now() - start;
+        free(step);
+
+        CHECKF(st == DSP_OK, "%s: %s", cases[i].label, r.err.msg);
+        CHECKF(elapsed < 10, "%s: took %.1f s", cases[i].label, elapsed);
+        CHECKF(elapsed >= cases[i].min_seconds, "%s: took only %.1f s", cases[i].label,
+               elapsed);
+        if (st == DSP_OK) {
+            CHECK_EQ_INT(r.inst.counters.out, 3);
+            CHECK_EQ_STR(ops_text(&b, 0), "hello world");
+            CHECK_EQ_STR(ops_text(&b, 2), "drop me");
+        }
+        pid_t pid;
+        CHECKF(read_pids(path, &pid, 1) == 1, "%s: no pid in %s", cases[i].label, path);
+        if (read_pids(path, &pid, 1) == 1 && process_running(pid)) {
+            CHECKF(0, "%s: background process %d still runs", cases[i].label, (int)pid);
+            kill(pid, SIGKILL);
+        }
+        dsp_op_instance_free(&r.inst);
+        dsp_batch_free(&b);
+    }
+    unlink(path);
+}
+
+/* A command that exits with lines missing while its background processes
+ * keep stdout open fails at once, and the message names the processes that
+ * were stopped. So does one that exits non-zero. */
+static void test_exec_background_failures(void)
+{
+    char path[] = "/tmp/dsp-exec-pids-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    char script[256];
+    snprintf(script, sizeof script,
+             "sleep 300 & echo $! >>%s; sleep 300 & echo $! >>%s; head -n 1", path, path);
+    char *step = sh_step(script, 60);
+    dsp_batch b;
+    ops_run r;
+    fill(&b);
+    double start = seconds_now();
+    CHECK(ops_run_step(&r, step, &b, 1) == DSP_ECORRUPT);
+    double elapsed = seconds_now() - start;
+    free(step);
+    CHECKF(elapsed < 10, "lines missing: took %.1f s", elapsed);
+    CHECKF(strstr(r.err.msg, "exec sh: wrote 1 lines for 3 documents") != NULL, "%s",
+           r.err.msg);
+    CHECKF(strstr(r.err.msg, "it exited and left 2 processes running (pids ") != NULL, "%s",
+           r.err.msg);
+    CHECKF(strstr(r.err.msg, "which were stopped") != NULL, "%s", r.err.msg);
+    pid_t pids[2];
+    CHECK(read_pids(path, pids, 2) == 2);
+    for (size_t i = 0; i < read_pids(path, pids, 2); i++) {
+        char pid[16];
+        snprintf(pid, sizeof pid, "%d", (int)pids[i]);
+        CHECKF(strstr(r.err.msg, pid) != NULL, "pid %s not in: %s", pid, r.err.msg);
+        if (process_running(pids[i])) {
+            CHECKF(0, "lines missing: background process %d still runs", (int)pids[i]);
+            kill(pids[i], SIGKILL);
+        }
+    }
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+
+    snprintf(script, sizeof script, "sleep 300 & echo $! >%s; cat >/dev/null; exit 3", path);
+    step = sh_step(script, 60);
+    fill(&b);
+    start = seconds_now();
+    CHECK(ops_run_step(&r, step, &b, 1) == DSP_EIO);
+    elapsed = seconds_now() - start;
+    free(step);
+    CHECKF(elapsed < 10, "exit status 3: took %.1f s", elapsed);
+    CHECKF(strstr(r.err.msg, "exec sh: exited with status 3") != NULL, "%s", r.err.msg);
+    CHECK(read_pids(path, pids, 1) == 1);
+    if (read_pids(path, pids, 1) == 1 && process_running(pids[0])) {
+        CHECKF(0, "exit status 3: background process %d still runs", (int)pids[0]);
+        kill(pids[0], SIGKILL);
+    }
+    dsp_op_instance_free(&r.inst);
+    dsp_batch_free(&b);
+    unlink(path);
+}
+
 static void test_exec_invalid_options(void)
 {
     dsp_batch b;
@@ -467,4 +635,6 @@ TEST_MAIN({"exec rejected without allow", test_exec_rejected_without_allow},
           {"exec masks cut secret", test_exec_mask_cut_secret},
           {"exec masks profile credentials", test_exec_mask_profile_credentials},
           {"exec timeout", test_exec_timeout},
+          {"exec background process", test_exec_background_process},
+          {"exec background failures", test_exec_background_failures},
           {"exec invalid options", test_exec_invalid_options})
