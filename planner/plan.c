@@ -799,6 +799,52 @@ static dsp_status plan_check_output_outside_inputs(const dsp_spec *spec, dsp_err
     return st;
 }
 
+/* Return 1 when location a is b or lies under it, comparing whole path
+ * segments. Trailing slashes are ignored. */
+static int plan_location_within(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 1 && a[la - 1] == '/')
+        la--;
+    while (lb > 1 && b[lb - 1] == '/')
+        lb--;
+    return la >= lb && !strncmp(a, b, lb) && (la == lb || a[lb] == '/');
+}
+
+dsp_status dsp_plan_check_store(const dsp_spec *spec, const char *store_uri, dsp_err *err)
+{
+    char *store = plan_location(store_uri);
+    char *output = plan_location(spec->output_uri);
+    dsp_status st = DSP_OK;
+
+    size_t len = strlen(store);
+    while (len > 1 && store[len - 1] == '/')
+        store[--len] = '\0';
+    if (plan_location_within(output, store) || plan_location_within(store, output))
+        st = dsp_err_set(err, DSP_EINVAL,
+                         "output %s and job store %s overlap: publishing would mix the "
+                         "store's files with the output, or count them as files DSpark did "
+                         "not write; use separate locations (--store or the output uri)",
+                         spec->output_uri, store);
+
+    char *prefix = dsp_xasprintf("%s/", store);
+    for (size_t i = 0; i < spec->ninputs && st == DSP_OK; i++) {
+        char *input = plan_location(spec->inputs[i]);
+        if (dsp_glob_match_prefix(input, prefix) || plan_location_within(input, store))
+            st = dsp_err_set(err, DSP_EINVAL,
+                             "job store %s lies under input[%zu] \"%s\": the input glob can "
+                             "match the store's shuffle files and earlier jobs' outputs, which "
+                             "would be read as input; use a store outside the inputs (--store "
+                             "or DSPARK_STORE) or narrow the glob",
+                             store, i, spec->inputs[i]);
+        free(input);
+    }
+    free(prefix);
+    free(output);
+    free(store);
+    return st;
+}
+
 dsp_status dsp_plan_build(const dsp_spec *spec, dsp_plan **out, dsp_err *err)
 {
     dsp_plan_object *objs;

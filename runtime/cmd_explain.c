@@ -248,7 +248,11 @@ int dsp_cmd_explain(int argc, char **argv)
         rc = DSP_EXIT_USAGE;
         goto done;
     }
-    if (dsp_plan_build(spec, &plan, &err)) {
+    /* Without --store, check the store that run and submit would use. */
+    char *default_store = store ? NULL : dsp_xstrdup("./.dspark");
+    dsp_status checked = dsp_plan_check_store(spec, store ? store : default_store, &err);
+    free(default_store);
+    if (checked || dsp_plan_build(spec, &plan, &err)) {
         char *msg = dsp_escape_control(err.msg, 0);
         fprintf(stderr, "dspark explain: %s: %s\n", path, msg);
         free(msg);

@@ -272,7 +272,9 @@ dsp_status dsp_job_submit(dsp_store *s, const dsp_spec *spec, const char *id, in
         goto out;
     }
 
-    st = dsp_plan_build(spec, &plan, err);
+    st = dsp_plan_check_store(spec, dsp_store_uri(s), err);
+    if (st == DSP_OK)
+        st = dsp_plan_build(spec, &plan, err);
     if (st != DSP_OK) {
         /* An input that matches no object makes the spec invalid (exit 2,
          * as from explain), not a missing job (exit 5). */

@@ -1,7 +1,8 @@
 #!/bin/bash
 # An output that the job's own input glob could match is rejected by
-# explain and submit, and the message names both. An output beside the
-# inputs is accepted.
+# explain and submit, and the message names both. So are a job store that
+# an input glob could match and a job store and output that overlap. An
+# output beside the inputs is accepted.
 . "$(dirname "$0")/job_lib/common.bash"
 
 mkdir -p "$WORK/ov"
@@ -33,6 +34,42 @@ write_spec "$WORK/relative.json" "ov/**" "./ov/out" 4000
 
 [ ! -e "$WORK/ov/out" ] || die "a rejected job wrote its output"
 [ ! -d "$STORE/jobs" ] || [ -z "$(ls "$STORE/jobs")" ] || die "a rejected job left a job behind"
+
+# The same holds for the job store: a run from the data directory with the
+# default store ./.dspark and a recursive glob read the store's part files
+# of earlier jobs back as input, so its output grew with every run.
+# reject_store SPEC LABEL MESSAGE [--store S]: explain and submit both
+# reject SPEC, run from $WORK/ov, with MESSAGE (a fixed string).
+reject_store() {
+    local spec=$1 label=$2 message=$3 cmd
+    shift 3
+    for cmd in explain submit; do
+        if (cd "$WORK/ov" && "$BIN" "$cmd" "$spec" "$@") >"$WORK/$cmd.out" 2>"$WORK/$cmd.err"; then
+            die "$label: $cmd accepted the spec"
+        fi
+        grep -qF "$message" "$WORK/$cmd.err" ||
+            { cat "$WORK/$cmd.err"; die "$label: $cmd does not print: $message"; }
+    done
+    if (cd "$WORK/ov" && "$BIN" run "$spec" "$@") >"$WORK/run.out" 2>"$WORK/run.err"; then
+        die "$label: run accepted the spec"
+    fi
+    grep -qF "$message" "$WORK/run.err" || { cat "$WORK/run.err"; die "$label: run does not print: $message"; }
+}
+write_spec "$WORK/store-glob.json" "./**/*.jsonl*" "$WORK/out-store" 4000
+reject_store "$WORK/store-glob.json" "default store under the glob" \
+    'lies under input[0] "'"$WORK"'/ov/**/*.jsonl*": the input glob can match the store'
+reject_store "$WORK/store-glob.json" "--store under the glob" \
+    "job store $WORK/ov/st lies under input[0]" --store "$WORK/ov/st"
+write_spec "$WORK/store-out.json" "$WORK/ov/*.jsonl" "$WORK/st/out" 4000
+reject_store "$WORK/store-out.json" "output under the store" \
+    "output $WORK/st/out and job store $WORK/st overlap" --store "$WORK/st"
+write_spec "$WORK/out-store.json" "$WORK/ov/*.jsonl" "$WORK/o2" 4000
+reject_store "$WORK/out-store.json" "store under the output" \
+    "output $WORK/o2 and job store $WORK/o2/st overlap" --store "$WORK/o2/st"
+# The store's directory may exist, because run creates a missing store.
+[ ! -e "$WORK/out-store" ] && [ ! -e "$WORK/o2/_SUCCESS" ] || die "a rejected job wrote its output"
+[ ! -d "$WORK/ov/.dspark/jobs" ] || [ -z "$(ls "$WORK/ov/.dspark/jobs")" ] ||
+    die "a rejected job left a job in the default store"
 
 # A single-level glob cannot reach the output's files, so this job runs,
 # and a second run reads the same input as the first.
