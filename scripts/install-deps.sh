@@ -7,7 +7,7 @@ set -eu
 BUILD_PKGS="gcc make pkg-config libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev \
 libcjson-dev libutf8proc-dev libcld2-dev libgumbo-dev libxxhash-dev libpcre2-dev"
 TEST_PKGS="ceph-mon ceph-osd ceph-common radosgw uuid-runtime curl zstd gzip python3 shellcheck procps \
-jq python3-yaml time"
+jq python3-yaml time faketime"
 
 missing=""
 for p in $BUILD_PKGS $TEST_PKGS; do

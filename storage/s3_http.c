@@ -18,6 +18,7 @@
  * Messages name the operation, s3://bucket/key, the HTTP status and the S3
  * error code and message, never a credential.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,32 @@ static void http_copy_etag(char *dst, const char *v, size_t len)
     dst[len] = '\0';
 }
 
+/* Clock skew between this machine and the S3 server, in seconds, above
+ * which a warning is logged. Leases and the publishing lock compare times
+ * that different machines wrote, so their clocks must agree. The Date
+ * header has a resolution of 1 s and arrives after some latency. */
+#define HTTP_CLOCK_SKEW_WARN_S 5
+
+/* Warn once per process when the server's Date header differs from this
+ * machine's clock by more than HTTP_CLOCK_SKEW_WARN_S. */
+static void http_check_clock(const char *date)
+{
+    static atomic_int warned;
+    time_t server = curl_getdate(date, NULL);
+    if (server <= 0 || atomic_load(&warned))
+        return;
+    long long skew = (long long)time(NULL) - (long long)server;
+    if (skew >= -HTTP_CLOCK_SKEW_WARN_S && skew <= HTTP_CLOCK_SKEW_WARN_S)
+        return;
+    if (atomic_exchange(&warned, 1))
+        return;
+    DSP_WARN("clock_skew", "skew_s=%lld message=\"this machine's clock is %lld s %s the S3 "
+             "server's. Workers compare lease expiry times that other machines wrote, so a "
+             "skew near lease_seconds makes them take over healthy tasks; synchronize the "
+             "clock (NTP)\"",
+             skew, skew < 0 ? -skew : skew, skew > 0 ? "ahead of" : "behind");
+}
+
 static size_t http_on_header(char *line, size_t size, size_t n, void *userdata)
 {
     dsp_s3_req *r = userdata;
@@ -157,6 +184,11 @@ static size_t http_on_header(char *line, size_t size, size_t n, void *userdata)
     } else if (len > 24 && strncasecmp(line, "x-amz-meta-dsp-write-id:", 24) == 0) {
         http_copy_etag(r->write_id, line + 24, len - 24);
         r->write_id[sizeof r->write_id - 1] = '\0';
+    } else if (len > 5 && strncasecmp(line, "Date:", 5) == 0) {
+        size_t k = len - 5 < sizeof tmp - 1 ? len - 5 : sizeof tmp - 1;
+        memcpy(tmp, line + 5, k);
+        tmp[k] = '\0';
+        http_check_clock(tmp);
     } else if (len > 14 && strncasecmp(line, "Last-Modified:", 14) == 0) {
         size_t k = len - 14 < sizeof tmp - 1 ? len - 14 : sizeof tmp - 1;
         memcpy(tmp, line + 14, k);
