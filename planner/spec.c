@@ -555,6 +555,50 @@ static dsp_status spec_parse_steps(const dsp_spec *spec, cJSON *root, const char
     return DSP_OK;
 }
 
+/* Room for the longest name that publishing writes under the output, such
+ * as "_rejects/part-00000.jsonl.zst" or "_dedup/clusters/step12.jsonl",
+ * and for a temporary suffix. */
+#define SPEC_OUTPUT_SUFFIX_MAX 64
+
+/* Reject an output whose published keys would pass the store's limits:
+ * 1,024 bytes for an S3 key, and 255 bytes for a local path component
+ * and 4,095 for a whole local path (Linux NAME_MAX and PATH_MAX - 1).
+ * Publishing would otherwise fail only after every task had run. */
+static dsp_status spec_check_output_length(const char *resolved, const char *uri,
+                                           const char *source, dsp_err *err)
+{
+    if (!strncmp(resolved, "s3://", 5)) {
+        const char *slash = strchr(resolved + 5, '/');
+        size_t key = slash ? strlen(slash + 1) : 0;
+        if (key + SPEC_OUTPUT_SUFFIX_MAX > 1024)
+            return dsp_err_set(err, DSP_EINVAL,
+                               "%s: output.uri: its key prefix has %zu bytes, but S3 keys are "
+                               "at most 1024 bytes and the output needs %d for the names below "
+                               "it; use a prefix of at most %d bytes: \"%s\"",
+                               source, key, SPEC_OUTPUT_SUFFIX_MAX,
+                               1024 - SPEC_OUTPUT_SUFFIX_MAX, uri);
+        return DSP_OK;
+    }
+    const char *path = !strncmp(resolved, "file://", 7) ? resolved + 7 : resolved;
+    if (strlen(path) + SPEC_OUTPUT_SUFFIX_MAX > 4095)
+        return dsp_err_set(err, DSP_EINVAL,
+                           "%s: output.uri: the path has %zu bytes, but paths are at most "
+                           "4095 bytes and the output needs %d for the names below it: \"%s\"",
+                           source, strlen(path), SPEC_OUTPUT_SUFFIX_MAX, uri);
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n > 255)
+            return dsp_err_set(err, DSP_EINVAL,
+                               "%s: output.uri: the path component \"%.40s...\" has %zu "
+                               "bytes, but file names are at most 255 bytes: \"%s\"",
+                               source, p, n, uri);
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return DSP_OK;
+}
+
 static dsp_status spec_parse_output(dsp_spec *spec, cJSON *root, const char *source,
                                     dsp_err *err)
 {
@@ -580,10 +624,14 @@ static dsp_status spec_parse_output(dsp_spec *spec, cJSON *root, const char *sou
         free(escaped);
         return st;
     }
-    if (strcspn(uri, "*?[") != strlen(uri))
-        return dsp_err_set(err, DSP_EINVAL, "%s: output.uri: \"%s\" must not contain a glob",
-                           source, uri);
+    size_t glob_at = strcspn(uri, "*?[");
+    if (glob_at != strlen(uri))
+        return dsp_err_set(err, DSP_EINVAL,
+                           "%s: output.uri: \"%s\" must not contain a glob character ('%c' at "
+                           "byte %zu)", source, uri, uri[glob_at], glob_at);
     if ((st = spec_resolve_uri(uri, "output.uri", source, &spec->output_uri, err)))
+        return st;
+    if ((st = spec_check_output_length(spec->output_uri, uri, source, err)))
         return st;
     /* Publishing lists and replaces everything under the output, so a
      * file system root is never one. */

@@ -243,7 +243,35 @@ static void test_spec_output_errors(void)
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"file:///\"}}",
                  "output.uri: \"file:///\" is the root directory");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o/*\"}}",
-                 "output.uri: \"/o/*\" must not contain a glob");
+                 "output.uri: \"/o/*\" must not contain a glob character ('*' at byte 3)");
+    expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"s3://b/x?y\"}}",
+                 "must not contain a glob character ('?' at byte 8)");
+
+    /* Keys that publishing would write past the store's limits. */
+    char *long_name = dsp_xmalloc(300);
+    memset(long_name, 'n', 299);
+    long_name[299] = '\0';
+    char *text = dsp_xasprintf("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o/%s/x\"}}",
+                               long_name);
+    expect_error(text, "has 299 bytes, but file names are at most 255 bytes");
+    free(text);
+    char *long_prefix = dsp_xmalloc(1000);
+    memset(long_prefix, 'k', 999);
+    long_prefix[999] = '\0';
+    text = dsp_xasprintf("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"s3://b/%s\"}}",
+                         long_prefix);
+    expect_error(text, "its key prefix has 999 bytes, but S3 keys are at most 1024 bytes");
+    free(text);
+    /* 960 bytes leave room for the longest name below the prefix. */
+    long_prefix[960] = '\0';
+    text = dsp_xasprintf("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"s3://b/%s\"}}",
+                         long_prefix);
+    dsp_spec *fits = parse_ok(text);
+    CHECK(fits != NULL);
+    dsp_spec_free(fits);
+    free(text);
+    free(long_prefix);
+    free(long_name);
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\\nlevel=error\"}}",
                  "output.uri: \"/o\\nlevel=error\" contains a control character");
     expect_error("{\"name\":\"j\",\"input\":\"/a\",\"output\":{\"uri\":\"/o\\u001b[2J\"}}",
