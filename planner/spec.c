@@ -560,7 +560,7 @@ static dsp_status spec_parse_steps(const dsp_spec *spec, cJSON *root, const char
  * and for a temporary suffix. */
 #define SPEC_OUTPUT_SUFFIX_MAX 64
 
-/* Reject an output whose published keys would pass the store's limits:
+/* Reject an output whose published keys would exceed the store's limits:
  * 1,024 bytes for an S3 key, and 255 bytes for a local path component
  * and 4,095 for a whole local path (Linux NAME_MAX and PATH_MAX - 1).
  * Publishing would otherwise fail only after every task had run. */

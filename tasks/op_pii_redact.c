@@ -15,7 +15,7 @@
  *   IPv6    what inet_pton(AF_INET6) accepts, with at least one digit and
  *           either "::" or eight groups, not inside a longer token.
  *   phone   7 to 15 digits in one of these forms: a leading + and country
- *           code ("+49 30 1234567", "+14155550123"); an area code in
+ *           code ("+49 30 1234567", "+14155550123", "+1 (415) 555-0123"); an area code in
  *           brackets and a last group of 4 or more digits
  *           ("(415) 555-0123"); 3-3-4 digits with one separator
  *           ("415-555-0123", "415.555.0123", "415 555 0123"); 3-4 digits
@@ -280,6 +280,18 @@ static size_t pii_phone_at(const char *t, size_t len, size_t i)
     if (t[p] == '+') {
         plus = 1;
         p++;
+        /* A country code before an area code in brackets: "+1 (415) ...". */
+        size_t b = p;
+        while (p < len && p - b < 3 && pii_is_digit(t[p]))
+            p++;
+        if (p > b && p + 1 < len && t[p] == ' ' && t[p + 1] == '(') {
+            groups[ngroups] = (int)(p - b);
+            seps[ngroups++] = ' ';
+            total += (int)(p - b);
+            p++;
+        } else {
+            p = b;
+        }
     }
     if (p < len && t[p] == '(') {
         size_t b = ++p;

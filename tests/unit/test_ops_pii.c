@@ -55,6 +55,8 @@ static void test_pii_phone_numbers(void)
     check_redacted("tel. +420 777 098 098, fax", "tel. <PHONE>, fax");
     check_redacted("+14155550123", "<PHONE>");
     check_redacted("(415) 555-0123", "<PHONE>");
+    check_redacted("call +1 (415) 555-0123 now", "call <PHONE> now");
+    check_redacted("+44 (20) 7946 0958", "<PHONE>");
     check_redacted("415-555-0123 or 415.555.0123", "<PHONE> or <PHONE>");
     check_redacted("ring 555-0123", "ring <PHONE>");
     check_redacted("Tel. 030 12345678", "Tel. <PHONE>");
