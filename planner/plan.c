@@ -811,6 +811,14 @@ static int plan_location_within(const char *a, const char *b)
     return la >= lb && !strncmp(a, b, lb) && (la == lb || a[lb] == '/');
 }
 
+/* Key prefixes of the job store's own objects (docs/internals.md, "Keys in
+ * the job store"). NOTE: the conditional-write probe's key
+ * _dspark-probe-<16 hex> is left out, because a glob such as *.jsonl
+ * could match some key with that prefix, though never the probe's; the
+ * probe exists only for a moment while a worker starts. */
+static const char *const plan_store_prefixes[] = {"jobs/", "active/", "outputs/",
+                                                  "_dspark_doctor/", NULL};
+
 dsp_status dsp_plan_check_store(const dsp_spec *spec, const char *store_uri, dsp_err *err)
 {
     char *store = plan_location(store_uri);
@@ -820,26 +828,38 @@ dsp_status dsp_plan_check_store(const dsp_spec *spec, const char *store_uri, dsp
     size_t len = strlen(store);
     while (len > 1 && store[len - 1] == '/')
         store[--len] = '\0';
-    if (plan_location_within(output, store) || plan_location_within(store, output))
+    /* A store inside the output is replaced or counted as foreign files by
+     * publishing; an output inside the store's own keys mixes with them. */
+    int overlap = plan_location_within(store, output);
+    for (size_t k = 0; !overlap && plan_store_prefixes[k]; k++) {
+        char *keys = dsp_xasprintf("%s/%s", store, plan_store_prefixes[k]);
+        size_t n = strlen(keys);
+        overlap = !strncmp(output, keys, n) ||
+                  (keys[n - 1] == '/' && !strncmp(output, keys, n - 1) && output[n - 1] == '\0');
+        free(keys);
+    }
+    if (overlap)
         st = dsp_err_set(err, DSP_EINVAL,
                          "output %s and job store %s overlap: publishing would mix the "
                          "store's files with the output, or count them as files DSpark did "
                          "not write; use separate locations (--store or the output uri)",
                          spec->output_uri, store);
 
-    char *prefix = dsp_xasprintf("%s/", store);
     for (size_t i = 0; i < spec->ninputs && st == DSP_OK; i++) {
         char *input = plan_location(spec->inputs[i]);
-        if (dsp_glob_match_prefix(input, prefix) || plan_location_within(input, store))
-            st = dsp_err_set(err, DSP_EINVAL,
-                             "job store %s lies under input[%zu] \"%s\": the input glob can "
-                             "match the store's shuffle files and earlier jobs' outputs, which "
-                             "would be read as input; use a store outside the inputs (--store "
-                             "or DSPARK_STORE) or narrow the glob",
-                             store, i, spec->inputs[i]);
+        for (size_t k = 0; plan_store_prefixes[k] && st == DSP_OK; k++) {
+            char *keys = dsp_xasprintf("%s/%s", store, plan_store_prefixes[k]);
+            if (dsp_glob_match_prefix(input, keys))
+                st = dsp_err_set(err, DSP_EINVAL,
+                                 "job store %s lies under input[%zu] \"%s\": the input glob can "
+                                 "match the store's shuffle files and earlier jobs' outputs, "
+                                 "which would be read as input; use a store outside the inputs "
+                                 "(--store or DSPARK_STORE) or narrow the glob",
+                                 store, i, spec->inputs[i]);
+            free(keys);
+        }
         free(input);
     }
-    free(prefix);
     free(output);
     free(store);
     return st;

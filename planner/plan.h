@@ -105,11 +105,12 @@ char *dsp_spec_to_json(const dsp_spec *spec);
 dsp_status dsp_plan_build(const dsp_spec *spec, dsp_plan **out, dsp_err *err);
 
 /*
- * Reject a job store that an input glob could match, because the job
- * would read the store's intermediate files as input, and a store and an
- * output of which one lies within the other. Checked on the URIs alone;
- * store_uri is as given to --store, a relative path resolving against the
- * working directory.
+ * Reject a job store whose own keys (jobs/, active/, outputs/) an input
+ * glob could match, because the job would read the store's intermediate
+ * files as input. Also reject a store inside the output, and an output
+ * inside the store's own keys. Checked on the URIs alone; store_uri is as
+ * given to --store, a relative path resolving against the working
+ * directory.
  */
 dsp_status dsp_plan_check_store(const dsp_spec *spec, const char *store_uri, dsp_err *err);
 

@@ -60,9 +60,12 @@ reject_store "$WORK/store-glob.json" "default store under the glob" \
     'lies under input[0] "'"$WORK"'/ov/**/*.jsonl*": the input glob can match the store'
 reject_store "$WORK/store-glob.json" "--store under the glob" \
     "job store $WORK/ov/st lies under input[0]" --store "$WORK/ov/st"
-write_spec "$WORK/store-out.json" "$WORK/ov/*.jsonl" "$WORK/st/out" 4000
-reject_store "$WORK/store-out.json" "output under the store" \
-    "output $WORK/st/out and job store $WORK/st overlap" --store "$WORK/st"
+write_spec "$WORK/store-out.json" "$WORK/ov/*.jsonl" "$WORK/st/jobs/out" 4000
+reject_store "$WORK/store-out.json" "output under the store's keys" \
+    "output $WORK/st/jobs/out and job store $WORK/st overlap" --store "$WORK/st"
+write_spec "$WORK/store-same.json" "$WORK/ov/*.jsonl" "$WORK/st" 4000
+reject_store "$WORK/store-same.json" "output is the store" \
+    "output $WORK/st and job store $WORK/st overlap" --store "$WORK/st"
 write_spec "$WORK/out-store.json" "$WORK/ov/*.jsonl" "$WORK/o2" 4000
 reject_store "$WORK/out-store.json" "store under the output" \
     "output $WORK/o2 and job store $WORK/o2/st overlap" --store "$WORK/o2/st"
@@ -70,6 +73,12 @@ reject_store "$WORK/out-store.json" "store under the output" \
 [ ! -e "$WORK/out-store" ] && [ ! -e "$WORK/o2/_SUCCESS" ] || die "a rejected job wrote its output"
 [ ! -d "$WORK/ov/.dspark/jobs" ] || [ -z "$(ls "$WORK/ov/.dspark/jobs")" ] ||
     die "a rejected job left a job in the default store"
+
+# A store in the input directory is fine when no glob reaches its keys,
+# and so is an output beside the store's keys.
+write_spec "$WORK/store-beside.json" "$WORK/ov/*.jsonl" "$WORK/ov/st-out" 4000
+"$BIN" run "$WORK/store-beside.json" --store "$WORK/ov" --workers 1 >/dev/null 2>"$WORK/beside.err" ||
+    { cat "$WORK/beside.err"; die "a store beside a single-level glob was rejected"; }
 
 # A single-level glob cannot reach the output's files, so this job runs,
 # and a second run reads the same input as the first.
