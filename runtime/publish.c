@@ -519,6 +519,40 @@ static dsp_status lock_lost(publish_ctx *c, dsp_output_lock *lock, const dsp_job
     return DSP_EPRECOND;
 }
 
+/*
+ * Remove the output's _MANIFEST.json unless it names this job, before any
+ * part is copied. A manifest of an earlier job lists that job's sizes and
+ * SHA-256s, which no longer match once some parts are replaced, so a
+ * publish that fails midway must not leave it behind. A manifest of this
+ * job stays, because every publisher of one job writes the same one.
+ */
+static dsp_status remove_old_manifest(publish_ctx *c, const dsp_job *job, dsp_err *err)
+{
+    char *key = dsp_xasprintf("%s/_MANIFEST.json", c->out_prefix);
+    dsp_buf body = DSP_BUF_INIT;
+    dsp_status st = dsp_store_get(c->out_store, key, 0, -1, &body, NULL, err);
+
+    if (st == DSP_ENOTFOUND) {
+        st = DSP_OK;
+    } else if (st == DSP_OK) {
+        cJSON *old = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
+        const cJSON *old_job = cJSON_GetObjectItemCaseSensitive(old, "job");
+        const char *previous = cJSON_IsString(old_job) ? old_job->valuestring : "(unknown)";
+        if (strcmp(previous, job->id) != 0) {
+            const char *keys[1] = {key};
+            DSP_INFO("output_manifest_removed", "job=%s output=%s previous_job=%s", job->id,
+                     job->spec->output_uri, previous);
+            st = dsp_store_delete(c->out_store, keys, 1, err);
+        }
+        cJSON_Delete(old);
+    }
+    if (st != DSP_OK)
+        dsp_err_prefix(err, "removing the earlier manifest of output %s", job->spec->output_uri);
+    dsp_buf_free(&body);
+    free(key);
+    return st;
+}
+
 /* Put each step's operator name first in its counters ("op": "langid"), so
  * that the manifest alone shows which step removed what. */
 static void name_operators(cJSON *operators, const cJSON *steps)
@@ -649,6 +683,9 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
                 goto out;
         }
     }
+    st = remove_old_manifest(&c, job, err);
+    if (st != DSP_OK)
+        goto out;
 
     cJSON_AddNumberToObject(manifest, "schema_version", DSP_MANIFEST_SCHEMA_VERSION);
     cJSON_AddStringToObject(manifest, "job", job->id);
