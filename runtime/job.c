@@ -100,6 +100,29 @@ static char *absolute_output(const char *uri)
     return dsp_xasprintf("%s/%s", cwd, uri);
 }
 
+/*
+ * Read the output URI of job id from its spec.json into *output, as an
+ * absolute location (malloc'ed, NULL when the spec names none). Returns
+ * DSP_ENOTFOUND when the job has no spec.json yet.
+ */
+static dsp_status read_job_output(dsp_store *s, const char *id, char **output, dsp_err *err)
+{
+    char *key = dsp_proto_job_key(id, "spec.json");
+    cJSON *spec = NULL;
+    dsp_status st = dsp_proto_get_json(s, key, &spec, NULL, err);
+
+    *output = NULL;
+    if (st == DSP_OK) {
+        const cJSON *uri = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(spec, "output"), "uri");
+        if (cJSON_IsString(uri))
+            *output = absolute_output(uri->valuestring);
+    }
+    cJSON_Delete(spec);
+    free(key);
+    return st;
+}
+
 /* Claim the output for job id in outputs/<sha256 of the URI>. NOTE: the
  * claim lives in the job store, so jobs submitted to different job stores
  * can still write the same output. */
@@ -108,6 +131,8 @@ static dsp_status claim_output(dsp_store *s, const char *id, const char *output,
     char *abs = absolute_output(output);
     char hash[65];
     char *key, *body;
+    char *owner_output = NULL; /* the output that the claim's job writes, when known */
+    int owner_elsewhere = 0;
     cJSON *o = cJSON_CreateObject(), *seen = NULL;
     dsp_obj_info info;
     dsp_status st;
@@ -139,11 +164,15 @@ static dsp_status claim_output(dsp_store *s, const char *id, const char *output,
     if (st != DSP_OK)
         goto out;
     if (other == DSP_JOB_RUNNING) {
-        char *owner_spec = dsp_proto_job_key(owner, "spec.json");
-        dsp_obj_info oi;
-        dsp_err herr;
-        int owner_exists = dsp_store_head(s, owner_spec, &oi, &herr) == DSP_OK;
-        free(owner_spec);
+        dsp_err spec_err;
+        dsp_status spec_status = read_job_output(s, owner, &owner_output, &spec_err);
+        /* A spec.json that cannot be read counts as existing, so the claim
+         * keeps blocking the output. */
+        int owner_exists = spec_status != DSP_ENOTFOUND;
+        /* spec.json is create-only, so an owner whose spec writes another
+         * output never writes this one. Its claim is left over from a
+         * submit that lost the race for the job id to another spec. */
+        owner_elsewhere = spec_status == DSP_OK && owner_output && strcmp(owner_output, abs) != 0;
         /* A claim whose job never got its spec written is either a
          * submission running right now, which owns the output, or, once
          * older than CLAIM_TAKEOVER_MS, a crashed one that owns nothing.
@@ -153,7 +182,7 @@ static dsp_status claim_output(dsp_store *s, const char *id, const char *output,
             claimed_ms = (double)info.mtime_ms;
         int owner_submitting = !owner_exists && claimed_ms > 0 &&
                                (double)dsp_now_ms() - claimed_ms < CLAIM_TAKEOVER_MS;
-        if (owner_exists || owner_submitting) {
+        if ((owner_exists && !owner_elsewhere) || owner_submitting) {
             st = dsp_err_set(err, DSP_EPRECOND,
                              "output %s is the output of unfinished job %s; wait for it "
                              "('dspark wait %s'), cancel it, or choose another output",
@@ -164,7 +193,12 @@ static dsp_status claim_output(dsp_store *s, const char *id, const char *output,
     st = dsp_proto_swap(s, key, info.etag, body, strlen(body), NULL, err);
     if (st == DSP_EPRECOND)
         dsp_err_prefix(err, "output %s was claimed by another job at the same time", abs);
+    if (st == DSP_OK && owner_elsewhere)
+        DSP_INFO("output_claim_replaced", "job=%s output=%s previous_job=%s "
+                 "previous_job_output=%s",
+                 id, abs, owner, owner_output);
 out:
+    free(owner_output);
     cJSON_Delete(seen);
     cJSON_Delete(o);
     free(body);

@@ -10,12 +10,15 @@
  */
 #include "publish.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
@@ -411,6 +414,72 @@ static dsp_status check_output_is_dir(const publish_ctx *c, const char *output_u
     return rc;
 }
 
+/*
+ * Reject a local output directory that this process cannot write to, so
+ * that the job fails at submit and not at publish, after every task has
+ * run. Publishing creates a missing directory, so then its nearest
+ * existing parent is checked. Permission bits miss root, ACLs and
+ * read-only mounts, so the check creates and removes an empty file. The
+ * file is named like the local store's temporary files, which `dspark gc
+ * --temp-older-than` removes if this process dies in between.
+ * NOTE: this checks the submitting user on this machine. A worker that
+ * runs as another user can still fail at publish.
+ */
+static dsp_status check_output_writable(const publish_ctx *c, const char *output_uri,
+                                        dsp_err *err)
+{
+    if (strcmp(dsp_store_kind(c->out_store), "local") != 0 || !*c->out_prefix)
+        return DSP_OK;
+
+    char *dir = dsp_store_object_name(c->out_store, c->out_prefix);
+    struct stat st;
+    dsp_status rc = DSP_OK;
+
+    while (stat(dir, &st) != 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        /* The path is absolute, so the walk ends at "/" at the latest. */
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            break;
+        if (slash == dir) {
+            dir[1] = '\0';
+            break;
+        }
+        *slash = '\0';
+    }
+    if (stat(dir, &st) != 0) {
+        rc = dsp_err_set(err, errno == EACCES ? DSP_EPERM : DSP_EIO,
+                         "output %s: stat of %s failed: %s", output_uri, dir, strerror(errno));
+        goto out;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        rc = dsp_err_set(err, DSP_EINVAL,
+                         "output %s cannot be created because %s is not a directory; choose "
+                         "another output",
+                         output_uri, dir);
+        goto out;
+    }
+
+    char *probe = dsp_xasprintf("%s/.dsp-tmp.%ld.%016llx", strcmp(dir, "/") ? dir : "",
+                                (long)getpid(), (unsigned long long)dsp_rand64());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        rc = dsp_err_set(err, e == EACCES || e == EPERM || e == EROFS ? DSP_EPERM : DSP_EIO,
+                         "output %s is not writable: cannot create a file in %s: %s; make "
+                         "that directory writable for this user or choose another output",
+                         output_uri, dir, strerror(e));
+    } else {
+        close(fd);
+        if (unlink(probe) != 0)
+            DSP_WARN("output_probe_remove_failed", "output=%s path=%s error=\"%s\"", output_uri,
+                     probe, strerror(errno));
+    }
+    free(probe);
+out:
+    free(dir);
+    return rc;
+}
+
 dsp_status dsp_publish_check_output(dsp_store *job_store, const char *output_uri, dsp_err *err)
 {
     publish_ctx c = {job_store, NULL, NULL, NULL};
@@ -420,6 +489,8 @@ dsp_status dsp_publish_check_output(dsp_store *job_store, const char *output_uri
 
     if (st == DSP_OK)
         st = check_output_is_dir(&c, output_uri, err);
+    if (st == DSP_OK)
+        st = check_output_writable(&c, output_uri, err);
     if (st == DSP_OK) {
         st = check_output_owned(&c, output_uri, &foreign, &message, err);
         if (st != DSP_OK)
@@ -517,6 +588,40 @@ static dsp_status lock_lost(publish_ctx *c, dsp_output_lock *lock, const dsp_job
                   job->id, job->spec->output_uri, other);
     }
     return DSP_EPRECOND;
+}
+
+/*
+ * Remove the output's _MANIFEST.json unless it names this job, before any
+ * part is copied. A manifest of an earlier job lists that job's sizes and
+ * SHA-256s, which no longer match once some parts are replaced, so a
+ * publish that fails midway must not leave it behind. A manifest of this
+ * job stays, because every publisher of one job writes the same one.
+ */
+static dsp_status remove_old_manifest(publish_ctx *c, const dsp_job *job, dsp_err *err)
+{
+    char *key = dsp_xasprintf("%s/_MANIFEST.json", c->out_prefix);
+    dsp_buf body = DSP_BUF_INIT;
+    dsp_status st = dsp_store_get(c->out_store, key, 0, -1, &body, NULL, err);
+
+    if (st == DSP_ENOTFOUND) {
+        st = DSP_OK;
+    } else if (st == DSP_OK) {
+        cJSON *old = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
+        const cJSON *old_job = cJSON_GetObjectItemCaseSensitive(old, "job");
+        const char *previous = cJSON_IsString(old_job) ? old_job->valuestring : "(unknown)";
+        if (strcmp(previous, job->id) != 0) {
+            const char *keys[1] = {key};
+            DSP_INFO("output_manifest_removed", "job=%s output=%s previous_job=%s", job->id,
+                     job->spec->output_uri, previous);
+            st = dsp_store_delete(c->out_store, keys, 1, err);
+        }
+        cJSON_Delete(old);
+    }
+    if (st != DSP_OK)
+        dsp_err_prefix(err, "removing the earlier manifest of output %s", job->spec->output_uri);
+    dsp_buf_free(&body);
+    free(key);
+    return st;
 }
 
 /* Put each step's operator name first in its counters ("op": "langid"), so
@@ -649,6 +754,9 @@ dsp_status dsp_publish_job(dsp_store *s, const dsp_job *job, dsp_err *err)
                 goto out;
         }
     }
+    st = remove_old_manifest(&c, job, err);
+    if (st != DSP_OK)
+        goto out;
 
     cJSON_AddNumberToObject(manifest, "schema_version", DSP_MANIFEST_SCHEMA_VERSION);
     cJSON_AddStringToObject(manifest, "job", job->id);

@@ -71,6 +71,40 @@ write_spec "$WORK/one.json" "$WORK/in/*.jsonl" "$WORK/out" 1000000
 [ "$(jq -r .job "$WORK/out/_MANIFEST.json")" = "$(cat "$WORK/out/_SUCCESS")" ] ||
     die "_SUCCESS does not name the manifest's job"
 
+# A republish that fails after it copied some parts leaves neither the
+# earlier _SUCCESS nor the earlier _MANIFEST.json, whose sizes and SHA-256s
+# no longer match the parts. The injected 403 is permanent, so the job
+# fails at its first failed copy. With seed 1 the first two draws are
+# above 0.5, so the first two copies succeed and the third fails.
+"$BIN" run "$WORK/many.json" --store "$STORE" >"$WORK/run5.log" 2>&1 || die "the split job failed"
+old_job=$(cat "$WORK/out/_SUCCESS")
+[ "$(jq -r .job "$WORK/out/_MANIFEST.json")" = "$old_job" ] || die "the manifest does not name the split job $old_job"
+cp "$WORK/out/_MANIFEST.json" "$WORK/old-manifest.json"
+write_spec "$WORK/half.json" "$WORK/in/*.jsonl" "$WORK/out" 20000 '{"op": "length", "min_words": 60}'
+DSPARK_FAULTS="op=copy,error=403,rate=0.5,seed=1" "$BIN" run "$WORK/half.json" --store "$STORE" \
+    >"$WORK/half.log" 2>&1
+rc=$?
+[ $rc = 1 ] || { tail -5 "$WORK/half.log"; die "a republish failing with 403 exited $rc, expected 1"; }
+grep -q "injected 403" "$WORK/half.log" ||
+    { tail -5 "$WORK/half.log"; die "the republish did not fail on an injected 403"; }
+[ ! -e "$WORK/out/_SUCCESS" ] || die "the failed republish left _SUCCESS ($(cat "$WORK/out/_SUCCESS"))"
+[ ! -e "$WORK/out/_MANIFEST.json" ] ||
+    die "the failed republish left the manifest of job $(jq -r .job "$WORK/out/_MANIFEST.json")"
+changed=0
+for f in "$WORK"/out/part-*; do
+    sum=$(sha256sum "$f" | cut -d' ' -f1)
+    jq -e --arg n "$(basename "$f")" --arg s "$sum" \
+        '.files[] | select(.name == $n and .sha256 == $s)' "$WORK/old-manifest.json" >/dev/null ||
+        changed=$((changed + 1))
+done
+[ "$changed" -gt 0 ] || die "the failed republish replaced no part, so it did not fail midway"
+grep -q "event=output_manifest_removed.*previous_job=$old_job" "$WORK/half.log" ||
+    die "the removal of the earlier manifest is not logged"
+"$BIN" run "$WORK/half.json" --store "$STORE" >"$WORK/half2.log" 2>&1 ||
+    { tail -5 "$WORK/half2.log"; die "the republish without faults failed"; }
+[ "$(jq -r .job "$WORK/out/_MANIFEST.json")" = "$(cat "$WORK/out/_SUCCESS")" ] ||
+    die "after the republish, _SUCCESS does not name the manifest's job"
+
 # Only _dedup/clusters/stepN.jsonl is DSpark's: another file there is
 # foreign, both at submit and when it appears before publish.
 mkdir -p "$WORK/clu/_dedup/clusters"
