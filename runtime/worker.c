@@ -214,6 +214,16 @@ static job_entry *add_job(const char *id)
     return je;
 }
 
+/* Stop working on a job. No task of it reads its input cache entries any
+ * more, so they are removed. */
+static void mark_job_finished(job_entry *je)
+{
+    je->finished = 1;
+    char *prefix = dsp_input_cache_job_prefix(je->id);
+    dsp_input_cache_remove_prefix(prefix);
+    free(prefix);
+}
+
 /* Mark a job finished when its state.json records a final state. */
 static void check_job_state(job_entry *je)
 {
@@ -222,12 +232,8 @@ static void check_job_state(job_entry *je)
 
     if (dsp_job_read_state(W.store, je->id, &state, NULL, &err) == DSP_OK &&
         state != DSP_JOB_RUNNING) {
-        je->finished = 1;
         DSP_INFO("job_final_seen", "job=%s state=%s", je->id, dsp_job_state_name(state));
-        /* No task of the job reads its input cache entries any more. */
-        char *prefix = dsp_input_cache_job_prefix(je->id);
-        dsp_input_cache_remove_prefix(prefix);
-        free(prefix);
+        mark_job_finished(je);
     }
 }
 
@@ -263,7 +269,7 @@ static void refresh_jobs(void)
             listed = !strcmp(page.items[k].key, key);
         free(key);
         if (!listed && !je->finished) {
-            je->finished = 1;
+            mark_job_finished(je);
             DSP_INFO("job_inactive", "job=%s reason=left_the_active_index", je->id);
         }
         pthread_mutex_lock(&W.run_lock);
@@ -309,7 +315,7 @@ static void fail_job(job_entry *je, const char *stage, const char *task, const c
     else
         DSP_ERROR("job_failed", "max_attempts=%d", je->max_attempts);
     dsp_log_context_restore(&saved);
-    je->finished = 1;
+    mark_job_finished(je);
     cJSON_Delete(extra);
 }
 
@@ -1126,11 +1132,11 @@ static void run_publish(work_item *w, running_task *rt)
 
     dsp_status st = dsp_publish_job(W.store, je->job, &err);
     if (st == DSP_OK) {
-        je->finished = 1;
+        mark_job_finished(je);
     } else if (st == DSP_ECANCELLED) {
         /* The job was cancelled or failed elsewhere: not a publish failure. */
         DSP_WARN("publish_stopped", "job=%s message=\"%s\"", je->id, err.msg);
-        je->finished = 1;
+        mark_job_finished(je);
         dsp_lease_release(W.store, je->id, &w->lease);
     } else {
         /* Failed publishes count against max_attempts like a task's, through

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,9 @@
 #include "../core/log.h"
 #include "../core/util.h"
 
-/* Free space is checked again after this many bytes of an entry. */
-#define CACHE_CHECK_BYTES (64u << 20)
+/* Free space is checked again after this many bytes of an entry, so that
+ * concurrent writers overshoot the reserve by little. */
+#define CACHE_CHECK_BYTES (8u << 20)
 #define CACHE_PARTIAL_SUFFIX ".partial"
 
 struct dsp_input_cache_writer {
@@ -55,6 +57,12 @@ static void cache_dir_init(void)
     }
     /* lstat, so that a symlink planted in a shared /tmp is not followed. */
     struct stat st;
+    if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)) {
+        DSP_WARN("input_cache_off", "dir=%s reason=\"a symbolic link; name the directory "
+                 "itself\"", dir);
+        free(dir);
+        return;
+    }
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
         (st.st_mode & 0077) != 0) {
         DSP_WARN("input_cache_off", "dir=%s reason=\"not a directory of this user with mode "
@@ -62,7 +70,16 @@ static void cache_dir_init(void)
         free(dir);
         return;
     }
-    cache_dir = dir;
+    /* Entries are read through a file:// store, which needs an absolute path. */
+    char *absolute = realpath(dir, NULL);
+    free(dir);
+    if (!absolute) {
+        DSP_WARN("input_cache_off", "dir=%s reason=\"cannot resolve it: %s\"", env ? env : "",
+                 strerror(errno));
+        return;
+    }
+    cache_dir = dsp_xstrdup(absolute);
+    free(absolute);
 }
 
 const char *dsp_input_cache_dir(void)
@@ -107,7 +124,12 @@ dsp_input_cache_writer *dsp_input_cache_create(const char *name)
     w->partial = dsp_xasprintf("%s%s", w->path, CACHE_PARTIAL_SUFFIX);
     w->fd = open(w->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (w->fd < 0 || !cache_has_room(w->fd, CACHE_CHECK_BYTES)) {
-        if (w->fd < 0)
+        static atomic_int warned;
+        if (w->fd < 0 && !atomic_exchange(&warned, 1))
+            DSP_WARN("input_cache_skipped", "path=%s reason=\"cannot create it: %s\" "
+                     "message=\"later failures of this process are logged at debug level\"",
+                     w->partial, strerror(errno));
+        else if (w->fd < 0)
             DSP_DEBUG("input_cache_skipped", "path=%s reason=\"%s\"", w->partial,
                       strerror(errno));
         else
@@ -202,6 +224,29 @@ void dsp_input_cache_discard(dsp_input_cache_writer *w)
         return;
     cache_abandon(w);
     cache_writer_free(w);
+}
+
+int dsp_input_cache_verify(const char *path, uint64_t bytes, uint64_t hash)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    XXH3_state_t *state = XXH3_createState();
+    XXH3_64bits_reset(state);
+    char *buf = dsp_xmalloc(1u << 20);
+    uint64_t total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, 1u << 20)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n > 0) {
+            XXH3_64bits_update(state, buf, (size_t)n);
+            total += (uint64_t)n;
+        }
+    }
+    int ok = n == 0 && total == bytes && XXH3_64bits_digest(state) == hash;
+    free(buf);
+    XXH3_freeState(state);
+    close(fd);
+    return ok;
 }
 
 char *dsp_input_cache_find(const char *name, uint64_t bytes)

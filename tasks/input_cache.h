@@ -15,8 +15,9 @@
  * It is created with mode 0700, and a directory that the user does not
  * own is not used. An entry is written under a temporary name and renamed
  * when complete, and its reader checks its length and xxh3 hash against
- * the ones the map task committed. A write stops, and the entry is
- * removed, when it fails or would leave less than
+ * the ones the map task committed before it uses the entry, so a damaged
+ * entry is removed and the input read from the store. A write stops, and
+ * the entry is removed, when it fails or would leave less than
  * DSP_INPUT_CACHE_MIN_FREE_PERCENT of the file system free.
  */
 #ifndef DSP_INPUT_CACHE_H
@@ -55,6 +56,9 @@ void dsp_input_cache_discard(dsp_input_cache_writer *w);
 /* Path of entry `name` when it exists with `bytes` bytes, else NULL.
  * Caller frees. */
 char *dsp_input_cache_find(const char *name, uint64_t bytes);
+/* Return 1 when the file at path has `bytes` bytes with xxh3 hash `hash`.
+ * Reading an entry costs far less than decompressing its input again. */
+int dsp_input_cache_verify(const char *path, uint64_t bytes, uint64_t hash);
 void dsp_input_cache_remove(const char *name);
 /* Remove every entry whose name starts with prefix (a job's entries). */
 void dsp_input_cache_remove_prefix(const char *prefix);

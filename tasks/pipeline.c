@@ -297,7 +297,15 @@ static int cache_source(run_state *s, const dsp_input_range *in, const dsp_input
     char *path = dsp_input_cache_find(ref->name, ref->bytes);
     if (!path)
         return 0;
+    int intact = dsp_input_cache_verify(path, ref->bytes, ref->hash);
     free(path);
+    if (!intact) {
+        DSP_WARN("input_cache_damaged", "key=%s entry=%s message=\"the entry does not match "
+                 "the length and hash its writer recorded; removed it and reading the input\"",
+                 in->key, ref->name);
+        dsp_input_cache_remove(ref->name);
+        return 0;
+    }
     char *root = dsp_xasprintf("file://%s", dsp_input_cache_dir());
     dsp_status st = store_for(s, root, store, err);
     free(root);

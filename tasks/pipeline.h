@@ -93,9 +93,10 @@ typedef struct {
      * DSP_EINVAL, because the input changed after submit. */
     const dsp_obj_info *input_versions;
     /* Optional, one per input: a cache entry to read in place of the
-     * object when the entry exists with the recorded length. A hash
-     * mismatch removes the entry and fails the task with DSP_EIO, so that
-     * a retry reads the object. */
+     * object when the entry exists with the recorded length and hash. An
+     * entry that does not match is removed and the object read instead.
+     * An entry that changes while it is read fails the task with DSP_EIO
+     * after it is removed, so that a retry reads the object. */
     const dsp_input_cache_ref *input_cache;
     /* Non-zero: JSONL lines are passed on without validation when no step
      * reads the text. For a second pass over inputs whose first pass

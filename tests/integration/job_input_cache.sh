@@ -2,9 +2,9 @@
 # The local input cache: a dedup job whose map stage has no steps reads
 # each compressed input once from the store and once from the cache entry
 # that its map task wrote. The output equals the output with the cache
-# off, no entry is left after the job, entries older than a day are swept
-# when a worker starts, and a cache directory of the wrong mode only turns
-# the cache off.
+# off, no entry is left after the job, also after a job fails under a
+# plain worker, entries older than a day are swept when a worker starts,
+# and a cache directory of the wrong mode only turns the cache off.
 . "$(dirname "$0")/job_lib/common.bash"
 
 ROOT=${DSPARK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -54,6 +54,25 @@ same_output "$WORK/out-on" "$WORK/out-off"
 jq -e '.totals.records_in == 997 and .operators[0].removed.duplicate == 335' \
     "$WORK/out-on/_MANIFEST.json" >/dev/null ||
     { jq '.totals, .operators' "$WORK/out-on/_MANIFEST.json"; die "unexpected dedup counts"; }
+
+# A job that fails after its map stage, under a plain worker rather than
+# run, leaves no entry: the exec step after the dedup fails the
+# dedup_filter task, and the worker removes the job's entries.
+cat >"$WORK/fail.json" <<JSON
+{"name": "cache-fail", "input": ["$WORK/in/*"],
+ "steps": [{"op": "dedup_exact", "normalize": false},
+           {"op": "exec", "command": ["sh", "-c", "exit 3"]}],
+ "output": {"uri": "$WORK/out-fail"},
+ "options": {"target_task_bytes": 100000, "max_attempts": 1}}
+JSON
+job=$(DSPARK_INPUT_CACHE="$CACHE" "$BIN" submit "$WORK/fail.json" --store "$STORE" 2>"$WORK/fail.log") ||
+    { cat "$WORK/fail.log"; die "submit of the failing job failed"; }
+DSPARK_INPUT_CACHE="$CACHE" DSPARK_LOG_LEVEL=debug "$BIN" worker --store "$STORE" --job "$job" \
+    --exit-when-finished --allow-exec >>"$WORK/fail.log" 2>&1
+grep -q 'event=input_cache_read' "$WORK/fail.log" || die "the failing job did not read its cache entries"
+[ "$(job_state "$job")" = failed ] || die "the job with a failing exec step did not fail"
+left=$(ls "$CACHE" | grep -v '^1111111111111111-' || true)
+[ -z "$left" ] || die "a failed job left entries in the cache: $left"
 
 # A directory that others can read is not used, and the job still runs.
 chmod 755 "$CACHE"
