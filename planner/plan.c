@@ -746,10 +746,67 @@ dsp_status dsp_plan_from_objects(const dsp_spec *spec, dsp_plan_object *objs, si
     return DSP_OK;
 }
 
-/* Write a URI or local path as one comparable location: S3 URIs as written,
- * local paths absolute, without "file://" and without "./" segments.
- * NOTE: ".." segments and symbolic links are not resolved, so an output
- * reached through them is not recognized as lying under an input. */
+/* Remove empty and "." segments from an absolute path in place, and let
+ * ".." remove the segment before it, as the kernel does without symbolic
+ * links. A trailing slash is kept. */
+static void plan_normalize_path(char *path)
+{
+    size_t len = strlen(path);
+    int trailing = len > 1 && path[len - 1] == '/';
+    char *out = path + 1; /* after the leading '/' */
+    const char *p = path + 1;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.')) {
+            /* an empty or "." segment */
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (out > path + 1) {
+                out--; /* the '/' after the previous segment */
+                while (out > path + 1 && out[-1] != '/')
+                    out--;
+            }
+        } else {
+            memmove(out, p, n);
+            out += n;
+            *out++ = '/';
+        }
+        p += n;
+        if (*p == '/')
+            p++;
+    }
+    if (out > path + 1 && !trailing)
+        out--;
+    *out = '\0';
+}
+
+/* Replace the longest existing directory prefix of an absolute path that
+ * holds no glob character by its real path, so that symbolic links
+ * compare as their targets. */
+static char *plan_resolve_links(char *path)
+{
+    size_t literal = strcspn(path, "*?[\\");
+    for (size_t cut = literal; cut > 1; cut--) {
+        if (path[cut] != '/' && path[cut] != '\0')
+            continue;
+        char saved = path[cut];
+        path[cut] = '\0';
+        char *real = realpath(path, NULL);
+        path[cut] = saved;
+        if (!real)
+            continue;
+        char *joined = dsp_xasprintf("%s%s", strcmp(real, "/") ? real : "", path + cut);
+        free(real);
+        free(path);
+        return joined;
+    }
+    return path;
+}
+
+/* Write a URI or local path as one comparable location: S3 URIs as written
+ * (their keys may hold "//" and ".."), local paths absolute, without
+ * "file://", with "." and ".." segments and doubled slashes removed, and
+ * with symbolic links in the existing part of the path resolved. */
 static char *plan_location(const char *uri)
 {
     char cwd[4096];
@@ -763,13 +820,10 @@ static char *plan_location(const char *uri)
         loc = dsp_xstrdup(uri);
     else
         loc = dsp_xasprintf("%s/%s", cwd, uri);
-
-    char *dot;
-    while ((dot = strstr(loc, "/./")))
-        memmove(dot, dot + 2, strlen(dot + 2) + 1);
-    if (!strncmp(loc, "./", 2))
-        memmove(loc, loc + 2, strlen(loc + 2) + 1);
-    return loc;
+    if (loc[0] != '/')
+        return loc;
+    plan_normalize_path(loc);
+    return plan_resolve_links(loc);
 }
 
 /* Reject an output whose objects an input glob could match: a second run

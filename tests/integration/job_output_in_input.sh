@@ -74,6 +74,18 @@ reject_store "$WORK/out-store.json" "store under the output" \
 [ ! -d "$WORK/ov/.dspark/jobs" ] || [ -z "$(ls "$WORK/ov/.dspark/jobs")" ] ||
     die "a rejected job left a job in the default store"
 
+# Doubled slashes, ".." and symbolic links do not hide an overlap.
+ln -s "$WORK/ov" "$WORK/ov-link"
+write_spec "$WORK/store-dots.json" "$WORK//x/../ov/**" "$WORK/out-dots" 4000
+reject_store "$WORK/store-dots.json" "glob with // and .." \
+    "job store $WORK/ov/st lies under input[0]" --store "$WORK/ov/st"
+write_spec "$WORK/store-link.json" "$WORK/ov-link/**" "$WORK/out-link" 4000
+reject_store "$WORK/store-link.json" "glob through a symlink" \
+    "job store $WORK/ov/st lies under input[0]" --store "$WORK/ov/st"
+write_spec "$WORK/out-link.json" "$WORK/ov/*.jsonl" "$WORK/ov-link/st/jobs/o" 4000
+reject_store "$WORK/out-link.json" "output through a symlink" \
+    "and job store $WORK/ov/st overlap" --store "$WORK//ov/./st"
+
 # A store in the input directory is fine when no glob reaches its keys,
 # and so is an output beside the store's keys.
 write_spec "$WORK/store-beside.json" "$WORK/ov/*.jsonl" "$WORK/ov/st-out" 4000
