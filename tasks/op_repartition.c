@@ -24,8 +24,9 @@ static const dsp_op_option repartition_options[] = {
      "number of output shards; 0 = one per target_task_bytes of input", 0, REPARTITION_MAX_SHARDS},
     {"field_hash", DSP_OPT_STRING, "\"typed\"",
      "what \"by\": \"field\" hashes: \"typed\", the value's JSON type and value, so equal "
-     "values share a shard (1 and 1.0, \"A\" and \"\\u0041\"); \"text\", the value's JSON "
-     "text byte for byte",
+     "numbers and strings share a shard (1 and 1.0, \"A\" and \"\\u0041\"), while arrays and "
+     "objects compare by their JSON text without whitespace ([1,2] and [1.0,2] differ); "
+     "\"text\", the value's JSON text byte for byte",
      0, 0},
     {NULL, 0, NULL, NULL, 0, 0},
 };
