@@ -19,6 +19,9 @@
 #                  the same dedups as jobs: `dspark run --workers 1` of a
 #                  spec with one dedup step, on a local store, with
 #                  planning, the commit protocol and publishing
+#      job_exact_raw_cache_off, job_minhash_cache_off
+#                  the same jobs with DSPARK_INPUT_CACHE=off, so that the
+#                  dedup_filter task decompresses the input again
 #    Every command runs as a child process and its CPU time (user + system)
 #    and peak RSS come from wait4(), so all four are measured the same way.
 #    --cases runs only the named cases, and duckdb, the baseline, always.
@@ -27,12 +30,12 @@
 #    numbers go to bench/results/dedup-<UTC time>.json.
 # 4. Prints the zstd floor of each job_* case: the CPU seconds that
 #    libzstd alone needs for the job's codec work, measured with
-#    bench/zstd_bound.c in the same run. That is two decompressions of the
-#    input (the map and the dedup_filter tasks each read it) plus one
-#    compression of the job's output at the writer's default level 3. A
-#    job that reads its input twice and writes that output cannot cost
-#    less, so "job / floor" shows how much of a job's time is DSpark's
-#    own work.
+#    bench/zstd_bound.c in the same run. That is one decompression of the
+#    input, two with the cache off (the map and the dedup_filter tasks
+#    each read it), plus one compression of the job's output at the
+#    writer's default level 3. A job that reads and writes these files
+#    that way cannot cost less, so "job / floor" shows how much of a job's
+#    time is DSpark's own work.
 #
 # The driver runs all stages in one process with 4 reduce partitions, so
 # its CPU seconds are the whole cost of the dedup algorithms on one core.
@@ -121,15 +124,17 @@ def compress_cost(parts, plain):
     finally:
         os.unlink(plain)
 
-def job(step):
+def job(step, cache=True):
     """A `dspark run` of one dedup step; its output directory is o + '.d'."""
     def make(o):
         spec = o + '.json'
         with open(spec, 'w') as f:
             json.dump({'name': 'dedup-bench', 'input': [corpus], 'steps': [step],
                        'output': {'uri': o + '.d'}}, f)
-        return ([dspark, 'run', spec, '--store', o + '.store', '--workers', '1'],
-                dict(os.environ, DSPARK_LOG_LEVEL='warn'))
+        env = dict(os.environ, DSPARK_LOG_LEVEL='warn')
+        if not cache:
+            env['DSPARK_INPUT_CACHE'] = 'off'
+        return ([dspark, 'run', spec, '--store', o + '.store', '--workers', '1'], env)
     return make
 
 raw_env = dict(os.environ, DEDUP_EXACT_RAW='1')
@@ -143,6 +148,8 @@ cases = {
     'job_exact_raw': job({'op': 'dedup_exact', 'normalize': False}),
     'job_minhash': job({'op': 'dedup_minhash'}),
     'job_minhash_k': job({'op': 'dedup_minhash', 'scheme': 'k_permutations'}),
+    'job_exact_raw_cache_off': job({'op': 'dedup_exact', 'normalize': False}, cache=False),
+    'job_minhash_cache_off': job({'op': 'dedup_minhash'}, cache=False),
 }
 unknown = [name for name in only if name not in cases]
 if unknown:
@@ -165,7 +172,8 @@ for r in range(runs):
         if name.startswith('job_'):
             parts = glob.glob(path + '.d/part-*')
             docs = sum(count_lines(p) for p in parts)
-            floors[name].append(2 * decompress_cpu + compress_cost(parts, path + '.plain'))
+            reads = 2 if name.endswith('_cache_off') else 1
+            floors[name].append(reads * decompress_cpu + compress_cost(parts, path + '.plain'))
             shutil.rmtree(path + '.d')
             shutil.rmtree(path + '.store')
             os.unlink(path + '.json')
@@ -187,7 +195,7 @@ for r in range(runs):
 summary = {'corpus': corpus, 'input_bytes': input_bytes, 'runs': runs, 'cases': {}}
 duck = statistics.median(x['cpu_s'] for x in results['duckdb'])
 print(f'input: {corpus}, {input_bytes / 1e6:.0f} MB uncompressed, median of {runs} runs')
-print(f'{"case":<14} {"CPU s":>8} {"MB/s/core":>10} {"vs DuckDB":>10} {"RSS MiB":>8} {"docs out":>9}')
+print(f'{"case":<24} {"CPU s":>8} {"MB/s/core":>10} {"vs DuckDB":>10} {"RSS MiB":>8} {"docs out":>9}')
 for name, rows in results.items():
     cpu = statistics.median(x['cpu_s'] for x in rows)
     rss = statistics.median(x['max_rss_mib'] for x in rows)
@@ -195,17 +203,17 @@ for name, rows in results.items():
     summary['cases'][name] = {'cpu_s': cpu, 'mb_per_cpu_s': mbps, 'max_rss_mib': rss,
                               'speed_vs_duckdb': duck / cpu, 'docs_out': rows[0]['docs_out'],
                               'runs': rows}
-    print(f'{name:<14} {cpu:>8.2f} {mbps:>10.1f} {duck / cpu:>9.2f}x {rss:>8.0f} '
+    print(f'{name:<24} {cpu:>8.2f} {mbps:>10.1f} {duck / cpu:>9.2f}x {rss:>8.0f} '
           f'{rows[0]["docs_out"]:>9}')
 decompress = statistics.median(decompress_runs)
 summary['zstd_decompress_cpu_s'] = decompress_runs
-print(f'{"zstd floor":<14} {"floor s":>8} {"MB/s/core":>10} {"job/floor":>10}'
+print(f'{"zstd floor":<24} {"floor s":>8} {"MB/s/core":>10} {"job/floor":>10}'
       f'   (one decompression of the input: {decompress:.2f} s)')
 for name, values in floors.items():
     floor = statistics.median(values)
     cpu = summary['cases'][name]['cpu_s']
     summary['cases'][name]['zstd_floor_cpu_s'] = floor
-    print(f'{name:<14} {floor:>8.2f} {input_bytes / 1e6 / floor:>10.1f} {cpu / floor:>9.2f}x')
+    print(f'{name:<24} {floor:>8.2f} {input_bytes / 1e6 / floor:>10.1f} {cpu / floor:>9.2f}x')
 stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
 with open(f'bench/results/dedup-{stamp}.json', 'w') as f:
     json.dump(summary, f, indent=1)
