@@ -753,7 +753,9 @@ static void plan_normalize_path(char *path)
 {
     size_t len = strlen(path);
     int trailing = len > 1 && path[len - 1] == '/';
-    char *out = path + 1; /* after the leading '/' */
+    /* out never passes p: each kept segment is written with the '/' before
+     * it, and p has consumed that separator already. */
+    char *out = path + 1;
     const char *p = path + 1;
     while (*p) {
         const char *end = strchr(p, '/');
@@ -761,22 +763,22 @@ static void plan_normalize_path(char *path)
         if (n == 0 || (n == 1 && p[0] == '.')) {
             /* an empty or "." segment */
         } else if (n == 2 && p[0] == '.' && p[1] == '.') {
-            if (out > path + 1) {
-                out--; /* the '/' after the previous segment */
-                while (out > path + 1 && out[-1] != '/')
-                    out--;
-            }
+            while (out > path + 1 && out[-1] != '/')
+                out--;
+            if (out > path + 1)
+                out--; /* the '/' before the removed segment */
         } else {
+            if (out > path + 1)
+                *out++ = '/';
             memmove(out, p, n);
             out += n;
-            *out++ = '/';
         }
         p += n;
         if (*p == '/')
             p++;
     }
-    if (out > path + 1 && !trailing)
-        out--;
+    if (trailing && out > path + 1)
+        *out++ = '/';
     *out = '\0';
 }
 

@@ -853,7 +853,36 @@ static void test_plan_json_rejects_corrupt(void)
     }
 }
 
+/* The job store check compares normalised locations: doubled slashes and
+ * ".." do not hide a store under an input glob, and a long path is not
+ * damaged on the way (the output below is /tmp/dspark-test-plan-out). */
+static void test_store_check_paths(void)
+{
+    static const struct {
+        const char *input, *store;
+        int rejected;
+    } cases[] = {
+        {"\"/data//x/../in/**\"", "/data/in/st", 1},
+        {"\"/data/in/**\"", "file:///data//in/./st/", 1},
+        {"\"/data/in/*.jsonl\"", "/data/in", 0},
+        {"\"/data/in/**\"", "/data/other-store-with-a-long-name", 0},
+        {"\"/data/in/**\"", "/tmp/dspark-test-plan-out/x/..", 1},
+        {"\"/data/in/**\"", "/tmp/dspark-test-plan-out-store", 0},
+        {"\"/data/in/**\"", "/tmp/dspark-test-plan-out/../dspark-test-plan-out/jobs/../st", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dsp_spec *spec = spec_for(cases[i].input, NULL, NULL);
+        REQUIRE(spec != NULL);
+        dsp_err err = {0};
+        dsp_status st = dsp_plan_check_store(spec, cases[i].store, &err);
+        CHECKF((st != DSP_OK) == cases[i].rejected, "input %s, store %s: status %d, %s",
+               cases[i].input, cases[i].store, (int)st, err.msg);
+        dsp_spec_free(spec);
+    }
+}
+
 TEST_MAIN({"glob match table", test_glob_match_table},
+          {"store check paths", test_store_check_paths},
           {"glob prefix table", test_glob_prefix_table},
           {"stage cutting", test_stage_cutting},
           {"narrow steps fused", test_narrow_steps_fused},
