@@ -3,7 +3,9 @@
 # with a message that names the object and the cause:
 # - a planned input deleted before its task reads it (ENOENT);
 # - an output on a read-only file system (EROFS), from a read-only bind
-#   mount. That case needs root and mount(8), and is skipped without them.
+#   mount: rejected at submit, or, when it turns read-only after submit,
+#   failed at publish. That case needs root and mount(8), and is skipped
+#   without them.
 . "$(dirname "$0")/job_lib/common.bash"
 
 RO_MOUNT=""
@@ -43,10 +45,26 @@ if [ "$(id -u)" != 0 ] || ! mount --bind "$WORK/ro" "$WORK/ro" 2>/dev/null; then
     exit 0
 fi
 RO_MOUNT="$WORK/ro"
-mount -o remount,ro,bind "$WORK/ro" || die "cannot remount $WORK/ro read-only"
 gen_jsonl "$WORK/in/b.jsonl" 300 2
+
+# Submit checks that the output directory is writable, so a job into an
+# output that is read-only already is rejected before any task runs.
+mount -o remount,ro,bind "$WORK/ro" || die "cannot remount $WORK/ro read-only"
+write_spec "$WORK/ro-early.json" "$WORK/in/*.jsonl" "$WORK/ro/early" 1000000
+if "$BIN" submit "$WORK/ro-early.json" --store "$STORE" >/dev/null 2>"$WORK/ro-early.err"; then
+    die "submit accepted an output on a read-only file system"
+fi
+grep -q "Read-only file system" "$WORK/ro-early.err" ||
+    { cat "$WORK/ro-early.err"; die "the submit error does not name the read-only file system"; }
+
+# An output that becomes read-only after submit fails at publish, once.
+mount -o remount,rw,bind "$WORK/ro" || die "cannot remount $WORK/ro read-write"
 write_spec "$WORK/ro.json" "$WORK/in/*.jsonl" "$WORK/ro/out" 1000000 "" '"max_attempts": 3'
-"$BIN" run "$WORK/ro.json" --store "$STORE" --workers 1 >"$WORK/ro.log" 2>&1
+job=$("$BIN" submit "$WORK/ro.json" --store "$STORE" 2>"$WORK/ro-submit.err") ||
+    { cat "$WORK/ro-submit.err"; die "submit into a writable output failed"; }
+mount -o remount,ro,bind "$WORK/ro" || die "cannot remount $WORK/ro read-only"
+start_worker "$WORK/ro.log" --job "$job" --exit-when-finished
+"$BIN" wait "$job" --store "$STORE" --timeout 120 >/dev/null 2>&1
 rc=$?
 [ $rc = 1 ] || { tail -5 "$WORK/ro.log"; die "a job into a read-only output exited $rc, expected 1"; }
 [ "$(grep -c 'event=publish_failed' "$WORK/ro.log")" = 1 ] ||
