@@ -783,7 +783,7 @@ static void plan_normalize_path(char *path)
 }
 
 /* Replace the longest existing directory prefix of an absolute path that
- * holds no glob character by its real path, so that symbolic links
+ * contains no glob character by its real path, so that symbolic links
  * compare as their targets. */
 static char *plan_resolve_links(char *path)
 {
@@ -805,10 +805,10 @@ static char *plan_resolve_links(char *path)
     return path;
 }
 
-/* Write a URI or local path as one comparable location: S3 URIs as written
- * (their keys may hold "//" and ".."), local paths absolute, without
- * "file://", with "." and ".." segments and doubled slashes removed, and
- * with symbolic links in the existing part of the path resolved. */
+/* Write a URI or local path as one comparable location. S3 URIs stay as
+ * written, because their keys may contain "//" and "..". Local paths
+ * become absolute, without "file://", "." and ".." segments or doubled
+ * slashes, and with symbolic links in their existing part resolved. */
 static char *plan_location(const char *uri)
 {
     char cwd[4096];

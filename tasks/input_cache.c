@@ -203,7 +203,7 @@ int dsp_input_cache_commit(dsp_input_cache_writer *w, uint64_t *bytes, uint64_t 
     int ok = 0;
     if (w->fd >= 0) {
         /* No fsync: after a crash the reader's length and hash checks
-         * catch a torn entry, and the store still holds the input. */
+         * catch a torn entry, and the input is still in the store. */
         int closed = close(w->fd) == 0;
         w->fd = -1;
         if (closed && rename(w->partial, w->path) == 0) {

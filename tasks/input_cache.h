@@ -14,10 +14,10 @@
  * $TMPDIR (/tmp when unset); DSPARK_INPUT_CACHE=off turns the cache off.
  * It is created with mode 0700, and a directory that the user does not
  * own is not used. An entry is written under a temporary name and renamed
- * when complete, and its reader checks its length and xxh3 hash against
- * the ones the map task committed before it uses the entry, so a damaged
- * entry is removed and the input read from the store. A write stops, and
- * the entry is removed, when it fails or would leave less than
+ * when complete. Before using an entry, its reader checks the length and
+ * xxh3 hash that the map task committed, and a damaged entry is removed
+ * and the input read from the store. A write stops, and the entry is
+ * removed, when it fails or would leave less than
  * DSP_INPUT_CACHE_MIN_FREE_PERCENT of the file system free.
  */
 #ifndef DSP_INPUT_CACHE_H

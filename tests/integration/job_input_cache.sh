@@ -2,9 +2,9 @@
 # The local input cache: a dedup job whose map stage has no steps reads
 # each compressed input once from the store and once from the cache entry
 # that its map task wrote. The output equals the output with the cache
-# off, no entry is left after the job, also after a job fails under a
-# plain worker, entries older than a day are swept when a worker starts,
-# and a cache directory of the wrong mode only turns the cache off.
+# off. No entry is left after the job, also when the job fails under a
+# plain worker. Entries older than a day are removed when a worker
+# starts, and a cache directory of the wrong mode only turns the cache off.
 . "$(dirname "$0")/job_lib/common.bash"
 
 ROOT=${DSPARK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
